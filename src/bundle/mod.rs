@@ -1,0 +1,170 @@
+//! The model bundle (DESIGN.md "Contracts"): a directory with `model.onnx`
+//! (input `images [N,3,H,W]` f32, output `probs [N,C]` sigmoid
+//! probabilities) and `bundle.toml` (name, version, sha256 of the ONNX,
+//! input spec, classes, and the `[decision]` section written by `tune`).
+//!
+//! [`Bundle::load`] checks everything it can before any camera opens: the
+//! files exist, the hash matches, the ONNX input/output shapes agree with
+//! the manifest and the class count.
+
+pub mod demo;
+pub mod onnx;
+
+use crate::preprocess::Spec;
+use crate::styles::{DecisionParams, Taxonomy};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+
+pub const MANIFEST: &str = "bundle.toml";
+
+/// `bundle.toml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub name: String,
+    pub version: String,
+    /// ONNX file name inside the bundle directory.
+    #[serde(default = "default_onnx")]
+    pub onnx: String,
+    /// Lower-case hex sha256 of the ONNX file.
+    pub sha256: String,
+    pub input: Spec,
+    pub classes: Taxonomy,
+    /// Written by `stylecam tune`; untuned defaults when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<DecisionParams>,
+}
+
+fn default_onnx() -> String {
+    "model.onnx".into()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    #[error("model bundle {dir}: {file} is missing. Fix: point model.bundle at a directory holding bundle.toml and model.onnx (`stylecam demo` shows a working one)")]
+    Missing { dir: PathBuf, file: String },
+    #[error("model bundle {path}: {problem}")]
+    Invalid { path: PathBuf, problem: String },
+    #[error("model bundle {path}: sha256 is {actual} but bundle.toml says {expected}. Fix: the ONNX was changed or truncated; copy the bundle again, or re-export it")]
+    Hash { path: PathBuf, expected: String, actual: String },
+    #[error("model bundle {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+/// A bundle that passed every check.
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    pub dir: PathBuf,
+    pub manifest: Manifest,
+}
+
+/// Lower-case hex sha256 of a byte string.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+impl Bundle {
+    pub fn load(dir: &Path) -> Result<Self, BundleError> {
+        let manifest_path = dir.join(MANIFEST);
+        if !manifest_path.is_file() {
+            return Err(BundleError::Missing { dir: dir.into(), file: MANIFEST.into() });
+        }
+        let text = std::fs::read_to_string(&manifest_path)
+            .map_err(|source| BundleError::Io { path: manifest_path.clone(), source })?;
+        let manifest: Manifest = toml::from_str(&text)
+            .map_err(|e| BundleError::Invalid { path: manifest_path.clone(), problem: e.to_string() })?;
+        let bundle = Self { dir: dir.into(), manifest };
+        bundle.check()?;
+        Ok(bundle)
+    }
+
+    pub fn onnx_path(&self) -> PathBuf {
+        self.dir.join(&self.manifest.onnx)
+    }
+
+    /// The decision parameters, or untuned defaults when `tune` never ran.
+    pub fn decision(&self) -> DecisionParams {
+        self.manifest.decision.clone().unwrap_or_else(|| DecisionParams::untuned(self.manifest.classes.len()))
+    }
+
+    fn invalid(&self, problem: impl Into<String>) -> BundleError {
+        BundleError::Invalid { path: self.dir.join(MANIFEST), problem: problem.into() }
+    }
+
+    fn check(&self) -> Result<(), BundleError> {
+        let m = &self.manifest;
+        let c = m.classes.len();
+        if c == 0 {
+            return Err(self.invalid("no [[classes]]: list the classes in the model's output order"));
+        }
+        let spec = &m.input;
+        if spec.width < 8 || spec.height < 8 || spec.width > 4096 || spec.height > 4096 {
+            return Err(self.invalid(format!("input size {}x{} is outside 8..=4096", spec.width, spec.height)));
+        }
+        if spec.std.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
+            return Err(self.invalid(format!("input.std {:?} must be positive", spec.std)));
+        }
+        if let Some(d) = &m.decision {
+            d.check(c).map_err(|p| self.invalid(p))?;
+        }
+        let onnx_path = self.onnx_path();
+        if !onnx_path.is_file() {
+            return Err(BundleError::Missing { dir: self.dir.clone(), file: m.onnx.clone() });
+        }
+        let bytes = std::fs::read(&onnx_path).map_err(|source| BundleError::Io { path: onnx_path.clone(), source })?;
+        let actual = sha256_hex(&bytes);
+        if !actual.eq_ignore_ascii_case(m.sha256.trim()) {
+            return Err(BundleError::Hash { path: onnx_path, expected: m.sha256.clone(), actual });
+        }
+        let io = onnx::io_shapes(&bytes).map_err(|p| BundleError::Invalid { path: onnx_path.clone(), problem: p })?;
+        let bad = |p: String| BundleError::Invalid { path: onnx_path.clone(), problem: p };
+        let want_in = [None, Some(3), Some(spec.height as i64), Some(spec.width as i64)];
+        if io.input.len() != 4 || io.input.iter().zip(want_in).any(|(d, w)| w.is_some() && d.is_some() && *d != w) {
+            return Err(bad(format!(
+                "input {:?} has shape {} but bundle.toml says [N,3,{},{}]",
+                io.input_name,
+                onnx::fmt_shape(&io.input),
+                spec.height,
+                spec.width
+            )));
+        }
+        if io.output.len() != 2 || io.output[1].is_some_and(|d| d != c as i64) {
+            return Err(bad(format!(
+                "output {:?} has shape {} but bundle.toml lists {c} classes: the class count must match the model's outputs",
+                io.output_name,
+                onnx::fmt_shape(&io.output)
+            )));
+        }
+        if io.input_name != "images" || io.output_name != "probs" {
+            log::warn!(
+                "bundle {}: tensors are named {:?} → {:?}; the contract names them \"images\" → \"probs\"",
+                self.dir.display(),
+                io.input_name,
+                io.output_name
+            );
+        }
+        Ok(())
+    }
+
+    /// Rewrites `bundle.toml` with a new `[decision]` section.
+    pub fn write_decision(&mut self, decision: DecisionParams) -> Result<(), BundleError> {
+        decision.check(self.manifest.classes.len()).map_err(|p| self.invalid(p))?;
+        self.manifest.decision = Some(decision);
+        self.save()
+    }
+
+    /// Writes `bundle.toml` (atomically: a temp file renamed over the old one).
+    pub fn save(&self) -> Result<(), BundleError> {
+        write_manifest(&self.dir, &self.manifest)
+    }
+}
+
+/// Writes a manifest into `dir` atomically.
+pub fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<(), BundleError> {
+    let path = dir.join(MANIFEST);
+    let text = toml::to_string(manifest).map_err(|e| BundleError::Invalid { path: path.clone(), problem: e.to_string() })?;
+    let tmp = dir.join(".bundle.toml.tmp");
+    std::fs::write(&tmp, text).map_err(|source| BundleError::Io { path: tmp.clone(), source })?;
+    std::fs::rename(&tmp, &path).map_err(|source| BundleError::Io { path, source })
+}

@@ -1,0 +1,187 @@
+//! A synthetic camera: colour bars that scroll one step per frame with a
+//! white square bouncing across them, in YUYV, NV12 or RGB. Deterministic
+//! for a given sequence number, so tests and benchmarks can rely on it.
+
+use super::{CaptureError, Frame, FrameSource, Pacer, PixelFormat, SourceState};
+use crate::config::CameraConfig;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+pub struct SyntheticSource {
+    camera: Arc<str>,
+    width: u32,
+    height: u32,
+    format: PixelFormat,
+    frames: u64,
+    seq: u64,
+    pacer: Pacer,
+}
+
+const BARS: [[u8; 3]; 8] = [
+    [235, 235, 235],
+    [235, 235, 16],
+    [16, 235, 235],
+    [16, 235, 16],
+    [235, 16, 235],
+    [235, 16, 16],
+    [16, 16, 235],
+    [16, 16, 16],
+];
+
+/// BT.601 limited-range RGB → YCbCr, the inverse of what preprocessing uses.
+pub fn rgb_to_ycbcr([r, g, b]: [u8; 3]) -> [u8; 3] {
+    let (r, g, b) = (r as f32, g as f32, b as f32);
+    let y = 16.0 + (65.481 * r + 128.553 * g + 24.966 * b) / 255.0;
+    let cb = 128.0 + (-37.797 * r - 74.203 * g + 112.0 * b) / 255.0;
+    let cr = 128.0 + (112.0 * r - 93.786 * g - 18.214 * b) / 255.0;
+    [y.round() as u8, cb.round() as u8, cr.round() as u8]
+}
+
+impl SyntheticSource {
+    pub fn new(cfg: &CameraConfig) -> Result<Self, CaptureError> {
+        let format = match cfg.pixel_format.as_str() {
+            "yuyv" => PixelFormat::Yuyv,
+            "nv12" => PixelFormat::Nv12,
+            "rgb" => PixelFormat::Rgb8,
+            other => return Err(CaptureError::Fatal(format!("synthetic: unknown pixel format {other:?}"))),
+        };
+        Ok(Self {
+            camera: cfg.name.as_str().into(),
+            width: cfg.width,
+            height: cfg.height,
+            format,
+            frames: cfg.frames,
+            seq: 0,
+            pacer: Pacer::new(cfg.fps),
+        })
+    }
+
+    /// The RGB colour of pixel (x, y) in frame `seq`.
+    pub fn pixel(&self, seq: u64, x: u32, y: u32) -> [u8; 3] {
+        let (w, h) = (self.width as u64, self.height as u64);
+        let side = (w.min(h) / 4).max(2);
+        let span_x = w - side;
+        let span_y = h - side;
+        let bounce = |t: u64, span: u64| if span == 0 { 0 } else if (t / span) % 2 == 0 { t % span } else { span - t % span };
+        let (sx, sy) = (bounce(seq * 7, span_x), bounce(seq * 5, span_y));
+        let (x, y) = (x as u64, y as u64);
+        if x >= sx && x < sx + side && y >= sy && y < sy + side {
+            return [255, 255, 255];
+        }
+        BARS[(((x + seq * 4) * 8 / w) % 8) as usize]
+    }
+
+    fn render(&self, seq: u64) -> Vec<u8> {
+        let (w, h) = (self.width, self.height);
+        match self.format {
+            PixelFormat::Rgb8 => {
+                let mut out = Vec::with_capacity((w * h * 3) as usize);
+                for y in 0..h {
+                    for x in 0..w {
+                        out.extend_from_slice(&self.pixel(seq, x, y));
+                    }
+                }
+                out
+            }
+            PixelFormat::Yuyv => {
+                let mut out = Vec::with_capacity((w * h * 2) as usize);
+                for y in 0..h {
+                    for x in (0..w).step_by(2) {
+                        let [y0, u0, v0] = rgb_to_ycbcr(self.pixel(seq, x, y));
+                        let [y1, u1, v1] = rgb_to_ycbcr(self.pixel(seq, x + 1, y));
+                        let u = ((u0 as u16 + u1 as u16 + 1) / 2) as u8;
+                        let v = ((v0 as u16 + v1 as u16 + 1) / 2) as u8;
+                        out.extend_from_slice(&[y0, u, y1, v]);
+                    }
+                }
+                out
+            }
+            PixelFormat::Nv12 => {
+                let mut out = vec![0u8; (w * h + w * h / 2) as usize];
+                let (luma, chroma) = out.split_at_mut((w * h) as usize);
+                for y in 0..h {
+                    for x in 0..w {
+                        let [yy, u, v] = rgb_to_ycbcr(self.pixel(seq, x, y));
+                        luma[(y * w + x) as usize] = yy;
+                        if x % 2 == 0 && y % 2 == 0 {
+                            let i = ((y / 2) * w + x) as usize;
+                            chroma[i] = u;
+                            chroma[i + 1] = v;
+                        }
+                    }
+                }
+                out
+            }
+            _ => unreachable!("constructor only accepts yuyv, nv12, rgb"),
+        }
+    }
+}
+
+impl FrameSource for SyntheticSource {
+    fn next_frame(&mut self) -> Result<Option<Frame>, CaptureError> {
+        if self.frames != 0 && self.seq >= self.frames {
+            return Ok(None);
+        }
+        self.pacer.wait();
+        let seq = self.seq;
+        self.seq += 1;
+        Ok(Some(Frame {
+            camera: self.camera.clone(),
+            seq,
+            captured_at: SystemTime::now(),
+            driver_timestamp: None,
+            width: self.width,
+            height: self.height,
+            format: self.format,
+            stride: 0,
+            data: self.render(seq),
+        }))
+    }
+
+    fn state(&self) -> SourceState {
+        if self.frames != 0 && self.seq >= self.frames {
+            SourceState::Ended
+        } else {
+            SourceState::Streaming
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cam(fmt: &str) -> CameraConfig {
+        let mut c = CameraConfig::files("s", "unused");
+        c.source = "synthetic".into();
+        c.pixel_format = fmt.into();
+        c.width = 64;
+        c.height = 32;
+        c.fps = 0.0;
+        c.frames = 3;
+        c
+    }
+
+    #[test]
+    fn sizes_and_end() {
+        for (fmt, bytes) in [("rgb", 64 * 32 * 3), ("yuyv", 64 * 32 * 2), ("nv12", 64 * 32 * 3 / 2)] {
+            let mut s = SyntheticSource::new(&cam(fmt)).unwrap();
+            let mut n = 0;
+            while let Some(f) = s.next_frame().unwrap() {
+                assert_eq!(f.data.len(), bytes, "{fmt}");
+                assert_eq!(f.seq, n);
+                n += 1;
+            }
+            assert_eq!(n, 3);
+            assert_eq!(s.state(), SourceState::Ended);
+        }
+    }
+
+    #[test]
+    fn pattern_moves() {
+        let mut s = SyntheticSource::new(&cam("rgb")).unwrap();
+        let a = s.next_frame().unwrap().unwrap();
+        let b = s.next_frame().unwrap().unwrap();
+        assert_ne!(a.data, b.data);
+    }
+}

@@ -1,0 +1,306 @@
+//! The pure validation step: [`Config::validate`] checks every key and
+//! returns a [`Validated`] config, or the first problem as a [`ConfigError`]
+//! that names the key, the bad value and the fix.
+
+use super::{CameraConfig, Config};
+use std::collections::HashSet;
+use std::path::Path;
+
+/// A config problem: which key, what value, what is wrong, how to fix it.
+#[derive(Debug, thiserror::Error)]
+#[error("config key `{key}` = {value}: {problem}. Fix: {fix}")]
+pub struct ConfigError {
+    pub key: String,
+    pub value: String,
+    pub problem: String,
+    pub fix: String,
+}
+
+impl ConfigError {
+    pub fn new(
+        key: impl Into<String>,
+        value: impl Into<String>,
+        problem: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
+        Self { key: key.into(), value: value.into(), problem: problem.into(), fix: fix.into() }
+    }
+
+    pub(super) fn parse(path: Option<&Path>, e: config::ConfigError) -> Self {
+        let file = path.map(|p| p.display().to_string()).unwrap_or_else(|| "(built-in default)".into());
+        let text = e.to_string();
+        // config's messages carry the key as `... for key `mqtt.port``.
+        let key = text
+            .split("key `")
+            .nth(1)
+            .and_then(|s| s.split('`').next())
+            .unwrap_or("(file)")
+            .to_string();
+        Self::new(
+            key,
+            file,
+            text,
+            "correct the value's type or spelling; `stylecam generate-config` prints every key with its default",
+        )
+    }
+}
+
+/// A config that passed [`Config::validate`]. Only this type reaches `run`.
+#[derive(Debug, Clone)]
+pub struct Validated(Config);
+
+impl std::ops::Deref for Validated {
+    type Target = Config;
+    fn deref(&self) -> &Config {
+        &self.0
+    }
+}
+
+impl Validated {
+    pub fn into_inner(self) -> Config {
+        self.0
+    }
+}
+
+fn err(key: &str, value: impl std::fmt::Display, problem: &str, fix: &str) -> ConfigError {
+    ConfigError::new(key, value.to_string(), problem, fix)
+}
+
+fn topic_safe(s: &str) -> bool {
+    !s.is_empty() && !s.contains(['/', '+', '#', '\0']) && !s.starts_with('$')
+}
+
+impl Config {
+    /// Checks every key without touching files, devices or sockets.
+    pub fn validate(self) -> Result<Validated, ConfigError> {
+        if !topic_safe(&self.device) {
+            return Err(err(
+                "device",
+                format!("{:?}", self.device),
+                "must be non-empty and contain none of / + # and not start with $ (it is an MQTT topic level)",
+                "use letters, digits, - and _, e.g. device = \"store-12-entrance\"",
+            ));
+        }
+        let m = &self.model;
+        if !matches!(m.backend.as_str(), "auto" | "cpu" | "tensorrt") {
+            return Err(err(
+                "model.backend",
+                format!("{:?}", m.backend),
+                "unknown backend",
+                "use \"auto\", \"cpu\" or \"tensorrt\"",
+            ));
+        }
+        if m.max_batch == 0 || m.max_batch > 64 {
+            return Err(err("model.max_batch", m.max_batch, "must be in 1..=64", "set model.max_batch = 4"));
+        }
+        if m.max_wait_ms > 1000 {
+            return Err(err(
+                "model.max_wait_ms",
+                m.max_wait_ms,
+                "waiting over a second for a batch adds that much latency to every tag",
+                "set model.max_wait_ms to 0..=1000 (10 is a good start)",
+            ));
+        }
+        if m.bundle.as_os_str().is_empty() {
+            return Err(err("model.bundle", "\"\"", "is empty", "point model.bundle at a bundle directory"));
+        }
+        if self.cameras.is_empty() {
+            return Err(err(
+                "cameras",
+                "[]",
+                "no camera is configured",
+                "add a [[cameras]] table (see `stylecam generate-config`)",
+            ));
+        }
+        let mut names = HashSet::new();
+        for (i, c) in self.cameras.iter().enumerate() {
+            validate_camera(i, c)?;
+            if !names.insert(c.name.as_str()) {
+                return Err(err(
+                    &format!("cameras[{i}].name"),
+                    format!("{:?}", c.name),
+                    "two cameras have the same name",
+                    "give each camera its own name",
+                ));
+            }
+        }
+        let p = &self.pipeline;
+        if p.queue_depth == 0 {
+            return Err(err("pipeline.queue_depth", 0, "must be at least 1", "set pipeline.queue_depth = 2"));
+        }
+        if p.max_pending_events == 0 {
+            return Err(err(
+                "pipeline.max_pending_events",
+                0,
+                "must be at least 1",
+                "set pipeline.max_pending_events = 10000",
+            ));
+        }
+        let s = &self.smoothing;
+        if !matches!(s.method.as_str(), "median" | "ema") {
+            return Err(err("smoothing.method", format!("{:?}", s.method), "unknown method", "use \"median\" or \"ema\""));
+        }
+        if s.window == 0 || s.window > 100 {
+            return Err(err("smoothing.window", s.window, "must be in 1..=100", "set smoothing.window = 3"));
+        }
+        if !(s.ema_alpha > 0.0 && s.ema_alpha <= 1.0) {
+            return Err(err("smoothing.ema_alpha", s.ema_alpha, "must be in (0, 1]", "set smoothing.ema_alpha = 0.5"));
+        }
+        for (key, v) in [("smoothing.enter_frames", s.enter_frames), ("smoothing.leave_frames", s.leave_frames)] {
+            if v == 0 || v > 1000 {
+                return Err(err(key, v, "must be in 1..=1000", &format!("set {key} = 2")));
+            }
+        }
+        let q = &self.mqtt;
+        if q.host.trim().is_empty() {
+            return Err(err("mqtt.host", "\"\"", "is empty", "set mqtt.host = \"127.0.0.1\" or your broker's name"));
+        }
+        if q.port == 0 {
+            return Err(err("mqtt.port", 0, "is not a usable port", "set mqtt.port = 1883"));
+        }
+        if q.prefix.is_empty() || q.prefix.contains(['+', '#']) || q.prefix.starts_with('/') || q.prefix.ends_with('/') {
+            return Err(err(
+                "mqtt.prefix",
+                format!("{:?}", q.prefix),
+                "must be non-empty, without + or #, and not start or end with /",
+                "set mqtt.prefix = \"stylecam\"",
+            ));
+        }
+        if let Some(id) = &q.client_id {
+            if id.is_empty() || id.len() > 128 {
+                return Err(err(
+                    "mqtt.client_id",
+                    format!("{id:?}"),
+                    "must be 1..=128 characters",
+                    "remove the key to use stylecam-<device>",
+                ));
+            }
+        }
+        if q.keep_alive_s < 5 || q.keep_alive_s > 3600 {
+            return Err(err("mqtt.keep_alive_s", q.keep_alive_s, "must be in 5..=3600", "set mqtt.keep_alive_s = 30"));
+        }
+        Ok(Validated(self))
+    }
+}
+
+fn validate_camera(i: usize, c: &CameraConfig) -> Result<(), ConfigError> {
+    let key = |k: &str| format!("cameras[{i}].{k}");
+    if !topic_safe(&c.name) {
+        return Err(err(
+            &key("name"),
+            format!("{:?}", c.name),
+            "must be non-empty and contain none of / + # (it is an MQTT topic level)",
+            "use letters, digits, - and _",
+        ));
+    }
+    if !(c.fps >= 0.0 && c.fps <= 1000.0) {
+        return Err(err(&key("fps"), c.fps, "must be in 0..=1000 (0 = as fast as possible)", "set fps = 5.0"));
+    }
+    match c.source.as_str() {
+        "files" => {
+            if c.path.as_deref().unwrap_or("").is_empty() {
+                return Err(err(
+                    &key("path"),
+                    "(missing)",
+                    "a files camera needs a folder or glob of images",
+                    "set path = \"/var/lib/stylecam/photos\" or \"photos/*.jpg\"",
+                ));
+            }
+            if c.repeat == 0 {
+                return Err(err(&key("repeat"), 0, "must be at least 1", "set repeat = 1"));
+            }
+        }
+        "synthetic" => {
+            if c.width < 16 || c.height < 16 || c.width > 8192 || c.height > 8192 {
+                return Err(err(
+                    &key("width"),
+                    format!("{}x{}", c.width, c.height),
+                    "frame size must be within 16..=8192 on each side",
+                    "set width = 640 and height = 480",
+                ));
+            }
+            if !matches!(c.pixel_format.as_str(), "yuyv" | "rgb" | "nv12") {
+                return Err(err(
+                    &key("pixel_format"),
+                    format!("{:?}", c.pixel_format),
+                    "unknown pixel format",
+                    "use \"yuyv\", \"rgb\" or \"nv12\"",
+                ));
+            }
+            if c.pixel_format != "rgb" && (c.width % 2 != 0 || c.height % 2 != 0) {
+                return Err(err(
+                    &key("width"),
+                    format!("{}x{}", c.width, c.height),
+                    "YUYV and NV12 need an even width and height",
+                    "use even sizes such as 640x480",
+                ));
+            }
+        }
+        "v4l2" => {
+            return Err(err(
+                &key("source"),
+                "\"v4l2\"",
+                "V4L2 capture is not built into this version",
+                "use source = \"files\" or \"synthetic\" until V4L2 support lands",
+            ))
+        }
+        other => {
+            return Err(err(&key("source"), format!("{other:?}"), "unknown source", "use \"files\" or \"synthetic\""))
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::*;
+
+    fn default_config() -> Config {
+        toml::from_str(DEFAULT_TOML).unwrap()
+    }
+
+    #[test]
+    fn default_config_is_valid() {
+        default_config().validate().unwrap();
+    }
+
+    #[test]
+    fn bad_values_name_key_and_fix() {
+        let mut c = default_config();
+        c.mqtt.port = 0;
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("mqtt.port") && e.contains("Fix:"), "{e}");
+
+        let mut c = default_config();
+        c.cameras[0].source = "usb".into();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("cameras[0].source") && e.contains("\"usb\""), "{e}");
+
+        let mut c = default_config();
+        c.cameras.push(c.cameras[0].clone());
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("cameras[1].name"), "{e}");
+
+        let mut c = default_config();
+        c.device = "a/b".into();
+        assert!(c.validate().unwrap_err().to_string().contains("`device`"));
+    }
+
+    #[test]
+    fn unknown_key_is_reported_with_its_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, "device = \"x\"\n[mqtt]\nprot = 1\n").unwrap();
+        let e = load(Some(&p)).unwrap_err().to_string();
+        assert!(e.contains("prot"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, "[mqtt]\nport = \"high\"\n").unwrap();
+        let e = load(Some(&p)).unwrap_err().to_string();
+        assert!(e.contains("port"), "{e}");
+    }
+}

@@ -1,0 +1,129 @@
+//! Daemon metrics: one typed counter or timer per event, updated with
+//! relaxed atomics from any thread, read as a [`Snapshot`].
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+/// Pipeline stages whose time is measured per frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Capture,
+    Preprocess,
+    Infer,
+    Decide,
+    Publish,
+}
+
+pub const STAGES: [Stage; 5] = [Stage::Capture, Stage::Preprocess, Stage::Infer, Stage::Decide, Stage::Publish];
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    frames_captured: AtomicU64,
+    frames_dropped: AtomicU64,
+    frames_skipped: AtomicU64,
+    frames_inferred: AtomicU64,
+    events: AtomicU64,
+    events_dropped: AtomicU64,
+    events_acked: AtomicU64,
+    outbox_pending: AtomicU64,
+    mqtt_connection_errors: AtomicU64,
+    stage_ns: [AtomicU64; 5],
+    stage_n: [AtomicU64; 5],
+}
+
+/// A consistent-enough copy of the counters.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
+    pub frames_captured: u64,
+    /// Frames dropped because inference lagged (oldest of their camera first).
+    pub frames_dropped: u64,
+    /// Inputs that could not be decoded or preprocessed.
+    pub frames_skipped: u64,
+    pub frames_inferred: u64,
+    /// Tag events decided.
+    pub events: u64,
+    /// Messages dropped because the in-memory outbox was full.
+    pub events_dropped: u64,
+    /// Messages the broker acknowledged.
+    pub events_acked: u64,
+    pub outbox_pending: u64,
+    pub mqtt_connection_errors: u64,
+    /// Mean time per frame of each stage, in [`STAGES`] order.
+    pub stage_mean: [Duration; 5],
+}
+
+fn idx(s: Stage) -> usize {
+    STAGES.iter().position(|&x| x == s).expect("every stage is listed")
+}
+
+impl Metrics {
+    pub fn frame_captured(&self) {
+        self.frames_captured.fetch_add(1, Relaxed);
+    }
+    pub fn frame_dropped(&self) {
+        self.frames_dropped.fetch_add(1, Relaxed);
+    }
+    pub fn frame_skipped(&self) {
+        self.frames_skipped.fetch_add(1, Relaxed);
+    }
+    pub fn frames_inferred(&self, n: u64) {
+        self.frames_inferred.fetch_add(n, Relaxed);
+    }
+    pub fn event(&self) {
+        self.events.fetch_add(1, Relaxed);
+    }
+    pub fn event_dropped(&self) {
+        self.events_dropped.fetch_add(1, Relaxed);
+    }
+    pub fn mqtt_connection_error(&self) {
+        self.mqtt_connection_errors.fetch_add(1, Relaxed);
+    }
+    pub fn set_outbox(&self, pending: u64, _dropped: u64, acked: u64) {
+        self.outbox_pending.store(pending, Relaxed);
+        self.events_acked.store(acked, Relaxed);
+    }
+    /// Adds `total` spent in `stage` over `frames` frames.
+    pub fn time(&self, stage: Stage, total: Duration, frames: u64) {
+        self.stage_ns[idx(stage)].fetch_add(total.as_nanos() as u64, Relaxed);
+        self.stage_n[idx(stage)].fetch_add(frames, Relaxed);
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        let mut stage_mean = [Duration::ZERO; 5];
+        for (i, m) in stage_mean.iter_mut().enumerate() {
+            let n = self.stage_n[i].load(Relaxed);
+            if n > 0 {
+                *m = Duration::from_nanos(self.stage_ns[i].load(Relaxed) / n);
+            }
+        }
+        Snapshot {
+            frames_captured: self.frames_captured.load(Relaxed),
+            frames_dropped: self.frames_dropped.load(Relaxed),
+            frames_skipped: self.frames_skipped.load(Relaxed),
+            frames_inferred: self.frames_inferred.load(Relaxed),
+            events: self.events.load(Relaxed),
+            events_dropped: self.events_dropped.load(Relaxed),
+            events_acked: self.events_acked.load(Relaxed),
+            outbox_pending: self.outbox_pending.load(Relaxed),
+            mqtt_connection_errors: self.mqtt_connection_errors.load(Relaxed),
+            stage_mean,
+        }
+    }
+}
+
+impl std::fmt::Display for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "frames: {} captured, {} inferred, {} dropped (lag), {} skipped (bad input); events: {} decided, {} acked by the broker, {} waiting, {} dropped",
+            self.frames_captured,
+            self.frames_inferred,
+            self.frames_dropped,
+            self.frames_skipped,
+            self.events,
+            self.events_acked,
+            self.outbox_pending,
+            self.events_dropped
+        )
+    }
+}

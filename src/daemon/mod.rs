@@ -1,0 +1,281 @@
+//! The daemon wires the stages: one capture thread per camera (capture +
+//! CPU preprocessing) → per-camera drop-oldest queues → one inference
+//! thread (batching across cameras, backend, decision, smoothing) → the
+//! MQTT publisher. Stages only meet through these seams.
+//!
+//! [`run`] returns when every camera has ended or when `shutdown`
+//! resolves; either way queued frames are finished and pending events are
+//! flushed to the broker (up to a timeout) before it returns.
+
+pub mod metrics;
+pub mod queue;
+
+use crate::bundle::Bundle;
+use crate::capture::{self, CaptureError, FrameSource, SourceState};
+use crate::config::Validated;
+use crate::infer::Backend;
+use crate::preprocess;
+use crate::publish::mqtt::{Publisher, Settings};
+use crate::publish::{payload, Message, Topics};
+use crate::smooth::{Hysteresis, Smoother};
+use crate::styles::DecisionParams;
+use metrics::{Metrics, Snapshot, Stage};
+use queue::{FrameQueues, Prepared};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("config key `cameras[{index}]` ({name}): {source}")]
+    Camera { index: usize, name: String, source: CaptureError },
+    #[error("{0}")]
+    Infer(#[from] crate::infer::InferError),
+}
+
+/// Opens every camera before anything else starts, so a bad camera is a
+/// start-up error that names its config key.
+pub fn open_cameras(cfg: &Validated) -> Result<Vec<Box<dyn FrameSource>>, DaemonError> {
+    cfg.cameras
+        .iter()
+        .enumerate()
+        .map(|(index, c)| capture::open(c).map_err(|source| DaemonError::Camera { index, name: c.name.clone(), source }))
+        .collect()
+}
+
+pub fn mqtt_settings(cfg: &Validated) -> Settings {
+    let q = &cfg.mqtt;
+    Settings {
+        host: q.host.clone(),
+        port: q.port,
+        client_id: q.client_id.clone().unwrap_or_else(|| format!("stylecam-{}", cfg.device)),
+        keep_alive: Duration::from_secs(q.keep_alive_s),
+        topics: Topics { prefix: q.prefix.clone(), device: cfg.device.clone() },
+        max_pending: cfg.pipeline.max_pending_events,
+        flush_timeout: Duration::from_secs(5),
+    }
+}
+
+fn capture_loop(
+    index: usize,
+    mut source: Box<dyn FrameSource>,
+    spec: preprocess::Spec,
+    queues: Arc<FrameQueues>,
+    metrics: Arc<Metrics>,
+    stop: Arc<AtomicBool>,
+) {
+    while !stop.load(Ordering::Relaxed) {
+        let t0 = Instant::now();
+        let frame = match source.next_frame() {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(CaptureError::Skipped { .. }) => {
+                metrics.frame_skipped();
+                continue;
+            }
+            Err(e @ CaptureError::Fatal(_)) => {
+                log::error!("camera #{index} stops: {e}");
+                break;
+            }
+        };
+        metrics.frame_captured();
+        let t1 = Instant::now();
+        metrics.time(Stage::Capture, t1 - t0, 1);
+        match preprocess::preprocess(&frame, &spec) {
+            Ok(tensor) => {
+                metrics.time(Stage::Preprocess, t1.elapsed(), 1);
+                let item = Prepared { camera: index, seq: frame.seq, captured_at: frame.captured_at, tensor };
+                if queues.push(item) {
+                    metrics.frame_dropped();
+                }
+            }
+            Err(e) => {
+                metrics.frame_skipped();
+                log::warn!("{e}");
+            }
+        }
+    }
+    if source.state() == SourceState::Ended {
+        log::info!("camera #{index}: no more frames");
+    }
+    queues.camera_ended();
+}
+
+struct CameraState {
+    name: String,
+    smoother: Smoother,
+    hysteresis: Hysteresis,
+    events: u64,
+}
+
+struct Inference {
+    backend: Box<dyn Backend>,
+    decision: DecisionParams,
+    bundle: Bundle,
+    cameras: Vec<CameraState>,
+    topics: Topics,
+    publish_frames: bool,
+    max_batch: usize,
+    max_wait: Duration,
+}
+
+impl Inference {
+    fn run(mut self, queues: &FrameQueues, publisher: &Publisher, metrics: &Metrics) -> Result<(), DaemonError> {
+        let classes = self.bundle.manifest.classes.len();
+        let mut input = vec![];
+        while let Some(batch) = queues.take_batch(self.max_batch, self.max_wait) {
+            let n = batch.len();
+            input.clear();
+            for f in &batch {
+                input.extend_from_slice(&f.tensor);
+            }
+            let t0 = Instant::now();
+            let probs = self.backend.infer(&input, n)?;
+            metrics.time(Stage::Infer, t0.elapsed(), n as u64);
+            metrics.frames_inferred(n as u64);
+            for (f, p) in batch.iter().zip(probs.chunks_exact(classes)) {
+                self.handle(f, p, publisher, metrics);
+            }
+        }
+        Ok(())
+    }
+
+    fn handle(&mut self, f: &Prepared, p: &[f32], publisher: &Publisher, metrics: &Metrics) {
+        let t0 = Instant::now();
+        let taxonomy = &self.bundle.manifest.classes;
+        let cam = &mut self.cameras[f.camera];
+        let smoothed = cam.smoother.push(p);
+        let decision = self.decision.decide(&smoothed);
+        let change = cam.hysteresis.update(&decision.labels);
+        let t1 = Instant::now();
+        metrics.time(Stage::Decide, t1 - t0, 1);
+        let captured_at = payload::timestamp(f.captured_at);
+        if self.publish_frames {
+            let m = payload::FrameMessage {
+                v: payload::VERSION,
+                kind: "frame",
+                device: self.topics.device.clone(),
+                camera: cam.name.clone(),
+                frame_seq: f.seq,
+                captured_at: captured_at.clone(),
+                probs: p.to_vec(),
+                labels: payload::ids(taxonomy, &decision.labels),
+            };
+            publisher.send(Message { topic: self.topics.frames(&cam.name), payload: payload::to_json(&m), reliable: false, retain: false });
+        }
+        if let Some(change) = change {
+            cam.events += 1;
+            metrics.event();
+            let tags = payload::tags(taxonomy, &change.tags, &smoothed);
+            log::info!(
+                "camera {}: tags {:?} (+{:?} -{:?})",
+                cam.name,
+                payload::ids(taxonomy, &change.tags),
+                payload::ids(taxonomy, &change.added),
+                payload::ids(taxonomy, &change.removed)
+            );
+            let event = payload::StylesEvent {
+                v: payload::VERSION,
+                kind: "styles",
+                device: self.topics.device.clone(),
+                camera: cam.name.clone(),
+                seq: cam.events,
+                frame_seq: f.seq,
+                captured_at: captured_at.clone(),
+                tags: tags.clone(),
+                added: payload::ids(taxonomy, &change.added),
+                removed: payload::ids(taxonomy, &change.removed),
+                model: payload::ModelRef {
+                    name: self.bundle.manifest.name.clone(),
+                    version: self.bundle.manifest.version.clone(),
+                },
+            };
+            let state = payload::StateMessage {
+                v: payload::VERSION,
+                kind: "state",
+                device: self.topics.device.clone(),
+                camera: cam.name.clone(),
+                seq: cam.events,
+                captured_at,
+                tags,
+            };
+            publisher.send(Message { topic: self.topics.styles(&cam.name), payload: payload::to_json(&event), reliable: true, retain: false });
+            publisher.send(Message { topic: self.topics.state(&cam.name), payload: payload::to_json(&state), reliable: true, retain: true });
+        }
+        metrics.time(Stage::Publish, t1.elapsed(), 1);
+    }
+}
+
+/// Runs the pipeline until every camera ends or `shutdown` resolves.
+pub async fn run(
+    cfg: &Validated,
+    bundle: Bundle,
+    backend: Box<dyn Backend>,
+    sources: Vec<Box<dyn FrameSource>>,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<Snapshot, DaemonError> {
+    let publisher = Publisher::start(mqtt_settings(cfg), metrics.clone());
+    let queues = Arc::new(FrameQueues::new(sources.len(), cfg.pipeline.queue_depth));
+    let stop = Arc::new(AtomicBool::new(false));
+    let spec = bundle.manifest.input.clone();
+    let mut captures = vec![];
+    for (i, source) in sources.into_iter().enumerate() {
+        let (spec, queues, metrics, stop) = (spec.clone(), queues.clone(), metrics.clone(), stop.clone());
+        captures.push(
+            std::thread::Builder::new()
+                .name(format!("camera-{i}"))
+                .spawn(move || capture_loop(i, source, spec, queues, metrics, stop))
+                .expect("spawn camera thread"),
+        );
+    }
+    let classes = bundle.manifest.classes.len();
+    let inference = Inference {
+        backend,
+        decision: bundle.decision(),
+        cameras: cfg
+            .cameras
+            .iter()
+            .map(|c| CameraState {
+                name: c.name.clone(),
+                smoother: Smoother::from_config(&cfg.smoothing),
+                hysteresis: Hysteresis::new(classes, cfg.smoothing.enter_frames, cfg.smoothing.leave_frames),
+                events: 0,
+            })
+            .collect(),
+        bundle,
+        topics: mqtt_settings(cfg).topics,
+        publish_frames: cfg.mqtt.publish_frames,
+        max_batch: cfg.model.max_batch,
+        max_wait: Duration::from_millis(cfg.model.max_wait_ms),
+    };
+    let publisher = Arc::new(publisher);
+    let worker = {
+        let (queues, publisher, metrics) = (queues.clone(), publisher.clone(), metrics.clone());
+        tokio::task::spawn_blocking(move || inference.run(&queues, &publisher, &metrics))
+    };
+    tokio::pin!(worker);
+    tokio::pin!(shutdown);
+    let result = tokio::select! {
+        r = &mut worker => r,
+        _ = &mut shutdown => {
+            log::info!("shutting down: finishing queued frames and flushing events");
+            stop.store(true, Ordering::Relaxed);
+            queues.stop();
+            worker.await
+        }
+    };
+    stop.store(true, Ordering::Relaxed);
+    queues.stop();
+    for c in captures {
+        let _ = c.join();
+    }
+    let publisher = Arc::try_unwrap(publisher).ok().expect("inference thread has ended");
+    publisher.close().await;
+    match result {
+        Ok(r) => r?,
+        Err(e) => panic!("inference thread panicked: {e}"),
+    }
+    Ok(metrics.snapshot())
+}

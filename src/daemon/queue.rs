@@ -1,0 +1,125 @@
+//! Per-camera frame queues with drop-oldest, and the batcher's view of
+//! them. Real time wins over completeness: when a camera's queue is full,
+//! its oldest frame is dropped (and counted) so the newest can wait.
+
+use std::collections::VecDeque;
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+/// A preprocessed frame waiting for inference.
+#[derive(Debug)]
+pub struct Prepared {
+    pub camera: usize,
+    pub seq: u64,
+    pub captured_at: SystemTime,
+    pub tensor: Vec<f32>,
+}
+
+struct State {
+    queues: Vec<VecDeque<Prepared>>,
+    live: usize,
+    stop: bool,
+}
+
+pub struct FrameQueues {
+    depth: usize,
+    state: Mutex<State>,
+    ready: Condvar,
+}
+
+impl FrameQueues {
+    pub fn new(cameras: usize, depth: usize) -> Self {
+        Self {
+            depth: depth.max(1),
+            state: Mutex::new(State { queues: (0..cameras).map(|_| VecDeque::new()).collect(), live: cameras, stop: false }),
+            ready: Condvar::new(),
+        }
+    }
+
+    /// Queues a frame; returns true when the camera's oldest frame was dropped for it.
+    pub fn push(&self, item: Prepared) -> bool {
+        let mut s = self.state.lock().expect("queue lock");
+        let q = &mut s.queues[item.camera];
+        q.push_back(item);
+        let dropped = q.len() > self.depth;
+        if dropped {
+            q.pop_front();
+        }
+        drop(s);
+        self.ready.notify_one();
+        dropped
+    }
+
+    /// A camera will send no more frames.
+    pub fn camera_ended(&self) {
+        self.state.lock().expect("queue lock").live -= 1;
+        self.ready.notify_all();
+    }
+
+    /// Stop: the batcher drains what is queued, then ends.
+    pub fn stop(&self) {
+        self.state.lock().expect("queue lock").stop = true;
+        self.ready.notify_all();
+    }
+
+    pub fn stopped(&self) -> bool {
+        self.state.lock().expect("queue lock").stop
+    }
+
+    /// Waits for at least one frame, then up to `max_wait` for up to `max`
+    /// frames, oldest first across cameras. `None` when every camera has
+    /// ended (or stop was requested) and nothing is left.
+    pub fn take_batch(&self, max: usize, max_wait: Duration) -> Option<Vec<Prepared>> {
+        let count = |s: &State| s.queues.iter().map(VecDeque::len).sum::<usize>();
+        let mut s = self.state.lock().expect("queue lock");
+        while count(&s) == 0 {
+            if s.live == 0 || s.stop {
+                return None;
+            }
+            s = self.ready.wait(s).expect("queue lock");
+        }
+        let deadline = Instant::now() + max_wait;
+        while count(&s) < max && s.live > 0 && !s.stop {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            s = self.ready.wait_timeout(s, deadline - now).expect("queue lock").0;
+        }
+        let mut batch = Vec::with_capacity(max);
+        while batch.len() < max {
+            let oldest = (0..s.queues.len())
+                .filter(|&i| !s.queues[i].is_empty())
+                .min_by_key(|&i| s.queues[i][0].captured_at);
+            match oldest {
+                Some(i) => batch.push(s.queues[i].pop_front().expect("non-empty")),
+                None => break,
+            }
+        }
+        Some(batch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(camera: usize, seq: u64, t: u64) -> Prepared {
+        Prepared { camera, seq, captured_at: SystemTime::UNIX_EPOCH + Duration::from_millis(t), tensor: vec![] }
+    }
+
+    #[test]
+    fn drops_oldest_per_camera_and_batches_oldest_first() {
+        let q = FrameQueues::new(2, 2);
+        assert!(!q.push(p(0, 0, 10)));
+        assert!(!q.push(p(0, 1, 20)));
+        assert!(q.push(p(0, 2, 30)), "third frame of camera 0 drops its oldest");
+        assert!(!q.push(p(1, 0, 15)));
+        let b = q.take_batch(8, Duration::ZERO).unwrap();
+        let order: Vec<(usize, u64)> = b.iter().map(|f| (f.camera, f.seq)).collect();
+        assert_eq!(order, vec![(1, 0), (0, 1), (0, 2)]);
+        q.camera_ended();
+        q.camera_ended();
+        assert!(q.take_batch(8, Duration::ZERO).is_none());
+    }
+}

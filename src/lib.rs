@@ -1,0 +1,17 @@
+//! stylecam: garment style tags from store cameras.
+//!
+//! capture → preprocess → infer → styles → smooth → publish, each a module
+//! with its contract in its `mod.rs`; [`daemon`] wires them. See
+//! `DESIGN.md` (shared) and `README.md`.
+
+pub mod bundle;
+pub mod capture;
+pub mod config;
+pub mod daemon;
+pub mod infer;
+pub mod preprocess;
+pub mod publish;
+pub mod smooth;
+pub mod styles;
+
+mod short_float;

@@ -1,0 +1,116 @@
+//! The `stylecam` command line. Errors print as `error: …` with their
+//! causes and exit non-zero.
+
+mod cli;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Garment style tags from store cameras, published over MQTT.
+///
+/// Start with `stylecam demo` (no camera, GPU or broker needed), then write
+/// a config with `stylecam generate-config > stylecam.toml`, check it with
+/// `stylecam check-config stylecam.toml` and run `stylecam run --config
+/// stylecam.toml`. Set RUST_LOG=debug for more detail.
+#[derive(Parser)]
+#[command(name = "stylecam", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon: cameras → model → style tags → MQTT.
+    ///
+    /// Without --config it runs the built-in default: the photos in
+    /// assets/photos as a camera, the demo bundle, an embedded broker on
+    /// 127.0.0.1:1883. Stops on Ctrl-C / SIGTERM (flushing pending events)
+    /// or when every camera has run out of frames.
+    Run {
+        /// TOML config file (see `generate-config`). STYLECAM_… variables override it.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// A self-contained demo: sample photos, a demo model, an embedded
+    /// broker and a subscriber that prints the tag events it receives.
+    ///
+    /// The demo model has random weights calibrated on the two photos: its
+    /// tags show the pipeline working, not a trained opinion on style.
+    Demo {
+        /// Stop after this many seconds (0 = run until Ctrl-C).
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+    },
+    /// Check a config file (and the model bundle it names); exits non-zero
+    /// with the key, the value and the fix on the first problem.
+    CheckConfig {
+        file: PathBuf,
+    },
+    /// Print a commented default config that passes check-config.
+    GenerateConfig,
+    /// Fit the decision (thresholds, relations α/β, cardinality) on
+    /// validation predictions and write it into the bundle's [decision].
+    ///
+    /// Prints macro F2 after each step. Files are label/prediction files in
+    /// the challenge's layouts (`id,13 values` or `id,url,13 values`) or a
+    /// CSV with header `image,<class ids>`; rows are matched by image id.
+    Tune {
+        /// Validation predictions (probabilities).
+        #[arg(long)]
+        preds: PathBuf,
+        /// Validation labels (0/1).
+        #[arg(long)]
+        labels: PathBuf,
+        /// Bundle directory whose bundle.toml gets the [decision] section.
+        #[arg(long)]
+        bundle: PathBuf,
+        /// Training labels for the relation matrix R (default: --labels).
+        #[arg(long)]
+        relation_labels: Option<PathBuf>,
+        /// Print the table without writing the bundle.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Score a prediction file against labels: per-class, macro (the
+    /// challenge's score) and per-sample F2.
+    ///
+    /// With --bundle its [decision] turns probabilities into labels;
+    /// without, 0.5 thresholds and 1..=5 labels per image.
+    Eval {
+        #[arg(long)]
+        preds: PathBuf,
+        #[arg(long)]
+        labels: PathBuf,
+        #[arg(long)]
+        bundle: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info,rumqttd=off,tracing::span=off,rumqttc=warn"))
+        .format_target(false)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run { config } => cli::run(config.as_deref()),
+        Command::Demo { seconds } => cli::demo(seconds),
+        Command::CheckConfig { file } => cli::check_config(&file),
+        Command::GenerateConfig => {
+            print!("{}", stylecam::config::DEFAULT_TOML);
+            Ok(())
+        }
+        Command::Tune { preds, labels, bundle, relation_labels, dry_run } => {
+            cli::tune(&preds, &labels, &bundle, relation_labels.as_deref(), dry_run)
+        }
+        Command::Eval { preds, labels, bundle } => cli::eval(&preds, &labels, bundle.as_deref()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! Preprocessing: frame → `[3,H,W]` normalised f32 tensor.
+//!
+//! Steps: pixel-format conversion to RGB8 (BT.601 limited range for YUYV and
+//! NV12; MJPEG decoded), resize (shorter side + centre crop, or letterbox)
+//! with a separable triangle filter whose support grows with the downscale
+//! factor (antialiasing; the same filter as Pillow's `BILINEAR`), then
+//! `(x/255 - mean) / std` per channel in CHW order. Size, resize mode and
+//! mean/std come from the model bundle ([`Spec`]).
+//!
+//! This CPU path is the reference: the CUDA kernels must match it within a
+//! stated tolerance.
+
+mod convert;
+mod resize;
+
+pub use convert::to_rgb8;
+pub use resize::{resample_rgb, Placement};
+
+use crate::capture::Frame;
+use serde::{Deserialize, Serialize};
+
+/// How the frame is fitted into the model's input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResizeMode {
+    /// Scale so the shorter side fits, then crop the centre.
+    ShorterSideCrop,
+    /// Scale so the longer side fits, pad the rest with the mean colour
+    /// (which normalises to 0).
+    Letterbox,
+}
+
+/// What the model expects; read from `bundle.toml`'s `[input]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Spec {
+    pub width: u32,
+    pub height: u32,
+    pub resize: ResizeMode,
+    #[serde(serialize_with = "crate::short_float::arr3")]
+    pub mean: [f32; 3],
+    #[serde(serialize_with = "crate::short_float::arr3")]
+    pub std: [f32; 3],
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PreprocessError {
+    #[error("frame {camera}#{seq}: {reason}")]
+    BadFrame { camera: String, seq: u64, reason: String },
+}
+
+impl Spec {
+    /// Number of f32 values one preprocessed frame fills.
+    pub fn len(&self) -> usize {
+        3 * self.width as usize * self.height as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Converts, resizes and normalises `frame` into `out` (`spec.len()` values, CHW).
+pub fn preprocess_into(frame: &Frame, spec: &Spec, out: &mut [f32]) -> Result<(), PreprocessError> {
+    assert_eq!(out.len(), spec.len(), "output buffer must hold 3*H*W values");
+    let (rgb, w, h) = to_rgb8(frame)?;
+    let resized = resample_rgb(&rgb, w, h, spec.width, spec.height, spec.resize);
+    normalize_into(&resized, spec, out);
+    Ok(())
+}
+
+/// Convenience wrapper that allocates the output.
+pub fn preprocess(frame: &Frame, spec: &Spec) -> Result<Vec<f32>, PreprocessError> {
+    let mut out = vec![0.0; spec.len()];
+    preprocess_into(frame, spec, &mut out)?;
+    Ok(out)
+}
+
+/// HWC values in 0..=255 (padding marked as NaN) → normalised CHW.
+fn normalize_into(hwc: &[f32], spec: &Spec, out: &mut [f32]) {
+    let plane = spec.width as usize * spec.height as usize;
+    for c in 0..3 {
+        let scale = 1.0 / (255.0 * spec.std[c]);
+        let shift = spec.mean[c] / spec.std[c];
+        let dst = &mut out[c * plane..(c + 1) * plane];
+        for (i, d) in dst.iter_mut().enumerate() {
+            let v = hwc[i * 3 + c];
+            *d = if v.is_nan() { 0.0 } else { v * scale - shift };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::PixelFormat;
+    use std::time::SystemTime;
+
+    fn frame(w: u32, h: u32, format: PixelFormat, data: Vec<u8>) -> Frame {
+        Frame {
+            camera: "t".into(),
+            seq: 0,
+            captured_at: SystemTime::now(),
+            driver_timestamp: None,
+            width: w,
+            height: h,
+            format,
+            stride: 0,
+            data,
+        }
+    }
+
+    #[test]
+    fn identity_size_normalises_by_hand() {
+        // 2x2 RGB, no resize: values are (x/255 - mean)/std in CHW order.
+        let data = vec![0, 51, 102, 153, 204, 255, 255, 0, 51, 10, 20, 30];
+        let spec = Spec { width: 2, height: 2, resize: ResizeMode::ShorterSideCrop, mean: [0.5, 0.25, 0.0], std: [0.5, 0.25, 1.0] };
+        let out = preprocess(&frame(2, 2, PixelFormat::Rgb8, data.clone()), &spec).unwrap();
+        for p in 0..4 {
+            for c in 0..3 {
+                let want = (data[p * 3 + c] as f32 / 255.0 - spec.mean[c]) / spec.std[c];
+                assert!((out[c * 4 + p] - want).abs() < 1e-5, "p{p} c{c}: {} vs {want}", out[c * 4 + p]);
+            }
+        }
+    }
+
+    #[test]
+    fn halving_averages_pairs_by_hand() {
+        // 4x1 gray → 2x1 (letterbox: the longer side fits, so a plain
+        // resize; Pillow gives [29, 91] in u8): Pillow's triangle filter with support 2 at scale 2
+        // gives weights (1/8, 3/8, 3/8, 1/8) centred between pixel pairs,
+        // clipped at the borders and renormalised.
+        let data = vec![0, 40, 80, 120];
+        let f = frame(4, 1, PixelFormat::Gray8, data);
+        let (rgb, w, h) = to_rgb8(&f).unwrap();
+        let out = resample_rgb(&rgb, w, h, 2, 1, ResizeMode::Letterbox);
+        // x=0: centre 1.0, taps 0..3 → weights at 0,1,2: 0.75,0.75,0.25 → (0*.75+40*.75+80*.25)/1.75
+        let x0 = (0.0 * 0.75 + 40.0 * 0.75 + 80.0 * 0.25) / 1.75;
+        let x1 = (40.0 * 0.25 + 80.0 * 0.75 + 120.0 * 0.75) / 1.75;
+        assert!((out[0] - x0).abs() < 1e-4, "{} vs {x0}", out[0]);
+        assert!((out[3] - x1).abs() < 1e-4, "{} vs {x1}", out[3]);
+    }
+
+    #[test]
+    fn centre_crop_and_letterbox_geometry() {
+        // 4x2 image, left half black, right half white → 2x2 target.
+        let mut data = vec![];
+        for _ in 0..2 {
+            data.extend_from_slice(&[0, 0, 255, 255]);
+        }
+        let f = frame(4, 2, PixelFormat::Gray8, data);
+        let (rgb, w, h) = to_rgb8(&f).unwrap();
+        // Shorter side 2 fits already: crop the centre columns 1..3 = [0, 255].
+        let crop = resample_rgb(&rgb, w, h, 2, 2, ResizeMode::ShorterSideCrop);
+        assert_eq!((crop[0], crop[3]), (0.0, 255.0));
+        // Letterbox: 4x2 → 2x1 image in rows... top row padded, then content, and NaN padding.
+        let lb = resample_rgb(&rgb, w, h, 2, 2, ResizeMode::Letterbox);
+        let rows_nan: Vec<bool> = (0..2).map(|y| lb[y * 6].is_nan()).collect();
+        assert_eq!(rows_nan.iter().filter(|&&n| n).count(), 1, "{lb:?}");
+        let spec = Spec { width: 2, height: 2, resize: ResizeMode::Letterbox, mean: [0.5; 3], std: [0.5; 3] };
+        let out = preprocess(&f, &spec).unwrap();
+        assert!(out.iter().all(|v| v.is_finite()));
+    }
+
+    #[test]
+    fn yuyv_and_nv12_match_rgb_within_rounding() {
+        use crate::capture::synthetic::rgb_to_ycbcr;
+        // Two pixels of the same colour: chroma subsampling is lossless.
+        for rgb in [[200u8, 30, 90], [16, 16, 16], [250, 250, 250], [0, 128, 255]] {
+            let [y, u, v] = rgb_to_ycbcr(rgb);
+            let yuyv = frame(2, 1, PixelFormat::Yuyv, vec![y, u, y, v]);
+            let (out, _, _) = to_rgb8(&yuyv).unwrap();
+            let nv12 = frame(2, 2, PixelFormat::Nv12, vec![y, y, y, y, u, v]);
+            let (out2, _, _) = to_rgb8(&nv12).unwrap();
+            for c in 0..3 {
+                assert!((out[c] as i32 - rgb[c] as i32).abs() <= 2, "{rgb:?} → {out:?}");
+                assert_eq!(out[c], out2[c]);
+            }
+        }
+    }
+
+    #[test]
+    fn bgr_is_swapped_and_bad_sizes_are_errors() {
+        let (out, _, _) = to_rgb8(&frame(1, 1, PixelFormat::Bgr8, vec![1, 2, 3])).unwrap();
+        assert_eq!(out, vec![3, 2, 1]);
+        assert!(to_rgb8(&frame(4, 4, PixelFormat::Rgb8, vec![0; 5])).is_err());
+        assert!(to_rgb8(&frame(4, 4, PixelFormat::Mjpeg, vec![0; 5])).is_err());
+    }
+}

@@ -1,0 +1,134 @@
+//! Separable resampling with Pillow's `BILINEAR` filter (a triangle whose
+//! support widens with the downscale factor, so strong downscales average
+//! every source pixel instead of aliasing). Computed in f32; Pillow rounds
+//! to u8 after each pass, so the two agree to about one grey level.
+
+use super::ResizeMode;
+
+/// Where the resized image lands in the output: `(offset, resized size)` per axis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placement {
+    pub resized_w: u32,
+    pub resized_h: u32,
+    /// Output x of resized column 0 (negative when cropping).
+    pub offset_x: i64,
+    pub offset_y: i64,
+}
+
+impl Placement {
+    pub fn new(src_w: u32, src_h: u32, dst_w: u32, dst_h: u32, mode: ResizeMode) -> Self {
+        let sx = dst_w as f64 / src_w as f64;
+        let sy = dst_h as f64 / src_h as f64;
+        let s = match mode {
+            ResizeMode::ShorterSideCrop => sx.max(sy),
+            ResizeMode::Letterbox => sx.min(sy),
+        };
+        let fit = |src: u32, dst: u32, scale_is_this_axis: bool| {
+            if scale_is_this_axis {
+                dst
+            } else {
+                ((src as f64 * s).round() as u32).max(1)
+            }
+        };
+        let resized_w = fit(src_w, dst_w, s == sx);
+        let resized_h = fit(src_h, dst_h, s == sy);
+        Self {
+            resized_w,
+            resized_h,
+            offset_x: (dst_w as i64 - resized_w as i64) / 2,
+            offset_y: (dst_h as i64 - resized_h as i64) / 2,
+        }
+    }
+}
+
+/// Filter taps of one output sample: first source index and weights.
+struct Taps {
+    start: Vec<usize>,
+    len: Vec<usize>,
+    weights: Vec<f32>,
+    ksize: usize,
+}
+
+/// Pillow's `precompute_coeffs` for a triangle filter, for output samples
+/// `first..first+count` of an axis resized from `in_size` to `out_size`.
+fn taps(in_size: u32, out_size: u32, first: i64, count: usize) -> Taps {
+    let scale = in_size as f64 / out_size as f64;
+    let filterscale = scale.max(1.0);
+    let support = filterscale;
+    let ksize = support.ceil() as usize * 2 + 1;
+    let mut t = Taps { start: vec![], len: vec![], weights: vec![0.0; ksize * count], ksize };
+    for i in 0..count {
+        let xx = (first + i as i64) as f64;
+        let center = (xx + 0.5) * scale;
+        let xmin = ((center - support + 0.5) as i64).max(0) as usize;
+        let xmax = ((center + support + 0.5) as i64).min(in_size as i64) as usize;
+        let n = xmax.saturating_sub(xmin);
+        let k = &mut t.weights[i * ksize..i * ksize + ksize];
+        let mut total = 0.0;
+        for (x, w) in k.iter_mut().take(n).enumerate() {
+            let d = ((x + xmin) as f64 - center + 0.5) / filterscale;
+            let v = (1.0 - d.abs()).max(0.0);
+            *w = v as f32;
+            total += v;
+        }
+        if total != 0.0 {
+            for w in k.iter_mut().take(n) {
+                *w = (*w as f64 / total) as f32;
+            }
+        }
+        t.start.push(xmin);
+        t.len.push(n);
+    }
+    t
+}
+
+/// Resizes packed RGB8 into a `dst_w × dst_h` HWC f32 image (values 0..=255).
+/// Pixels outside the resized image (letterbox padding) are NaN.
+pub fn resample_rgb(rgb: &[u8], src_w: u32, src_h: u32, dst_w: u32, dst_h: u32, mode: ResizeMode) -> Vec<f32> {
+    let p = Placement::new(src_w, src_h, dst_w, dst_h, mode);
+    // Output columns/rows that fall inside the resized image.
+    let x0 = p.offset_x.max(0) as usize;
+    let x1 = (p.offset_x + p.resized_w as i64).min(dst_w as i64) as usize;
+    let y0 = p.offset_y.max(0) as usize;
+    let y1 = (p.offset_y + p.resized_h as i64).min(dst_h as i64) as usize;
+    let (cols, rows) = (x1 - x0, y1 - y0);
+    let hx = taps(src_w, p.resized_w, x0 as i64 - p.offset_x, cols);
+    let vy = taps(src_h, p.resized_h, y0 as i64 - p.offset_y, rows);
+
+    // Horizontal pass over the source rows the vertical taps touch.
+    let row_lo = vy.start.first().copied().unwrap_or(0);
+    let row_hi = (0..rows).map(|i| vy.start[i] + vy.len[i]).max().unwrap_or(0);
+    let sw = src_w as usize;
+    let mut tmp = vec![0f32; (row_hi - row_lo) * cols * 3];
+    for sy in row_lo..row_hi {
+        let src = &rgb[sy * sw * 3..(sy + 1) * sw * 3];
+        let dst = &mut tmp[(sy - row_lo) * cols * 3..(sy - row_lo + 1) * cols * 3];
+        for i in 0..cols {
+            let k = &hx.weights[i * hx.ksize..i * hx.ksize + hx.len[i]];
+            let mut acc = [0f32; 3];
+            for (j, &w) in k.iter().enumerate() {
+                let s = (hx.start[i] + j) * 3;
+                acc[0] += w * src[s] as f32;
+                acc[1] += w * src[s + 1] as f32;
+                acc[2] += w * src[s + 2] as f32;
+            }
+            dst[i * 3..i * 3 + 3].copy_from_slice(&acc);
+        }
+    }
+
+    // Vertical pass into the output, NaN where there is padding.
+    let dw = dst_w as usize;
+    let mut out = vec![f32::NAN; dw * dst_h as usize * 3];
+    for r in 0..rows {
+        let k = &vy.weights[r * vy.ksize..r * vy.ksize + vy.len[r]];
+        let line = &mut out[((y0 + r) * dw + x0) * 3..((y0 + r) * dw + x1) * 3];
+        line.fill(0.0);
+        for (j, &w) in k.iter().enumerate() {
+            let src = &tmp[(vy.start[r] + j - row_lo) * cols * 3..(vy.start[r] + j - row_lo + 1) * cols * 3];
+            for (o, s) in line.iter_mut().zip(src) {
+                *o += w * s;
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,58 @@
+//! Publishing tag events over MQTT (DESIGN.md "MQTT").
+//!
+//! Topics under `{prefix}/{device}/`: `status` (retained `online` /
+//! `offline`, the latter as last will), `{camera}/styles` (tag events,
+//! QoS 1), `{camera}/state` (retained current tags, QoS 1) and, optionally,
+//! `{camera}/frames` (every frame's decision, QoS 0). Payloads are
+//! versioned JSON ([`payload`]) described by `mqtt.schema.json`.
+//!
+//! Every QoS 1 message stays in the [`outbox::Outbox`] until the broker's
+//! PUBACK; a broker outage only delays it. This outbox lives in memory and
+//! is bounded (oldest dropped, counted); the durable on-disk outbox is its
+//! own issue. [`mqtt::Publisher`] is the I/O loop around it; an embedded
+//! broker ([`broker`]) serves a box without one.
+
+#[cfg(feature = "embedded-broker")]
+pub mod broker;
+pub mod mqtt;
+pub mod outbox;
+pub mod payload;
+
+/// The JSON Schema of every payload stylecam publishes.
+pub const SCHEMA: &str = include_str!("mqtt.schema.json");
+
+/// Topic names for one device.
+#[derive(Debug, Clone)]
+pub struct Topics {
+    pub prefix: String,
+    pub device: String,
+}
+
+impl Topics {
+    pub fn status(&self) -> String {
+        format!("{}/{}/status", self.prefix, self.device)
+    }
+    pub fn styles(&self, camera: &str) -> String {
+        format!("{}/{}/{camera}/styles", self.prefix, self.device)
+    }
+    pub fn state(&self, camera: &str) -> String {
+        format!("{}/{}/{camera}/state", self.prefix, self.device)
+    }
+    pub fn frames(&self, camera: &str) -> String {
+        format!("{}/{}/{camera}/frames", self.prefix, self.device)
+    }
+    /// Filter matching everything this device publishes.
+    pub fn all(&self) -> String {
+        format!("{}/{}/#", self.prefix, self.device)
+    }
+}
+
+/// One message to publish.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub topic: String,
+    pub payload: Vec<u8>,
+    /// QoS 1 when true (kept until PUBACK), else QoS 0 (best effort).
+    pub reliable: bool,
+    pub retain: bool,
+}

@@ -1,0 +1,112 @@
+//! Payloads, version 1. Field names and types are a contract with
+//! inventory systems: change them only with a new `v` and a schema update.
+
+use crate::styles::Taxonomy;
+use serde::Serialize;
+use std::time::SystemTime;
+
+pub const VERSION: u32 = 1;
+
+/// A tag as published.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Tag {
+    pub id: String,
+    pub en: String,
+    pub zh: String,
+    /// The smoothed probability behind the tag, in [0, 1].
+    pub score: f32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelRef {
+    pub name: String,
+    pub version: String,
+}
+
+/// `…/{camera}/styles`: the stable tag set changed.
+#[derive(Debug, Clone, Serialize)]
+pub struct StylesEvent {
+    pub v: u32,
+    pub kind: &'static str,
+    pub device: String,
+    pub camera: String,
+    /// Per-camera event number, from 1 in each daemon run.
+    pub seq: u64,
+    /// Sequence number of the frame that completed the change.
+    pub frame_seq: u64,
+    /// RFC 3339 UTC capture time of that frame.
+    pub captured_at: String,
+    pub tags: Vec<Tag>,
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub model: ModelRef,
+}
+
+/// `…/{camera}/state` (retained): the current tags.
+#[derive(Debug, Clone, Serialize)]
+pub struct StateMessage {
+    pub v: u32,
+    pub kind: &'static str,
+    pub device: String,
+    pub camera: String,
+    pub seq: u64,
+    pub captured_at: String,
+    pub tags: Vec<Tag>,
+}
+
+/// `…/{camera}/frames` (QoS 0, optional): one frame's decision.
+#[derive(Debug, Clone, Serialize)]
+pub struct FrameMessage {
+    pub v: u32,
+    pub kind: &'static str,
+    pub device: String,
+    pub camera: String,
+    pub frame_seq: u64,
+    pub captured_at: String,
+    /// Raw model probabilities, in class order.
+    pub probs: Vec<f32>,
+    /// Class ids the decision picked for this frame alone.
+    pub labels: Vec<String>,
+}
+
+/// `…/status` (retained; `offline` is also the last will).
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusMessage {
+    pub v: u32,
+    pub kind: &'static str,
+    pub device: String,
+    pub state: &'static str,
+    pub version: &'static str,
+}
+
+pub fn timestamp(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+pub fn tags(taxonomy: &Taxonomy, classes: &[usize], scores: &[f32]) -> Vec<Tag> {
+    classes
+        .iter()
+        .map(|&a| {
+            let c = &taxonomy.0[a];
+            Tag { id: c.id.clone(), en: c.en.clone(), zh: c.zh.clone(), score: scores[a].clamp(0.0, 1.0) }
+        })
+        .collect()
+}
+
+pub fn ids(taxonomy: &Taxonomy, classes: &[usize]) -> Vec<String> {
+    classes.iter().map(|&a| taxonomy.0[a].id.clone()).collect()
+}
+
+pub fn status(device: &str, online: bool) -> StatusMessage {
+    StatusMessage {
+        v: VERSION,
+        kind: "status",
+        device: device.into(),
+        state: if online { "online" } else { "offline" },
+        version: env!("CARGO_PKG_VERSION"),
+    }
+}
+
+pub fn to_json<T: Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).expect("payload types serialise")
+}
