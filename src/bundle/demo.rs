@@ -25,17 +25,19 @@ pub struct CnnShape {
     pub batch_norm: bool,
     /// A 3x3/2 MaxPool after the stem.
     pub max_pool: bool,
+    /// Output the logits instead of sigmoid probabilities (for calibration).
+    pub logits_out: bool,
 }
 
 impl CnnShape {
     /// The demo model: 3 stages, 1 block each, no batch norm.
     pub fn demo() -> Self {
-        Self { input: 224, classes: 13, widths: vec![8, 16, 32], blocks: 1, batch_norm: false, max_pool: false }
+        Self { input: 224, classes: 13, widths: vec![8, 16, 32], blocks: 1, batch_norm: false, max_pool: false, logits_out: false }
     }
 
     /// A ResNet-style model with batch norm and max-pooling.
     pub fn resnet_style() -> Self {
-        Self { input: 64, classes: 13, widths: vec![16, 24, 32, 48], blocks: 2, batch_norm: true, max_pool: true }
+        Self { input: 64, classes: 13, widths: vec![16, 24, 32, 48], blocks: 2, batch_norm: true, max_pool: true, logits_out: false }
     }
 }
 
@@ -126,8 +128,12 @@ pub fn cnn(seed: u64, shape: &CnnShape, head: Option<(&[f32], &[f32])>) -> Vec<u
     };
     let w = net.g.weight("head.w", &[shape.classes as i64, c as i64], hw);
     let b = net.g.weight("head.b", &[shape.classes as i64], hb);
-    let logits = net.g.node("Gemm", &[&flat, &w, &b], vec![("transB", Attr::Int(1))], Some("logits"));
-    net.g.node("Sigmoid", &[&logits], vec![], Some("probs"));
+    if shape.logits_out {
+        net.g.node("Gemm", &[&flat, &w, &b], vec![("transB", Attr::Int(1))], Some("probs"));
+    } else {
+        let logits = net.g.node("Gemm", &[&flat, &w, &b], vec![("transB", Attr::Int(1))], Some("logits"));
+        net.g.node("Sigmoid", &[&logits], vec![], Some("probs"));
+    }
     net.g.output("probs", &[None, Some(shape.classes as i64)]);
     net.g.finish("stylecam")
 }
@@ -153,16 +159,15 @@ pub fn write_demo_bundle(dir: &Path, calibration: &[Vec<f32>]) -> Result<(), Bun
     let shape = CnnShape::demo();
     let c = shape.classes;
     let spec = demo_spec();
-    let raw = cnn(DEMO_SEED, &shape, None);
+    let raw = cnn(DEMO_SEED, &CnnShape { logits_out: true, ..shape.clone() }, None);
     let fail = |e: crate::infer::InferError| BundleError::Invalid { path: dir.into(), problem: e.to_string() };
     let mut backend = CpuBackend::from_bytes(&raw, [3, spec.height as usize, spec.width as usize]).map_err(fail)?;
     let mut z = vec![];
     for img in calibration {
-        let p = backend.infer(img, 1).map_err(fail)?;
-        z.push(p.iter().map(|&p| (p / (1.0 - p)).ln()).collect::<Vec<f32>>());
+        z.push(backend.infer(img, 1).map_err(fail)?);
     }
     let feat = *shape.widths.last().expect("widths");
-    let mut w = initial_head(&shape);
+    let mut w = head_weights(&raw);
     let mut b = vec![0.0; c];
     for a in 0..c {
         let vals: Vec<f32> = z.iter().map(|r| r[a]).collect();
@@ -190,11 +195,10 @@ pub fn write_demo_bundle(dir: &Path, calibration: &[Vec<f32>]) -> Result<(), Bun
     write_manifest(dir, &manifest)
 }
 
-/// The head weights `cnn` draws when no head is given (same seed, same order).
-fn initial_head(shape: &CnnShape) -> Vec<f32> {
-    let bytes = cnn(DEMO_SEED, shape, None);
+/// The head weights of a model `cnn` generated.
+fn head_weights(bytes: &[u8]) -> Vec<f32> {
     use prost::Message;
-    let model = tract_onnx::pb::ModelProto::decode(bytes.as_slice()).expect("we just encoded it");
+    let model = tract_onnx::pb::ModelProto::decode(bytes).expect("we just encoded it");
     let graph = model.graph.expect("graph");
     graph.initializer.into_iter().find(|t| t.name == "head.w").expect("head.w").float_data
 }

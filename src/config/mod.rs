@@ -273,7 +273,7 @@ pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         }
     }
     builder = builder.add_source(
-        config::Environment::with_prefix(ENV_PREFIX).separator("__").try_parsing(true),
+        config::Environment::with_prefix(ENV_PREFIX).prefix_separator("_").separator("__").try_parsing(true),
     );
     let raw = builder.build().map_err(|e| ConfigError::parse(path, e))?;
     raw.try_deserialize::<Config>().map_err(|e| ConfigError::parse(path, e))

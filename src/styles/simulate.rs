@@ -34,9 +34,9 @@ impl Rng {
 }
 
 /// Scores for 0/1 `labels`: logit `N(μ, 1)` with `μ = 1.5` for a detected
-/// positive, `-2.5` for a negative; classes rarer than 2% are harder
-/// (`μ = 0` for their positives); each positive is missed with probability
-/// `miss` (scored like a negative).
+/// positive and `-2.5` for a negative; classes rarer than 2% are harder
+/// (`μ = 0` for their positives); a positive is missed with probability
+/// `miss` (`μ = -1`: below 0.5, yet above most negatives).
 pub fn scores(labels: &[Vec<f32>], miss: f32, seed: u64) -> Vec<Vec<f32>> {
     let n = labels.len().max(1) as f32;
     let c = labels.first().map_or(0, Vec::len);
@@ -47,11 +47,11 @@ pub fn scores(labels: &[Vec<f32>], miss: f32, seed: u64) -> Vec<Vec<f32>> {
         .map(|row| {
             (0..c)
                 .map(|a| {
-                    let positive = row[a] >= 0.5 && rng.uniform() >= miss;
-                    let mu = match (positive, freq[a] < 0.02) {
-                        (true, false) => 1.5,
-                        (true, true) => 0.0,
-                        (false, _) => -2.5,
+                    let mu = match (row[a] >= 0.5, rng.uniform() < miss, freq[a] < 0.02) {
+                        (true, false, false) => 1.5,
+                        (true, false, true) => 0.0,
+                        (true, true, _) => -1.0,
+                        (false, _, _) => -2.5,
                     };
                     let logit = mu + rng.normal();
                     1.0 / (1.0 + (-logit).exp())

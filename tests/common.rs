@@ -1,0 +1,214 @@
+//! Test helpers: the binary, a real mosquitto on a free loopback port,
+//! Python references, skipping rules.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn stylecam() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_stylecam"));
+    c.current_dir(repo());
+    // A developer's environment must not leak into the config under test.
+    for (k, _) in std::env::vars() {
+        if k.starts_with("STYLECAM_") {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+/// Skips (returns false) when a reference is missing, unless CI requires it.
+pub fn available(what: &str, ok: bool) -> bool {
+    if !ok {
+        if std::env::var("REQUIRE_REFERENCE_CHECKS").as_deref() == Ok("1") {
+            panic!("{what} is required (REQUIRE_REFERENCE_CHECKS=1) but missing");
+        }
+        eprintln!("SKIP: {what} is not available");
+    }
+    ok
+}
+
+pub fn python_has(modules: &str) -> bool {
+    Command::new("python3")
+        .args(["-c", &format!("import {modules}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Runs a Python script from tests/ref with arguments; panics with its stderr on failure.
+pub fn python(script: &str, args: &[&str]) -> String {
+    let out = Command::new("python3").arg(repo().join("tests/ref").join(script)).args(args).output().expect("python3");
+    assert!(out.status.success(), "{script} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn read_f32(path: &Path) -> Vec<f32> {
+    std::fs::read(path).unwrap().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect()
+}
+
+pub fn write_f32(path: &Path, v: &[f32]) {
+    std::fs::write(path, v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub fn wait_for_port(port: u16, timeout: Duration) -> bool {
+    let t = Instant::now();
+    while t.elapsed() < timeout {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    false
+}
+
+pub fn mosquitto_path() -> Option<PathBuf> {
+    ["/usr/sbin/mosquitto", "/usr/bin/mosquitto", "/usr/local/sbin/mosquitto"].iter().map(PathBuf::from).find(|p| p.exists())
+}
+
+/// A real mosquitto on 127.0.0.1:port, killed on drop.
+pub struct Mosquitto {
+    pub port: u16,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Mosquitto {
+    pub fn start(port: u16) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("mosquitto.conf");
+        std::fs::write(&conf, format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")).unwrap();
+        let child = Command::new(mosquitto_path().expect("mosquitto"))
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start mosquitto");
+        assert!(wait_for_port(port, Duration::from_secs(10)), "mosquitto did not open port {port}");
+        Self { port, child, _dir: dir }
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A child process whose stderr lines are collected in the background.
+pub struct Daemon {
+    pub child: Child,
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Daemon {
+    pub fn spawn(mut cmd: Command) -> Self {
+        let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("start stylecam");
+        let err = child.stderr.take().unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(vec![]));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Self { child, log }
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill").arg(format!("-{sig}")).arg(self.child.id().to_string()).status().unwrap();
+        assert!(ok.success());
+    }
+
+    /// Waits for exit; panics after `timeout`.
+    pub fn wait(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let t = Instant::now();
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(t.elapsed() < timeout, "daemon did not exit in {timeout:?}; log:\n{}", self.log_text());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Writes a daemon config for a files camera over `photos`.
+pub fn daemon_config(dir: &Path, photos: &Path, port: u16, device: &str, extra: &str) -> PathBuf {
+    let text = format!(
+        r#"device = "{device}"
+[model]
+bundle = "{bundle}"
+backend = "cpu"
+[[cameras]]
+name = "entrance"
+source = "files"
+path = "{photos}"
+loop = true
+repeat = 3
+fps = 20.0
+[smoothing]
+window = 1
+enter_frames = 2
+leave_frames = 2
+[mqtt]
+embedded = false
+host = "127.0.0.1"
+port = {port}
+keep_alive_s = 5
+{extra}
+"#,
+        bundle = repo().join("assets/demo-bundle").display(),
+        photos = photos.display(),
+    );
+    let path = dir.join("stylecam.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Starts forwarding 127.0.0.1:`listen` to 127.0.0.1:`target` (a broker
+/// "appears" on `listen` at a moment the test chooses).
+pub fn tcp_proxy(listen: u16, target: u16) {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", listen)).expect("proxy port");
+    std::thread::spawn(move || {
+        for client in listener.incoming().map_while(Result::ok) {
+            let Ok(upstream) = TcpStream::connect(("127.0.0.1", target)) else { continue };
+            let (mut c2, mut u2) = (client.try_clone().unwrap(), upstream.try_clone().unwrap());
+            let (mut c1, mut u1) = (client, upstream);
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c1, &mut u1);
+                let _ = u1.shutdown(std::net::Shutdown::Both);
+            });
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut u2, &mut c2);
+                let _ = c2.shutdown(std::net::Shutdown::Both);
+            });
+        }
+    });
+}

@@ -1,0 +1,12 @@
+//! Integration tests: one binary, a module per area. Tests that need an
+//! outside reference (mosquitto, Python's onnx/onnxruntime/Pillow, the JD
+//! label files in ../shared) skip with a message where it is absent;
+//! with REQUIRE_REFERENCE_CHECKS=1 (as `.ci/run` sets) they fail instead.
+
+mod common;
+
+mod bundle_and_cli;
+mod mqtt_daemon;
+mod onnx_models;
+mod reference;
+mod styles_real;

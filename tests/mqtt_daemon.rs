@@ -1,0 +1,187 @@
+//! The daemon against a real mosquitto: retained `online` status,
+//! schema-valid events, `offline` from the last will after SIGKILL, events
+//! that wait for a broker that comes up late, clean SIGTERM shutdown, a
+//! corrupt image skipped without stopping the camera.
+
+use crate::common::*;
+use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone)]
+struct Received {
+    topic: String,
+    retain: bool,
+    json: serde_json::Value,
+}
+
+/// An independent subscriber (what an inventory system runs).
+struct Collector {
+    got: Arc<Mutex<Vec<Received>>>,
+}
+
+impl Collector {
+    fn start(port: u16, filter: &str, id: &str) -> Self {
+        let got = Arc::new(Mutex::new(vec![]));
+        let sink = got.clone();
+        let (ready_tx, ready) = std::sync::mpsc::channel();
+        let (filter, id) = (filter.to_string(), id.to_string());
+        std::thread::spawn(move || {
+            let mut opts = MqttOptions::new(id, "127.0.0.1", port);
+            opts.set_keep_alive(Duration::from_secs(5));
+            let (client, mut conn) = Client::new(opts, 64);
+            client.subscribe(filter, QoS::AtLeastOnce).unwrap();
+            for ev in conn.iter() {
+                match ev {
+                    Ok(Event::Incoming(Packet::SubAck(_))) => {
+                        let _ = ready_tx.send(());
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        let json = serde_json::from_slice(&p.payload).unwrap_or(serde_json::Value::Null);
+                        sink.lock().unwrap().push(Received { topic: p.topic.clone(), retain: p.retain, json });
+                    }
+                    Ok(_) => {}
+                    Err(_) => std::thread::sleep(Duration::from_millis(100)),
+                }
+            }
+        });
+        ready.recv_timeout(Duration::from_secs(10)).expect("subscriber could not subscribe");
+        Self { got }
+    }
+
+    fn all(&self) -> Vec<Received> {
+        self.got.lock().unwrap().clone()
+    }
+
+    fn wait_for(&self, what: &str, timeout: Duration, pred: impl Fn(&[Received]) -> bool) -> Vec<Received> {
+        let t = Instant::now();
+        loop {
+            let all = self.all();
+            if pred(&all) {
+                return all;
+            }
+            assert!(t.elapsed() < timeout, "timed out waiting for {what}; got {:#?}", all.iter().map(|r| (&r.topic, &r.json)).collect::<Vec<_>>());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn schema() -> jsonschema::Validator {
+    let schema: serde_json::Value = serde_json::from_str(stylecam::publish::SCHEMA).unwrap();
+    jsonschema::options().should_validate_formats(true).build(&schema).expect("schema compiles")
+}
+
+fn assert_valid(v: &jsonschema::Validator, r: &Received) {
+    let errors: Vec<String> = v.iter_errors(&r.json).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{} payload {} violates the schema: {errors:?}", r.topic, r.json);
+}
+
+fn kind<'a>(all: &'a [Received], k: &str) -> Vec<&'a Received> {
+    all.iter().filter(|r| r.json["kind"] == k).collect()
+}
+
+fn status_is(r: &Received, state: &str) -> bool {
+    r.json["kind"] == "status" && r.json["state"] == state
+}
+
+fn photos_with_a_corrupt_file(dir: &std::path::Path) -> std::path::PathBuf {
+    let photos = dir.join("photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    for f in ["astronaut.jpg", "camera.png"] {
+        std::fs::copy(repo().join("assets/photos").join(f), photos.join(f)).unwrap();
+    }
+    std::fs::write(photos.join("broken.jpg"), b"\xff\xd8\xff\xe0 this is not a jpeg").unwrap();
+    photos
+}
+
+#[test]
+fn daemon_publishes_schema_valid_events_and_last_will_on_sigkill() {
+    if !available("mosquitto", mosquitto_path().is_some()) {
+        return;
+    }
+    let broker = Mosquitto::start(free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let photos = photos_with_a_corrupt_file(dir.path());
+    let cfg = daemon_config(dir.path(), &photos, broker.port, "it-kill", "");
+    let sub = Collector::start(broker.port, "stylecam/it-kill/#", "it-sub-1");
+    let mut cmd = stylecam();
+    cmd.args(["run", "--config"]).arg(&cfg);
+    let mut daemon = Daemon::spawn(cmd);
+
+    let validator = schema();
+    let all = sub.wait_for("online status and 3 styles events", Duration::from_secs(60), |all| {
+        all.iter().any(|r| status_is(r, "online")) && kind(all, "styles").len() >= 3
+    });
+    for r in &all {
+        assert_valid(&validator, r);
+    }
+    let styles = kind(&all, "styles");
+    assert!(styles.iter().all(|r| r.topic == "stylecam/it-kill/entrance/styles" && !r.retain));
+    let seqs: Vec<u64> = styles.iter().map(|r| r.json["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "event numbers count up without gaps");
+    assert!(styles.iter().all(|r| (1..=5).contains(&r.json["tags"].as_array().unwrap().len())));
+    assert!(!kind(&all, "state").is_empty());
+    // The corrupt file was logged (once) and skipped; the camera went on.
+    let log = daemon.log_text();
+    assert_eq!(log.matches("skipping").count(), 1, "log:\n{log}");
+
+    // A late subscriber sees the retained state and online status.
+    let late = Collector::start(broker.port, "stylecam/it-kill/#", "it-sub-late");
+    let got = late.wait_for("retained status + state", Duration::from_secs(10), |all| {
+        all.iter().any(|r| r.retain && status_is(r, "online")) && all.iter().any(|r| r.retain && r.json["kind"] == "state")
+    });
+    for r in &got {
+        assert_valid(&validator, r);
+    }
+
+    daemon.child.kill().unwrap(); // SIGKILL
+    daemon.wait(Duration::from_secs(5));
+    let all = sub.wait_for("offline from the last will", Duration::from_secs(15), |all| all.iter().any(|r| status_is(r, "offline")));
+    let offline = all.iter().find(|r| status_is(r, "offline")).unwrap();
+    assert_valid(&validator, offline);
+    assert_eq!(offline.topic, "stylecam/it-kill/status");
+}
+
+#[test]
+fn events_wait_for_a_broker_that_starts_late_and_sigterm_flushes() {
+    if !available("mosquitto", mosquitto_path().is_some()) {
+        return;
+    }
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    for f in ["astronaut.jpg", "camera.png"] {
+        std::fs::copy(repo().join("assets/photos").join(f), photos.join(f)).unwrap();
+    }
+    let cfg = daemon_config(dir.path(), &photos, port, "it-late", "");
+    let mut cmd = stylecam();
+    cmd.args(["run", "--config"]).arg(&cfg);
+    let mut daemon = Daemon::spawn(cmd);
+    // Tag events are decided while no broker exists.
+    let t = Instant::now();
+    while !daemon.log_text().contains("tags [") {
+        assert!(t.elapsed() < Duration::from_secs(60), "no tag event decided; log:\n{}", daemon.log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(daemon.child.try_wait().unwrap().is_none(), "the daemon keeps running without a broker");
+    assert!(daemon.log_text().contains("unreachable"));
+
+    // The broker runs elsewhere with our subscriber on it; it "comes up" on
+    // the daemon's port when the proxy starts, so no event can slip past.
+    let broker = Mosquitto::start(free_port());
+    let sub = Collector::start(broker.port, "stylecam/it-late/#", "it-sub-2");
+    tcp_proxy(port, broker.port);
+    let all = sub.wait_for("queued events after the broker came up", Duration::from_secs(60), |all| {
+        kind(all, "styles").iter().any(|r| r.json["seq"] == 1)
+    });
+    let seqs: Vec<u64> = kind(&all, "styles").iter().map(|r| r.json["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs[0], 1, "the first event, decided while the broker was down, arrives first: {seqs:?}");
+
+    daemon.signal("TERM");
+    let status = daemon.wait(Duration::from_secs(20));
+    assert!(status.success(), "clean exit on SIGTERM; log:\n{}", daemon.log_text());
+    sub.wait_for("offline status published on shutdown", Duration::from_secs(10), |all| all.iter().any(|r| status_is(r, "offline")));
+    let log = daemon.log_text();
+    assert!(log.contains("0 waiting"), "nothing left undelivered:\n{log}");
+}
