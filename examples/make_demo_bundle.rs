@@ -8,8 +8,12 @@ use stylecam::capture;
 use stylecam::config::CameraConfig;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let out = std::env::args().nth(1).unwrap_or_else(|| "assets/demo-bundle".into());
-    let photos = std::env::args().nth(2).unwrap_or_else(|| "assets/photos".into());
+    let out = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "assets/demo-bundle".into());
+    let photos = std::env::args()
+        .nth(2)
+        .unwrap_or_else(|| "assets/photos".into());
     let spec = stylecam::bundle::demo::demo_spec();
     let mut cam = CameraConfig::files("calibration", &photos);
     cam.looping = false;
@@ -20,6 +24,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         images.push(stylecam::preprocess::preprocess(&frame, &spec)?);
     }
     stylecam::bundle::demo::write_demo_bundle(std::path::Path::new(&out), &images)?;
-    println!("wrote {out}/model.onnx and {out}/bundle.toml (calibrated on {} photos)", images.len());
+    println!(
+        "wrote {out}/model.onnx and {out}/bundle.toml (calibrated on {} photos)",
+        images.len()
+    );
     Ok(())
 }

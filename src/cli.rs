@@ -8,14 +8,21 @@ use std::time::Duration;
 use stylecam::bundle::Bundle;
 use stylecam::config::{self, Validated};
 use stylecam::daemon::{self, metrics::Metrics};
-use stylecam::styles::{metrics as f2, search, DecisionParams, LabelTable, RelationMatrix, TableKind};
+use stylecam::styles::labels::Rows;
+use stylecam::styles::{
+    metrics as f2, search, DecisionParams, LabelTable, RelationMatrix, TableKind,
+};
 
 fn load_bundle(cfg: &Validated) -> Result<Bundle> {
     Bundle::load(&cfg.model.bundle).context("config key `model.bundle`")
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().context("starting the async runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
 }
 
 async fn shutdown_signal() {
@@ -36,7 +43,8 @@ async fn shutdown_signal() {
 /// embedded broker. Any failure here exits before a camera streams.
 fn start(cfg: Validated, deadline: Option<Duration>) -> Result<()> {
     let bundle = load_bundle(&cfg)?;
-    let backend = stylecam::infer::select(&cfg.model.backend, &bundle).context("config key `model.backend`")?;
+    let backend = stylecam::infer::select(&cfg.model.backend, &bundle)
+        .context("config key `model.backend`")?;
     log::info!(
         "model {} {} ({} classes) on the {} backend",
         bundle.manifest.name,
@@ -53,7 +61,9 @@ fn start(cfg: Validated, deadline: Option<Duration>) -> Result<()> {
     let snapshot = rt.block_on(async {
         let stop = async {
             match deadline {
-                Some(d) => tokio::select! { _ = shutdown_signal() => {}, _ = tokio::time::sleep(d) => {} },
+                Some(d) => {
+                    tokio::select! { _ = shutdown_signal() => {}, _ = tokio::time::sleep(d) => {} }
+                }
                 None => shutdown_signal().await,
             }
         };
@@ -91,20 +101,36 @@ pub fn check_config(file: &Path) -> Result<()> {
         bundle.manifest.classes.len(),
         cfg.mqtt.host,
         cfg.mqtt.port,
-        if cfg.mqtt.embedded { ", embedded broker" } else { "" }
+        if cfg.mqtt.embedded {
+            ", embedded broker"
+        } else {
+            ""
+        }
     );
     Ok(())
 }
 
-fn read_pair(preds: &Path, labels: &Path, bundle: Option<&Bundle>) -> Result<(Vec<Vec<f32>>, Vec<Vec<f32>>, LabelTable)> {
-    let taxonomy = bundle.map(|b| b.manifest.classes.clone()).unwrap_or_else(stylecam::styles::Taxonomy::jd2018);
+fn read_pair(
+    preds: &Path,
+    labels: &Path,
+    bundle: Option<&Bundle>,
+) -> Result<(Rows, Rows, LabelTable)> {
+    let taxonomy = bundle
+        .map(|b| b.manifest.classes.clone())
+        .unwrap_or_else(stylecam::styles::Taxonomy::jd2018);
     let p = LabelTable::read(preds, &taxonomy, TableKind::Predictions)?;
     let l = LabelTable::read(labels, &taxonomy, TableKind::Labels)?;
     let (pr, lb) = p.join(&l)?;
     Ok((pr, lb, l))
 }
 
-pub fn tune(preds: &Path, labels: &Path, bundle_dir: &Path, relation_labels: Option<&Path>, dry_run: bool) -> Result<()> {
+pub fn tune(
+    preds: &Path,
+    labels: &Path,
+    bundle_dir: &Path,
+    relation_labels: Option<&Path>,
+    dry_run: bool,
+) -> Result<()> {
     let mut bundle = Bundle::load(bundle_dir)?;
     let (p, l, label_table) = read_pair(preds, labels, Some(&bundle))?;
     let c = bundle.manifest.classes.len();
@@ -119,10 +145,16 @@ pub fn tune(preds: &Path, labels: &Path, bundle_dir: &Path, relation_labels: Opt
     let best = report.best();
     println!("best: {} (macro F2 {:.4})", best.name, best.macro_f2);
     if dry_run {
-        println!("--dry-run: {} not changed", bundle_dir.join("bundle.toml").display());
+        println!(
+            "--dry-run: {} not changed",
+            bundle_dir.join("bundle.toml").display()
+        );
     } else {
         bundle.write_decision(best.params.clone())?;
-        println!("wrote [decision] to {}", bundle_dir.join("bundle.toml").display());
+        println!(
+            "wrote [decision] to {}",
+            bundle_dir.join("bundle.toml").display()
+        );
     }
     Ok(())
 }
@@ -130,10 +162,20 @@ pub fn tune(preds: &Path, labels: &Path, bundle_dir: &Path, relation_labels: Opt
 pub fn eval(preds: &Path, labels: &Path, bundle_dir: Option<&Path>) -> Result<()> {
     let bundle = bundle_dir.map(Bundle::load).transpose()?;
     let (p, l, _) = read_pair(preds, labels, bundle.as_ref())?;
-    let taxonomy = bundle.as_ref().map(|b| b.manifest.classes.clone()).unwrap_or_else(stylecam::styles::Taxonomy::jd2018);
-    let decision = bundle.as_ref().map(Bundle::decision).unwrap_or_else(|| DecisionParams::untuned(taxonomy.len()));
+    let taxonomy = bundle
+        .as_ref()
+        .map(|b| b.manifest.classes.clone())
+        .unwrap_or_else(stylecam::styles::Taxonomy::jd2018);
+    let decision = bundle
+        .as_ref()
+        .map(Bundle::decision)
+        .unwrap_or_else(|| DecisionParams::untuned(taxonomy.len()));
     if decision.classes() != taxonomy.len() {
-        bail!("the bundle's decision has {} classes, the taxonomy {}", decision.classes(), taxonomy.len());
+        bail!(
+            "the bundle's decision has {} classes, the taxonomy {}",
+            decision.classes(),
+            taxonomy.len()
+        );
     }
     let predicted: Vec<Vec<usize>> = p.iter().map(|row| decision.decide(row).labels).collect();
     let per_class = f2::per_class_f2(&predicted, &l, taxonomy.len());
@@ -142,8 +184,14 @@ pub fn eval(preds: &Path, labels: &Path, bundle_dir: Option<&Path>) -> Result<()
         let pos = l.iter().filter(|r| r[a] >= 0.5).count();
         println!("{:<14} {:>9} {:>7.4}", class.id, pos, per_class[a]);
     }
-    println!("macro F2 (challenge score): {:.4}", f2::macro_f2(&predicted, &l, taxonomy.len()));
-    println!("per-sample F2:              {:.4}", f2::per_sample_f2(&predicted, &l));
+    println!(
+        "macro F2 (challenge score): {:.4}",
+        f2::macro_f2(&predicted, &l, taxonomy.len())
+    );
+    println!(
+        "per-sample F2:              {:.4}",
+        f2::per_sample_f2(&predicted, &l)
+    );
     println!("images: {}", p.len());
     Ok(())
 }
@@ -152,12 +200,26 @@ pub fn eval(preds: &Path, labels: &Path, bundle_dir: Option<&Path>) -> Result<()
 const DEMO_MODEL: &[u8] = include_bytes!("../assets/demo-bundle/model.onnx");
 const DEMO_MANIFEST: &str = include_str!("../assets/demo-bundle/bundle.toml");
 const DEMO_PHOTOS: [(&str, &[u8]); 2] = [
-    ("astronaut.jpg", include_bytes!("../assets/photos/astronaut.jpg")),
+    (
+        "astronaut.jpg",
+        include_bytes!("../assets/photos/astronaut.jpg"),
+    ),
     ("camera.png", include_bytes!("../assets/photos/camera.png")),
 ];
 
+/// A free loopback port for the demo's broker.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(18830)
+}
+
 pub fn demo(seconds: u64) -> Result<()> {
-    let dir = tempfile::Builder::new().prefix("stylecam-demo-").tempdir().context("creating a temporary folder")?;
+    let dir = tempfile::Builder::new()
+        .prefix("stylecam-demo-")
+        .tempdir()
+        .context("creating a temporary folder")?;
     let bundle_dir = dir.path().join("bundle");
     let photos = dir.path().join("photos");
     std::fs::create_dir_all(&bundle_dir)?;
@@ -167,12 +229,16 @@ pub fn demo(seconds: u64) -> Result<()> {
     for (name, bytes) in DEMO_PHOTOS {
         std::fs::write(photos.join(name), bytes)?;
     }
-    let port = stylecam::publish::broker::free_port();
-    let mut cfg: config::Config = toml::from_str(config::DEFAULT_TOML).expect("default config parses");
+    let port = free_port();
+    let mut cfg: config::Config =
+        toml::from_str(config::DEFAULT_TOML).expect("default config parses");
     cfg.device = "demo".into();
     cfg.model.bundle = bundle_dir;
     cfg.model.backend = "cpu".into();
-    cfg.cameras = vec![config::CameraConfig::files("shop-floor", photos.to_str().context("temp path is not UTF-8")?)];
+    cfg.cameras = vec![config::CameraConfig::files(
+        "shop-floor",
+        photos.to_str().context("temp path is not UTF-8")?,
+    )];
     cfg.cameras[0].repeat = 6;
     cfg.cameras[0].fps = 5.0;
     cfg.mqtt.port = port;
@@ -181,11 +247,20 @@ pub fn demo(seconds: u64) -> Result<()> {
     let cfg = cfg.validate()?;
     start_embedded_broker(&cfg)?;
     println!("stylecam demo: 2 sample photos as a camera at 5 fps, demo model (random weights, see README), embedded broker on 127.0.0.1:{port}.");
-    println!("A subscriber prints each tag event; Ctrl-C stops{}.\n", if seconds > 0 { format!(" (or after {seconds} s)") } else { String::new() });
+    println!(
+        "A subscriber prints each tag event; Ctrl-C stops{}.\n",
+        if seconds > 0 {
+            format!(" (or after {seconds} s)")
+        } else {
+            String::new()
+        }
+    );
     let topics = daemon::mqtt_settings(&cfg).topics;
     let (subscribed_tx, subscribed) = std::sync::mpsc::channel();
     std::thread::spawn(move || print_events(port, &topics.all(), subscribed_tx));
-    subscribed.recv_timeout(Duration::from_secs(10)).context("the demo subscriber could not subscribe to the embedded broker")?;
+    subscribed
+        .recv_timeout(Duration::from_secs(10))
+        .context("the demo subscriber could not subscribe to the embedded broker")?;
     start(cfg, (seconds > 0).then(|| Duration::from_secs(seconds)))
 }
 
@@ -202,17 +277,34 @@ fn print_events(port: u16, filter: &str, subscribed: std::sync::mpsc::Sender<()>
         if let Ok(Event::Incoming(Packet::SubAck(_))) = ev {
             let _ = subscribed.send(());
         }
-        let Ok(Event::Incoming(Packet::Publish(p))) = ev else { continue };
-        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&p.payload) else { continue };
+        let Ok(Event::Incoming(Packet::Publish(p))) = ev else {
+            continue;
+        };
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&p.payload) else {
+            continue;
+        };
         match v["kind"].as_str() {
             Some("styles") => {
                 let names: Vec<String> = v["tags"]
                     .as_array()
                     .into_iter()
                     .flatten()
-                    .map(|t| format!("{} {} ({:.2})", t["en"].as_str().unwrap_or(""), t["zh"].as_str().unwrap_or(""), t["score"].as_f64().unwrap_or(0.0)))
+                    .map(|t| {
+                        format!(
+                            "{} {} ({:.2})",
+                            t["en"].as_str().unwrap_or(""),
+                            t["zh"].as_str().unwrap_or(""),
+                            t["score"].as_f64().unwrap_or(0.0)
+                        )
+                    })
                     .collect();
-                println!("event  {}  camera {} #{}  tags: {}", p.topic, v["camera"].as_str().unwrap_or(""), v["seq"], names.join(", "));
+                println!(
+                    "event  {}  camera {} #{}  tags: {}",
+                    p.topic,
+                    v["camera"].as_str().unwrap_or(""),
+                    v["seq"],
+                    names.join(", ")
+                );
                 println!("       added {}  removed {}", v["added"], v["removed"]);
             }
             Some("status") => println!("status {}  {}", p.topic, v["state"].as_str().unwrap_or("")),

@@ -45,9 +45,7 @@ enum Command {
     },
     /// Check a config file (and the model bundle it names); exits non-zero
     /// with the key, the value and the fix on the first problem.
-    CheckConfig {
-        file: PathBuf,
-    },
+    CheckConfig { file: PathBuf },
     /// Print a commented default config that passes check-config.
     GenerateConfig,
     /// Fit the decision (thresholds, relations α/β, cardinality) on
@@ -89,9 +87,12 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info,rumqttd=off,tracing::span=off,rumqttc=warn"))
-        .format_target(false)
-        .init();
+    env_logger::Builder::from_env(
+        env_logger::Env::default()
+            .default_filter_or("info,rumqttd=off,tracing::span=off,rumqttc=warn"),
+    )
+    .format_target(false)
+    .init();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run { config } => cli::run(config.as_deref()),
@@ -101,10 +102,24 @@ fn main() -> ExitCode {
             print!("{}", stylecam::config::DEFAULT_TOML);
             Ok(())
         }
-        Command::Tune { preds, labels, bundle, relation_labels, dry_run } => {
-            cli::tune(&preds, &labels, &bundle, relation_labels.as_deref(), dry_run)
-        }
-        Command::Eval { preds, labels, bundle } => cli::eval(&preds, &labels, bundle.as_deref()),
+        Command::Tune {
+            preds,
+            labels,
+            bundle,
+            relation_labels,
+            dry_run,
+        } => cli::tune(
+            &preds,
+            &labels,
+            &bundle,
+            relation_labels.as_deref(),
+            dry_run,
+        ),
+        Command::Eval {
+            preds,
+            labels,
+            bundle,
+        } => cli::eval(&preds, &labels, bundle.as_deref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -21,15 +21,10 @@ pub fn seq<S: Serializer>(xs: &[f32], s: S) -> Result<S::Ok, S::Error> {
     seq.end()
 }
 
-pub fn vec<S: Serializer>(xs: &Vec<f32>, s: S) -> Result<S::Ok, S::Error> {
-    seq(xs, s)
-}
-
-pub fn arr3<S: Serializer>(xs: &[f32; 3], s: S) -> Result<S::Ok, S::Error> {
-    seq(xs, s)
-}
-
 pub fn matrix<S: Serializer>(rows: &[Vec<f32>], s: S) -> Result<S::Ok, S::Error> {
-    let rows: Vec<Vec<f64>> = rows.iter().map(|r| r.iter().map(|&x| short(x)).collect()).collect();
+    let rows: Vec<Vec<f64>> = rows
+        .iter()
+        .map(|r| r.iter().map(|&x| short(x)).collect())
+        .collect();
     serde::Serialize::serialize(&rows, s)
 }

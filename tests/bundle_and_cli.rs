@@ -33,38 +33,73 @@ fn generated_config_passes_check_config() {
 fn check_config_names_key_value_and_fix() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.toml");
-    let good = String::from_utf8(stylecam().arg("generate-config").output().unwrap().stdout).unwrap();
+    let good =
+        String::from_utf8(stylecam().arg("generate-config").output().unwrap().stdout).unwrap();
     std::fs::write(&path, good.replace("max_batch = 4", "max_batch = 0")).unwrap();
     let out = stylecam().arg("check-config").arg(&path).output().unwrap();
     let err = stderr_of(&out);
     assert!(!out.status.success());
-    assert!(err.contains("model.max_batch") && err.contains("= 0") && err.contains("Fix:"), "{err}");
+    assert!(
+        err.contains("model.max_batch") && err.contains("= 0") && err.contains("Fix:"),
+        "{err}"
+    );
 
     // An environment override is checked the same way.
     std::fs::write(&path, &good).unwrap();
-    let out = stylecam().arg("check-config").arg(&path).env("STYLECAM_MQTT__PORT", "0").output().unwrap();
+    let out = stylecam()
+        .arg("check-config")
+        .arg(&path)
+        .env("STYLECAM_MQTT__PORT", "0")
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(stderr_of(&out).contains("mqtt.port"), "{}", stderr_of(&out));
-    let out = stylecam().arg("check-config").arg(&path).env("STYLECAM_DEVICE", "store-12").output().unwrap();
+    let out = stylecam()
+        .arg("check-config")
+        .arg(&path)
+        .env("STYLECAM_DEVICE", "store-12")
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", stderr_of(&out));
 
     // A typo'd key is named.
     std::fs::write(&path, good.replace("keep_alive_s = 30", "keepalive = 30")).unwrap();
     let out = stylecam().arg("check-config").arg(&path).output().unwrap();
-    assert!(!out.status.success() && stderr_of(&out).contains("keepalive"), "{}", stderr_of(&out));
+    assert!(
+        !out.status.success() && stderr_of(&out).contains("keepalive"),
+        "{}",
+        stderr_of(&out)
+    );
 }
 
 #[test]
 fn run_with_a_missing_bundle_fails_before_any_camera_opens() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.toml");
-    let good = String::from_utf8(stylecam().arg("generate-config").output().unwrap().stdout).unwrap();
-    std::fs::write(&path, good.replace("bundle = \"assets/demo-bundle\"", "bundle = \"/nonexistent/bundle\"")).unwrap();
+    let good =
+        String::from_utf8(stylecam().arg("generate-config").output().unwrap().stdout).unwrap();
+    std::fs::write(
+        &path,
+        good.replace(
+            "bundle = \"assets/demo-bundle\"",
+            "bundle = \"/nonexistent/bundle\"",
+        ),
+    )
+    .unwrap();
     let t = Instant::now();
-    let out = stylecam().args(["run", "--config"]).arg(&path).output().unwrap();
+    let out = stylecam()
+        .args(["run", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
     let err = stderr_of(&out);
     assert!(!out.status.success());
-    assert!(err.contains("model.bundle") && err.contains("/nonexistent/bundle") && err.contains("bundle.toml is missing"), "{err}");
+    assert!(
+        err.contains("model.bundle")
+            && err.contains("/nonexistent/bundle")
+            && err.contains("bundle.toml is missing"),
+        "{err}"
+    );
     assert!(!err.contains("camera"), "no camera may open: {err}");
     assert!(t.elapsed() < Duration::from_secs(10));
 }
@@ -92,9 +127,16 @@ fn bundle_errors_are_clear() {
     assert!(e.contains("12 classes") && e.contains("[N,13]"), "{e}");
 
     // Input size that disagrees with the model.
-    std::fs::write(b.join("bundle.toml"), manifest.replace("width = 224", "width = 256")).unwrap();
+    std::fs::write(
+        b.join("bundle.toml"),
+        manifest.replace("width = 224", "width = 256"),
+    )
+    .unwrap();
     let e = Bundle::load(&b).unwrap_err().to_string();
-    assert!(e.contains("[N,3,224,256]") && e.contains("[N,3,224,224]"), "{e}");
+    assert!(
+        e.contains("[N,3,224,256]") && e.contains("[N,3,224,224]"),
+        "{e}"
+    );
 
     // Missing model file.
     std::fs::write(b.join("bundle.toml"), &manifest).unwrap();
@@ -107,7 +149,8 @@ fn bundle_errors_are_clear() {
 fn shipped_demo_bundle_is_what_our_code_produces() {
     let dir = tempfile::tempdir().unwrap();
     let spec = demo::demo_spec();
-    let mut cam = stylecam::config::CameraConfig::files("c", repo().join("assets/photos").to_str().unwrap());
+    let mut cam =
+        stylecam::config::CameraConfig::files("c", repo().join("assets/photos").to_str().unwrap());
     cam.looping = false;
     cam.fps = 0.0;
     let mut src = stylecam::capture::open(&cam).unwrap();
@@ -123,12 +166,22 @@ fn shipped_demo_bundle_is_what_our_code_produces() {
     let mut b = CpuBackend::load(&shipped.onnx_path(), [3, 224, 224]).unwrap();
     for p in &photos {
         let (x, y) = (a.infer(p, 1).unwrap(), b.infer(p, 1).unwrap());
-        let d = x.iter().zip(&y).map(|(u, v)| (u - v).abs()).fold(0.0, f32::max);
+        let d = x
+            .iter()
+            .zip(&y)
+            .map(|(u, v)| (u - v).abs())
+            .fold(0.0, f32::max);
         assert!(d < 1e-4, "rebuilt vs shipped demo model differ by {d}");
     }
     // Calibrated so that the two photos disagree on every class.
-    let (x, y) = (a.infer(&photos[0], 1).unwrap(), a.infer(&photos[1], 1).unwrap());
-    assert!(x.iter().zip(&y).all(|(u, v)| (u - 0.5) * (v - 0.5) < 0.0), "{x:?} {y:?}");
+    let (x, y) = (
+        a.infer(&photos[0], 1).unwrap(),
+        a.infer(&photos[1], 1).unwrap(),
+    );
+    assert!(
+        x.iter().zip(&y).all(|(u, v)| (u - 0.5) * (v - 0.5) < 0.0),
+        "{x:?} {y:?}"
+    );
 }
 
 #[cfg(feature = "embedded-broker")]
@@ -170,10 +223,17 @@ port = {port}
         ),
     )
     .unwrap();
-    let out = stylecam().args(["run", "--config"]).arg(&cfg).output().unwrap();
+    let out = stylecam()
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
     let err = stderr_of(&out);
     assert!(out.status.success(), "{err}");
-    assert!(err.contains("on the cpu backend"), "auto falls back to cpu: {err}");
+    assert!(
+        err.contains("on the cpu backend"),
+        "auto falls back to cpu: {err}"
+    );
     assert!(err.contains("embedded MQTT broker listening"), "{err}");
     assert!(err.contains("24 captured, 24 inferred, 0 dropped"), "{err}");
 }
@@ -188,7 +248,10 @@ fn tune_writes_decision_and_eval_scores_it() {
     let preds = stylecam::styles::simulate::scores(&labels, 0.2, 6);
     let ids: Vec<String> = (0..600).map(|i| format!("img{i:04}")).collect();
     // Predictions in the header-CSV layout, labels in the challenge's own.
-    let table = stylecam::styles::LabelTable { ids: ids.clone(), rows: preds };
+    let table = stylecam::styles::LabelTable {
+        ids: ids.clone(),
+        rows: preds,
+    };
     std::fs::write(dir.path().join("preds.csv"), table.to_csv(&tax)).unwrap();
     let mut text = String::new();
     for (id, row) in ids.iter().zip(&labels).rev() {
@@ -210,9 +273,16 @@ fn tune_writes_decision_and_eval_scores_it() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", stderr_of(&out));
-    assert!(stdout.contains("fixed 0.5 thresholds") && stdout.contains("wrote [decision]"), "{stdout}");
+    assert!(
+        stdout.contains("fixed 0.5 thresholds") && stdout.contains("wrote [decision]"),
+        "{stdout}"
+    );
     let bundle = Bundle::load(&b).unwrap();
-    let d = bundle.manifest.decision.clone().expect("[decision] written");
+    let d = bundle
+        .manifest
+        .decision
+        .clone()
+        .expect("[decision] written");
     assert_eq!(d.relation.classes(), 13);
 
     let eval = stylecam()
@@ -226,17 +296,43 @@ fn tune_writes_decision_and_eval_scores_it() {
         .unwrap();
     let text = String::from_utf8_lossy(&eval.stdout);
     assert!(eval.status.success(), "{}", stderr_of(&eval));
-    assert!(text.contains("office_lady") && text.contains("macro F2"), "{text}");
+    assert!(
+        text.contains("office_lady") && text.contains("macro F2"),
+        "{text}"
+    );
     // eval with the tuned bundle reproduces tune's best score.
     let best_line = stdout.lines().find(|l| l.starts_with("best:")).unwrap();
-    let best: f64 = best_line.rsplit(' ').next().unwrap().trim_end_matches(')').parse().unwrap();
+    let best: f64 = best_line
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .trim_end_matches(')')
+        .parse()
+        .unwrap();
     let macro_line = text.lines().find(|l| l.starts_with("macro F2")).unwrap();
     let got: f64 = macro_line.rsplit(' ').next().unwrap().parse().unwrap();
-    assert!((best - got).abs() < 1e-4, "tune said {best}, eval says {got}");
+    assert!(
+        (best - got).abs() < 1e-4,
+        "tune said {best}, eval says {got}"
+    );
 
     // A label file with a bad value names the file and line.
-    std::fs::write(dir.path().join("bad.txt"), "a,0,1,0,0,0,0,0,0,0,0,0,0,0\nb,0,1,0,0,0,0,0,0,7,0,0,0,0\n").unwrap();
-    let out = stylecam().args(["eval", "--preds"]).arg(dir.path().join("preds.csv")).arg("--labels").arg(dir.path().join("bad.txt")).output().unwrap();
+    std::fs::write(
+        dir.path().join("bad.txt"),
+        "a,0,1,0,0,0,0,0,0,0,0,0,0,0\nb,0,1,0,0,0,0,0,0,7,0,0,0,0\n",
+    )
+    .unwrap();
+    let out = stylecam()
+        .args(["eval", "--preds"])
+        .arg(dir.path().join("preds.csv"))
+        .arg("--labels")
+        .arg(dir.path().join("bad.txt"))
+        .output()
+        .unwrap();
     assert!(!out.status.success());
-    assert!(stderr_of(&out).contains("bad.txt:2:"), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("bad.txt:2:"),
+        "{}",
+        stderr_of(&out)
+    );
 }

@@ -47,21 +47,41 @@ pub fn python_has(modules: &str) -> bool {
 
 /// Runs a Python script from tests/ref with arguments; panics with its stderr on failure.
 pub fn python(script: &str, args: &[&str]) -> String {
-    let out = Command::new("python3").arg(repo().join("tests/ref").join(script)).args(args).output().expect("python3");
-    assert!(out.status.success(), "{script} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("python3")
+        .arg(repo().join("tests/ref").join(script))
+        .args(args)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{script} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 pub fn read_f32(path: &Path) -> Vec<f32> {
-    std::fs::read(path).unwrap().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect()
+    std::fs::read(path)
+        .unwrap()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect()
 }
 
 pub fn write_f32(path: &Path, v: &[f32]) {
-    std::fs::write(path, v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
+    std::fs::write(
+        path,
+        v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>(),
+    )
+    .unwrap();
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub fn wait_for_port(port: u16, timeout: Duration) -> bool {
@@ -76,7 +96,14 @@ pub fn wait_for_port(port: u16, timeout: Duration) -> bool {
 }
 
 pub fn mosquitto_path() -> Option<PathBuf> {
-    ["/usr/sbin/mosquitto", "/usr/bin/mosquitto", "/usr/local/sbin/mosquitto"].iter().map(PathBuf::from).find(|p| p.exists())
+    [
+        "/usr/sbin/mosquitto",
+        "/usr/bin/mosquitto",
+        "/usr/local/sbin/mosquitto",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|p| p.exists())
 }
 
 /// A real mosquitto on 127.0.0.1:port, killed on drop.
@@ -90,7 +117,11 @@ impl Mosquitto {
     pub fn start(port: u16) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let conf = dir.path().join("mosquitto.conf");
-        std::fs::write(&conf, format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")).unwrap();
+        std::fs::write(
+            &conf,
+            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
+        )
+        .unwrap();
         let child = Command::new(mosquitto_path().expect("mosquitto"))
             .arg("-c")
             .arg(&conf)
@@ -98,8 +129,15 @@ impl Mosquitto {
             .stderr(Stdio::null())
             .spawn()
             .expect("start mosquitto");
-        assert!(wait_for_port(port, Duration::from_secs(10)), "mosquitto did not open port {port}");
-        Self { port, child, _dir: dir }
+        assert!(
+            wait_for_port(port, Duration::from_secs(10)),
+            "mosquitto did not open port {port}"
+        );
+        Self {
+            port,
+            child,
+            _dir: dir,
+        }
     }
 }
 
@@ -118,7 +156,11 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn spawn(mut cmd: Command) -> Self {
-        let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("start stylecam");
+        let mut child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start stylecam");
         let err = child.stderr.take().unwrap();
         let log = std::sync::Arc::new(std::sync::Mutex::new(vec![]));
         let sink = log.clone();
@@ -135,7 +177,11 @@ impl Daemon {
     }
 
     pub fn signal(&self, sig: &str) {
-        let ok = Command::new("kill").arg(format!("-{sig}")).arg(self.child.id().to_string()).status().unwrap();
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
         assert!(ok.success());
     }
 
@@ -146,7 +192,11 @@ impl Daemon {
             if let Some(s) = self.child.try_wait().unwrap() {
                 return s;
             }
-            assert!(t.elapsed() < timeout, "daemon did not exit in {timeout:?}; log:\n{}", self.log_text());
+            assert!(
+                t.elapsed() < timeout,
+                "daemon did not exit in {timeout:?}; log:\n{}",
+                self.log_text()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -198,7 +248,9 @@ pub fn tcp_proxy(listen: u16, target: u16) {
     let listener = std::net::TcpListener::bind(("127.0.0.1", listen)).expect("proxy port");
     std::thread::spawn(move || {
         for client in listener.incoming().map_while(Result::ok) {
-            let Ok(upstream) = TcpStream::connect(("127.0.0.1", target)) else { continue };
+            let Ok(upstream) = TcpStream::connect(("127.0.0.1", target)) else {
+                continue;
+            };
             let (mut c2, mut u2) = (client.try_clone().unwrap(), upstream.try_clone().unwrap());
             let (mut c1, mut u1) = (client, upstream);
             std::thread::spawn(move || {

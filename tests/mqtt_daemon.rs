@@ -37,15 +37,22 @@ impl Collector {
                         let _ = ready_tx.send(());
                     }
                     Ok(Event::Incoming(Packet::Publish(p))) => {
-                        let json = serde_json::from_slice(&p.payload).unwrap_or(serde_json::Value::Null);
-                        sink.lock().unwrap().push(Received { topic: p.topic.clone(), retain: p.retain, json });
+                        let json =
+                            serde_json::from_slice(&p.payload).unwrap_or(serde_json::Value::Null);
+                        sink.lock().unwrap().push(Received {
+                            topic: p.topic.clone(),
+                            retain: p.retain,
+                            json,
+                        });
                     }
                     Ok(_) => {}
                     Err(_) => std::thread::sleep(Duration::from_millis(100)),
                 }
             }
         });
-        ready.recv_timeout(Duration::from_secs(10)).expect("subscriber could not subscribe");
+        ready
+            .recv_timeout(Duration::from_secs(10))
+            .expect("subscriber could not subscribe");
         Self { got }
     }
 
@@ -53,14 +60,23 @@ impl Collector {
         self.got.lock().unwrap().clone()
     }
 
-    fn wait_for(&self, what: &str, timeout: Duration, pred: impl Fn(&[Received]) -> bool) -> Vec<Received> {
+    fn wait_for(
+        &self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&[Received]) -> bool,
+    ) -> Vec<Received> {
         let t = Instant::now();
         loop {
             let all = self.all();
             if pred(&all) {
                 return all;
             }
-            assert!(t.elapsed() < timeout, "timed out waiting for {what}; got {:#?}", all.iter().map(|r| (&r.topic, &r.json)).collect::<Vec<_>>());
+            assert!(
+                t.elapsed() < timeout,
+                "timed out waiting for {what}; got {:#?}",
+                all.iter().map(|r| (&r.topic, &r.json)).collect::<Vec<_>>()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -68,12 +84,20 @@ impl Collector {
 
 fn schema() -> jsonschema::Validator {
     let schema: serde_json::Value = serde_json::from_str(stylecam::publish::SCHEMA).unwrap();
-    jsonschema::options().should_validate_formats(true).build(&schema).expect("schema compiles")
+    jsonschema::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .expect("schema compiles")
 }
 
 fn assert_valid(v: &jsonschema::Validator, r: &Received) {
     let errors: Vec<String> = v.iter_errors(&r.json).map(|e| e.to_string()).collect();
-    assert!(errors.is_empty(), "{} payload {} violates the schema: {errors:?}", r.topic, r.json);
+    assert!(
+        errors.is_empty(),
+        "{} payload {} violates the schema: {errors:?}",
+        r.topic,
+        r.json
+    );
 }
 
 fn kind<'a>(all: &'a [Received], k: &str) -> Vec<&'a Received> {
@@ -90,7 +114,11 @@ fn photos_with_a_corrupt_file(dir: &std::path::Path) -> std::path::PathBuf {
     for f in ["astronaut.jpg", "camera.png"] {
         std::fs::copy(repo().join("assets/photos").join(f), photos.join(f)).unwrap();
     }
-    std::fs::write(photos.join("broken.jpg"), b"\xff\xd8\xff\xe0 this is not a jpeg").unwrap();
+    std::fs::write(
+        photos.join("broken.jpg"),
+        b"\xff\xd8\xff\xe0 this is not a jpeg",
+    )
+    .unwrap();
     photos
 }
 
@@ -109,17 +137,30 @@ fn daemon_publishes_schema_valid_events_and_last_will_on_sigkill() {
     let mut daemon = Daemon::spawn(cmd);
 
     let validator = schema();
-    let all = sub.wait_for("online status and 3 styles events", Duration::from_secs(60), |all| {
-        all.iter().any(|r| status_is(r, "online")) && kind(all, "styles").len() >= 3
-    });
+    let all = sub.wait_for(
+        "online status and 3 styles events",
+        Duration::from_secs(60),
+        |all| all.iter().any(|r| status_is(r, "online")) && kind(all, "styles").len() >= 3,
+    );
     for r in &all {
         assert_valid(&validator, r);
     }
     let styles = kind(&all, "styles");
-    assert!(styles.iter().all(|r| r.topic == "stylecam/it-kill/entrance/styles" && !r.retain));
-    let seqs: Vec<u64> = styles.iter().map(|r| r.json["seq"].as_u64().unwrap()).collect();
-    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "event numbers count up without gaps");
-    assert!(styles.iter().all(|r| (1..=5).contains(&r.json["tags"].as_array().unwrap().len())));
+    assert!(styles
+        .iter()
+        .all(|r| r.topic == "stylecam/it-kill/entrance/styles" && !r.retain));
+    let seqs: Vec<u64> = styles
+        .iter()
+        .map(|r| r.json["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as u64).collect::<Vec<_>>(),
+        "event numbers count up without gaps"
+    );
+    assert!(styles
+        .iter()
+        .all(|r| (1..=5).contains(&r.json["tags"].as_array().unwrap().len())));
     assert!(!kind(&all, "state").is_empty());
     // The corrupt file was logged (once) and skipped; the camera went on.
     let log = daemon.log_text();
@@ -128,7 +169,8 @@ fn daemon_publishes_schema_valid_events_and_last_will_on_sigkill() {
     // A late subscriber sees the retained state and online status.
     let late = Collector::start(broker.port, "stylecam/it-kill/#", "it-sub-late");
     let got = late.wait_for("retained status + state", Duration::from_secs(10), |all| {
-        all.iter().any(|r| r.retain && status_is(r, "online")) && all.iter().any(|r| r.retain && r.json["kind"] == "state")
+        all.iter().any(|r| r.retain && status_is(r, "online"))
+            && all.iter().any(|r| r.retain && r.json["kind"] == "state")
     });
     for r in &got {
         assert_valid(&validator, r);
@@ -136,7 +178,11 @@ fn daemon_publishes_schema_valid_events_and_last_will_on_sigkill() {
 
     daemon.child.kill().unwrap(); // SIGKILL
     daemon.wait(Duration::from_secs(5));
-    let all = sub.wait_for("offline from the last will", Duration::from_secs(15), |all| all.iter().any(|r| status_is(r, "offline")));
+    let all = sub.wait_for(
+        "offline from the last will",
+        Duration::from_secs(15),
+        |all| all.iter().any(|r| status_is(r, "offline")),
+    );
     let offline = all.iter().find(|r| status_is(r, "offline")).unwrap();
     assert_valid(&validator, offline);
     assert_eq!(offline.topic, "stylecam/it-kill/status");
@@ -161,10 +207,17 @@ fn events_wait_for_a_broker_that_starts_late_and_sigterm_flushes() {
     // Tag events are decided while no broker exists.
     let t = Instant::now();
     while !daemon.log_text().contains("tags [") {
-        assert!(t.elapsed() < Duration::from_secs(60), "no tag event decided; log:\n{}", daemon.log_text());
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "no tag event decided; log:\n{}",
+            daemon.log_text()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(daemon.child.try_wait().unwrap().is_none(), "the daemon keeps running without a broker");
+    assert!(
+        daemon.child.try_wait().unwrap().is_none(),
+        "the daemon keeps running without a broker"
+    );
     assert!(daemon.log_text().contains("unreachable"));
 
     // The broker runs elsewhere with our subscriber on it; it "comes up" on
@@ -172,16 +225,35 @@ fn events_wait_for_a_broker_that_starts_late_and_sigterm_flushes() {
     let broker = Mosquitto::start(free_port());
     let sub = Collector::start(broker.port, "stylecam/it-late/#", "it-sub-2");
     tcp_proxy(port, broker.port);
-    let all = sub.wait_for("queued events after the broker came up", Duration::from_secs(60), |all| {
-        kind(all, "styles").iter().any(|r| r.json["seq"] == 1)
-    });
-    let seqs: Vec<u64> = kind(&all, "styles").iter().map(|r| r.json["seq"].as_u64().unwrap()).collect();
-    assert_eq!(seqs[0], 1, "the first event, decided while the broker was down, arrives first: {seqs:?}");
+    let all = sub.wait_for(
+        "queued events after the broker came up",
+        Duration::from_secs(60),
+        |all| kind(all, "styles").iter().any(|r| r.json["seq"] == 1),
+    );
+    let seqs: Vec<u64> = kind(&all, "styles")
+        .iter()
+        .map(|r| r.json["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        seqs[0], 1,
+        "the first event, decided while the broker was down, arrives first: {seqs:?}"
+    );
 
     daemon.signal("TERM");
     let status = daemon.wait(Duration::from_secs(20));
-    assert!(status.success(), "clean exit on SIGTERM; log:\n{}", daemon.log_text());
-    sub.wait_for("offline status published on shutdown", Duration::from_secs(10), |all| all.iter().any(|r| status_is(r, "offline")));
+    assert!(
+        status.success(),
+        "clean exit on SIGTERM; log:\n{}",
+        daemon.log_text()
+    );
+    sub.wait_for(
+        "offline status published on shutdown",
+        Duration::from_secs(10),
+        |all| all.iter().any(|r| status_is(r, "offline")),
+    );
     let log = daemon.log_text();
-    assert!(log.contains("0 waiting"), "nothing left undelivered:\n{log}");
+    assert!(
+        log.contains("0 waiting"),
+        "nothing left undelivered:\n{log}"
+    );
 }

@@ -22,7 +22,11 @@ fn check(name: &str) {
     let model = dir.join(format!("{name}.onnx"));
     let bytes = std::fs::read(&model).unwrap_or_else(|e| panic!("{}: {e}", model.display()));
     let io = io_shapes(&bytes).unwrap();
-    let dims: Vec<usize> = io.input.iter().map(|d| d.expect("static input shape") as usize).collect();
+    let dims: Vec<usize> = io
+        .input
+        .iter()
+        .map(|d| d.expect("static input shape") as usize)
+        .collect();
     assert_eq!(dims.len(), 4, "{name} input {:?}", io.input);
     let mut backend = CpuBackend::load(&model, [dims[1], dims[2], dims[3]]).unwrap();
     // The onnx test runner's dummy input: arange(n)/n in the input's shape.
@@ -35,15 +39,32 @@ fn check(name: &str) {
     let want: Vec<f32> = if t.raw_data.is_empty() {
         t.float_data.clone()
     } else {
-        t.raw_data.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect()
+        t.raw_data
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+            .collect()
     };
     assert_eq!(got.len(), want.len(), "{name}: output size");
-    let max = got.iter().zip(&want).map(|(g, w)| (g - w).abs() / (1e-7 + 1e-3 * w.abs()).max(1e-6)).fold(0.0, f32::max);
-    let abs = got.iter().zip(&want).map(|(g, w)| (g - w).abs()).fold(0.0, f32::max);
-    eprintln!("{name}: {} outputs, max abs diff {abs:.3e} vs the shipped output", got.len());
+    let max = got
+        .iter()
+        .zip(&want)
+        .map(|(g, w)| (g - w).abs() / (1e-7 + 1e-3 * w.abs()).max(1e-6))
+        .fold(0.0, f32::max);
+    let abs = got
+        .iter()
+        .zip(&want)
+        .map(|(g, w)| (g - w).abs())
+        .fold(0.0, f32::max);
+    eprintln!(
+        "{name}: {} outputs, max abs diff {abs:.3e} vs the shipped output",
+        got.len()
+    );
     // onnx's own runner: rtol 1e-3, atol 1e-7.
     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-        assert!((g - w).abs() <= 1e-7 + 1e-3 * w.abs(), "{name}[{i}]: {g} vs {w} (worst ratio {max})");
+        assert!(
+            (g - w).abs() <= 1e-7 + 1e-3 * w.abs(),
+            "{name}[{i}]: {g} vs {w} (worst ratio {max})"
+        );
     }
 }
 

@@ -47,9 +47,16 @@ pub enum BundleError {
     #[error("model bundle {path}: {problem}")]
     Invalid { path: PathBuf, problem: String },
     #[error("model bundle {path}: sha256 is {actual} but bundle.toml says {expected}. Fix: the ONNX was changed or truncated; copy the bundle again, or re-export it")]
-    Hash { path: PathBuf, expected: String, actual: String },
+    Hash {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
     #[error("model bundle {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// A bundle that passed every check.
@@ -68,13 +75,23 @@ impl Bundle {
     pub fn load(dir: &Path) -> Result<Self, BundleError> {
         let manifest_path = dir.join(MANIFEST);
         if !manifest_path.is_file() {
-            return Err(BundleError::Missing { dir: dir.into(), file: MANIFEST.into() });
+            return Err(BundleError::Missing {
+                dir: dir.into(),
+                file: MANIFEST.into(),
+            });
         }
-        let text = std::fs::read_to_string(&manifest_path)
-            .map_err(|source| BundleError::Io { path: manifest_path.clone(), source })?;
-        let manifest: Manifest = toml::from_str(&text)
-            .map_err(|e| BundleError::Invalid { path: manifest_path.clone(), problem: e.to_string() })?;
-        let bundle = Self { dir: dir.into(), manifest };
+        let text = std::fs::read_to_string(&manifest_path).map_err(|source| BundleError::Io {
+            path: manifest_path.clone(),
+            source,
+        })?;
+        let manifest: Manifest = toml::from_str(&text).map_err(|e| BundleError::Invalid {
+            path: manifest_path.clone(),
+            problem: e.to_string(),
+        })?;
+        let bundle = Self {
+            dir: dir.into(),
+            manifest,
+        };
         bundle.check()?;
         Ok(bundle)
     }
@@ -85,22 +102,33 @@ impl Bundle {
 
     /// The decision parameters, or untuned defaults when `tune` never ran.
     pub fn decision(&self) -> DecisionParams {
-        self.manifest.decision.clone().unwrap_or_else(|| DecisionParams::untuned(self.manifest.classes.len()))
+        self.manifest
+            .decision
+            .clone()
+            .unwrap_or_else(|| DecisionParams::untuned(self.manifest.classes.len()))
     }
 
     fn invalid(&self, problem: impl Into<String>) -> BundleError {
-        BundleError::Invalid { path: self.dir.join(MANIFEST), problem: problem.into() }
+        BundleError::Invalid {
+            path: self.dir.join(MANIFEST),
+            problem: problem.into(),
+        }
     }
 
     fn check(&self) -> Result<(), BundleError> {
         let m = &self.manifest;
         let c = m.classes.len();
         if c == 0 {
-            return Err(self.invalid("no [[classes]]: list the classes in the model's output order"));
+            return Err(
+                self.invalid("no [[classes]]: list the classes in the model's output order")
+            );
         }
         let spec = &m.input;
         if spec.width < 8 || spec.height < 8 || spec.width > 4096 || spec.height > 4096 {
-            return Err(self.invalid(format!("input size {}x{} is outside 8..=4096", spec.width, spec.height)));
+            return Err(self.invalid(format!(
+                "input size {}x{} is outside 8..=4096",
+                spec.width, spec.height
+            )));
         }
         if spec.std.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
             return Err(self.invalid(format!("input.std {:?} must be positive", spec.std)));
@@ -110,17 +138,44 @@ impl Bundle {
         }
         let onnx_path = self.onnx_path();
         if !onnx_path.is_file() {
-            return Err(BundleError::Missing { dir: self.dir.clone(), file: m.onnx.clone() });
+            return Err(BundleError::Missing {
+                dir: self.dir.clone(),
+                file: m.onnx.clone(),
+            });
         }
-        let bytes = std::fs::read(&onnx_path).map_err(|source| BundleError::Io { path: onnx_path.clone(), source })?;
+        let bytes = std::fs::read(&onnx_path).map_err(|source| BundleError::Io {
+            path: onnx_path.clone(),
+            source,
+        })?;
         let actual = sha256_hex(&bytes);
         if !actual.eq_ignore_ascii_case(m.sha256.trim()) {
-            return Err(BundleError::Hash { path: onnx_path, expected: m.sha256.clone(), actual });
+            return Err(BundleError::Hash {
+                path: onnx_path,
+                expected: m.sha256.clone(),
+                actual,
+            });
         }
-        let io = onnx::io_shapes(&bytes).map_err(|p| BundleError::Invalid { path: onnx_path.clone(), problem: p })?;
-        let bad = |p: String| BundleError::Invalid { path: onnx_path.clone(), problem: p };
-        let want_in = [None, Some(3), Some(spec.height as i64), Some(spec.width as i64)];
-        if io.input.len() != 4 || io.input.iter().zip(want_in).any(|(d, w)| w.is_some() && d.is_some() && *d != w) {
+        let io = onnx::io_shapes(&bytes).map_err(|p| BundleError::Invalid {
+            path: onnx_path.clone(),
+            problem: p,
+        })?;
+        let bad = |p: String| BundleError::Invalid {
+            path: onnx_path.clone(),
+            problem: p,
+        };
+        let want_in = [
+            None,
+            Some(3),
+            Some(spec.height as i64),
+            Some(spec.width as i64),
+        ];
+        if io.input.len() != 4
+            || io
+                .input
+                .iter()
+                .zip(want_in)
+                .any(|(d, w)| w.is_some() && d.is_some() && *d != w)
+        {
             return Err(bad(format!(
                 "input {:?} has shape {} but bundle.toml says [N,3,{},{}]",
                 io.input_name,
@@ -149,7 +204,9 @@ impl Bundle {
 
     /// Rewrites `bundle.toml` with a new `[decision]` section.
     pub fn write_decision(&mut self, decision: DecisionParams) -> Result<(), BundleError> {
-        decision.check(self.manifest.classes.len()).map_err(|p| self.invalid(p))?;
+        decision
+            .check(self.manifest.classes.len())
+            .map_err(|p| self.invalid(p))?;
         self.manifest.decision = Some(decision);
         self.save()
     }
@@ -163,8 +220,14 @@ impl Bundle {
 /// Writes a manifest into `dir` atomically.
 pub fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<(), BundleError> {
     let path = dir.join(MANIFEST);
-    let text = toml::to_string(manifest).map_err(|e| BundleError::Invalid { path: path.clone(), problem: e.to_string() })?;
+    let text = toml::to_string(manifest).map_err(|e| BundleError::Invalid {
+        path: path.clone(),
+        problem: e.to_string(),
+    })?;
     let tmp = dir.join(".bundle.toml.tmp");
-    std::fs::write(&tmp, text).map_err(|source| BundleError::Io { path: tmp.clone(), source })?;
+    std::fs::write(&tmp, text).map_err(|source| BundleError::Io {
+        path: tmp.clone(),
+        source,
+    })?;
     std::fs::rename(&tmp, &path).map_err(|source| BundleError::Io { path, source })
 }

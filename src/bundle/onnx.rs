@@ -4,8 +4,8 @@
 
 use prost::Message;
 use tract_onnx::pb::{
-    self, attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto::dimension::Value as Dim,
-    type_proto::Value as TypeValue,
+    self, attribute_proto::AttributeType, tensor_proto::DataType,
+    tensor_shape_proto::dimension::Value as Dim, type_proto::Value as TypeValue,
 };
 
 /// Names and shapes (`None` = symbolic) of a model's first input and output.
@@ -18,7 +18,10 @@ pub struct IoShapes {
 }
 
 pub fn fmt_shape(s: &[Option<i64>]) -> String {
-    let d: Vec<String> = s.iter().map(|d| d.map_or("N".into(), |v| v.to_string())).collect();
+    let d: Vec<String> = s
+        .iter()
+        .map(|d| d.map_or("N".into(), |v| v.to_string()))
+        .collect();
     format!("[{}]", d.join(","))
 }
 
@@ -44,8 +47,13 @@ fn value_shape(v: &pb::ValueInfoProto) -> Vec<Option<i64>> {
 pub fn io_shapes(bytes: &[u8]) -> Result<IoShapes, String> {
     let model = pb::ModelProto::decode(bytes).map_err(|e| format!("not an ONNX model: {e}"))?;
     let graph = model.graph.ok_or("ONNX model has no graph")?;
-    let initializers: std::collections::HashSet<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
-    let inputs: Vec<&pb::ValueInfoProto> = graph.input.iter().filter(|i| !initializers.contains(i.name.as_str())).collect();
+    let initializers: std::collections::HashSet<&str> =
+        graph.initializer.iter().map(|t| t.name.as_str()).collect();
+    let inputs: Vec<&pb::ValueInfoProto> = graph
+        .input
+        .iter()
+        .filter(|i| !initializers.contains(i.name.as_str()))
+        .collect();
     if inputs.len() != 1 || graph.output.len() != 1 {
         return Err(format!(
             "the model must have one input and one output, it has {} and {}",
@@ -97,21 +105,39 @@ pub enum Attr {
 
 impl GraphBuilder {
     pub fn new(name: &str) -> Self {
-        Self { graph: pb::GraphProto { name: name.into(), ..Default::default() }, next: 0 }
+        Self {
+            graph: pb::GraphProto {
+                name: name.into(),
+                ..Default::default()
+            },
+            next: 0,
+        }
     }
 
     pub fn input(&mut self, name: &str, dims: &[Option<i64>]) -> String {
-        self.graph.input.push(pb::ValueInfoProto { name: name.into(), r#type: Some(tensor_type(dims)), ..Default::default() });
+        self.graph.input.push(pb::ValueInfoProto {
+            name: name.into(),
+            r#type: Some(tensor_type(dims)),
+            ..Default::default()
+        });
         name.into()
     }
 
     pub fn output(&mut self, name: &str, dims: &[Option<i64>]) {
-        self.graph.output.push(pb::ValueInfoProto { name: name.into(), r#type: Some(tensor_type(dims)), ..Default::default() });
+        self.graph.output.push(pb::ValueInfoProto {
+            name: name.into(),
+            r#type: Some(tensor_type(dims)),
+            ..Default::default()
+        });
     }
 
     /// A constant f32 tensor.
     pub fn weight(&mut self, name: &str, dims: &[i64], values: Vec<f32>) -> String {
-        assert_eq!(dims.iter().product::<i64>() as usize, values.len(), "weight {name}");
+        assert_eq!(
+            dims.iter().product::<i64>() as usize,
+            values.len(),
+            "weight {name}"
+        );
         self.graph.initializer.push(pb::TensorProto {
             name: name.into(),
             dims: dims.to_vec(),
@@ -123,13 +149,24 @@ impl GraphBuilder {
     }
 
     /// Adds a node; returns the name of its output (`out` if given).
-    pub fn node(&mut self, op: &str, inputs: &[&str], attrs: Vec<(&str, Attr)>, out: Option<&str>) -> String {
+    pub fn node(
+        &mut self,
+        op: &str,
+        inputs: &[&str],
+        attrs: Vec<(&str, Attr)>,
+        out: Option<&str>,
+    ) -> String {
         self.next += 1;
-        let output = out.map(String::from).unwrap_or_else(|| format!("{}_{}", op.to_lowercase(), self.next));
+        let output = out
+            .map(String::from)
+            .unwrap_or_else(|| format!("{}_{}", op.to_lowercase(), self.next));
         let attribute = attrs
             .into_iter()
             .map(|(name, a)| {
-                let mut p = pb::AttributeProto { name: name.into(), ..Default::default() };
+                let mut p = pb::AttributeProto {
+                    name: name.into(),
+                    ..Default::default()
+                };
                 match a {
                     Attr::Ints(v) => {
                         p.r#type = AttributeType::Ints as i32;
@@ -164,7 +201,10 @@ impl GraphBuilder {
             ir_version: 8,
             producer_name: producer.into(),
             producer_version: env!("CARGO_PKG_VERSION").into(),
-            opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: 13 }],
+            opset_import: vec![pb::OperatorSetIdProto {
+                domain: String::new(),
+                version: 13,
+            }],
             graph: Some(self.graph),
             ..Default::default()
         };

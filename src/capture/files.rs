@@ -89,7 +89,9 @@ impl FilesSource {
             .decode()
             .map_err(|e| e.to_string())?;
         Ok(match img {
-            image::DynamicImage::ImageLuma8(g) => (g.width(), g.height(), PixelFormat::Gray8, g.into_raw()),
+            image::DynamicImage::ImageLuma8(g) => {
+                (g.width(), g.height(), PixelFormat::Gray8, g.into_raw())
+            }
             other => {
                 let rgb = other.into_rgb8();
                 (rgb.width(), rgb.height(), PixelFormat::Rgb8, rgb.into_raw())
@@ -133,7 +135,10 @@ impl FilesSource {
                         path.display()
                     );
                 }
-                Err(CaptureError::Skipped { what: path.display().to_string(), reason })
+                Err(CaptureError::Skipped {
+                    what: path.display().to_string(),
+                    reason,
+                })
             }
         }
     }
@@ -176,7 +181,9 @@ mod tests {
     use super::*;
 
     fn write_png(path: &Path, rgb: [u8; 3]) {
-        image::RgbImage::from_pixel(4, 3, image::Rgb(rgb)).save(path).unwrap();
+        image::RgbImage::from_pixel(4, 3, image::Rgb(rgb))
+            .save(path)
+            .unwrap();
     }
 
     #[test]
@@ -210,7 +217,14 @@ mod tests {
         assert_eq!(skipped, 1);
         assert_eq!(
             firsts,
-            vec![(0, 255, 0, 0), (1, 255, 0, 0), (2, 0, 255, 0), (3, 0, 255, 0), (4, 0, 0, 255), (5, 0, 0, 255)]
+            vec![
+                (0, 255, 0, 0),
+                (1, 255, 0, 0),
+                (2, 0, 255, 0),
+                (3, 0, 255, 0),
+                (4, 0, 0, 255),
+                (5, 0, 0, 255)
+            ]
         );
         assert_eq!(src.skipped(), 1);
         assert_eq!(src.state(), SourceState::Ended);
@@ -225,7 +239,10 @@ mod tests {
         assert!(matches!(src.next_frame(), Err(CaptureError::Fatal(_))));
         std::fs::write(dir.path().join("y.png"), b"garbage too").unwrap();
         let mut src = FilesSource::open(&cfg).unwrap();
-        assert!(matches!(src.next_frame(), Err(CaptureError::Skipped { .. })));
+        assert!(matches!(
+            src.next_frame(),
+            Err(CaptureError::Skipped { .. })
+        ));
         assert!(matches!(src.next_frame(), Err(CaptureError::Fatal(_))));
     }
 

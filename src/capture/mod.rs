@@ -68,7 +68,9 @@ impl Frame {
 pub enum SourceState {
     Streaming,
     /// Lost its device; retrying with backoff (attempt counts from 1).
-    Reconnecting { attempt: u32 },
+    Reconnecting {
+        attempt: u32,
+    },
     /// Ran out of frames (a files source without `loop`).
     Ended,
 }

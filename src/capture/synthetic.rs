@@ -43,7 +43,11 @@ impl SyntheticSource {
             "yuyv" => PixelFormat::Yuyv,
             "nv12" => PixelFormat::Nv12,
             "rgb" => PixelFormat::Rgb8,
-            other => return Err(CaptureError::Fatal(format!("synthetic: unknown pixel format {other:?}"))),
+            other => {
+                return Err(CaptureError::Fatal(format!(
+                    "synthetic: unknown pixel format {other:?}"
+                )))
+            }
         };
         Ok(Self {
             camera: cfg.name.as_str().into(),
@@ -62,7 +66,15 @@ impl SyntheticSource {
         let side = (w.min(h) / 4).max(2);
         let span_x = w - side;
         let span_y = h - side;
-        let bounce = |t: u64, span: u64| if span == 0 { 0 } else if (t / span) % 2 == 0 { t % span } else { span - t % span };
+        let bounce = |t: u64, span: u64| {
+            if span == 0 {
+                0
+            } else if (t / span) % 2 == 0 {
+                t % span
+            } else {
+                span - t % span
+            }
+        };
         let (sx, sy) = (bounce(seq * 7, span_x), bounce(seq * 5, span_y));
         let (x, y) = (x as u64, y as u64);
         if x >= sx && x < sx + side && y >= sy && y < sy + side {
@@ -89,8 +101,8 @@ impl SyntheticSource {
                     for x in (0..w).step_by(2) {
                         let [y0, u0, v0] = rgb_to_ycbcr(self.pixel(seq, x, y));
                         let [y1, u1, v1] = rgb_to_ycbcr(self.pixel(seq, x + 1, y));
-                        let u = ((u0 as u16 + u1 as u16 + 1) / 2) as u8;
-                        let v = ((v0 as u16 + v1 as u16 + 1) / 2) as u8;
+                        let u = (u0 as u16 + u1 as u16).div_ceil(2) as u8;
+                        let v = (v0 as u16 + v1 as u16).div_ceil(2) as u8;
                         out.extend_from_slice(&[y0, u, y1, v]);
                     }
                 }
@@ -164,7 +176,11 @@ mod tests {
 
     #[test]
     fn sizes_and_end() {
-        for (fmt, bytes) in [("rgb", 64 * 32 * 3), ("yuyv", 64 * 32 * 2), ("nv12", 64 * 32 * 3 / 2)] {
+        for (fmt, bytes) in [
+            ("rgb", 64 * 32 * 3),
+            ("yuyv", 64 * 32 * 2),
+            ("nv12", 64 * 32 * 3 / 2),
+        ] {
             let mut s = SyntheticSource::new(&cam(fmt)).unwrap();
             let mut n = 0;
             while let Some(f) = s.next_frame().unwrap() {

@@ -213,7 +213,10 @@ impl Default for ModelConfig {
 }
 impl Default for PipelineConfig {
     fn default() -> Self {
-        Self { queue_depth: default_queue_depth(), max_pending_events: default_max_pending() }
+        Self {
+            queue_depth: default_queue_depth(),
+            max_pending_events: default_max_pending(),
+        }
     }
 }
 impl Default for SmoothingConfig {
@@ -244,9 +247,10 @@ impl Default for MqttConfig {
 impl CameraConfig {
     /// A files camera over `path`, with defaults for the rest.
     pub fn files(name: &str, path: &str) -> Self {
-        let mut c: CameraConfig =
-            toml::from_str(&format!("name = {name:?}\nsource = \"files\"\npath = {path:?}"))
-                .expect("static camera table");
+        let mut c: CameraConfig = toml::from_str(&format!(
+            "name = {name:?}\nsource = \"files\"\npath = {path:?}"
+        ))
+        .expect("static camera table");
         c.looping = true;
         c
     }
@@ -269,14 +273,21 @@ pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
             builder = builder.add_source(config::File::from(p).format(config::FileFormat::Toml));
         }
         None => {
-            builder = builder.add_source(config::File::from_str(DEFAULT_TOML, config::FileFormat::Toml));
+            builder = builder.add_source(config::File::from_str(
+                DEFAULT_TOML,
+                config::FileFormat::Toml,
+            ));
         }
     }
     builder = builder.add_source(
-        config::Environment::with_prefix(ENV_PREFIX).prefix_separator("_").separator("__").try_parsing(true),
+        config::Environment::with_prefix(ENV_PREFIX)
+            .prefix_separator("_")
+            .separator("__")
+            .try_parsing(true),
     );
     let raw = builder.build().map_err(|e| ConfigError::parse(path, e))?;
-    raw.try_deserialize::<Config>().map_err(|e| ConfigError::parse(path, e))
+    raw.try_deserialize::<Config>()
+        .map_err(|e| ConfigError::parse(path, e))
 }
 
 /// [`load`] then [`Config::validate`].

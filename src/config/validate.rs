@@ -23,11 +23,18 @@ impl ConfigError {
         problem: impl Into<String>,
         fix: impl Into<String>,
     ) -> Self {
-        Self { key: key.into(), value: value.into(), problem: problem.into(), fix: fix.into() }
+        Self {
+            key: key.into(),
+            value: value.into(),
+            problem: problem.into(),
+            fix: fix.into(),
+        }
     }
 
     pub(super) fn parse(path: Option<&Path>, e: config::ConfigError) -> Self {
-        let file = path.map(|p| p.display().to_string()).unwrap_or_else(|| "(built-in default)".into());
+        let file = path
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "(built-in default)".into());
         let text = e.to_string();
         // config's messages carry the key as `... for key `mqtt.port``.
         let key = text
@@ -91,7 +98,12 @@ impl Config {
             ));
         }
         if m.max_batch == 0 || m.max_batch > 64 {
-            return Err(err("model.max_batch", m.max_batch, "must be in 1..=64", "set model.max_batch = 4"));
+            return Err(err(
+                "model.max_batch",
+                m.max_batch,
+                "must be in 1..=64",
+                "set model.max_batch = 4",
+            ));
         }
         if m.max_wait_ms > 1000 {
             return Err(err(
@@ -102,7 +114,12 @@ impl Config {
             ));
         }
         if m.bundle.as_os_str().is_empty() {
-            return Err(err("model.bundle", "\"\"", "is empty", "point model.bundle at a bundle directory"));
+            return Err(err(
+                "model.bundle",
+                "\"\"",
+                "is empty",
+                "point model.bundle at a bundle directory",
+            ));
         }
         if self.cameras.is_empty() {
             return Err(err(
@@ -126,7 +143,12 @@ impl Config {
         }
         let p = &self.pipeline;
         if p.queue_depth == 0 {
-            return Err(err("pipeline.queue_depth", 0, "must be at least 1", "set pipeline.queue_depth = 2"));
+            return Err(err(
+                "pipeline.queue_depth",
+                0,
+                "must be at least 1",
+                "set pipeline.queue_depth = 2",
+            ));
         }
         if p.max_pending_events == 0 {
             return Err(err(
@@ -138,27 +160,64 @@ impl Config {
         }
         let s = &self.smoothing;
         if !matches!(s.method.as_str(), "median" | "ema") {
-            return Err(err("smoothing.method", format!("{:?}", s.method), "unknown method", "use \"median\" or \"ema\""));
+            return Err(err(
+                "smoothing.method",
+                format!("{:?}", s.method),
+                "unknown method",
+                "use \"median\" or \"ema\"",
+            ));
         }
         if s.window == 0 || s.window > 100 {
-            return Err(err("smoothing.window", s.window, "must be in 1..=100", "set smoothing.window = 3"));
+            return Err(err(
+                "smoothing.window",
+                s.window,
+                "must be in 1..=100",
+                "set smoothing.window = 3",
+            ));
         }
         if !(s.ema_alpha > 0.0 && s.ema_alpha <= 1.0) {
-            return Err(err("smoothing.ema_alpha", s.ema_alpha, "must be in (0, 1]", "set smoothing.ema_alpha = 0.5"));
+            return Err(err(
+                "smoothing.ema_alpha",
+                s.ema_alpha,
+                "must be in (0, 1]",
+                "set smoothing.ema_alpha = 0.5",
+            ));
         }
-        for (key, v) in [("smoothing.enter_frames", s.enter_frames), ("smoothing.leave_frames", s.leave_frames)] {
+        for (key, v) in [
+            ("smoothing.enter_frames", s.enter_frames),
+            ("smoothing.leave_frames", s.leave_frames),
+        ] {
             if v == 0 || v > 1000 {
-                return Err(err(key, v, "must be in 1..=1000", &format!("set {key} = 2")));
+                return Err(err(
+                    key,
+                    v,
+                    "must be in 1..=1000",
+                    &format!("set {key} = 2"),
+                ));
             }
         }
         let q = &self.mqtt;
         if q.host.trim().is_empty() {
-            return Err(err("mqtt.host", "\"\"", "is empty", "set mqtt.host = \"127.0.0.1\" or your broker's name"));
+            return Err(err(
+                "mqtt.host",
+                "\"\"",
+                "is empty",
+                "set mqtt.host = \"127.0.0.1\" or your broker's name",
+            ));
         }
         if q.port == 0 {
-            return Err(err("mqtt.port", 0, "is not a usable port", "set mqtt.port = 1883"));
+            return Err(err(
+                "mqtt.port",
+                0,
+                "is not a usable port",
+                "set mqtt.port = 1883",
+            ));
         }
-        if q.prefix.is_empty() || q.prefix.contains(['+', '#']) || q.prefix.starts_with('/') || q.prefix.ends_with('/') {
+        if q.prefix.is_empty()
+            || q.prefix.contains(['+', '#'])
+            || q.prefix.starts_with('/')
+            || q.prefix.ends_with('/')
+        {
             return Err(err(
                 "mqtt.prefix",
                 format!("{:?}", q.prefix),
@@ -177,7 +236,12 @@ impl Config {
             }
         }
         if q.keep_alive_s < 5 || q.keep_alive_s > 3600 {
-            return Err(err("mqtt.keep_alive_s", q.keep_alive_s, "must be in 5..=3600", "set mqtt.keep_alive_s = 30"));
+            return Err(err(
+                "mqtt.keep_alive_s",
+                q.keep_alive_s,
+                "must be in 5..=3600",
+                "set mqtt.keep_alive_s = 30",
+            ));
         }
         Ok(Validated(self))
     }
@@ -194,7 +258,12 @@ fn validate_camera(i: usize, c: &CameraConfig) -> Result<(), ConfigError> {
         ));
     }
     if !(c.fps >= 0.0 && c.fps <= 1000.0) {
-        return Err(err(&key("fps"), c.fps, "must be in 0..=1000 (0 = as fast as possible)", "set fps = 5.0"));
+        return Err(err(
+            &key("fps"),
+            c.fps,
+            "must be in 0..=1000 (0 = as fast as possible)",
+            "set fps = 5.0",
+        ));
     }
     match c.source.as_str() {
         "files" => {
@@ -207,7 +276,12 @@ fn validate_camera(i: usize, c: &CameraConfig) -> Result<(), ConfigError> {
                 ));
             }
             if c.repeat == 0 {
-                return Err(err(&key("repeat"), 0, "must be at least 1", "set repeat = 1"));
+                return Err(err(
+                    &key("repeat"),
+                    0,
+                    "must be at least 1",
+                    "set repeat = 1",
+                ));
             }
         }
         "synthetic" => {
@@ -245,7 +319,12 @@ fn validate_camera(i: usize, c: &CameraConfig) -> Result<(), ConfigError> {
             ))
         }
         other => {
-            return Err(err(&key("source"), format!("{other:?}"), "unknown source", "use \"files\" or \"synthetic\""))
+            return Err(err(
+                &key("source"),
+                format!("{other:?}"),
+                "unknown source",
+                "use \"files\" or \"synthetic\"",
+            ))
         }
     }
     Ok(())
@@ -274,7 +353,10 @@ mod tests {
         let mut c = default_config();
         c.cameras[0].source = "usb".into();
         let e = c.validate().unwrap_err().to_string();
-        assert!(e.contains("cameras[0].source") && e.contains("\"usb\""), "{e}");
+        assert!(
+            e.contains("cameras[0].source") && e.contains("\"usb\""),
+            "{e}"
+        );
 
         let mut c = default_config();
         c.cameras.push(c.cameras[0].clone());

@@ -14,7 +14,13 @@ pub enum Stage {
     Publish,
 }
 
-pub const STAGES: [Stage; 5] = [Stage::Capture, Stage::Preprocess, Stage::Infer, Stage::Decide, Stage::Publish];
+pub const STAGES: [Stage; 5] = [
+    Stage::Capture,
+    Stage::Preprocess,
+    Stage::Infer,
+    Stage::Decide,
+    Stage::Publish,
+];
 
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -53,7 +59,10 @@ pub struct Snapshot {
 }
 
 fn idx(s: Stage) -> usize {
-    STAGES.iter().position(|&x| x == s).expect("every stage is listed")
+    STAGES
+        .iter()
+        .position(|&x| x == s)
+        .expect("every stage is listed")
 }
 
 impl Metrics {
@@ -91,9 +100,11 @@ impl Metrics {
     pub fn snapshot(&self) -> Snapshot {
         let mut stage_mean = [Duration::ZERO; 5];
         for (i, m) in stage_mean.iter_mut().enumerate() {
-            let n = self.stage_n[i].load(Relaxed);
-            if n > 0 {
-                *m = Duration::from_nanos(self.stage_ns[i].load(Relaxed) / n);
+            if let Some(ns) = self.stage_ns[i]
+                .load(Relaxed)
+                .checked_div(self.stage_n[i].load(Relaxed))
+            {
+                *m = Duration::from_nanos(ns);
             }
         }
         Snapshot {

@@ -29,7 +29,11 @@ use std::time::{Duration, Instant};
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
     #[error("config key `cameras[{index}]` ({name}): {source}")]
-    Camera { index: usize, name: String, source: CaptureError },
+    Camera {
+        index: usize,
+        name: String,
+        source: CaptureError,
+    },
     #[error("{0}")]
     Infer(#[from] crate::infer::InferError),
 }
@@ -40,7 +44,13 @@ pub fn open_cameras(cfg: &Validated) -> Result<Vec<Box<dyn FrameSource>>, Daemon
     cfg.cameras
         .iter()
         .enumerate()
-        .map(|(index, c)| capture::open(c).map_err(|source| DaemonError::Camera { index, name: c.name.clone(), source }))
+        .map(|(index, c)| {
+            capture::open(c).map_err(|source| DaemonError::Camera {
+                index,
+                name: c.name.clone(),
+                source,
+            })
+        })
         .collect()
 }
 
@@ -49,9 +59,15 @@ pub fn mqtt_settings(cfg: &Validated) -> Settings {
     Settings {
         host: q.host.clone(),
         port: q.port,
-        client_id: q.client_id.clone().unwrap_or_else(|| format!("stylecam-{}", cfg.device)),
+        client_id: q
+            .client_id
+            .clone()
+            .unwrap_or_else(|| format!("stylecam-{}", cfg.device)),
         keep_alive: Duration::from_secs(q.keep_alive_s),
-        topics: Topics { prefix: q.prefix.clone(), device: cfg.device.clone() },
+        topics: Topics {
+            prefix: q.prefix.clone(),
+            device: cfg.device.clone(),
+        },
         max_pending: cfg.pipeline.max_pending_events,
         flush_timeout: Duration::from_secs(5),
     }
@@ -85,7 +101,12 @@ fn capture_loop(
         match preprocess::preprocess(&frame, &spec) {
             Ok(tensor) => {
                 metrics.time(Stage::Preprocess, t1.elapsed(), 1);
-                let item = Prepared { camera: index, seq: frame.seq, captured_at: frame.captured_at, tensor };
+                let item = Prepared {
+                    camera: index,
+                    seq: frame.seq,
+                    captured_at: frame.captured_at,
+                    tensor,
+                };
                 if queues.push(item) {
                     metrics.frame_dropped();
                 }
@@ -121,7 +142,12 @@ struct Inference {
 }
 
 impl Inference {
-    fn run(mut self, queues: &FrameQueues, publisher: &Publisher, metrics: &Metrics) -> Result<(), DaemonError> {
+    fn run(
+        mut self,
+        queues: &FrameQueues,
+        publisher: &Publisher,
+        metrics: &Metrics,
+    ) -> Result<(), DaemonError> {
         let classes = self.bundle.manifest.classes.len();
         let mut input = vec![];
         while let Some(batch) = queues.take_batch(self.max_batch, self.max_wait) {
@@ -162,7 +188,12 @@ impl Inference {
                 probs: p.to_vec(),
                 labels: payload::ids(taxonomy, &decision.labels),
             };
-            publisher.send(Message { topic: self.topics.frames(&cam.name), payload: payload::to_json(&m), reliable: false, retain: false });
+            publisher.send(Message {
+                topic: self.topics.frames(&cam.name),
+                payload: payload::to_json(&m),
+                reliable: false,
+                retain: false,
+            });
         }
         if let Some(change) = change {
             cam.events += 1;
@@ -200,8 +231,18 @@ impl Inference {
                 captured_at,
                 tags,
             };
-            publisher.send(Message { topic: self.topics.styles(&cam.name), payload: payload::to_json(&event), reliable: true, retain: false });
-            publisher.send(Message { topic: self.topics.state(&cam.name), payload: payload::to_json(&state), reliable: true, retain: true });
+            publisher.send(Message {
+                topic: self.topics.styles(&cam.name),
+                payload: payload::to_json(&event),
+                reliable: true,
+                retain: false,
+            });
+            publisher.send(Message {
+                topic: self.topics.state(&cam.name),
+                payload: payload::to_json(&state),
+                reliable: true,
+                retain: true,
+            });
         }
         metrics.time(Stage::Publish, t1.elapsed(), 1);
     }
@@ -222,7 +263,8 @@ pub async fn run(
     let spec = bundle.manifest.input.clone();
     let mut captures = vec![];
     for (i, source) in sources.into_iter().enumerate() {
-        let (spec, queues, metrics, stop) = (spec.clone(), queues.clone(), metrics.clone(), stop.clone());
+        let (spec, queues, metrics, stop) =
+            (spec.clone(), queues.clone(), metrics.clone(), stop.clone());
         captures.push(
             std::thread::Builder::new()
                 .name(format!("camera-{i}"))
@@ -240,7 +282,11 @@ pub async fn run(
             .map(|c| CameraState {
                 name: c.name.clone(),
                 smoother: Smoother::from_config(&cfg.smoothing),
-                hysteresis: Hysteresis::new(classes, cfg.smoothing.enter_frames, cfg.smoothing.leave_frames),
+                hysteresis: Hysteresis::new(
+                    classes,
+                    cfg.smoothing.enter_frames,
+                    cfg.smoothing.leave_frames,
+                ),
                 events: 0,
             })
             .collect(),
@@ -271,7 +317,9 @@ pub async fn run(
     for c in captures {
         let _ = c.join();
     }
-    let publisher = Arc::try_unwrap(publisher).ok().expect("inference thread has ended");
+    let publisher = Arc::try_unwrap(publisher)
+        .ok()
+        .expect("inference thread has ended");
     publisher.close().await;
     match result {
         Ok(r) => r?,

@@ -31,7 +31,11 @@ impl FrameQueues {
     pub fn new(cameras: usize, depth: usize) -> Self {
         Self {
             depth: depth.max(1),
-            state: Mutex::new(State { queues: (0..cameras).map(|_| VecDeque::new()).collect(), live: cameras, stop: false }),
+            state: Mutex::new(State {
+                queues: (0..cameras).map(|_| VecDeque::new()).collect(),
+                live: cameras,
+                stop: false,
+            }),
             ready: Condvar::new(),
         }
     }
@@ -84,7 +88,11 @@ impl FrameQueues {
             if now >= deadline {
                 break;
             }
-            s = self.ready.wait_timeout(s, deadline - now).expect("queue lock").0;
+            s = self
+                .ready
+                .wait_timeout(s, deadline - now)
+                .expect("queue lock")
+                .0;
         }
         let mut batch = Vec::with_capacity(max);
         while batch.len() < max {
@@ -105,7 +113,12 @@ mod tests {
     use super::*;
 
     fn p(camera: usize, seq: u64, t: u64) -> Prepared {
-        Prepared { camera, seq, captured_at: SystemTime::UNIX_EPOCH + Duration::from_millis(t), tensor: vec![] }
+        Prepared {
+            camera,
+            seq,
+            captured_at: SystemTime::UNIX_EPOCH + Duration::from_millis(t),
+            tensor: vec![],
+        }
     }
 
     #[test]
@@ -113,7 +126,10 @@ mod tests {
         let q = FrameQueues::new(2, 2);
         assert!(!q.push(p(0, 0, 10)));
         assert!(!q.push(p(0, 1, 20)));
-        assert!(q.push(p(0, 2, 30)), "third frame of camera 0 drops its oldest");
+        assert!(
+            q.push(p(0, 2, 30)),
+            "third frame of camera 0 drops its oldest"
+        );
         assert!(!q.push(p(1, 0, 15)));
         let b = q.take_batch(8, Duration::ZERO).unwrap();
         let order: Vec<(usize, u64)> = b.iter().map(|f| (f.camera, f.seq)).collect();

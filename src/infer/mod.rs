@@ -16,7 +16,11 @@ use crate::bundle::Bundle;
 #[derive(Debug, thiserror::Error)]
 pub enum InferError {
     #[error("backend {backend} is not usable here: {reason}. Fix: {fix}")]
-    Unavailable { backend: &'static str, reason: String, fix: String },
+    Unavailable {
+        backend: &'static str,
+        reason: String,
+        fix: String,
+    },
     #[error("cannot load model {path}: {reason}")]
     Load { path: String, reason: String },
     #[error("inference failed: {0}")]
@@ -52,13 +56,15 @@ pub fn select(name: &str, bundle: &Bundle) -> Result<Box<dyn Backend>, InferErro
             trt.check()?;
             Ok(Box::new(trt))
         }
-        "auto" => match tensorrt::TensorRtBackend::load(bundle).and_then(|t| t.check().map(|_| t)) {
-            Ok(t) => Ok(Box::new(t)),
-            Err(e) => {
-                log::info!("model.backend = auto: using cpu ({e})");
-                cpu()
+        "auto" => {
+            match tensorrt::TensorRtBackend::load(bundle).and_then(|t| t.check().map(|_| t)) {
+                Ok(t) => Ok(Box::new(t)),
+                Err(e) => {
+                    log::info!("model.backend = auto: using cpu ({e})");
+                    cpu()
+                }
             }
-        },
+        }
         other => Err(InferError::Unavailable {
             backend: "unknown",
             reason: format!("no backend named {other:?}"),

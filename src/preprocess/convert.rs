@@ -8,7 +8,11 @@ use super::PreprocessError;
 use crate::capture::{Frame, PixelFormat};
 
 fn bad(frame: &Frame, reason: impl Into<String>) -> PreprocessError {
-    PreprocessError::BadFrame { camera: frame.camera.to_string(), seq: frame.seq, reason: reason.into() }
+    PreprocessError::BadFrame {
+        camera: frame.camera.to_string(),
+        seq: frame.seq,
+        reason: reason.into(),
+    }
 }
 
 #[inline]
@@ -17,7 +21,11 @@ fn yuv_to_rgb(y: u8, u: u8, v: u8) -> [u8; 3] {
     let d = u as f32 - 128.0;
     let e = v as f32 - 128.0;
     let px = |x: f32| x.round().clamp(0.0, 255.0) as u8;
-    [px(c + 1.596 * e), px(c - 0.392 * d - 0.813 * e), px(c + 2.017 * d)]
+    [
+        px(c + 1.596 * e),
+        px(c - 0.392 * d - 0.813 * e),
+        px(c + 2.017 * d),
+    ]
 }
 
 /// Converts any supported frame to packed RGB8; returns `(rgb, width, height)`.
@@ -38,7 +46,13 @@ pub fn to_rgb8(frame: &Frame) -> Result<(Vec<u8>, u32, u32), PreprocessError> {
     if w == 0 || h == 0 || frame.data.len() < needed || stride < frame.row_bytes().min(stride) {
         return Err(bad(
             frame,
-            format!("{:?} {}x{} needs {needed} bytes, got {}", frame.format, w, h, frame.data.len()),
+            format!(
+                "{:?} {}x{} needs {needed} bytes, got {}",
+                frame.format,
+                w,
+                h,
+                frame.data.len()
+            ),
         ));
     }
     let mut out = vec![0u8; w * h * 3];
@@ -53,7 +67,11 @@ pub fn to_rgb8(frame: &Frame) -> Result<(Vec<u8>, u32, u32), PreprocessError> {
             for y in 0..h {
                 for x in 0..w {
                     let s = y * stride + x * 3;
-                    out[(y * w + x) * 3..(y * w + x) * 3 + 3].copy_from_slice(&[d[s + 2], d[s + 1], d[s]]);
+                    out[(y * w + x) * 3..(y * w + x) * 3 + 3].copy_from_slice(&[
+                        d[s + 2],
+                        d[s + 1],
+                        d[s],
+                    ]);
                 }
             }
         }
@@ -84,7 +102,11 @@ pub fn to_rgb8(frame: &Frame) -> Result<(Vec<u8>, u32, u32), PreprocessError> {
                 for x in 0..w {
                     let c = (y / 2) * stride + (x / 2) * 2;
                     let o = (y * w + x) * 3;
-                    out[o..o + 3].copy_from_slice(&yuv_to_rgb(d[y * stride + x], chroma[c], chroma[c + 1]));
+                    out[o..o + 3].copy_from_slice(&yuv_to_rgb(
+                        d[y * stride + x],
+                        chroma[c],
+                        chroma[c + 1],
+                    ));
                 }
             }
         }

@@ -36,16 +36,20 @@ pub struct Spec {
     pub width: u32,
     pub height: u32,
     pub resize: ResizeMode,
-    #[serde(serialize_with = "crate::short_float::arr3")]
+    #[serde(serialize_with = "crate::short_float::seq")]
     pub mean: [f32; 3],
-    #[serde(serialize_with = "crate::short_float::arr3")]
+    #[serde(serialize_with = "crate::short_float::seq")]
     pub std: [f32; 3],
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum PreprocessError {
     #[error("frame {camera}#{seq}: {reason}")]
-    BadFrame { camera: String, seq: u64, reason: String },
+    BadFrame {
+        camera: String,
+        seq: u64,
+        reason: String,
+    },
 }
 
 impl Spec {
@@ -61,7 +65,11 @@ impl Spec {
 
 /// Converts, resizes and normalises `frame` into `out` (`spec.len()` values, CHW).
 pub fn preprocess_into(frame: &Frame, spec: &Spec, out: &mut [f32]) -> Result<(), PreprocessError> {
-    assert_eq!(out.len(), spec.len(), "output buffer must hold 3*H*W values");
+    assert_eq!(
+        out.len(),
+        spec.len(),
+        "output buffer must hold 3*H*W values"
+    );
     let (rgb, w, h) = to_rgb8(frame)?;
     let resized = resample_rgb(&rgb, w, h, spec.width, spec.height, spec.resize);
     normalize_into(&resized, spec, out);
@@ -113,12 +121,22 @@ mod tests {
     fn identity_size_normalises_by_hand() {
         // 2x2 RGB, no resize: values are (x/255 - mean)/std in CHW order.
         let data = vec![0, 51, 102, 153, 204, 255, 255, 0, 51, 10, 20, 30];
-        let spec = Spec { width: 2, height: 2, resize: ResizeMode::ShorterSideCrop, mean: [0.5, 0.25, 0.0], std: [0.5, 0.25, 1.0] };
+        let spec = Spec {
+            width: 2,
+            height: 2,
+            resize: ResizeMode::ShorterSideCrop,
+            mean: [0.5, 0.25, 0.0],
+            std: [0.5, 0.25, 1.0],
+        };
         let out = preprocess(&frame(2, 2, PixelFormat::Rgb8, data.clone()), &spec).unwrap();
         for p in 0..4 {
             for c in 0..3 {
                 let want = (data[p * 3 + c] as f32 / 255.0 - spec.mean[c]) / spec.std[c];
-                assert!((out[c * 4 + p] - want).abs() < 1e-5, "p{p} c{c}: {} vs {want}", out[c * 4 + p]);
+                assert!(
+                    (out[c * 4 + p] - want).abs() < 1e-5,
+                    "p{p} c{c}: {} vs {want}",
+                    out[c * 4 + p]
+                );
             }
         }
     }
@@ -156,7 +174,13 @@ mod tests {
         let lb = resample_rgb(&rgb, w, h, 2, 2, ResizeMode::Letterbox);
         let rows_nan: Vec<bool> = (0..2).map(|y| lb[y * 6].is_nan()).collect();
         assert_eq!(rows_nan.iter().filter(|&&n| n).count(), 1, "{lb:?}");
-        let spec = Spec { width: 2, height: 2, resize: ResizeMode::Letterbox, mean: [0.5; 3], std: [0.5; 3] };
+        let spec = Spec {
+            width: 2,
+            height: 2,
+            resize: ResizeMode::Letterbox,
+            mean: [0.5; 3],
+            std: [0.5; 3],
+        };
         let out = preprocess(&f, &spec).unwrap();
         assert!(out.iter().all(|v| v.is_finite()));
     }
@@ -165,14 +189,22 @@ mod tests {
     fn yuyv_and_nv12_match_rgb_within_rounding() {
         use crate::capture::synthetic::rgb_to_ycbcr;
         // Two pixels of the same colour: chroma subsampling is lossless.
-        for rgb in [[200u8, 30, 90], [16, 16, 16], [250, 250, 250], [0, 128, 255]] {
+        for rgb in [
+            [200u8, 30, 90],
+            [16, 16, 16],
+            [250, 250, 250],
+            [0, 128, 255],
+        ] {
             let [y, u, v] = rgb_to_ycbcr(rgb);
             let yuyv = frame(2, 1, PixelFormat::Yuyv, vec![y, u, y, v]);
             let (out, _, _) = to_rgb8(&yuyv).unwrap();
             let nv12 = frame(2, 2, PixelFormat::Nv12, vec![y, y, y, y, u, v]);
             let (out2, _, _) = to_rgb8(&nv12).unwrap();
             for c in 0..3 {
-                assert!((out[c] as i32 - rgb[c] as i32).abs() <= 2, "{rgb:?} → {out:?}");
+                assert!(
+                    (out[c] as i32 - rgb[c] as i32).abs() <= 2,
+                    "{rgb:?} → {out:?}"
+                );
                 assert_eq!(out[c], out2[c]);
             }
         }

@@ -56,7 +56,12 @@ fn taps(in_size: u32, out_size: u32, first: i64, count: usize) -> Taps {
     let filterscale = scale.max(1.0);
     let support = filterscale;
     let ksize = support.ceil() as usize * 2 + 1;
-    let mut t = Taps { start: vec![], len: vec![], weights: vec![0.0; ksize * count], ksize };
+    let mut t = Taps {
+        start: vec![],
+        len: vec![],
+        weights: vec![0.0; ksize * count],
+        ksize,
+    };
     for i in 0..count {
         let xx = (first + i as i64) as f64;
         let center = (xx + 0.5) * scale;
@@ -84,7 +89,14 @@ fn taps(in_size: u32, out_size: u32, first: i64, count: usize) -> Taps {
 
 /// Resizes packed RGB8 into a `dst_w × dst_h` HWC f32 image (values 0..=255).
 /// Pixels outside the resized image (letterbox padding) are NaN.
-pub fn resample_rgb(rgb: &[u8], src_w: u32, src_h: u32, dst_w: u32, dst_h: u32, mode: ResizeMode) -> Vec<f32> {
+pub fn resample_rgb(
+    rgb: &[u8],
+    src_w: u32,
+    src_h: u32,
+    dst_w: u32,
+    dst_h: u32,
+    mode: ResizeMode,
+) -> Vec<f32> {
     let p = Placement::new(src_w, src_h, dst_w, dst_h, mode);
     // Output columns/rows that fall inside the resized image.
     let x0 = p.offset_x.max(0) as usize;
@@ -97,7 +109,10 @@ pub fn resample_rgb(rgb: &[u8], src_w: u32, src_h: u32, dst_w: u32, dst_h: u32, 
 
     // Horizontal pass over the source rows the vertical taps touch.
     let row_lo = vy.start.first().copied().unwrap_or(0);
-    let row_hi = (0..rows).map(|i| vy.start[i] + vy.len[i]).max().unwrap_or(0);
+    let row_hi = (0..rows)
+        .map(|i| vy.start[i] + vy.len[i])
+        .max()
+        .unwrap_or(0);
     let sw = src_w as usize;
     let mut tmp = vec![0f32; (row_hi - row_lo) * cols * 3];
     for sy in row_lo..row_hi {
@@ -124,7 +139,8 @@ pub fn resample_rgb(rgb: &[u8], src_w: u32, src_h: u32, dst_w: u32, dst_h: u32, 
         let line = &mut out[((y0 + r) * dw + x0) * 3..((y0 + r) * dw + x1) * 3];
         line.fill(0.0);
         for (j, &w) in k.iter().enumerate() {
-            let src = &tmp[(vy.start[r] + j - row_lo) * cols * 3..(vy.start[r] + j - row_lo + 1) * cols * 3];
+            let src = &tmp
+                [(vy.start[r] + j - row_lo) * cols * 3..(vy.start[r] + j - row_lo + 1) * cols * 3];
             for (o, s) in line.iter_mut().zip(src) {
                 *o += w * s;
             }

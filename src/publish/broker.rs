@@ -7,7 +7,10 @@ use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
     #[error("config key `mqtt.port`: the embedded broker cannot listen on {addr}: {source}. Fix: another broker probably runs there; set mqtt.embedded = false to use it, or choose another mqtt.port")]
-    Bind { addr: String, source: std::io::Error },
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error("config key `mqtt.host`: {0:?} does not resolve to an address. Fix: use an IP address such as 127.0.0.1")]
     Resolve(String),
 }
@@ -20,7 +23,10 @@ pub fn start(host: &str, port: u16) -> Result<SocketAddr, BrokerError> {
         .and_then(|mut a| a.next())
         .ok_or_else(|| BrokerError::Resolve(host.into()))?;
     // rumqttd reports bind failures only inside its own thread: probe first.
-    drop(TcpListener::bind(addr).map_err(|source| BrokerError::Bind { addr: addr.to_string(), source })?);
+    drop(TcpListener::bind(addr).map_err(|source| BrokerError::Bind {
+        addr: addr.to_string(),
+        source,
+    })?);
     let text = format!(
         r#"
 id = 0
@@ -61,9 +67,4 @@ dynamic_filters = true
     }
     log::info!("embedded MQTT broker listening on {addr}");
     Ok(addr)
-}
-
-/// A free loopback port (for the demo).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(18830)
 }

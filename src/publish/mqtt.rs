@@ -71,13 +71,21 @@ fn options(s: &Settings) -> MqttOptions {
     o.set_request_channel_capacity(256);
     o.set_inflight(100);
     let will = payload::to_json(&payload::status(&s.topics.device, false));
-    o.set_last_will(LastWill::new(s.topics.status(), will, QoS::AtLeastOnce, true));
+    o.set_last_will(LastWill::new(
+        s.topics.status(),
+        will,
+        QoS::AtLeastOnce,
+        true,
+    ));
     o
 }
 
 fn backoff(attempt: u32) -> Duration {
     let base = 0.5f64 * 2f64.powi(attempt.min(6) as i32);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .subsec_nanos();
     let jitter = 0.75 + 0.5 * (nanos as f64 / 1e9);
     Duration::from_secs_f64((base * jitter).min(30.0))
 }
@@ -97,7 +105,10 @@ async fn drive(mut eventloop: EventLoop, link: mpsc::UnboundedSender<Link>, metr
                 metrics.mqtt_connection_error();
                 let wait = backoff(attempt);
                 attempt += 1;
-                let sent = link.send(Link::Disconnected(format!("{e} (retrying in {:.1} s)", wait.as_secs_f64())));
+                let sent = link.send(Link::Disconnected(format!(
+                    "{e} (retrying in {:.1} s)",
+                    wait.as_secs_f64()
+                )));
                 tokio::time::sleep(wait).await;
                 sent
             }
@@ -110,7 +121,11 @@ async fn drive(mut eventloop: EventLoop, link: mpsc::UnboundedSender<Link>, metr
 
 fn hand_over(client: &AsyncClient, outbox: &mut Outbox) {
     while let Some(m) = outbox.next_to_send() {
-        let qos = if m.reliable { QoS::AtLeastOnce } else { QoS::AtMostOnce };
+        let qos = if m.reliable {
+            QoS::AtLeastOnce
+        } else {
+            QoS::AtMostOnce
+        };
         if let Err(e) = client.try_publish(m.topic, qos, m.retain, m.payload) {
             // Cannot happen with the window below the channel capacity; the
             // message will be sent again after the next disconnect.
@@ -122,7 +137,10 @@ fn hand_over(client: &AsyncClient, outbox: &mut Outbox) {
 
 fn publish_status(client: &AsyncClient, outbox: &mut Outbox, topics: &Topics, online: bool) {
     let p = payload::to_json(&payload::status(&topics.device, online));
-    if client.try_publish(topics.status(), QoS::AtLeastOnce, true, p).is_ok() {
+    if client
+        .try_publish(topics.status(), QoS::AtLeastOnce, true, p)
+        .is_ok()
+    {
         outbox.note_untracked();
     }
 }
@@ -145,7 +163,8 @@ async fn run(s: Settings, mut rx: mpsc::UnboundedReceiver<Message>, metrics: Arc
                 break;
             }
         }
-        let deadline = closing.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+        let deadline =
+            closing.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
         tokio::select! {
             msg = rx.recv(), if closing.is_none() => match msg {
                 Some(m) => {
@@ -178,7 +197,10 @@ async fn run(s: Settings, mut rx: mpsc::UnboundedReceiver<Message>, metrics: Arc
         }
     }
     if !outbox.is_empty() {
-        log::warn!("mqtt: shutting down with {} undelivered messages", outbox.len());
+        log::warn!(
+            "mqtt: shutting down with {} undelivered messages",
+            outbox.len()
+        );
     }
     if connected {
         publish_status(&client, &mut outbox, &s.topics, false);

@@ -53,7 +53,11 @@ impl Outbox {
     /// Queues a message; returns true if an older one had to be dropped.
     pub fn push(&mut self, msg: Message) -> bool {
         self.next_id += 1;
-        self.queue.push_back(Entry { id: self.next_id, msg, sent: false });
+        self.queue.push_back(Entry {
+            id: self.next_id,
+            msg,
+            sent: false,
+        });
         if self.queue.len() > self.capacity {
             self.queue.pop_front();
             self.dropped += 1;
@@ -139,7 +143,12 @@ mod tests {
     use super::*;
 
     fn m(i: u8, reliable: bool) -> Message {
-        Message { topic: format!("t/{i}"), payload: vec![i], reliable, retain: false }
+        Message {
+            topic: format!("t/{i}"),
+            payload: vec![i],
+            reliable,
+            retain: false,
+        }
     }
 
     #[test]

@@ -88,7 +88,12 @@ pub fn tags(taxonomy: &Taxonomy, classes: &[usize], scores: &[f32]) -> Vec<Tag> 
         .iter()
         .map(|&a| {
             let c = &taxonomy.0[a];
-            Tag { id: c.id.clone(), en: c.en.clone(), zh: c.zh.clone(), score: scores[a].clamp(0.0, 1.0) }
+            Tag {
+                id: c.id.clone(),
+                en: c.en.clone(),
+                zh: c.zh.clone(),
+                score: scores[a].clamp(0.0, 1.0),
+            }
         })
         .collect()
 }

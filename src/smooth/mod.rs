@@ -26,7 +26,11 @@ pub struct Smoother {
 
 impl Smoother {
     pub fn new(method: Method) -> Self {
-        Self { method, recent: VecDeque::new(), ema: None }
+        Self {
+            method,
+            recent: VecDeque::new(),
+            ema: None,
+        }
     }
 
     pub fn from_config(c: &SmoothingConfig) -> Self {
@@ -60,7 +64,11 @@ impl Smoother {
             Method::Ema { alpha } => {
                 let next = match &self.ema {
                     None => p.to_vec(),
-                    Some(prev) => prev.iter().zip(p).map(|(o, n)| alpha * n + (1.0 - alpha) * o).collect(),
+                    Some(prev) => prev
+                        .iter()
+                        .zip(p)
+                        .map(|(o, n)| alpha * n + (1.0 - alpha) * o)
+                        .collect(),
                 };
                 self.ema = Some(next.clone());
                 next
@@ -90,7 +98,13 @@ pub struct Hysteresis {
 
 impl Hysteresis {
     pub fn new(classes: usize, enter: u32, leave: u32) -> Self {
-        Self { enter: enter.max(1), leave: leave.max(1), on: vec![0; classes], off: vec![0; classes], stable: vec![false; classes] }
+        Self {
+            enter: enter.max(1),
+            leave: leave.max(1),
+            on: vec![0; classes],
+            off: vec![0; classes],
+            stable: vec![false; classes],
+        }
     }
 
     /// The current stable set.
@@ -118,7 +132,11 @@ impl Hysteresis {
                 }
             }
         }
-        (!added.is_empty() || !removed.is_empty()).then(|| Change { tags: self.tags(), added, removed })
+        (!added.is_empty() || !removed.is_empty()).then(|| Change {
+            tags: self.tags(),
+            added,
+            removed,
+        })
     }
 }
 
@@ -147,7 +165,10 @@ mod tests {
         let mut h = Hysteresis::new(3, 2, 2);
         assert_eq!(h.update(&[0]), None);
         let c = h.update(&[0]).unwrap();
-        assert_eq!((c.tags.clone(), c.added, c.removed), (vec![0], vec![0], vec![]));
+        assert_eq!(
+            (c.tags.clone(), c.added, c.removed),
+            (vec![0], vec![0], vec![])
+        );
         // Class 1 flickers in for one frame, class 0 out for one frame: nothing.
         assert_eq!(h.update(&[1]), None);
         assert_eq!(h.update(&[0]), None);

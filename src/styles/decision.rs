@@ -14,18 +14,18 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DecisionParams {
     /// `t`: first-stage thresholds (which classes count as present for eq. 2).
-    #[serde(serialize_with = "crate::short_float::vec")]
+    #[serde(serialize_with = "crate::short_float::seq")]
     pub thresholds: Vec<f32>,
     /// `α` of eq. 2.
     #[serde(serialize_with = "crate::short_float::one")]
     pub alpha: f32,
     /// `β_b` of eq. 2, per class `b`.
-    #[serde(serialize_with = "crate::short_float::vec")]
+    #[serde(serialize_with = "crate::short_float::seq")]
     pub beta: Vec<f32>,
     /// `R[a][b] = P(a|b)` from training labels.
     pub relation: RelationMatrix,
     /// `t'`: thresholds on the adjusted scores.
-    #[serde(serialize_with = "crate::short_float::vec")]
+    #[serde(serialize_with = "crate::short_float::seq")]
     pub second_thresholds: Vec<f32>,
     /// Fewest labels per image (1 in the challenge; 0 turns the rule off).
     pub min_labels: usize,
@@ -58,7 +58,11 @@ impl DecisionParams {
 
     /// The challenge's defaults without tuning: 0.5 thresholds, 1..=5 labels.
     pub fn untuned(classes: usize) -> Self {
-        Self { min_labels: 1, max_labels: 5.min(classes), ..Self::fixed(classes, 0.5) }
+        Self {
+            min_labels: 1,
+            max_labels: 5.min(classes),
+            ..Self::fixed(classes, 0.5)
+        }
     }
 
     pub fn classes(&self) -> usize {
@@ -75,16 +79,27 @@ impl DecisionParams {
         ];
         for (name, len) in lens {
             if len != classes {
-                return Err(format!("decision.{name} has {len} entries but the bundle has {classes} classes"));
+                return Err(format!(
+                    "decision.{name} has {len} entries but the bundle has {classes} classes"
+                ));
             }
         }
         if self.relation.0.iter().any(|r| r.len() != classes) {
             return Err(format!("decision.relation must be {classes}x{classes}"));
         }
         if self.min_labels > self.max_labels {
-            return Err(format!("decision.min_labels {} > max_labels {}", self.min_labels, self.max_labels));
+            return Err(format!(
+                "decision.min_labels {} > max_labels {}",
+                self.min_labels, self.max_labels
+            ));
         }
-        if !self.alpha.is_finite() || self.thresholds.iter().chain(&self.second_thresholds).any(|t| !t.is_finite()) {
+        if !self.alpha.is_finite()
+            || self
+                .thresholds
+                .iter()
+                .chain(&self.second_thresholds)
+                .any(|t| !t.is_finite())
+        {
             return Err("decision thresholds and alpha must be finite numbers".into());
         }
         Ok(())
@@ -100,7 +115,10 @@ impl DecisionParams {
                 if others.clone().next().is_none() {
                     p[a]
                 } else {
-                    self.alpha * p[a] + others.map(|&b| self.beta[b] * self.relation.get(a, b)).sum::<f32>()
+                    self.alpha * p[a]
+                        + others
+                            .map(|&b| self.beta[b] * self.relation.get(a, b))
+                            .sum::<f32>()
                 }
             })
             .collect()
@@ -110,9 +128,13 @@ impl DecisionParams {
     pub fn select(&self, adjusted: &[f32]) -> Vec<usize> {
         let t2 = &self.second_thresholds;
         let ratio = |a: usize| adjusted[a] / t2[a].max(1e-6);
-        let mut labels: Vec<usize> = (0..adjusted.len()).filter(|&a| adjusted[a] >= t2[a]).collect();
+        let mut labels: Vec<usize> = (0..adjusted.len())
+            .filter(|&a| adjusted[a] >= t2[a])
+            .collect();
         if labels.len() < self.min_labels {
-            let mut rest: Vec<usize> = (0..adjusted.len()).filter(|a| !labels.contains(a)).collect();
+            let mut rest: Vec<usize> = (0..adjusted.len())
+                .filter(|a| !labels.contains(a))
+                .collect();
             rest.sort_by(|&x, &y| ratio(y).total_cmp(&ratio(x)).then(x.cmp(&y)));
             labels.extend(rest.into_iter().take(self.min_labels - labels.len()));
         }
@@ -127,7 +149,10 @@ impl DecisionParams {
     /// The whole decision for one image's probabilities.
     pub fn decide(&self, p: &[f32]) -> Decision {
         let adjusted = self.adjust(p);
-        Decision { labels: self.select(&adjusted), adjusted }
+        Decision {
+            labels: self.select(&adjusted),
+            adjusted,
+        }
     }
 }
 
@@ -140,7 +165,11 @@ mod tests {
         let mut d = DecisionParams::untuned(3);
         d.alpha = 0.5;
         d.beta = vec![0.4, 0.4, 0.4];
-        d.relation = RelationMatrix(vec![vec![1.0, 0.9, 0.0], vec![0.5, 1.0, 0.0], vec![0.0, 0.0, 1.0]]);
+        d.relation = RelationMatrix(vec![
+            vec![1.0, 0.9, 0.0],
+            vec![0.5, 1.0, 0.0],
+            vec![0.0, 0.0, 1.0],
+        ]);
         d
     }
 
@@ -155,7 +184,10 @@ mod tests {
         assert!((adj[2] - 0.05).abs() < 1e-6);
         // M = {0, 1}: p'_0 = 0.5·0.8 + 0.4·0.9 = 0.76, p'_1 = 0.5·0.6 + 0.4·0.5 = 0.5.
         let adj = d.adjust(&[0.8, 0.6, 0.1]);
-        assert!((adj[0] - 0.76).abs() < 1e-6 && (adj[1] - 0.5).abs() < 1e-6, "{adj:?}");
+        assert!(
+            (adj[0] - 0.76).abs() < 1e-6 && (adj[1] - 0.5).abs() < 1e-6,
+            "{adj:?}"
+        );
     }
 
     #[test]
@@ -165,7 +197,10 @@ mod tests {
         // Nothing above threshold: the best p'/t' wins (0.15/0.2 > 0.3/0.5).
         assert_eq!(d.select(&[0.3, 0.1, 0.0, 0.0, 0.0, 0.0, 0.15]), vec![6]);
         // Seven above threshold: the five best ratios stay.
-        assert_eq!(d.select(&[0.9, 0.8, 0.7, 0.6, 0.55, 0.51, 0.21]), vec![0, 1, 2, 3, 4]);
+        assert_eq!(
+            d.select(&[0.9, 0.8, 0.7, 0.6, 0.55, 0.51, 0.21]),
+            vec![0, 1, 2, 3, 4]
+        );
     }
 
     proptest! {

@@ -22,12 +22,22 @@ pub enum TableKind {
 #[derive(Debug, thiserror::Error)]
 pub enum LabelError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}:{line}: {problem}")]
-    Bad { path: PathBuf, line: usize, problem: String },
+    Bad {
+        path: PathBuf,
+        line: usize,
+        problem: String,
+    },
     #[error("{0}")]
     Join(String),
 }
+
+/// Per-image rows of per-class values.
+pub type Rows = Vec<Vec<f32>>;
 
 /// Rows of per-class values with their image ids, in class order.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -46,31 +56,57 @@ impl LabelTable {
     }
 
     pub fn read(path: &Path, taxonomy: &Taxonomy, kind: TableKind) -> Result<Self, LabelError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|source| LabelError::Io { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| LabelError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Self::parse(&text, path, taxonomy, kind)
     }
 
-    pub fn parse(text: &str, path: &Path, taxonomy: &Taxonomy, kind: TableKind) -> Result<Self, LabelError> {
+    pub fn parse(
+        text: &str,
+        path: &Path,
+        taxonomy: &Taxonomy,
+        kind: TableKind,
+    ) -> Result<Self, LabelError> {
         let c = taxonomy.len();
-        let bad = |line: usize, problem: String| LabelError::Bad { path: path.to_path_buf(), line, problem };
-        let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()).peekable();
+        let bad = |line: usize, problem: String| LabelError::Bad {
+            path: path.to_path_buf(),
+            line,
+            problem,
+        };
+        let mut lines = text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+            .peekable();
         // Header: first field `image`, or any field that is not a number after the first.
         let mut columns: Option<Vec<usize>> = None;
         if let Some((n, first)) = lines.peek().copied() {
             let fields: Vec<&str> = first.split(',').map(str::trim).collect();
             let is_header = fields[0].eq_ignore_ascii_case("image")
-                || fields[1..].iter().any(|f| f.parse::<f32>().is_err() && taxonomy.index_of(f).is_some());
+                || fields[1..]
+                    .iter()
+                    .any(|f| f.parse::<f32>().is_err() && taxonomy.index_of(f).is_some());
             if is_header {
                 let mut map = vec![usize::MAX; c];
                 for (col, name) in fields.iter().enumerate().skip(1) {
                     let a = taxonomy.index_of(name).ok_or_else(|| {
-                        bad(n + 1, format!("unknown class {name:?} in header; expected ids: {}", taxonomy.ids().collect::<Vec<_>>().join(",")))
+                        bad(
+                            n + 1,
+                            format!(
+                                "unknown class {name:?} in header; expected ids: {}",
+                                taxonomy.ids().collect::<Vec<_>>().join(",")
+                            ),
+                        )
                     })?;
                     map[a] = col;
                 }
                 if let Some(a) = map.iter().position(|&m| m == usize::MAX) {
-                    return Err(bad(n + 1, format!("header has no column for class {:?}", taxonomy.0[a].id)));
+                    return Err(bad(
+                        n + 1,
+                        format!("header has no column for class {:?}", taxonomy.0[a].id),
+                    ));
                 }
                 columns = Some(map);
                 lines.next();
@@ -98,14 +134,26 @@ impl LabelTable {
             };
             let mut row = Vec::with_capacity(c);
             for (a, v) in values.iter().enumerate() {
-                let x: f32 = v.parse().map_err(|_| bad(n + 1, format!("class {:?}: {v:?} is not a number", taxonomy.0[a].id)))?;
+                let x: f32 = v.parse().map_err(|_| {
+                    bad(
+                        n + 1,
+                        format!("class {:?}: {v:?} is not a number", taxonomy.0[a].id),
+                    )
+                })?;
                 let ok = match kind {
                     TableKind::Labels => x == 0.0 || x == 1.0,
                     TableKind::Predictions => (0.0..=1.0).contains(&x),
                 };
                 if !ok {
-                    let want = if kind == TableKind::Labels { "0 or 1" } else { "a probability in [0,1]" };
-                    return Err(bad(n + 1, format!("class {:?}: {v} is not {want}", taxonomy.0[a].id)));
+                    let want = if kind == TableKind::Labels {
+                        "0 or 1"
+                    } else {
+                        "a probability in [0,1]"
+                    };
+                    return Err(bad(
+                        n + 1,
+                        format!("class {:?}: {v} is not {want}", taxonomy.0[a].id),
+                    ));
                 }
                 row.push(x);
             }
@@ -114,7 +162,10 @@ impl LabelTable {
                 return Err(bad(n + 1, "empty image id".into()));
             }
             if let Some(prev) = seen.insert(id.clone(), n + 1) {
-                return Err(bad(n + 1, format!("image id {id:?} already appeared on line {prev}")));
+                return Err(bad(
+                    n + 1,
+                    format!("image id {id:?} already appeared on line {prev}"),
+                ));
             }
             table.ids.push(id);
             table.rows.push(row);
@@ -127,8 +178,13 @@ impl LabelTable {
 
     /// Rows of `self` (predictions) and `truth` paired by image id. Every
     /// prediction must have a label; labels without a prediction are left out.
-    pub fn join(&self, truth: &LabelTable) -> Result<(Vec<Vec<f32>>, Vec<Vec<f32>>), LabelError> {
-        let index: HashMap<&str, usize> = truth.ids.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
+    pub fn join(&self, truth: &LabelTable) -> Result<(Rows, Rows), LabelError> {
+        let index: HashMap<&str, usize> = truth
+            .ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (id.as_str(), i))
+            .collect();
         let mut preds = Vec::with_capacity(self.len());
         let mut labels = Vec::with_capacity(self.len());
         let mut missing = vec![];
@@ -179,9 +235,20 @@ mod tests {
     fn three_layouts_read_the_same() {
         let p = Path::new("x.txt");
         let a = LabelTable::parse("i1,1,0,1\ni2,0,1,0\n", p, &tax(), TableKind::Labels).unwrap();
-        let b = LabelTable::parse("i1,http://u/1.jpg,1,0,1\ni2,u,0,1,0\n", p, &tax(), TableKind::Labels).unwrap();
-        let c = LabelTable::parse("image,office_lady,sports,casual\ni1,1,1,0\ni2,0,0,1\n", p, &tax(), TableKind::Labels)
-            .unwrap();
+        let b = LabelTable::parse(
+            "i1,http://u/1.jpg,1,0,1\ni2,u,0,1,0\n",
+            p,
+            &tax(),
+            TableKind::Labels,
+        )
+        .unwrap();
+        let c = LabelTable::parse(
+            "image,office_lady,sports,casual\ni1,1,1,0\ni2,0,0,1\n",
+            p,
+            &tax(),
+            TableKind::Labels,
+        )
+        .unwrap();
         assert_eq!(a, b);
         assert_eq!(a, c);
     }
@@ -189,25 +256,48 @@ mod tests {
     #[test]
     fn errors_name_file_and_line() {
         let p = Path::new("labels.csv");
-        let e = LabelTable::parse("i1,1,0,1\ni2,0,2,0\n", p, &tax(), TableKind::Labels).unwrap_err().to_string();
-        assert!(e.starts_with("labels.csv:2:") && e.contains("not 0 or 1"), "{e}");
-        let e = LabelTable::parse("i1,1,0\n", p, &tax(), TableKind::Labels).unwrap_err().to_string();
+        let e = LabelTable::parse("i1,1,0,1\ni2,0,2,0\n", p, &tax(), TableKind::Labels)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("labels.csv:2:") && e.contains("not 0 or 1"),
+            "{e}"
+        );
+        let e = LabelTable::parse("i1,1,0\n", p, &tax(), TableKind::Labels)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("labels.csv:1:") && e.contains("columns"), "{e}");
-        let e = LabelTable::parse("i1,1,0,1\ni1,1,0,1\n", p, &tax(), TableKind::Labels).unwrap_err().to_string();
+        let e = LabelTable::parse("i1,1,0,1\ni1,1,0,1\n", p, &tax(), TableKind::Labels)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("already appeared on line 1"), "{e}");
-        let e = LabelTable::parse("i1,0.2,1.5,0\n", p, &tax(), TableKind::Predictions).unwrap_err().to_string();
+        let e = LabelTable::parse("i1,0.2,1.5,0\n", p, &tax(), TableKind::Predictions)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("probability"), "{e}");
     }
 
     #[test]
     fn join_matches_by_id_not_position() {
         let p = Path::new("x");
-        let preds = LabelTable::parse("b,0.1,0.2,0.3\na,0.4,0.5,0.6\n", p, &tax(), TableKind::Predictions).unwrap();
-        let truth = LabelTable::parse("a,1,0,0\nb,0,0,1\nc,1,1,1\n", p, &tax(), TableKind::Labels).unwrap();
+        let preds = LabelTable::parse(
+            "b,0.1,0.2,0.3\na,0.4,0.5,0.6\n",
+            p,
+            &tax(),
+            TableKind::Predictions,
+        )
+        .unwrap();
+        let truth =
+            LabelTable::parse("a,1,0,0\nb,0,0,1\nc,1,1,1\n", p, &tax(), TableKind::Labels).unwrap();
         let (pr, lb) = preds.join(&truth).unwrap();
         assert_eq!(lb, vec![vec![0.0, 0.0, 1.0], vec![1.0, 0.0, 0.0]]);
         assert_eq!(pr[0], vec![0.1, 0.2, 0.3]);
-        let extra = LabelTable::parse("z,0.1,0.2,0.3\n", p, &tax(), TableKind::Predictions).unwrap();
-        assert!(extra.join(&truth).unwrap_err().to_string().contains("\"z\""));
+        let extra =
+            LabelTable::parse("z,0.1,0.2,0.3\n", p, &tax(), TableKind::Predictions).unwrap();
+        assert!(extra
+            .join(&truth)
+            .unwrap_err()
+            .to_string()
+            .contains("\"z\""));
     }
 }

@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct RelationMatrix(#[serde(serialize_with = "crate::short_float::matrix")] pub Vec<Vec<f32>>);
+pub struct RelationMatrix(
+    #[serde(serialize_with = "crate::short_float::matrix")] pub Vec<Vec<f32>>,
+);
 
 impl RelationMatrix {
     /// Counts co-occurrences in 0/1 label rows of `classes` columns.
@@ -29,7 +31,13 @@ impl RelationMatrix {
             (0..classes)
                 .map(|a| {
                     (0..classes)
-                        .map(|b| if single[b] == 0 { 0.0 } else { both[a][b] as f32 / single[b] as f32 })
+                        .map(|b| {
+                            if single[b] == 0 {
+                                0.0
+                            } else {
+                                both[a][b] as f32 / single[b] as f32
+                            }
+                        })
                         .collect()
                 })
                 .collect(),
@@ -57,7 +65,12 @@ mod tests {
 
     #[test]
     fn conditional_probabilities_by_hand() {
-        let rows: Vec<Vec<f32>> = vec![vec![1., 1., 0.], vec![0., 1., 0.], vec![1., 0., 0.], vec![0., 1., 0.]];
+        let rows: Vec<Vec<f32>> = vec![
+            vec![1., 1., 0.],
+            vec![0., 1., 0.],
+            vec![1., 0., 0.],
+            vec![0., 1., 0.],
+        ];
         let r = RelationMatrix::from_labels(rows.iter().map(|r| r.as_slice()), 3);
         assert_eq!(r.get(0, 1), 1.0 / 3.0); // P(a0 | a1): 1 of 3
         assert_eq!(r.get(1, 0), 0.5); // P(a1 | a0): 1 of 2

@@ -42,8 +42,13 @@ impl TuneReport {
         let mut s = format!("{:<34} {:>9} {:>8}\n", "step", "macro F2", "gain");
         let mut prev: Option<f64> = None;
         for step in &self.steps {
-            let gain = prev.map(|p| format!("{:+.4}", step.macro_f2 - p)).unwrap_or_default();
-            s.push_str(&format!("{:<34} {:>9.4} {:>8}\n", step.name, step.macro_f2, gain));
+            let gain = prev
+                .map(|p| format!("{:+.4}", step.macro_f2 - p))
+                .unwrap_or_default();
+            s.push_str(&format!(
+                "{:<34} {:>9.4} {:>8}\n",
+                step.name, step.macro_f2, gain
+            ));
             prev = Some(step.macro_f2);
         }
         s
@@ -80,7 +85,12 @@ pub fn best_threshold(scores: &[f32], truth: &[bool]) -> (f32, f64) {
     for k in (1..=99).rev() {
         tp += pos[k];
         fp += neg[k];
-        let f = Counts { tp, fp, fn_: total_pos - tp }.f2();
+        let f = Counts {
+            tp,
+            fp,
+            fn_: total_pos - tp,
+        }
+        .f2();
         if f >= best.1 {
             best = (grid(k), f);
         }
@@ -153,14 +163,25 @@ fn fit_second_thresholds(adjusted: &[Vec<f32>], truth: &[Vec<bool>], classes: us
 pub fn tune(preds: &[Vec<f32>], labels: &[Vec<f32>], relation: RelationMatrix) -> TuneReport {
     assert!(!preds.is_empty() && preds.len() == labels.len());
     let c = preds[0].len();
-    let truth: Vec<Vec<bool>> = labels.iter().map(|r| r.iter().map(|&v| v >= 0.5).collect()).collect();
+    let truth: Vec<Vec<bool>> = labels
+        .iter()
+        .map(|r| r.iter().map(|&v| v >= 0.5).collect())
+        .collect();
     let mut steps = vec![];
 
     let fixed = DecisionParams::fixed(c, 0.5);
-    steps.push(Step { name: "fixed 0.5 thresholds", macro_f2: macro_f2_adjusted(preds, &truth, &fixed), params: fixed.clone() });
+    steps.push(Step {
+        name: "fixed 0.5 thresholds",
+        macro_f2: macro_f2_adjusted(preds, &truth, &fixed),
+        params: fixed.clone(),
+    });
 
     let t = fit_second_thresholds(preds, &truth, c);
-    let per_class = DecisionParams { thresholds: t.clone(), second_thresholds: t.clone(), ..fixed };
+    let per_class = DecisionParams {
+        thresholds: t.clone(),
+        second_thresholds: t.clone(),
+        ..fixed
+    };
     steps.push(Step {
         name: "+ per-class thresholds",
         macro_f2: macro_f2_adjusted(preds, &truth, &per_class),
@@ -172,7 +193,12 @@ pub fn tune(preds: &[Vec<f32>], labels: &[Vec<f32>], relation: RelationMatrix) -
         let alpha = 1.0 - 0.1 * ai as f32;
         for bi in 0..=10 {
             let beta = 0.05 * bi as f32;
-            let mut p = DecisionParams { alpha, beta: vec![beta; c], relation: relation.clone(), ..per_class.clone() };
+            let mut p = DecisionParams {
+                alpha,
+                beta: vec![beta; c],
+                relation: relation.clone(),
+                ..per_class.clone()
+            };
             let adjusted: Vec<Vec<f32>> = preds.iter().map(|row| p.adjust(row)).collect();
             p.second_thresholds = fit_second_thresholds(&adjusted, &truth, c);
             let f = macro_f2_adjusted(&adjusted, &truth, &p);
@@ -182,9 +208,17 @@ pub fn tune(preds: &[Vec<f32>], labels: &[Vec<f32>], relation: RelationMatrix) -
         }
     }
     let (f, rel, adjusted) = best.expect("grid is not empty");
-    steps.push(Step { name: "+ relations (eq. 2, grid α/β)", macro_f2: f, params: rel.clone() });
+    steps.push(Step {
+        name: "+ relations (eq. 2, grid α/β)",
+        macro_f2: f,
+        params: rel.clone(),
+    });
 
-    let mut card = DecisionParams { min_labels: 1, max_labels: 5.min(c), ..rel };
+    let mut card = DecisionParams {
+        min_labels: 1,
+        max_labels: 5.min(c),
+        ..rel
+    };
     let mut f = macro_f2_adjusted(&adjusted, &truth, &card);
     for _round in 0..2 {
         let before = f;
@@ -205,7 +239,11 @@ pub fn tune(preds: &[Vec<f32>], labels: &[Vec<f32>], relation: RelationMatrix) -
             break;
         }
     }
-    steps.push(Step { name: "+ cardinality 1..=5 (ascent on t')", macro_f2: f, params: card });
+    steps.push(Step {
+        name: "+ cardinality 1..=5 (ascent on t')",
+        macro_f2: f,
+        params: card,
+    });
     TuneReport { steps }
 }
 

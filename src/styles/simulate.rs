@@ -40,7 +40,9 @@ impl Rng {
 pub fn scores(labels: &[Vec<f32>], miss: f32, seed: u64) -> Vec<Vec<f32>> {
     let n = labels.len().max(1) as f32;
     let c = labels.first().map_or(0, Vec::len);
-    let freq: Vec<f32> = (0..c).map(|a| labels.iter().filter(|r| r[a] >= 0.5).count() as f32 / n).collect();
+    let freq: Vec<f32> = (0..c)
+        .map(|a| labels.iter().filter(|r| r[a] >= 0.5).count() as f32 / n)
+        .collect();
     let mut rng = Rng::new(seed);
     labels
         .iter()
@@ -67,8 +69,10 @@ pub fn scores(labels: &[Vec<f32>], miss: f32, seed: u64) -> Vec<Vec<f32>> {
 /// korean never together) and 1..=5 labels per image.
 pub fn jd_like_labels(n: usize, seed: u64) -> Vec<Vec<f32>> {
     // Per-class marginals on the 10,000 test labels (DESIGN.md, shared data README).
-    const P: [f32; 13] =
-        [0.0023, 0.0708, 0.9182, 0.0037, 0.3491, 0.1572, 0.0033, 0.0219, 0.9085, 0.1258, 0.0634, 0.0203, 0.0059];
+    const P: [f32; 13] = [
+        0.0023, 0.0708, 0.9182, 0.0037, 0.3491, 0.1572, 0.0033, 0.0219, 0.9085, 0.1258, 0.0634,
+        0.0203, 0.0059,
+    ];
     let mut rng = Rng::new(seed);
     (0..n)
         .map(|_| {
@@ -77,7 +81,11 @@ pub fn jd_like_labels(n: usize, seed: u64) -> Vec<Vec<f32>> {
                 row[a] = (rng.uniform() < P[a]) as u8 as f32;
             }
             // lady mostly follows office_lady (P(lady|OL) ≈ 0.98).
-            row[8] = if row[2] == 1.0 { (rng.uniform() < 0.98) as u8 as f32 } else { (rng.uniform() < 0.3) as u8 as f32 };
+            row[8] = if row[2] == 1.0 {
+                (rng.uniform() < 0.98) as u8 as f32
+            } else {
+                (rng.uniform() < 0.3) as u8 as f32
+            };
             if row[0] == 1.0 {
                 row[1] = 1.0;
             }

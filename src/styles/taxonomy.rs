@@ -35,7 +35,15 @@ impl Taxonomy {
             ("punk", "street/punk", "街头/朋克"),
             ("ethnic", "ethnic", "民族"),
         ];
-        Self(rows.iter().map(|(id, en, zh)| Class { id: id.to_string(), en: en.to_string(), zh: zh.to_string() }).collect())
+        Self(
+            rows.iter()
+                .map(|(id, en, zh)| Class {
+                    id: id.to_string(),
+                    en: en.to_string(),
+                    zh: zh.to_string(),
+                })
+                .collect(),
+        )
     }
 
     pub fn len(&self) -> usize {
