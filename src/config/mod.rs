@@ -264,9 +264,9 @@ pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         Some(p) => {
             if !p.exists() {
                 return Err(ConfigError::new(
-                    "(file)",
+                    "",
                     p.display().to_string(),
-                    "the config file does not exist",
+                    "does not exist",
                     "pass an existing file, or write one with `stylecam generate-config > stylecam.toml`",
                 ));
             }

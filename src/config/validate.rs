@@ -7,13 +7,27 @@ use std::collections::HashSet;
 use std::path::Path;
 
 /// A config problem: which key, what value, what is wrong, how to fix it.
+/// `key` is empty for a problem with the file as a whole; `value` is
+/// `(in FILE)` for a syntax or type error found while reading the file.
 #[derive(Debug, thiserror::Error)]
-#[error("config key `{key}` = {value}: {problem}. Fix: {fix}")]
 pub struct ConfigError {
     pub key: String,
     pub value: String,
     pub problem: String,
     pub fix: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (key, value, problem, fix) = (&self.key, &self.value, &self.problem, &self.fix);
+        if key.is_empty() {
+            write!(f, "config file {value}: {problem}. Fix: {fix}")
+        } else if value.starts_with("(in ") {
+            write!(f, "config key `{key}` {value}: {problem}. Fix: {fix}")
+        } else {
+            write!(f, "config key `{key}` = {value}: {problem}. Fix: {fix}")
+        }
+    }
 }
 
 impl ConfigError {
@@ -36,16 +50,22 @@ impl ConfigError {
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "(built-in default)".into());
         let text = e.to_string();
+        let text = text.split(" in ").next().unwrap_or(&text).to_string();
         // config's messages carry the key as `... for key `mqtt.port``.
         let key = text
             .split("key `")
             .nth(1)
             .and_then(|s| s.split('`').next())
-            .unwrap_or("(file)")
+            .unwrap_or_default()
             .to_string();
+        let value = if key.is_empty() {
+            file
+        } else {
+            format!("(in {file})")
+        };
         Self::new(
             key,
-            file,
+            value,
             text,
             "correct the value's type or spelling; `stylecam generate-config` prints every key with its default",
         )

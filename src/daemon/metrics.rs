@@ -87,7 +87,7 @@ impl Metrics {
     pub fn mqtt_connection_error(&self) {
         self.mqtt_connection_errors.fetch_add(1, Relaxed);
     }
-    pub fn set_outbox(&self, pending: u64, _dropped: u64, acked: u64) {
+    pub fn set_outbox(&self, pending: u64, acked: u64) {
         self.outbox_pending.store(pending, Relaxed);
         self.events_acked.store(acked, Relaxed);
     }

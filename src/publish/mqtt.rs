@@ -157,7 +157,7 @@ async fn run(s: Settings, mut rx: mpsc::UnboundedReceiver<Message>, metrics: Arc
         if connected {
             hand_over(&client, &mut outbox);
         }
-        metrics.set_outbox(outbox.len() as u64, outbox.dropped(), outbox.acked());
+        metrics.set_outbox(outbox.len() as u64, outbox.acked());
         if let Some(deadline) = closing {
             if outbox.is_empty() || tokio::time::Instant::now() >= deadline {
                 break;
@@ -217,5 +217,5 @@ async fn run(s: Settings, mut rx: mpsc::UnboundedReceiver<Message>, metrics: Arc
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     driver.abort();
-    metrics.set_outbox(outbox.len() as u64, outbox.dropped(), outbox.acked());
+    metrics.set_outbox(outbox.len() as u64, outbox.acked());
 }
