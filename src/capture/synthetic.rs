@@ -60,72 +60,81 @@ impl SyntheticSource {
         })
     }
 
-    /// The RGB colour of pixel (x, y) in frame `seq`.
-    pub fn pixel(&self, seq: u64, x: u32, y: u32) -> [u8; 3] {
+    /// The square's left column, top row and side in frame `seq`.
+    fn square(&self, seq: u64) -> (u64, u64, u64) {
         let (w, h) = (self.width as u64, self.height as u64);
         let side = (w.min(h) / 4).max(2);
-        let span_x = w - side;
-        let span_y = h - side;
-        let bounce = |t: u64, span: u64| {
-            if span == 0 {
-                0
-            } else if (t / span) % 2 == 0 {
-                t % span
-            } else {
-                span - t % span
-            }
+        let bounce = |t: u64, span: u64| match span {
+            0 => 0,
+            _ if (t / span) % 2 == 0 => t % span,
+            _ => span - t % span,
         };
-        let (sx, sy) = (bounce(seq * 7, span_x), bounce(seq * 5, span_y));
-        let (x, y) = (x as u64, y as u64);
-        if x >= sx && x < sx + side && y >= sy && y < sy + side {
-            return [255, 255, 255];
+        (bounce(seq * 7, w - side), bounce(seq * 5, h - side), side)
+    }
+
+    /// The colour bar under column `x` in frame `seq`.
+    fn bar(&self, seq: u64, x: u32) -> [u8; 3] {
+        BARS[(((x as u64 + seq * 4) * 8 / self.width as u64) % 8) as usize]
+    }
+
+    /// The RGB colour of pixel (x, y) in frame `seq`.
+    pub fn pixel(&self, seq: u64, x: u32, y: u32) -> [u8; 3] {
+        let (sx, sy, side) = self.square(seq);
+        let (x64, y64) = (x as u64, y as u64);
+        if (sx..sx + side).contains(&x64) && (sy..sy + side).contains(&y64) {
+            [255, 255, 255]
+        } else {
+            self.bar(seq, x)
         }
-        BARS[(((x + seq * 4) * 8 / w) % 8) as usize]
     }
 
     fn render(&self, seq: u64) -> Vec<u8> {
-        let (w, h) = (self.width, self.height);
-        match self.format {
-            PixelFormat::Rgb8 => {
-                let mut out = Vec::with_capacity((w * h * 3) as usize);
-                for y in 0..h {
-                    for x in 0..w {
-                        out.extend_from_slice(&self.pixel(seq, x, y));
-                    }
-                }
-                out
-            }
-            PixelFormat::Yuyv => {
-                let mut out = Vec::with_capacity((w * h * 2) as usize);
-                for y in 0..h {
-                    for x in (0..w).step_by(2) {
-                        let [y0, u0, v0] = rgb_to_ycbcr(self.pixel(seq, x, y));
-                        let [y1, u1, v1] = rgb_to_ycbcr(self.pixel(seq, x + 1, y));
-                        let u = (u0 as u16 + u1 as u16).div_ceil(2) as u8;
-                        let v = (v0 as u16 + v1 as u16).div_ceil(2) as u8;
-                        out.extend_from_slice(&[y0, u, y1, v]);
-                    }
-                }
-                out
-            }
-            PixelFormat::Nv12 => {
-                let mut out = vec![0u8; (w * h + w * h / 2) as usize];
-                let (luma, chroma) = out.split_at_mut((w * h) as usize);
-                for y in 0..h {
-                    for x in 0..w {
-                        let [yy, u, v] = rgb_to_ycbcr(self.pixel(seq, x, y));
-                        luma[(y * w + x) as usize] = yy;
-                        if x % 2 == 0 && y % 2 == 0 {
-                            let i = ((y / 2) * w + x) as usize;
-                            chroma[i] = u;
-                            chroma[i + 1] = v;
-                        }
-                    }
-                }
-                out
-            }
-            _ => unreachable!("constructor only accepts yuyv, nv12, rgb"),
+        let h = self.height as usize;
+        // Every row is one of two: bars only, or bars crossed by the square.
+        let (_, sy, side) = self.square(seq);
+        let crossing = |y: usize| (sy..sy + side).contains(&(y as u64));
+        let bars: Vec<[u8; 3]> = (0..self.width).map(|x| self.bar(seq, x)).collect();
+        let crossed: Vec<[u8; 3]> = (0..self.width)
+            .map(|x| self.pixel(seq, x, sy as u32))
+            .collect();
+        let planes: Vec<(Vec<u8>, Vec<u8>)> = [&bars, &crossed]
+            .iter()
+            .map(|row| match self.format {
+                PixelFormat::Rgb8 => (row.concat(), vec![]),
+                PixelFormat::Yuyv => (
+                    row.chunks_exact(2)
+                        .flat_map(|p| {
+                            let [y0, u0, v0] = rgb_to_ycbcr(p[0]);
+                            let [y1, u1, v1] = rgb_to_ycbcr(p[1]);
+                            let u = (u0 as u16 + u1 as u16).div_ceil(2) as u8;
+                            let v = (v0 as u16 + v1 as u16).div_ceil(2) as u8;
+                            [y0, u, y1, v]
+                        })
+                        .collect(),
+                    vec![],
+                ),
+                PixelFormat::Nv12 => (
+                    row.iter().map(|&p| rgb_to_ycbcr(p)[0]).collect(),
+                    row.chunks_exact(2)
+                        .flat_map(|p| {
+                            let [_, u, v] = rgb_to_ycbcr(p[0]);
+                            [u, v]
+                        })
+                        .collect(),
+                ),
+                _ => unreachable!("constructor only accepts yuyv, nv12, rgb"),
+            })
+            .collect();
+        let plane = |y: usize| &planes[crossing(y) as usize];
+        let mut out = Vec::with_capacity(planes[0].0.len() * h * 2);
+        for y in 0..h {
+            out.extend_from_slice(&plane(y).0);
         }
+        // NV12: one chroma row per two luma rows.
+        for y in (0..h).step_by(2) {
+            out.extend_from_slice(&plane(y).1);
+        }
+        out
     }
 }
 
@@ -190,6 +199,20 @@ mod tests {
             }
             assert_eq!(n, 3);
             assert_eq!(s.state(), SourceState::Ended);
+        }
+    }
+
+    #[test]
+    fn rendered_rows_match_the_pattern() {
+        let s = SyntheticSource::new(&cam("rgb")).unwrap();
+        for seq in [0, 3, 17] {
+            let data = s.render(seq);
+            for y in 0..32 {
+                for x in 0..64 {
+                    let i = ((y * 64 + x) * 3) as usize;
+                    assert_eq!(data[i..i + 3], s.pixel(seq, x, y), "seq {seq} ({x},{y})");
+                }
+            }
         }
     }
 

@@ -2,13 +2,12 @@
 //! per-class probabilities.
 //!
 //! Backends: [`cpu::CpuBackend`] (tract-onnx, always built) and TensorRT
-//! (feature `tensorrt`; a stub with a clear error until its issue lands).
+//! (a stub with a clear error until the GPU issue lands, with or without the
+//! `tensorrt` feature).
 //! [`select`] picks one by the config's name: `auto` = TensorRT when built
 //! and usable, else CPU.
 
 pub mod cpu;
-#[cfg_attr(feature = "tensorrt", path = "tensorrt_enabled.rs")]
-#[cfg_attr(not(feature = "tensorrt"), path = "tensorrt_disabled.rs")]
 pub mod tensorrt;
 
 use crate::bundle::Bundle;

@@ -1,8 +1,11 @@
 //! Pixel-format conversion to tightly packed RGB8.
 //!
-//! YUYV and NV12 use BT.601 limited range, the V4L2 default for webcams:
-//! `R = 1.164(Y-16) + 1.596(V-128)`, `G = 1.164(Y-16) - 0.392(U-128) - 0.813(V-128)`,
-//! `B = 1.164(Y-16) + 2.017(U-128)`, rounded and clamped to 0..=255.
+//! YUYV and NV12 use BT.601 limited range, the V4L2 default for webcams,
+//! in the usual 8-bit fixed point (coefficients ×256, rounded):
+//! `C = Y-16, D = U-128, E = V-128`,
+//! `R = (298C + 409E + 128) >> 8`, `G = (298C - 100D - 208E + 128) >> 8`,
+//! `B = (298C + 516D + 128) >> 8`, clamped to 0..=255. The CUDA kernels
+//! must use the same integer formula.
 
 use super::PreprocessError;
 use crate::capture::{Frame, PixelFormat};
@@ -17,15 +20,11 @@ fn bad(frame: &Frame, reason: impl Into<String>) -> PreprocessError {
 
 #[inline]
 fn yuv_to_rgb(y: u8, u: u8, v: u8) -> [u8; 3] {
-    let c = 1.164 * (y as f32 - 16.0);
-    let d = u as f32 - 128.0;
-    let e = v as f32 - 128.0;
-    let px = |x: f32| x.round().clamp(0.0, 255.0) as u8;
-    [
-        px(c + 1.596 * e),
-        px(c - 0.392 * d - 0.813 * e),
-        px(c + 2.017 * d),
-    ]
+    let c = 298 * (y as i32 - 16);
+    let d = u as i32 - 128;
+    let e = v as i32 - 128;
+    let px = |x: i32| ((x + 128) >> 8).clamp(0, 255) as u8;
+    [px(c + 409 * e), px(c - 100 * d - 208 * e), px(c + 516 * d)]
 }
 
 /// Converts any supported frame to packed RGB8; returns `(rgb, width, height)`.
