@@ -1,7 +1,7 @@
 //! Whole-pipeline benchmark on the CPU backend, with peers measured in the
 //! same run:
 //!
-//! 1. N synthetic YUYV cameras (640x480, as fast as they can) through
+//! 1. N synthetic YUYV cameras (640x480; paced, then as fast as they can) through
 //!    capture → preprocess → infer → decide → publish to a real broker
 //!    (mosquitto when installed, else the embedded one): frames/s and the
 //!    mean time per frame of each stage.
@@ -10,8 +10,9 @@
 //! 3. Our CPU backend (tract) vs onnxruntime on the demo model, per frame,
 //!    at batch 1 and 4.
 //!
-//! `cargo bench --bench pipeline`; BENCH_CAMERAS (default 4) and
-//! BENCH_FRAMES (per camera, default 150) change the load.
+//! `cargo bench --bench pipeline`; BENCH_CAMERAS (default 4), BENCH_FRAMES
+//! (per camera, default 150) and BENCH_FPS (per camera for the paced run,
+//! default 10; a second run is unpaced) change the load.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -78,7 +79,7 @@ fn broker() -> (u16, Option<std::process::Child>, &'static str) {
     panic!("the benchmark needs mosquitto or the embedded-broker feature")
 }
 
-fn pipeline(repo: &std::path::Path) {
+fn pipeline(repo: &std::path::Path, fps: f64) {
     let cameras = env("BENCH_CAMERAS", 4);
     let frames = env("BENCH_FRAMES", 150) as u64;
     let (port, mut child, broker_name) = broker();
@@ -95,7 +96,7 @@ fn pipeline(repo: &std::path::Path) {
             c.pixel_format = "yuyv".into();
             c.width = 640;
             c.height = 480;
-            c.fps = 0.0;
+            c.fps = fps;
             c.frames = frames;
             c
         })
@@ -122,7 +123,12 @@ fn pipeline(repo: &std::path::Path) {
         ))
         .unwrap();
     let wall = t.elapsed().as_secs_f64();
-    println!("## Pipeline: {cameras} synthetic YUYV 640x480 cameras x {frames} frames, CPU backend (tract), broker: {broker_name}");
+    let pace = if fps > 0.0 {
+        format!("{fps} fps each")
+    } else {
+        "unpaced (overload: as fast as they can)".into()
+    };
+    println!("## Pipeline: {cameras} synthetic YUYV 640x480 cameras x {frames} frames, {pace}, CPU backend (tract), broker: {broker_name}");
     println!(
         "frames/s inferred: {:.1} ({} inferred, {} dropped as stale, {:.1} s)",
         snap.frames_inferred as f64 / wall,
@@ -234,5 +240,7 @@ fn main() {
     preprocess_vs_pillow(&repo);
     backend_vs_onnxruntime(&repo);
     println!();
-    pipeline(&repo);
+    pipeline(&repo, env("BENCH_FPS", 10) as f64);
+    println!();
+    pipeline(&repo, 0.0);
 }
