@@ -23,7 +23,7 @@ use stylecam::capture::{self, Frame, PixelFormat};
 use stylecam::config::{CameraConfig, Config, DEFAULT_TOML};
 use stylecam::daemon::{
     self,
-    metrics::{Metrics, STAGES},
+    metrics::{Metrics, Stage, STAGES},
 };
 use stylecam::infer::{cpu::CpuBackend, Backend};
 
@@ -142,11 +142,12 @@ fn pipeline(repo: &std::path::Path, fps: f64) {
     );
     println!("mean time per frame by stage (capture and preprocess run on the camera threads, in parallel):");
     for (stage, d) in STAGES.iter().zip(snap.stage_mean) {
-        println!(
-            "  {:<11} {:>8.3} ms",
-            format!("{stage:?}"),
-            d.as_secs_f64() * 1e3
-        );
+        let note = match stage {
+            Stage::Capture if fps > 0.0 => "  (includes waiting for the camera's next frame)",
+            _ => "",
+        };
+        let ms = d.as_secs_f64() * 1e3;
+        println!("  {:<11} {ms:>8.3} ms{note}", format!("{stage:?}"));
     }
     if let Some(c) = child.as_mut() {
         let _ = c.kill();
