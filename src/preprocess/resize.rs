@@ -118,16 +118,16 @@ pub fn resample_rgb(
     for sy in row_lo..row_hi {
         let src = &rgb[sy * sw * 3..(sy + 1) * sw * 3];
         let dst = &mut tmp[(sy - row_lo) * cols * 3..(sy - row_lo + 1) * cols * 3];
-        for i in 0..cols {
+        for (i, d) in dst.chunks_exact_mut(3).enumerate() {
             let k = &hx.weights[i * hx.ksize..i * hx.ksize + hx.len[i]];
+            let px = &src[hx.start[i] * 3..(hx.start[i] + k.len()) * 3];
             let mut acc = [0f32; 3];
-            for (j, &w) in k.iter().enumerate() {
-                let s = (hx.start[i] + j) * 3;
-                acc[0] += w * src[s] as f32;
-                acc[1] += w * src[s + 1] as f32;
-                acc[2] += w * src[s + 2] as f32;
+            for (w, p) in k.iter().zip(px.chunks_exact(3)) {
+                acc[0] += w * p[0] as f32;
+                acc[1] += w * p[1] as f32;
+                acc[2] += w * p[2] as f32;
             }
-            dst[i * 3..i * 3 + 3].copy_from_slice(&acc);
+            d.copy_from_slice(&acc);
         }
     }
 

@@ -1,6 +1,10 @@
 //! Subcommand implementations: the CLI edge, where errors become
 //! `anyhow` with context.
 
+mod demo;
+
+pub use demo::demo;
+
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 use std::sync::Arc;
@@ -41,7 +45,7 @@ async fn shutdown_signal() {
 
 /// Everything before the first frame: config, bundle, backend, cameras,
 /// embedded broker. Any failure here exits before a camera streams.
-fn start(cfg: Validated, deadline: Option<Duration>) -> Result<()> {
+pub(crate) fn start(cfg: Validated, deadline: Option<Duration>) -> Result<()> {
     let bundle = load_bundle(&cfg)?;
     let backend = stylecam::infer::select(&cfg.model.backend, &bundle)
         .context("config key `model.backend`")?;
@@ -74,13 +78,13 @@ fn start(cfg: Validated, deadline: Option<Duration>) -> Result<()> {
 }
 
 #[cfg(feature = "embedded-broker")]
-fn start_embedded_broker(cfg: &Validated) -> Result<()> {
+pub(crate) fn start_embedded_broker(cfg: &Validated) -> Result<()> {
     stylecam::publish::broker::start(&cfg.mqtt.host, cfg.mqtt.port)?;
     Ok(())
 }
 
 #[cfg(not(feature = "embedded-broker"))]
-fn start_embedded_broker(_cfg: &Validated) -> Result<()> {
+pub(crate) fn start_embedded_broker(_cfg: &Validated) -> Result<()> {
     bail!("config key `mqtt.embedded` = true, but this binary was built without the `embedded-broker` feature. Fix: set mqtt.embedded = false and point mqtt.host/mqtt.port at a broker")
 }
 
@@ -194,121 +198,4 @@ pub fn eval(preds: &Path, labels: &Path, bundle_dir: Option<&Path>) -> Result<()
     );
     println!("images: {}", p.len());
     Ok(())
-}
-
-/// The demo's own files, carried inside the binary so it runs from anywhere.
-const DEMO_MODEL: &[u8] = include_bytes!("../assets/demo-bundle/model.onnx");
-const DEMO_MANIFEST: &str = include_str!("../assets/demo-bundle/bundle.toml");
-const DEMO_PHOTOS: [(&str, &[u8]); 2] = [
-    (
-        "astronaut.jpg",
-        include_bytes!("../assets/photos/astronaut.jpg"),
-    ),
-    ("camera.png", include_bytes!("../assets/photos/camera.png")),
-];
-
-/// A free loopback port for the demo's broker.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(18830)
-}
-
-pub fn demo(seconds: u64) -> Result<()> {
-    let dir = tempfile::Builder::new()
-        .prefix("stylecam-demo-")
-        .tempdir()
-        .context("creating a temporary folder")?;
-    let bundle_dir = dir.path().join("bundle");
-    let photos = dir.path().join("photos");
-    std::fs::create_dir_all(&bundle_dir)?;
-    std::fs::create_dir_all(&photos)?;
-    std::fs::write(bundle_dir.join("model.onnx"), DEMO_MODEL)?;
-    std::fs::write(bundle_dir.join("bundle.toml"), DEMO_MANIFEST)?;
-    for (name, bytes) in DEMO_PHOTOS {
-        std::fs::write(photos.join(name), bytes)?;
-    }
-    let port = free_port();
-    let mut cfg: config::Config =
-        toml::from_str(config::DEFAULT_TOML).expect("default config parses");
-    cfg.device = "demo".into();
-    cfg.model.bundle = bundle_dir;
-    cfg.model.backend = "cpu".into();
-    cfg.cameras = vec![config::CameraConfig::files(
-        "shop-floor",
-        photos.to_str().context("temp path is not UTF-8")?,
-    )];
-    cfg.cameras[0].repeat = 6;
-    cfg.cameras[0].fps = 5.0;
-    cfg.mqtt.port = port;
-    // The demo starts the broker and its subscriber first, so no event is missed.
-    cfg.mqtt.embedded = false;
-    let cfg = cfg.validate()?;
-    start_embedded_broker(&cfg)?;
-    println!("stylecam demo: 2 sample photos as a camera at 5 fps, demo model (random weights, see README), embedded broker on 127.0.0.1:{port}.");
-    println!(
-        "A subscriber prints each tag event; Ctrl-C stops{}.\n",
-        if seconds > 0 {
-            format!(" (or after {seconds} s)")
-        } else {
-            String::new()
-        }
-    );
-    let topics = daemon::mqtt_settings(&cfg).topics;
-    let (subscribed_tx, subscribed) = std::sync::mpsc::channel();
-    std::thread::spawn(move || print_events(port, &topics.all(), subscribed_tx));
-    subscribed
-        .recv_timeout(Duration::from_secs(10))
-        .context("the demo subscriber could not subscribe to the embedded broker")?;
-    start(cfg, (seconds > 0).then(|| Duration::from_secs(seconds)))
-}
-
-/// The demo's subscriber: an ordinary MQTT client, as an inventory system would be.
-fn print_events(port: u16, filter: &str, subscribed: std::sync::mpsc::Sender<()>) {
-    use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
-    let mut opts = MqttOptions::new("stylecam-demo-subscriber", "127.0.0.1", port);
-    opts.set_keep_alive(Duration::from_secs(30));
-    let (client, mut connection) = Client::new(opts, 16);
-    if client.subscribe(filter, QoS::AtLeastOnce).is_err() {
-        return;
-    }
-    for ev in connection.iter() {
-        if let Ok(Event::Incoming(Packet::SubAck(_))) = ev {
-            let _ = subscribed.send(());
-        }
-        let Ok(Event::Incoming(Packet::Publish(p))) = ev else {
-            continue;
-        };
-        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&p.payload) else {
-            continue;
-        };
-        match v["kind"].as_str() {
-            Some("styles") => {
-                let names: Vec<String> = v["tags"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|t| {
-                        format!(
-                            "{} {} ({:.2})",
-                            t["en"].as_str().unwrap_or(""),
-                            t["zh"].as_str().unwrap_or(""),
-                            t["score"].as_f64().unwrap_or(0.0)
-                        )
-                    })
-                    .collect();
-                println!(
-                    "event  {}  camera {} #{}  tags: {}",
-                    p.topic,
-                    v["camera"].as_str().unwrap_or(""),
-                    v["seq"],
-                    names.join(", ")
-                );
-                println!("       added {}  removed {}", v["added"], v["removed"]);
-            }
-            Some("status") => println!("status {}  {}", p.topic, v["state"].as_str().unwrap_or("")),
-            _ => {}
-        }
-    }
 }
