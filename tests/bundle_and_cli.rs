@@ -171,7 +171,9 @@ fn shipped_demo_bundle_is_what_our_code_produces() {
             .zip(&y)
             .map(|(u, v)| (u - v).abs())
             .fold(0.0, f32::max);
-        assert!(d < 1e-4, "rebuilt vs shipped demo model differ by {d}");
+        // Calibration amplifies float rounding (which differs across CPUs), so
+        // allow 1e-3; another seed or architecture would differ by ~0.5.
+        assert!(d < 1e-3, "rebuilt vs shipped demo model differ by {d}");
     }
     // Calibrated so that the two photos disagree on every class.
     let (x, y) = (

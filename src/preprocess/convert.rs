@@ -9,6 +9,7 @@
 
 use super::PreprocessError;
 use crate::capture::{Frame, PixelFormat};
+use std::borrow::Cow;
 
 fn bad(frame: &Frame, reason: impl Into<String>) -> PreprocessError {
     PreprocessError::BadFrame {
@@ -28,14 +29,15 @@ fn yuv_to_rgb(y: u8, u: u8, v: u8) -> [u8; 3] {
 }
 
 /// Converts any supported frame to packed RGB8; returns `(rgb, width, height)`.
-pub fn to_rgb8(frame: &Frame) -> Result<(Vec<u8>, u32, u32), PreprocessError> {
+/// A tightly packed RGB8 frame is borrowed, not copied.
+pub fn to_rgb8(frame: &Frame) -> Result<(Cow<'_, [u8]>, u32, u32), PreprocessError> {
     let (w, h) = (frame.width as usize, frame.height as usize);
     if frame.format == PixelFormat::Mjpeg {
         let img = image::load_from_memory_with_format(&frame.data, image::ImageFormat::Jpeg)
             .map_err(|e| bad(frame, format!("MJPEG frame does not decode: {e}")))?
             .into_rgb8();
         let (iw, ih) = img.dimensions();
-        return Ok((img.into_raw(), iw, ih));
+        return Ok((Cow::Owned(img.into_raw()), iw, ih));
     }
     let stride = frame.row_bytes();
     let needed = match frame.format {
@@ -52,6 +54,13 @@ pub fn to_rgb8(frame: &Frame) -> Result<(Vec<u8>, u32, u32), PreprocessError> {
                 h,
                 frame.data.len()
             ),
+        ));
+    }
+    if frame.format == PixelFormat::Rgb8 && stride == w * 3 {
+        return Ok((
+            Cow::Borrowed(&frame.data[..w * h * 3]),
+            frame.width,
+            frame.height,
         ));
     }
     let mut out = vec![0u8; w * h * 3];
@@ -111,5 +120,5 @@ pub fn to_rgb8(frame: &Frame) -> Result<(Vec<u8>, u32, u32), PreprocessError> {
         }
         PixelFormat::Mjpeg => unreachable!("handled above"),
     }
-    Ok((out, frame.width, frame.height))
+    Ok((Cow::Owned(out), frame.width, frame.height))
 }

@@ -212,8 +212,9 @@ mod tests {
 
     #[test]
     fn bgr_is_swapped_and_bad_sizes_are_errors() {
-        let (out, _, _) = to_rgb8(&frame(1, 1, PixelFormat::Bgr8, vec![1, 2, 3])).unwrap();
-        assert_eq!(out, vec![3, 2, 1]);
+        let bgr = frame(1, 1, PixelFormat::Bgr8, vec![1, 2, 3]);
+        let (out, _, _) = to_rgb8(&bgr).unwrap();
+        assert_eq!(*out, [3, 2, 1]);
         assert!(to_rgb8(&frame(4, 4, PixelFormat::Rgb8, vec![0; 5])).is_err());
         assert!(to_rgb8(&frame(4, 4, PixelFormat::Mjpeg, vec![0; 5])).is_err());
     }
