@@ -89,6 +89,8 @@ fn pipeline(repo: &std::path::Path, fps: f64) {
     cfg.mqtt.embedded = false;
     cfg.mqtt.port = port;
     cfg.pipeline.queue_depth = 4;
+    let outbox_dir = tempfile::tempdir().unwrap();
+    cfg.outbox.path = outbox_dir.path().join("outbox.redb");
     cfg.cameras = (0..cameras)
         .map(|i| {
             let mut c = CameraConfig::files(&format!("cam{i}"), "unused");

@@ -220,8 +220,11 @@ queue_depth = 100
 [mqtt]
 embedded = true
 port = {port}
+[outbox]
+path = "{outbox}"
 "#,
-            bundle = repo().join("assets/demo-bundle").display()
+            bundle = repo().join("assets/demo-bundle").display(),
+            outbox = dir.path().join("outbox.redb").display()
         ),
     )
     .unwrap();

@@ -232,8 +232,11 @@ embedded = false
 host = "127.0.0.1"
 port = {port}
 keep_alive_s = 5
+[outbox]
+path = "{outbox}"
 {extra}
 "#,
+        outbox = dir.join("outbox.redb").display(),
         bundle = repo().join("assets/demo-bundle").display(),
         photos = photos.display(),
     );

@@ -56,6 +56,7 @@ pub fn demo(seconds: u64) -> Result<()> {
     cfg.cameras[0].repeat = 6;
     cfg.cameras[0].fps = 5.0;
     cfg.mqtt.port = port;
+    cfg.outbox.path = dir.path().join("outbox.redb");
     // The demo starts the broker and its subscriber first, so no event is missed.
     cfg.mqtt.embedded = false;
     let cfg = cfg.validate()?;

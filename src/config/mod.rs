@@ -36,6 +36,8 @@ pub struct Config {
     pub smoothing: SmoothingConfig,
     #[serde(default)]
     pub mqtt: MqttConfig,
+    #[serde(default)]
+    pub outbox: OutboxConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -92,9 +94,25 @@ pub struct PipelineConfig {
     /// Frames that may wait per camera; when inference lags, the oldest is dropped.
     #[serde(default = "default_queue_depth")]
     pub queue_depth: usize,
-    /// Tag events that may wait for the broker in memory; beyond it the oldest is dropped.
-    #[serde(default = "default_max_pending")]
-    pub max_pending_events: usize,
+}
+
+/// The durable outbox: where QoS 1 messages wait for the broker's PUBACK.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxConfig {
+    /// redb database file (created if missing; one per daemon).
+    #[serde(default = "default_outbox_path")]
+    pub path: PathBuf,
+    #[serde(default = "default_outbox_events")]
+    pub max_events: usize,
+    #[serde(default = "default_outbox_bytes")]
+    pub max_bytes: u64,
+    /// Messages older than this are dropped (0 = keep until delivered).
+    #[serde(default = "default_outbox_age")]
+    pub max_age_s: u64,
+    /// `drop_oldest` or `refuse_new`.
+    #[serde(default = "default_when_full")]
+    pub when_full: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -173,8 +191,20 @@ fn default_pixel_format() -> String {
 fn default_queue_depth() -> usize {
     2
 }
-fn default_max_pending() -> usize {
-    10_000
+fn default_outbox_path() -> PathBuf {
+    "stylecam-outbox.redb".into()
+}
+fn default_outbox_events() -> usize {
+    100_000
+}
+fn default_outbox_bytes() -> u64 {
+    64 << 20
+}
+fn default_outbox_age() -> u64 {
+    7 * 24 * 3600
+}
+fn default_when_full() -> String {
+    "drop_oldest".into()
 }
 fn default_smoothing_method() -> String {
     "median".into()
@@ -215,10 +245,21 @@ impl Default for PipelineConfig {
     fn default() -> Self {
         Self {
             queue_depth: default_queue_depth(),
-            max_pending_events: default_max_pending(),
         }
     }
 }
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        Self {
+            path: default_outbox_path(),
+            max_events: default_outbox_events(),
+            max_bytes: default_outbox_bytes(),
+            max_age_s: default_outbox_age(),
+            when_full: default_when_full(),
+        }
+    }
+}
+
 impl Default for SmoothingConfig {
     fn default() -> Self {
         Self {

@@ -170,12 +170,37 @@ impl Config {
                 "set pipeline.queue_depth = 2",
             ));
         }
-        if p.max_pending_events == 0 {
+        let o = &self.outbox;
+        if o.path.as_os_str().is_empty() {
             return Err(err(
-                "pipeline.max_pending_events",
+                "outbox.path",
+                "\"\"",
+                "is empty",
+                "set outbox.path = \"/var/lib/stylecam/outbox.redb\"",
+            ));
+        }
+        if o.max_events == 0 {
+            return Err(err(
+                "outbox.max_events",
                 0,
                 "must be at least 1",
-                "set pipeline.max_pending_events = 10000",
+                "set outbox.max_events = 100000",
+            ));
+        }
+        if o.max_bytes < 4096 {
+            return Err(err(
+                "outbox.max_bytes",
+                o.max_bytes,
+                "must be at least 4096 (a few events)",
+                "set outbox.max_bytes = 67108864",
+            ));
+        }
+        if !matches!(o.when_full.as_str(), "drop_oldest" | "refuse_new") {
+            return Err(err(
+                "outbox.when_full",
+                format!("{:?}", o.when_full),
+                "unknown policy",
+                "use \"drop_oldest\" or \"refuse_new\"",
             ));
         }
         let s = &self.smoothing;

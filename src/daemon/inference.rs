@@ -83,6 +83,7 @@ impl Inference {
                 payload: payload::to_json(&m),
                 reliable: false,
                 retain: false,
+                event: None,
             });
         }
         if let Some(change) = change {
@@ -126,12 +127,14 @@ impl Inference {
                 payload: payload::to_json(&event),
                 reliable: true,
                 retain: false,
+                event: Some((cam.name.clone(), cam.events)),
             });
             publisher.send(Message {
                 topic: self.topics.state(&cam.name),
                 payload: payload::to_json(&state),
                 reliable: true,
                 retain: true,
+                event: None,
             });
         }
         metrics.time(Stage::Publish, t1.elapsed(), 1);

@@ -33,6 +33,7 @@ pub struct Metrics {
     events_acked: AtomicU64,
     outbox_pending: AtomicU64,
     mqtt_connection_errors: AtomicU64,
+    outbox_write_errors: AtomicU64,
     stage_ns: [AtomicU64; 5],
     stage_n: [AtomicU64; 5],
 }
@@ -54,6 +55,8 @@ pub struct Snapshot {
     pub events_acked: u64,
     pub outbox_pending: u64,
     pub mqtt_connection_errors: u64,
+    /// Failed writes to the on-disk outbox (full or read-only disk).
+    pub outbox_write_errors: u64,
     /// Mean time per frame of each stage, in [`STAGES`] order.
     pub stage_mean: [Duration; 5],
 }
@@ -87,6 +90,9 @@ impl Metrics {
     pub fn mqtt_connection_error(&self) {
         self.mqtt_connection_errors.fetch_add(1, Relaxed);
     }
+    pub fn outbox_write_error(&self) {
+        self.outbox_write_errors.fetch_add(1, Relaxed);
+    }
     pub fn set_outbox(&self, pending: u64, acked: u64) {
         self.outbox_pending.store(pending, Relaxed);
         self.events_acked.store(acked, Relaxed);
@@ -117,6 +123,7 @@ impl Metrics {
             events_acked: self.events_acked.load(Relaxed),
             outbox_pending: self.outbox_pending.load(Relaxed),
             mqtt_connection_errors: self.mqtt_connection_errors.load(Relaxed),
+            outbox_write_errors: self.outbox_write_errors.load(Relaxed),
             stage_mean,
         }
     }

@@ -17,6 +17,8 @@ use crate::config::Validated;
 use crate::infer::Backend;
 use crate::preprocess;
 use crate::publish::mqtt::{Publisher, Settings};
+use crate::publish::outbox::Limits;
+use crate::publish::store::{Store, StoreError};
 use crate::publish::Topics;
 use crate::smooth::{Hysteresis, Smoother};
 use inference::{CameraState, Inference};
@@ -29,6 +31,8 @@ use std::time::{Duration, Instant};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
+    #[error("{0}")]
+    Outbox(#[from] StoreError),
     #[error("config key `cameras[{index}]` ({name}): {source}")]
     Camera {
         index: usize,
@@ -69,7 +73,12 @@ pub fn mqtt_settings(cfg: &Validated) -> Settings {
             prefix: q.prefix.clone(),
             device: cfg.device.clone(),
         },
-        max_pending: cfg.pipeline.max_pending_events,
+        limits: Limits {
+            max_events: cfg.outbox.max_events,
+            max_bytes: usize::try_from(cfg.outbox.max_bytes).unwrap_or(usize::MAX),
+            max_age_ms: cfg.outbox.max_age_s.saturating_mul(1000),
+            refuse_new: cfg.outbox.when_full == "refuse_new",
+        },
         flush_timeout: Duration::from_secs(5),
     }
 }
@@ -133,7 +142,8 @@ pub async fn run(
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<Snapshot, DaemonError> {
-    let publisher = Publisher::start(mqtt_settings(cfg), metrics.clone());
+    let (store, restored) = Store::open(&cfg.outbox.path)?;
+    let publisher = Publisher::start(mqtt_settings(cfg), store, restored.pending, metrics.clone());
     let queues = Arc::new(FrameQueues::new(sources.len(), cfg.pipeline.queue_depth));
     let stop = Arc::new(AtomicBool::new(false));
     let spec = bundle.manifest.input.clone();
@@ -163,7 +173,8 @@ pub async fn run(
                     cfg.smoothing.enter_frames,
                     cfg.smoothing.leave_frames,
                 ),
-                events: 0,
+                // Event numbers go on from the last run's.
+                events: restored.seqs.get(&c.name).copied().unwrap_or(0),
             })
             .collect(),
         bundle,

@@ -6,17 +6,20 @@
 //! `{camera}/frames` (every frame's decision, QoS 0). Payloads are
 //! versioned JSON ([`payload`]) described by `mqtt.schema.json`.
 //!
-//! Every QoS 1 message stays in the [`outbox::Outbox`] until the broker's
-//! PUBACK; a broker outage only delays it. This outbox lives in memory and
-//! is bounded (oldest dropped, counted); the durable on-disk outbox is its
-//! own issue. [`mqtt::Publisher`] is the I/O loop around it; an embedded
-//! broker ([`broker`]) serves a box without one.
+//! Every QoS 1 message is written to the on-disk [`store::Store`] before
+//! it is handed to the MQTT client and stays there, and in the
+//! [`outbox::Outbox`], until the broker's PUBACK: a broker outage or a
+//! daemon restart (even SIGKILL) only delays it. The outbox is bounded by
+//! count, bytes and age, dropping the oldest or refusing new (config), and
+//! counts what it drops. [`mqtt::Publisher`] is the I/O loop around both;
+//! an embedded broker ([`broker`]) serves a box without one.
 
 #[cfg(feature = "embedded-broker")]
 pub mod broker;
 pub mod mqtt;
 pub mod outbox;
 pub mod payload;
+pub mod store;
 
 /// The JSON Schema of every payload stylecam publishes.
 pub const SCHEMA: &str = include_str!("mqtt.schema.json");
@@ -55,4 +58,7 @@ pub struct Message {
     /// QoS 1 when true (kept until PUBACK), else QoS 0 (best effort).
     pub reliable: bool,
     pub retain: bool,
+    /// For a tag event: (camera, seq), so the store can continue `seq`
+    /// after a restart.
+    pub event: Option<(String, u64)>,
 }

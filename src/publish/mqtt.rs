@@ -1,11 +1,12 @@
-//! The MQTT I/O loop around the [`Outbox`]: rumqttc's event loop runs in
-//! its own task and reports connection events; the publisher task moves
-//! messages from the daemon into the outbox and from the outbox to the
-//! client while connected. On every (re)connect it publishes the retained
+//! The MQTT I/O loop around the [`Outbox`] and its [`Store`]: rumqttc's
+//! event loop runs in its own task and reports connection events; the
+//! publisher task moves messages from the daemon into the outbox (and to
+//! disk) and from the outbox to the client while connected. On every (re)connect it publishes the retained
 //! `online` status; the last will says `offline`. Reconnects back off
 //! exponentially with jitter (0.5 s doubling to 30 s).
 
-use super::outbox::Outbox;
+use super::outbox::{Limits, Outbox, Pushed};
+use super::store::{Store, Stored};
 use super::{payload, Message, Topics};
 use crate::daemon::metrics::Metrics;
 use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS};
@@ -21,7 +22,7 @@ pub struct Settings {
     pub client_id: String,
     pub keep_alive: Duration,
     pub topics: Topics,
-    pub max_pending: usize,
+    pub limits: Limits,
     /// How long a clean shutdown waits for outstanding PUBACKs.
     pub flush_timeout: Duration,
 }
@@ -42,10 +43,16 @@ pub struct Publisher {
 }
 
 impl Publisher {
-    /// Starts the client; it connects in the background and retries forever.
-    pub fn start(settings: Settings, metrics: Arc<Metrics>) -> Self {
+    /// Starts the client over an opened store and what it held; it
+    /// connects in the background and retries forever.
+    pub fn start(
+        settings: Settings,
+        store: Store,
+        restored: Vec<Stored>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(run(settings, rx, metrics));
+        let task = tokio::spawn(run(settings, (store, restored), rx, metrics));
         Self { tx, task }
     }
 
@@ -145,65 +152,177 @@ fn publish_status(client: &AsyncClient, outbox: &mut Outbox, topics: &Topics, on
     }
 }
 
-async fn run(s: Settings, mut rx: mpsc::UnboundedReceiver<Message>, metrics: Arc<Metrics>) {
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64
+}
+
+/// The outbox and its on-disk mirror. Changes are collected and committed
+/// in one transaction per turn of the loop, before anything new is handed
+/// to the client.
+struct Durable {
+    outbox: Outbox,
+    store: Store,
+    add: Vec<Stored>,
+    remove: Vec<u64>,
+    failing: bool,
+}
+
+impl Durable {
+    fn queue(&mut self, m: Message, metrics: &Metrics) {
+        let now = now_ms();
+        let copy = m.reliable.then(|| m.clone());
+        match self.outbox.push(m, now) {
+            Pushed::Queued { id, dropped } => {
+                if let Some(msg) = copy {
+                    self.add.push(Stored {
+                        id,
+                        created_ms: now,
+                        msg,
+                    });
+                }
+                for d in dropped {
+                    metrics.event_dropped();
+                    self.remove.push(d);
+                }
+            }
+            Pushed::Refused => metrics.event_dropped(),
+        }
+    }
+
+    fn acked(&mut self, pkid: u16) {
+        if let Some(id) = self.outbox.on_acked(pkid) {
+            self.remove.push(id);
+        }
+    }
+
+    /// Expires old messages and commits pending changes. A failing disk
+    /// (full, read-only) never stops delivery: messages stay in memory,
+    /// the failure is logged once per episode and counted.
+    fn commit(&mut self, metrics: &Metrics) {
+        for id in self.outbox.expire(now_ms()) {
+            metrics.event_dropped();
+            self.remove.push(id);
+        }
+        match self.store.commit(&self.add, &self.remove) {
+            Ok(()) => {
+                if self.failing {
+                    log::info!("outbox: writing to disk works again");
+                }
+                self.failing = false;
+            }
+            Err(e) => {
+                metrics.outbox_write_error();
+                if !self.failing {
+                    log::error!("outbox: {e}; messages are kept in memory until it works again");
+                }
+                self.failing = true;
+            }
+        }
+        self.add.clear();
+        self.remove.clear();
+    }
+}
+
+/// How many queued messages or link events one turn takes at most.
+const TURN: usize = 512;
+
+async fn run(
+    s: Settings,
+    durable: (Store, Vec<Stored>),
+    mut rx: mpsc::UnboundedReceiver<Message>,
+    metrics: Arc<Metrics>,
+) {
     let (client, eventloop) = AsyncClient::new(options(&s), 256);
     let (link_tx, mut link) = mpsc::unbounded_channel();
     let driver = tokio::spawn(drive(eventloop, link_tx, metrics.clone()));
-    let mut outbox = Outbox::new(s.max_pending, 64);
+    let (store, restored) = durable;
+    let mut outbox = Outbox::new(s.limits.clone(), 64);
+    if !restored.is_empty() {
+        log::info!(
+            "outbox: {} undelivered messages from before the restart go first",
+            restored.len()
+        );
+    }
+    outbox.restore(restored);
+    let mut d = Durable {
+        outbox,
+        store,
+        add: vec![],
+        remove: vec![],
+        failing: false,
+    };
     let mut connected = false;
     let mut closing: Option<tokio::time::Instant> = None;
     let mut was_down_logged = false;
     loop {
+        d.commit(&metrics);
         if connected {
-            hand_over(&client, &mut outbox);
+            hand_over(&client, &mut d.outbox);
         }
-        metrics.set_outbox(outbox.len() as u64, outbox.acked());
+        metrics.set_outbox(d.outbox.len() as u64, d.outbox.acked());
         if let Some(deadline) = closing {
-            if outbox.is_empty() || tokio::time::Instant::now() >= deadline {
+            if d.outbox.is_empty() || tokio::time::Instant::now() >= deadline {
                 break;
             }
         }
         let deadline =
-            closing.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+            closing.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(1));
         tokio::select! {
             msg = rx.recv(), if closing.is_none() => match msg {
                 Some(m) => {
-                    if outbox.push(m) {
-                        metrics.event_dropped();
+                    d.queue(m, &metrics);
+                    for _ in 1..TURN {
+                        match rx.try_recv() {
+                            Ok(m) => d.queue(m, &metrics),
+                            Err(_) => break,
+                        }
                     }
                 }
                 None => closing = Some(tokio::time::Instant::now() + s.flush_timeout),
             },
-            ev = link.recv() => match ev {
-                Some(Link::Connected) => {
-                    log::info!("mqtt: connected to {}:{}", s.host, s.port);
-                    connected = true;
-                    was_down_logged = false;
-                    publish_status(&client, &mut outbox, &s.topics, true);
-                }
-                Some(Link::Disconnected(why)) => {
-                    if connected || !was_down_logged {
-                        log::warn!("mqtt: broker {}:{} unreachable: {why}; {} messages wait", s.host, s.port, outbox.len());
-                        was_down_logged = true;
+            ev = link.recv() => {
+                let mut ev = ev;
+                for _ in 0..TURN {
+                    match ev {
+                        Some(Link::Connected) => {
+                            log::info!("mqtt: connected to {}:{}", s.host, s.port);
+                            connected = true;
+                            was_down_logged = false;
+                            publish_status(&client, &mut d.outbox, &s.topics, true);
+                        }
+                        Some(Link::Disconnected(why)) => {
+                            if connected || !was_down_logged {
+                                log::warn!("mqtt: broker {}:{} unreachable: {why}; {} messages wait", s.host, s.port, d.outbox.len());
+                                was_down_logged = true;
+                            }
+                            connected = false;
+                            d.outbox.on_disconnect();
+                        }
+                        Some(Link::Written(pkid)) => d.outbox.on_written(pkid),
+                        Some(Link::Acked(pkid)) => d.acked(pkid),
+                        None => break,
                     }
-                    connected = false;
-                    outbox.on_disconnect();
+                    ev = match link.try_recv() {
+                        Ok(e) => Some(e),
+                        Err(_) => break,
+                    };
                 }
-                Some(Link::Written(pkid)) => outbox.on_written(pkid),
-                Some(Link::Acked(pkid)) => outbox.on_acked(pkid),
-                None => break,
             },
             _ = tokio::time::sleep_until(deadline) => {}
         }
     }
-    if !outbox.is_empty() {
+    d.commit(&metrics);
+    if !d.outbox.is_empty() {
         log::warn!(
-            "mqtt: shutting down with {} undelivered messages",
-            outbox.len()
+            "mqtt: shutting down with {} undelivered messages; they stay in the outbox for the next start",
+            d.outbox.len()
         );
     }
     if connected {
-        publish_status(&client, &mut outbox, &s.topics, false);
+        publish_status(&client, &mut d.outbox, &s.topics, false);
         // Give the offline status a moment to go out before disconnecting.
         let wait = tokio::time::sleep(Duration::from_millis(300));
         tokio::pin!(wait);
@@ -217,5 +336,5 @@ async fn run(s: Settings, mut rx: mpsc::UnboundedReceiver<Message>, metrics: Arc
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     driver.abort();
-    metrics.set_outbox(outbox.len() as u64, outbox.acked());
+    metrics.set_outbox(d.outbox.len() as u64, d.outbox.acked());
 }
