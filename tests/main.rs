@@ -8,5 +8,6 @@ mod common;
 mod bundle_and_cli;
 mod mqtt_daemon;
 mod onnx_models;
+mod outbox_delivery;
 mod reference;
 mod styles_real;

@@ -9,19 +9,19 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone)]
-struct Received {
-    topic: String,
-    retain: bool,
-    json: serde_json::Value,
+pub struct Received {
+    pub topic: String,
+    pub retain: bool,
+    pub json: serde_json::Value,
 }
 
 /// An independent subscriber (what an inventory system runs).
-struct Collector {
+pub struct Collector {
     got: Arc<Mutex<Vec<Received>>>,
 }
 
 impl Collector {
-    fn start(port: u16, filter: &str, id: &str) -> Self {
+    pub fn start(port: u16, filter: &str, id: &str) -> Self {
         let got = Arc::new(Mutex::new(vec![]));
         let sink = got.clone();
         let (ready_tx, ready) = std::sync::mpsc::channel();
@@ -56,11 +56,11 @@ impl Collector {
         Self { got }
     }
 
-    fn all(&self) -> Vec<Received> {
+    pub fn all(&self) -> Vec<Received> {
         self.got.lock().unwrap().clone()
     }
 
-    fn wait_for(
+    pub fn wait_for(
         &self,
         what: &str,
         timeout: Duration,
@@ -100,7 +100,7 @@ fn assert_valid(v: &jsonschema::Validator, r: &Received) {
     );
 }
 
-fn kind<'a>(all: &'a [Received], k: &str) -> Vec<&'a Received> {
+pub fn kind<'a>(all: &'a [Received], k: &str) -> Vec<&'a Received> {
     all.iter().filter(|r| r.json["kind"] == k).collect()
 }
 
@@ -224,7 +224,7 @@ fn events_wait_for_a_broker_that_starts_late_and_sigterm_flushes() {
     // the daemon's port when the proxy starts, so no event can slip past.
     let broker = Mosquitto::start(free_port());
     let sub = Collector::start(broker.port, "stylecam/it-late/#", "it-sub-2");
-    tcp_proxy(port, broker.port);
+    let _proxy = Proxy::start(port, broker.port);
     let all = sub.wait_for(
         "queued events after the broker came up",
         Duration::from_secs(60),

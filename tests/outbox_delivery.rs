@@ -1,0 +1,171 @@
+//! Delivery that loses nothing, against a real mosquitto: a network outage
+//! during a steady event stream, and a daemon SIGKILLed with events in its
+//! on-disk outbox.
+
+use crate::common::*;
+use crate::mqtt_daemon::{kind, Collector};
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+use stylecam::publish::store::Store;
+
+fn photos(dir: &std::path::Path) -> std::path::PathBuf {
+    let photos = dir.join("photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    for f in ["astronaut.jpg", "camera.png"] {
+        std::fs::copy(repo().join("assets/photos").join(f), photos.join(f)).unwrap();
+    }
+    photos
+}
+
+fn wait_log(daemon: &Daemon, what: &str, n: usize, timeout: Duration) {
+    let t = Instant::now();
+    while daemon.log_text().matches(what).count() < n {
+        assert!(
+            t.elapsed() < timeout,
+            "waited for {n}x {what:?}; log:\n{}",
+            daemon.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Event numbers of the `styles` events received, in arrival order.
+fn seqs(c: &Collector) -> Vec<u64> {
+    kind(&c.all(), "styles")
+        .iter()
+        .map(|r| r.json["seq"].as_u64().unwrap())
+        .collect()
+}
+
+#[test]
+fn network_outage_during_a_stream_loses_nothing() {
+    if !available("mosquitto", mosquitto_path().is_some()) {
+        return;
+    }
+    let broker = Mosquitto::start(free_port());
+    let port = free_port();
+    let proxy = Proxy::start(port, broker.port);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = daemon_config(dir.path(), &photos(dir.path()), port, "it-outage", "");
+    // The subscriber talks to the broker directly: only the daemon's link breaks.
+    let sub = Collector::start(broker.port, "stylecam/it-outage/#", "it-sub-outage");
+    let mut cmd = stylecam();
+    cmd.args(["run", "--config"]).arg(&cfg);
+    let mut daemon = Daemon::spawn(cmd);
+
+    sub.wait_for("first events", Duration::from_secs(60), |all| {
+        kind(all, "styles").len() >= 3
+    });
+    proxy.cut();
+    let before = daemon.log_text().matches("tags [").count();
+    wait_log(&daemon, "tags [", before + 6, Duration::from_secs(60));
+    let missed_so_far = daemon.log_text().matches("tags [").count();
+    proxy.restore();
+    // Everything decided during the outage arrives once the link is back.
+    sub.wait_for("events from the outage", Duration::from_secs(60), |_| {
+        seqs(&sub).iter().copied().collect::<BTreeSet<_>>().len() >= missed_so_far
+    });
+    daemon.signal("TERM");
+    assert!(
+        daemon.wait(Duration::from_secs(20)).success(),
+        "log:\n{}",
+        daemon.log_text()
+    );
+
+    let decided = daemon.log_text().matches("tags [").count();
+    let got = seqs(&sub);
+    let mut first_seen = vec![];
+    let mut unique = BTreeSet::new();
+    for s in &got {
+        if unique.insert(*s) {
+            first_seen.push(*s);
+        }
+    }
+    assert_eq!(
+        first_seen,
+        (1..=decided as u64).collect::<Vec<_>>(),
+        "every event once after de-duplication, in order (raw: {got:?})"
+    );
+    let onlines = sub
+        .all()
+        .iter()
+        .filter(|r| r.json["kind"] == "status" && r.json["state"] == "online")
+        .count();
+    assert!(
+        onlines >= 2,
+        "online is republished on reconnect ({onlines})"
+    );
+    eprintln!(
+        "outage: {decided} events decided, {} received, {} after de-duplication",
+        got.len(),
+        unique.len()
+    );
+}
+
+#[test]
+fn sigkill_with_events_in_the_outbox_loses_none() {
+    if !available("mosquitto", mosquitto_path().is_some()) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = daemon_config(dir.path(), &photos(dir.path()), port, "it-crash", "");
+    // No broker yet: events pile up in the outbox.
+    let mut cmd = stylecam();
+    cmd.args(["run", "--config"]).arg(&cfg);
+    let mut daemon = Daemon::spawn(cmd);
+    wait_log(&daemon, "tags [", 5, Duration::from_secs(60));
+    daemon.child.kill().unwrap(); // SIGKILL: no flush, no goodbye
+    daemon.wait(Duration::from_secs(5));
+
+    // What survived on disk: every message committed before the kill.
+    let (store, restored) = Store::open(&dir.path().join("outbox.redb")).unwrap();
+    drop(store);
+    let stored: BTreeSet<u64> = restored
+        .pending
+        .iter()
+        .filter(|s| s.msg.topic.ends_with("/styles"))
+        .map(|s| s.msg.event.as_ref().unwrap().1)
+        .collect();
+    assert!(
+        stored.len() >= 4,
+        "events were in the outbox at the kill: {stored:?}"
+    );
+    let last = *restored.seqs.get("entrance").unwrap();
+    assert_eq!(
+        stored,
+        (1..=last).collect(),
+        "the stored events are 1..=last seq"
+    );
+
+    // Broker up, subscriber on, daemon restarted on the same outbox.
+    let broker = Mosquitto::start(free_port());
+    let sub = Collector::start(broker.port, "stylecam/it-crash/#", "it-sub-crash");
+    let _proxy = Proxy::start(port, broker.port);
+    let mut cmd = stylecam();
+    cmd.args(["run", "--config"]).arg(&cfg);
+    let mut daemon = Daemon::spawn(cmd);
+    sub.wait_for(
+        "the stored events and new ones",
+        Duration::from_secs(60),
+        |_| {
+            let got: BTreeSet<u64> = seqs(&sub).into_iter().collect();
+            stored.is_subset(&got) && got.iter().any(|&s| s > last)
+        },
+    );
+    let got = seqs(&sub);
+    assert_eq!(
+        got[..stored.len()],
+        stored.iter().copied().collect::<Vec<_>>()[..],
+        "old events first, in order"
+    );
+    assert!(
+        daemon
+            .log_text()
+            .contains("from before the restart go first"),
+        "{}",
+        daemon.log_text()
+    );
+    daemon.signal("TERM");
+    assert!(daemon.wait(Duration::from_secs(20)).success());
+}
