@@ -115,11 +115,19 @@ pub struct Mosquitto {
 
 impl Mosquitto {
     pub fn start(port: u16) -> Self {
+        Self::start_with(port, "allow_anonymous true\n", |_| {})
+    }
+
+    /// Starts with extra config lines (`{dir}` stands for the broker's
+    /// folder); `prepare` may write files there first (password file, ACL).
+    pub fn start_with(port: u16, extra: &str, prepare: impl FnOnce(&Path)) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        prepare(dir.path());
         let conf = dir.path().join("mosquitto.conf");
+        let extra = extra.replace("{dir}", dir.path().to_str().unwrap());
         std::fs::write(
             &conf,
-            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
+            format!("listener {port} 127.0.0.1\npersistence false\n{extra}"),
         )
         .unwrap();
         let child = Command::new(mosquitto_path().expect("mosquitto"))

@@ -5,6 +5,7 @@
 
 mod common;
 
+mod broker_auth;
 mod bundle_and_cli;
 mod mqtt_daemon;
 mod onnx_models;

@@ -22,6 +22,12 @@ pub struct Collector {
 
 impl Collector {
     pub fn start(port: u16, filter: &str, id: &str) -> Self {
+        Self::start_as(port, filter, id, None)
+    }
+
+    /// A subscriber that logs in as `login` (user, password).
+    pub fn start_as(port: u16, filter: &str, id: &str, login: Option<(&str, &str)>) -> Self {
+        let login = login.map(|(u, p)| (u.to_string(), p.to_string()));
         let got = Arc::new(Mutex::new(vec![]));
         let sink = got.clone();
         let (ready_tx, ready) = std::sync::mpsc::channel();
@@ -29,6 +35,9 @@ impl Collector {
         std::thread::spawn(move || {
             let mut opts = MqttOptions::new(id, "127.0.0.1", port);
             opts.set_keep_alive(Duration::from_secs(5));
+            if let Some((u, p)) = login {
+                opts.set_credentials(u, p);
+            }
             let (client, mut conn) = Client::new(opts, 64);
             client.subscribe(filter, QoS::AtLeastOnce).unwrap();
             for ev in conn.iter() {

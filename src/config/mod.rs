@@ -156,6 +156,27 @@ pub struct MqttConfig {
     /// Publish every frame's decision on `…/{camera}/frames` (QoS 0).
     #[serde(default)]
     pub publish_frames: bool,
+    /// Login name, when the broker requires one.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// The password itself; best set from the environment
+    /// (`STYLECAM_MQTT__PASSWORD`), never written to logs.
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// A file whose first line is the password (e.g. mode 0600).
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+}
+
+/// A value that must not appear in logs or `Debug` output.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"***\"")
+    }
 }
 
 fn default_device() -> String {
@@ -281,6 +302,9 @@ impl Default for MqttConfig {
             client_id: None,
             keep_alive_s: default_keep_alive(),
             publish_frames: false,
+            username: None,
+            password: None,
+            password_file: None,
         }
     }
 }

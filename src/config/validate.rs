@@ -280,6 +280,27 @@ impl Config {
                 ));
             }
         }
+        if q.password.is_some() && q.password_file.is_some() {
+            return Err(err(
+                "mqtt.password_file",
+                q.password_file
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+                "both mqtt.password and mqtt.password_file are set",
+                "keep one: the file, or STYLECAM_MQTT__PASSWORD in the environment",
+            ));
+        }
+        if (q.password.is_some() || q.password_file.is_some())
+            && q.username.as_deref().unwrap_or("").is_empty()
+        {
+            return Err(err(
+                "mqtt.username",
+                "(missing)",
+                "a password is set but no username",
+                "set mqtt.username to the broker login",
+            ));
+        }
         if q.keep_alive_s < 5 || q.keep_alive_s > 3600 {
             return Err(err(
                 "mqtt.keep_alive_s",
@@ -407,6 +428,20 @@ mod tests {
         c.cameras.push(c.cameras[0].clone());
         let e = c.validate().unwrap_err().to_string();
         assert!(e.contains("cameras[1].name"), "{e}");
+
+        let mut c = default_config();
+        c.mqtt.password = Some(Secret("hunter2".into()));
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("mqtt.username") && !e.contains("hunter2"), "{e}");
+        assert_eq!(format!("{:?}", Secret("hunter2".into())), "\"***\"");
+
+        let mut c = default_config();
+        c.outbox.when_full = "panic".into();
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("outbox.when_full"));
 
         let mut c = default_config();
         c.device = "a/b".into();

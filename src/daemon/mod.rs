@@ -13,7 +13,7 @@ pub mod queue;
 
 use crate::bundle::Bundle;
 use crate::capture::{self, CaptureError, FrameSource, SourceState};
-use crate::config::Validated;
+use crate::config::{Secret, Validated};
 use crate::infer::Backend;
 use crate::preprocess;
 use crate::publish::mqtt::{Publisher, Settings};
@@ -31,6 +31,12 @@ use std::time::{Duration, Instant};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
+    #[error("config key `mqtt.password_file` = {path}: {problem}. Fix: {fix}")]
+    PasswordFile {
+        path: String,
+        problem: String,
+        fix: &'static str,
+    },
     #[error("{0}")]
     Outbox(#[from] StoreError),
     #[error("config key `cameras[{index}]` ({name}): {source}")]
@@ -69,6 +75,7 @@ pub fn mqtt_settings(cfg: &Validated) -> Settings {
             .clone()
             .unwrap_or_else(|| format!("stylecam-{}", cfg.device)),
         keep_alive: Duration::from_secs(q.keep_alive_s),
+        credentials: None,
         topics: Topics {
             prefix: q.prefix.clone(),
             device: cfg.device.clone(),
@@ -81,6 +88,28 @@ pub fn mqtt_settings(cfg: &Validated) -> Settings {
         },
         flush_timeout: Duration::from_secs(5),
     }
+}
+
+/// The broker login: username with the password from the config (usually
+/// the environment) or from `mqtt.password_file`.
+pub fn credentials(cfg: &Validated) -> Result<Option<(String, Secret)>, DaemonError> {
+    let q = &cfg.mqtt;
+    let Some(user) = q.username.clone() else {
+        return Ok(None);
+    };
+    let password = match (&q.password, &q.password_file) {
+        (Some(p), _) => p.clone(),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path).map_err(|e| DaemonError::PasswordFile {
+                path: path.display().to_string(),
+                problem: e.to_string(),
+                fix: "make the file readable by stylecam, or set STYLECAM_MQTT__PASSWORD",
+            })?;
+            Secret(text.lines().next().unwrap_or("").to_string())
+        }
+        (None, None) => Secret(String::new()),
+    };
+    Ok(Some((user, password)))
 }
 
 fn capture_loop(
@@ -142,8 +171,10 @@ pub async fn run(
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<Snapshot, DaemonError> {
+    let mut settings = mqtt_settings(cfg);
+    settings.credentials = credentials(cfg)?;
     let (store, restored) = Store::open(&cfg.outbox.path)?;
-    let publisher = Publisher::start(mqtt_settings(cfg), store, restored.pending, metrics.clone());
+    let publisher = Publisher::start(settings, store, restored.pending, metrics.clone());
     let queues = Arc::new(FrameQueues::new(sources.len(), cfg.pipeline.queue_depth));
     let stop = Arc::new(AtomicBool::new(false));
     let spec = bundle.manifest.input.clone();

@@ -9,7 +9,9 @@ use super::outbox::{Limits, Outbox, Pushed};
 use super::store::{Store, Stored};
 use super::{payload, Message, Topics};
 use crate::daemon::metrics::Metrics;
-use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS};
+use rumqttc::{
+    AsyncClient, ConnectionError, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS,
+};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -22,6 +24,8 @@ pub struct Settings {
     pub client_id: String,
     pub keep_alive: Duration,
     pub topics: Topics,
+    /// Username and password, when the broker requires a login.
+    pub credentials: Option<(String, crate::config::Secret)>,
     pub limits: Limits,
     /// How long a clean shutdown waits for outstanding PUBACKs.
     pub flush_timeout: Duration,
@@ -77,6 +81,9 @@ fn options(s: &Settings) -> MqttOptions {
     o.set_clean_session(true);
     o.set_request_channel_capacity(256);
     o.set_inflight(100);
+    if let Some((user, password)) = &s.credentials {
+        o.set_credentials(user.clone(), password.0.clone());
+    }
     let will = payload::to_json(&payload::status(&s.topics.device, false));
     o.set_last_will(LastWill::new(
         s.topics.status(),
@@ -112,8 +119,18 @@ async fn drive(mut eventloop: EventLoop, link: mpsc::UnboundedSender<Link>, metr
                 metrics.mqtt_connection_error();
                 let wait = backoff(attempt);
                 attempt += 1;
+                let why = match &e {
+                    ConnectionError::ConnectionRefused(code) => format!(
+                        "the broker refused the connection ({code:?}): check mqtt.username and the password \
+                         (mqtt.password_file or STYLECAM_MQTT__PASSWORD) and the broker's ACL"
+                    ),
+                    ConnectionError::NetworkTimeout => {
+                        "no answer to CONNECT in time (a broker that accepts TCP but does not speak MQTT?)".to_string()
+                    }
+                    other => other.to_string(),
+                };
                 let sent = link.send(Link::Disconnected(format!(
-                    "{e} (retrying in {:.1} s)",
+                    "{why} (retrying in {:.1} s)",
                     wait.as_secs_f64()
                 )));
                 tokio::time::sleep(wait).await;

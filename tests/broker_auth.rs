@@ -1,0 +1,159 @@
+//! Logging in to a broker that requires it, against a real mosquitto with
+//! `allow_anonymous false`, a password file and an ACL; and a broker that
+//! accepts TCP but never answers CONNECT.
+
+use crate::common::*;
+use crate::mqtt_daemon::{kind, Collector};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const PASSWORD: &str = "correct-horse-battery";
+
+fn secured_broker() -> Mosquitto {
+    Mosquitto::start_with(
+        free_port(),
+        "allow_anonymous false\npassword_file {dir}/passwd\nacl_file {dir}/acl\n",
+        |dir| {
+            let passwd = dir.join("passwd");
+            for (i, (user, pass)) in [("stylecam", PASSWORD), ("reader", "reader-pass")]
+                .iter()
+                .enumerate()
+            {
+                let mut cmd = Command::new("mosquitto_passwd");
+                if i == 0 {
+                    cmd.arg("-c");
+                }
+                let ok = cmd
+                    .arg("-b")
+                    .arg(&passwd)
+                    .args([user, pass])
+                    .output()
+                    .unwrap();
+                assert!(
+                    ok.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&ok.stderr)
+                );
+            }
+            // The daemon may write only under its own prefix; the reader reads all.
+            std::fs::write(
+                dir.join("acl"),
+                "user stylecam\ntopic write stylecam/it-auth/#\n\nuser reader\ntopic read #\n",
+            )
+            .unwrap();
+        },
+    )
+}
+
+fn photos(dir: &std::path::Path) -> std::path::PathBuf {
+    let photos = dir.join("photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    for f in ["astronaut.jpg", "camera.png"] {
+        std::fs::copy(repo().join("assets/photos").join(f), photos.join(f)).unwrap();
+    }
+    photos
+}
+
+fn wait_log(daemon: &Daemon, what: &str, timeout: Duration) {
+    let t = Instant::now();
+    while !daemon.log_text().contains(what) {
+        assert!(
+            t.elapsed() < timeout,
+            "waited for {what:?}; log:\n{}",
+            daemon.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn wrong_password_is_a_clear_error_and_the_right_one_delivers_under_the_acl() {
+    if !available(
+        "mosquitto and mosquitto_passwd",
+        mosquitto_path().is_some() && Command::new("mosquitto_passwd").arg("-h").output().is_ok(),
+    ) {
+        return;
+    }
+    let broker = secured_broker();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = daemon_config(dir.path(), &photos(dir.path()), broker.port, "it-auth", "");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("[mqtt]\n", "[mqtt]\nusername = \"stylecam\"\n");
+    std::fs::write(&cfg, text).unwrap();
+    let reader = Collector::start_as(
+        broker.port,
+        "#",
+        "it-reader",
+        Some(("reader", "reader-pass")),
+    );
+
+    // Wrong password: refused, retried, explained; the password is never logged.
+    let mut cmd = stylecam();
+    cmd.args(["run", "--config"])
+        .arg(&cfg)
+        .env("STYLECAM_MQTT__PASSWORD", "wrong-password");
+    let mut daemon = Daemon::spawn(cmd);
+    wait_log(&daemon, "refused the connection", Duration::from_secs(30));
+    assert!(
+        daemon.child.try_wait().unwrap().is_none(),
+        "the daemon keeps running and retrying"
+    );
+    assert!(!daemon.log_text().contains("wrong-password"));
+    daemon.signal("TERM");
+    daemon.wait(Duration::from_secs(20));
+    assert!(kind(&reader.all(), "styles").is_empty());
+
+    // Right password from a file: events arrive, all under the allowed prefix.
+    std::fs::write(dir.path().join("password"), format!("{PASSWORD}\n")).unwrap();
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "[mqtt]\n",
+        &format!(
+            "[mqtt]\npassword_file = \"{}\"\n",
+            dir.path().join("password").display()
+        ),
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let mut cmd = stylecam();
+    cmd.args(["run", "--config"]).arg(&cfg);
+    let mut daemon = Daemon::spawn(cmd);
+    let all = reader.wait_for(
+        "events with the right password",
+        Duration::from_secs(60),
+        |all| kind(all, "styles").len() >= 2,
+    );
+    assert!(
+        all.iter().all(|r| r.topic.starts_with("stylecam/it-auth/")),
+        "{:?}",
+        all.iter().map(|r| &r.topic).collect::<Vec<_>>()
+    );
+    assert!(!daemon.log_text().contains(PASSWORD));
+    daemon.signal("TERM");
+    assert!(
+        daemon.wait(Duration::from_secs(20)).success(),
+        "{}",
+        daemon.log_text()
+    );
+}
+
+#[test]
+fn a_broker_that_never_answers_connect_is_detected_by_timeout() {
+    // Accepts TCP connections and never says a word.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = vec![];
+        for s in listener.incoming().map_while(Result::ok) {
+            held.push(s);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = daemon_config(dir.path(), &photos(dir.path()), port, "it-silent", "");
+    let mut cmd = stylecam();
+    cmd.args(["run", "--config"]).arg(&cfg);
+    let mut daemon = Daemon::spawn(cmd);
+    wait_log(&daemon, "no answer to CONNECT", Duration::from_secs(30));
+    assert!(daemon.child.try_wait().unwrap().is_none());
+    daemon.signal("TERM");
+    daemon.wait(Duration::from_secs(20));
+}
