@@ -33,6 +33,7 @@ async fn through_outbox(port: u16, n: u64, dir: &std::path::Path) -> f64 {
             device: "outbox".into(),
         },
         credentials: None,
+        tls: None,
         limits: Limits::count(1_000_000),
         flush_timeout: Duration::from_secs(60),
     };

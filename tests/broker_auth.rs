@@ -95,6 +95,14 @@ fn wrong_password_is_a_clear_error_and_the_right_one_delivers_under_the_acl() {
         .env("STYLECAM_MQTT__PASSWORD", "wrong-password");
     let mut daemon = Daemon::spawn(cmd);
     wait_log(&daemon, "refused the connection", Duration::from_secs(30));
+    eprintln!(
+        "{}",
+        daemon
+            .log_text()
+            .lines()
+            .find(|l| l.contains("refused"))
+            .unwrap()
+    );
     assert!(
         daemon.child.try_wait().unwrap().is_none(),
         "the daemon keeps running and retrying"
@@ -156,4 +164,116 @@ fn a_broker_that_never_answers_connect_is_detected_by_timeout() {
     assert!(daemon.child.try_wait().unwrap().is_none());
     daemon.signal("TERM");
     daemon.wait(Duration::from_secs(20));
+}
+
+/// Runs openssl with `args` in `dir`.
+fn openssl(dir: &std::path::Path, args: &str) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args.split_whitespace())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openssl {args}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate.
+fn make_certs(dir: &std::path::Path, ca: &str) {
+    let key = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+    openssl(
+        dir,
+        &format!(
+            "req -x509 {key} -keyout {ca}.key -out {ca}.pem -days 2 -subj /CN=stylecam-test-{ca}"
+        ),
+    );
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+    for who in ["server", "client"] {
+        openssl(
+            dir,
+            &format!("req {key} -keyout {who}.key -out {who}.csr -subj /CN=stylecam-{who}"),
+        );
+        openssl(
+            dir,
+            &format!("x509 -req -in {who}.csr -CA {ca}.pem -CAkey {ca}.key -CAcreateserial -out {who}.pem -days 2 -extfile {who}.ext"),
+        );
+    }
+}
+
+#[test]
+fn tls_with_a_ca_file_and_client_certificate_delivers_and_a_wrong_ca_is_explained() {
+    if !available(
+        "mosquitto and openssl",
+        mosquitto_path().is_some() && Command::new("openssl").arg("version").output().is_ok(),
+    ) {
+        return;
+    }
+    let tls_port = free_port();
+    let certs = tempfile::tempdir().unwrap();
+    make_certs(certs.path(), "ca");
+    let c = certs.path().display().to_string();
+    // A plain listener for the test's subscriber, a TLS one (client
+    // certificate required) for the daemon.
+    let broker = Mosquitto::start_with(
+        free_port(),
+        &format!(
+            "allow_anonymous true\nlistener {tls_port} 127.0.0.1\ncafile {c}/ca.pem\ncertfile {c}/server.pem\nkeyfile {c}/server.key\nrequire_certificate true\n"
+        ),
+        |_| {},
+    );
+    assert!(wait_for_port(tls_port, Duration::from_secs(10)));
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = daemon_config(dir.path(), &photos(dir.path()), tls_port, "it-tls", "");
+    let base = std::fs::read_to_string(&cfg).unwrap();
+    let with_tls = |ca: &str| {
+        base.replace(
+            "[mqtt]\n",
+            &format!("[mqtt]\ntls = true\nca_file = \"{c}/{ca}\"\nclient_cert_file = \"{c}/client.pem\"\nclient_key_file = \"{c}/client.key\"\n"),
+        )
+    };
+    let sub = Collector::start(broker.port, "stylecam/it-tls/#", "it-sub-tls");
+
+    // Trusting another CA: the handshake fails with an explanation, and retries.
+    let other = tempfile::tempdir().unwrap();
+    make_certs(other.path(), "other");
+    std::fs::copy(
+        other.path().join("other.pem"),
+        certs.path().join("other.pem"),
+    )
+    .unwrap();
+    std::fs::write(&cfg, with_tls("other.pem")).unwrap();
+    let mut cmd = stylecam();
+    cmd.args(["run", "--config"]).arg(&cfg);
+    let mut daemon = Daemon::spawn(cmd);
+    wait_log(&daemon, "TLS failed", Duration::from_secs(30));
+    let log = daemon.log_text();
+    eprintln!(
+        "{}",
+        log.lines().find(|l| l.contains("TLS failed")).unwrap()
+    );
+    assert!(daemon.child.try_wait().unwrap().is_none());
+    daemon.signal("TERM");
+    daemon.wait(Duration::from_secs(20));
+
+    // The right CA and a client certificate: events arrive.
+    std::fs::write(&cfg, with_tls("ca.pem")).unwrap();
+    let mut cmd = stylecam();
+    cmd.args(["run", "--config"]).arg(&cfg);
+    let mut daemon = Daemon::spawn(cmd);
+    sub.wait_for("events over TLS", Duration::from_secs(60), |all| {
+        kind(all, "styles").len() >= 2
+    });
+    daemon.signal("TERM");
+    assert!(
+        daemon.wait(Duration::from_secs(20)).success(),
+        "{}",
+        daemon.log_text()
+    );
 }

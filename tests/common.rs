@@ -127,7 +127,7 @@ impl Mosquitto {
         let extra = extra.replace("{dir}", dir.path().to_str().unwrap());
         std::fs::write(
             &conf,
-            format!("listener {port} 127.0.0.1\npersistence false\n{extra}"),
+            format!("listener {port} 127.0.0.1\npersistence false\n# As root, stay root: the test's files are private to it.\nuser root\n{extra}"),
         )
         .unwrap();
         let child = Command::new(mosquitto_path().expect("mosquitto"))

@@ -166,6 +166,17 @@ pub struct MqttConfig {
     /// A file whose first line is the password (e.g. mode 0600).
     #[serde(default)]
     pub password_file: Option<PathBuf>,
+    /// Connect with TLS (port 8883 by convention).
+    #[serde(default)]
+    pub tls: bool,
+    /// PEM file of the CA(s) to trust; without it, the system's roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate and key, for brokers that require one.
+    #[serde(default)]
+    pub client_cert_file: Option<PathBuf>,
+    #[serde(default)]
+    pub client_key_file: Option<PathBuf>,
 }
 
 /// A value that must not appear in logs or `Debug` output.
@@ -305,6 +316,10 @@ impl Default for MqttConfig {
             username: None,
             password: None,
             password_file: None,
+            tls: false,
+            ca_file: None,
+            client_cert_file: None,
+            client_key_file: None,
         }
     }
 }

@@ -301,6 +301,26 @@ impl Config {
                 "set mqtt.username to the broker login",
             ));
         }
+        if q.client_cert_file.is_some() != q.client_key_file.is_some() {
+            return Err(err(
+                "mqtt.client_key_file",
+                if q.client_key_file.is_some() {
+                    "(set)"
+                } else {
+                    "(missing)"
+                },
+                "a client certificate needs both mqtt.client_cert_file and mqtt.client_key_file",
+                "set both, or neither",
+            ));
+        }
+        if !q.tls && (q.ca_file.is_some() || q.client_cert_file.is_some()) {
+            return Err(err(
+                "mqtt.tls",
+                "false",
+                "mqtt.ca_file or a client certificate is set but TLS is off",
+                "set mqtt.tls = true (and usually mqtt.port = 8883)",
+            ));
+        }
         if q.keep_alive_s < 5 || q.keep_alive_s > 3600 {
             return Err(err(
                 "mqtt.keep_alive_s",

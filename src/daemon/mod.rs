@@ -16,7 +16,7 @@ use crate::capture::{self, CaptureError, FrameSource, SourceState};
 use crate::config::{Secret, Validated};
 use crate::infer::Backend;
 use crate::preprocess;
-use crate::publish::mqtt::{Publisher, Settings};
+use crate::publish::mqtt::{Publisher, Settings, Tls};
 use crate::publish::outbox::Limits;
 use crate::publish::store::{Store, StoreError};
 use crate::publish::Topics;
@@ -31,8 +31,9 @@ use std::time::{Duration, Instant};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
-    #[error("config key `mqtt.password_file` = {path}: {problem}. Fix: {fix}")]
-    PasswordFile {
+    #[error("config key `{key}` = {path}: {problem}. Fix: {fix}")]
+    File {
+        key: &'static str,
         path: String,
         problem: String,
         fix: &'static str,
@@ -76,6 +77,7 @@ pub fn mqtt_settings(cfg: &Validated) -> Settings {
             .unwrap_or_else(|| format!("stylecam-{}", cfg.device)),
         keep_alive: Duration::from_secs(q.keep_alive_s),
         credentials: None,
+        tls: None,
         topics: Topics {
             prefix: q.prefix.clone(),
             device: cfg.device.clone(),
@@ -100,7 +102,8 @@ pub fn credentials(cfg: &Validated) -> Result<Option<(String, Secret)>, DaemonEr
     let password = match (&q.password, &q.password_file) {
         (Some(p), _) => p.clone(),
         (None, Some(path)) => {
-            let text = std::fs::read_to_string(path).map_err(|e| DaemonError::PasswordFile {
+            let text = std::fs::read_to_string(path).map_err(|e| DaemonError::File {
+                key: "mqtt.password_file",
                 path: path.display().to_string(),
                 problem: e.to_string(),
                 fix: "make the file readable by stylecam, or set STYLECAM_MQTT__PASSWORD",
@@ -110,6 +113,74 @@ pub fn credentials(cfg: &Validated) -> Result<Option<(String, Secret)>, DaemonEr
         (None, None) => Secret(String::new()),
     };
     Ok(Some((user, password)))
+}
+
+/// Where Linux distributions keep the system's CA bundle.
+const SYSTEM_CA_BUNDLES: [&str; 3] = [
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/cert.pem",
+];
+
+/// TLS material from `mqtt.ca_file` (or the system bundle) and the client
+/// certificate files.
+pub fn tls(cfg: &Validated) -> Result<Option<Tls>, DaemonError> {
+    let q = &cfg.mqtt;
+    if !q.tls {
+        return Ok(None);
+    }
+    let read = |key: &'static str, path: &std::path::Path, fix: &'static str| {
+        std::fs::read(path).map_err(|e| DaemonError::File {
+            key,
+            path: path.display().to_string(),
+            problem: e.to_string(),
+            fix,
+        })
+    };
+    let ca_pem = match &q.ca_file {
+        Some(p) => read(
+            "mqtt.ca_file",
+            p,
+            "point mqtt.ca_file at the PEM file of the CA that signed the broker's certificate",
+        )?,
+        None => {
+            let found = SYSTEM_CA_BUNDLES
+                .iter()
+                .find(|p| std::path::Path::new(p).is_file());
+            let Some(bundle) = found else {
+                return Err(DaemonError::File {
+                    key: "mqtt.ca_file",
+                    path: "(unset)".into(),
+                    problem: "no system CA bundle found".into(),
+                    fix: "install ca-certificates, or set mqtt.ca_file",
+                });
+            };
+            read(
+                "mqtt.ca_file",
+                std::path::Path::new(bundle),
+                "install ca-certificates, or set mqtt.ca_file",
+            )?
+        }
+    };
+    let client_auth = match (&q.client_cert_file, &q.client_key_file) {
+        (Some(c), Some(k)) => Some((
+            read(
+                "mqtt.client_cert_file",
+                c,
+                "point it at the PEM client certificate",
+            )?,
+            read(
+                "mqtt.client_key_file",
+                k,
+                "point it at the PEM private key of the client certificate",
+            )?,
+        )),
+        _ => None,
+    };
+    Ok(Some(Tls {
+        ca_pem,
+        client_auth,
+    }))
 }
 
 fn capture_loop(
@@ -173,6 +244,7 @@ pub async fn run(
 ) -> Result<Snapshot, DaemonError> {
     let mut settings = mqtt_settings(cfg);
     settings.credentials = credentials(cfg)?;
+    settings.tls = tls(cfg)?;
     let (store, restored) = Store::open(&cfg.outbox.path)?;
     let publisher = Publisher::start(settings, store, restored.pending, metrics.clone());
     let queues = Arc::new(FrameQueues::new(sources.len(), cfg.pipeline.queue_depth));

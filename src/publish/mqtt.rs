@@ -11,6 +11,7 @@ use super::{payload, Message, Topics};
 use crate::daemon::metrics::Metrics;
 use rumqttc::{
     AsyncClient, ConnectionError, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS,
+    TlsConfiguration, Transport,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,9 +27,31 @@ pub struct Settings {
     pub topics: Topics,
     /// Username and password, when the broker requires a login.
     pub credentials: Option<(String, crate::config::Secret)>,
+    /// TLS, when configured.
+    pub tls: Option<Tls>,
     pub limits: Limits,
     /// How long a clean shutdown waits for outstanding PUBACKs.
     pub flush_timeout: Duration,
+}
+
+/// TLS material, already read from its files.
+#[derive(Clone)]
+pub struct Tls {
+    /// PEM: the CA(s) to trust (the config's file, or the system bundle).
+    pub ca_pem: Vec<u8>,
+    /// PEM client certificate and key.
+    pub client_auth: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Tls {{ ca: {} bytes, client certificate: {} }}",
+            self.ca_pem.len(),
+            self.client_auth.is_some()
+        )
+    }
 }
 
 /// Messages for the publisher task.
@@ -84,6 +107,15 @@ fn options(s: &Settings) -> MqttOptions {
     if let Some((user, password)) = &s.credentials {
         o.set_credentials(user.clone(), password.0.clone());
     }
+    if let Some(tls) = &s.tls {
+        // rustls needs a process-wide crypto provider; a second install is a no-op.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        o.set_transport(Transport::tls_with_config(TlsConfiguration::Simple {
+            ca: tls.ca_pem.clone(),
+            alpn: None,
+            client_auth: tls.client_auth.clone(),
+        }));
+    }
     let will = payload::to_json(&payload::status(&s.topics.device, false));
     o.set_last_will(LastWill::new(
         s.topics.status(),
@@ -123,6 +155,10 @@ async fn drive(mut eventloop: EventLoop, link: mpsc::UnboundedSender<Link>, metr
                     ConnectionError::ConnectionRefused(code) => format!(
                         "the broker refused the connection ({code:?}): check mqtt.username and the password \
                          (mqtt.password_file or STYLECAM_MQTT__PASSWORD) and the broker's ACL"
+                    ),
+                    ConnectionError::Tls(e) => format!(
+                        "TLS failed ({e}): check mqtt.ca_file (the CA that signed the broker's certificate), \
+                         mqtt.host (it must match the certificate) and the client certificate"
                     ),
                     ConnectionError::NetworkTimeout => {
                         "no answer to CONNECT in time (a broker that accepts TCP but does not speak MQTT?)".to_string()
@@ -312,7 +348,7 @@ async fn run(
                         }
                         Some(Link::Disconnected(why)) => {
                             if connected || !was_down_logged {
-                                log::warn!("mqtt: broker {}:{} unreachable: {why}; {} messages wait", s.host, s.port, d.outbox.len());
+                                log::warn!("mqtt: cannot connect to {}:{}: {why}; {} messages wait", s.host, s.port, d.outbox.len());
                                 was_down_logged = true;
                             }
                             connected = false;
