@@ -87,6 +87,15 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Under a file-size limit (`ulimit -f`) a write past it raises SIGXFSZ,
+    // which would kill the daemon; ignored, the write fails with EFBIG and
+    // is handled like a full disk.
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to SIG_IGN at start-up, before
+    // any thread exists, has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     env_logger::Builder::from_env(
         env_logger::Env::default()
             .default_filter_or("info,rumqttd=off,tracing::span=off,rumqttc=warn"),

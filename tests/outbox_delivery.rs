@@ -5,6 +5,7 @@
 use crate::common::*;
 use crate::mqtt_daemon::{kind, Collector};
 use std::collections::BTreeSet;
+use std::process::Command;
 use std::time::{Duration, Instant};
 use stylecam::publish::store::Store;
 
@@ -168,4 +169,55 @@ fn sigkill_with_events_in_the_outbox_loses_none() {
     );
     daemon.signal("TERM");
     assert!(daemon.wait(Duration::from_secs(20)).success());
+}
+
+#[test]
+fn a_full_disk_never_stops_the_daemon_nor_corrupts_the_outbox() {
+    if !available("mosquitto", mosquitto_path().is_some()) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = daemon_config(dir.path(), &photos(dir.path()), port, "it-full", "");
+    // A 160 KiB file-size limit: the outbox fills it while the broker is away.
+    let mut cmd = Command::new("bash");
+    cmd.current_dir(repo()).arg("-c").arg(format!(
+        "ulimit -f 160 && exec {} run --config {}",
+        env!("CARGO_BIN_EXE_stylecam"),
+        cfg.display()
+    ));
+    let mut daemon = Daemon::spawn(cmd);
+    wait_log(&daemon, "kept in memory", 1, Duration::from_secs(120));
+    assert!(
+        daemon.child.try_wait().unwrap().is_none(),
+        "still running on a full disk"
+    );
+    let log = daemon.log_text();
+    eprintln!(
+        "{}",
+        log.lines().find(|l| l.contains("kept in memory")).unwrap()
+    );
+    assert_eq!(log.matches("kept in memory").count(), 1, "logged once");
+
+    // The broker comes: what could not be written to disk is delivered from memory.
+    let broker = Mosquitto::start(free_port());
+    let sub = Collector::start(broker.port, "stylecam/it-full/#", "it-sub-full");
+    let _proxy = Proxy::start(port, broker.port);
+    sub.wait_for(
+        "events after the disk filled up",
+        Duration::from_secs(60),
+        |all| kind(all, "styles").len() >= 5,
+    );
+    daemon.signal("TERM");
+    assert!(
+        daemon.wait(Duration::from_secs(30)).success(),
+        "{}",
+        daemon.log_text()
+    );
+    // The store opens again: committed transactions only, nothing torn.
+    let (_store, restored) = Store::open(&dir.path().join("outbox.redb")).unwrap();
+    eprintln!(
+        "after the full disk: {} messages left in the outbox",
+        restored.pending.len()
+    );
 }

@@ -269,7 +269,7 @@ impl Durable {
             Err(e) => {
                 metrics.outbox_write_error();
                 if !self.failing {
-                    log::error!("outbox: {e}; messages are kept in memory until it works again");
+                    log::error!("{e}; messages are kept in memory until it works again");
                 }
                 self.failing = true;
             }
