@@ -26,6 +26,7 @@ async fn through_outbox(port: u16, n: u64, dir: &std::path::Path) -> f64 {
     let settings = Settings {
         host: "127.0.0.1".into(),
         port,
+        protocol: stylecam::publish::link::Protocol::V311,
         client_id: "bench-outbox".into(),
         keep_alive: Duration::from_secs(30),
         topics: Topics {

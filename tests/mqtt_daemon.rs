@@ -266,3 +266,38 @@ fn events_wait_for_a_broker_that_starts_late_and_sigterm_flushes() {
         "nothing left undelivered:\n{log}"
     );
 }
+
+#[test]
+fn mqtt5_delivers_schema_valid_events_and_last_will() {
+    if !available("mosquitto", mosquitto_path().is_some()) {
+        return;
+    }
+    let broker = Mosquitto::start(free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let photos = photos_with_a_corrupt_file(dir.path());
+    let cfg = daemon_config(dir.path(), &photos, broker.port, "it-v5", "");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("[mqtt]\n", "[mqtt]\nprotocol = \"5\"\n");
+    std::fs::write(&cfg, text).unwrap();
+    let sub = Collector::start(broker.port, "stylecam/it-v5/#", "it-sub-v5");
+    let mut cmd = stylecam();
+    cmd.args(["run", "--config"]).arg(&cfg);
+    let mut daemon = Daemon::spawn(cmd);
+    let validator = schema();
+    let all = sub.wait_for(
+        "online and events over MQTT 5",
+        Duration::from_secs(60),
+        |all| all.iter().any(|r| status_is(r, "online")) && kind(all, "styles").len() >= 2,
+    );
+    for r in &all {
+        assert_valid(&validator, r);
+    }
+    daemon.child.kill().unwrap();
+    daemon.wait(Duration::from_secs(5));
+    sub.wait_for(
+        "offline from the MQTT 5 last will",
+        Duration::from_secs(15),
+        |all| all.iter().any(|r| status_is(r, "offline")),
+    );
+}

@@ -166,6 +166,9 @@ pub struct MqttConfig {
     /// A file whose first line is the password (e.g. mode 0600).
     #[serde(default)]
     pub password_file: Option<PathBuf>,
+    /// MQTT version: `3.1.1` or `5`.
+    #[serde(default = "default_protocol")]
+    pub protocol: String,
     /// Connect with TLS (port 8883 by convention).
     #[serde(default)]
     pub tls: bool,
@@ -256,6 +259,9 @@ fn default_host() -> String {
 fn default_port() -> u16 {
     1883
 }
+fn default_protocol() -> String {
+    "3.1.1".into()
+}
 fn default_prefix() -> String {
     "stylecam".into()
 }
@@ -316,6 +322,7 @@ impl Default for MqttConfig {
             username: None,
             password: None,
             password_file: None,
+            protocol: default_protocol(),
             tls: false,
             ca_file: None,
             client_cert_file: None,

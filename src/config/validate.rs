@@ -301,6 +301,14 @@ impl Config {
                 "set mqtt.username to the broker login",
             ));
         }
+        if !matches!(q.protocol.as_str(), "3.1.1" | "5") {
+            return Err(err(
+                "mqtt.protocol",
+                format!("{:?}", q.protocol),
+                "unknown MQTT version",
+                "use \"3.1.1\" or \"5\"",
+            ));
+        }
         if q.client_cert_file.is_some() != q.client_key_file.is_some() {
             return Err(err(
                 "mqtt.client_key_file",

@@ -16,6 +16,7 @@ use crate::capture::{self, CaptureError, FrameSource, SourceState};
 use crate::config::{Secret, Validated};
 use crate::infer::Backend;
 use crate::preprocess;
+use crate::publish::link::Protocol;
 use crate::publish::mqtt::{Publisher, Settings, Tls};
 use crate::publish::outbox::Limits;
 use crate::publish::store::{Store, StoreError};
@@ -69,6 +70,11 @@ pub fn open_cameras(cfg: &Validated) -> Result<Vec<Box<dyn FrameSource>>, Daemon
 pub fn mqtt_settings(cfg: &Validated) -> Settings {
     let q = &cfg.mqtt;
     Settings {
+        protocol: if q.protocol == "5" {
+            Protocol::V5
+        } else {
+            Protocol::V311
+        },
         host: q.host.clone(),
         port: q.port,
         client_id: q

@@ -16,6 +16,7 @@
 
 #[cfg(feature = "embedded-broker")]
 pub mod broker;
+pub mod link;
 pub mod mqtt;
 pub mod outbox;
 pub mod payload;

@@ -5,14 +5,11 @@
 //! `online` status; the last will says `offline`. Reconnects back off
 //! exponentially with jitter (0.5 s doubling to 30 s).
 
+use super::link::{self, Client, Loop, Polled, Protocol};
 use super::outbox::{Limits, Outbox, Pushed};
 use super::store::{Store, Stored};
 use super::{payload, Message, Topics};
 use crate::daemon::metrics::Metrics;
-use rumqttc::{
-    AsyncClient, ConnectionError, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS,
-    TlsConfiguration, Transport,
-};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -22,6 +19,7 @@ use tokio::sync::mpsc;
 pub struct Settings {
     pub host: String,
     pub port: u16,
+    pub protocol: Protocol,
     pub client_id: String,
     pub keep_alive: Duration,
     pub topics: Topics,
@@ -97,35 +95,6 @@ impl Publisher {
     }
 }
 
-fn options(s: &Settings) -> MqttOptions {
-    let mut o = MqttOptions::new(&s.client_id, &s.host, s.port);
-    o.set_keep_alive(s.keep_alive);
-    // Our outbox, not the broker's session, is what keeps messages.
-    o.set_clean_session(true);
-    o.set_request_channel_capacity(256);
-    o.set_inflight(100);
-    if let Some((user, password)) = &s.credentials {
-        o.set_credentials(user.clone(), password.0.clone());
-    }
-    if let Some(tls) = &s.tls {
-        // rustls needs a process-wide crypto provider; a second install is a no-op.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        o.set_transport(Transport::tls_with_config(TlsConfiguration::Simple {
-            ca: tls.ca_pem.clone(),
-            alpn: None,
-            client_auth: tls.client_auth.clone(),
-        }));
-    }
-    let will = payload::to_json(&payload::status(&s.topics.device, false));
-    o.set_last_will(LastWill::new(
-        s.topics.status(),
-        will,
-        QoS::AtLeastOnce,
-        true,
-    ));
-    o
-}
-
 fn backoff(attempt: u32) -> Duration {
     let base = 0.5f64 * 2f64.powi(attempt.min(6) as i32);
     let nanos = std::time::SystemTime::now()
@@ -136,35 +105,21 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_secs_f64((base * jitter).min(30.0))
 }
 
-async fn drive(mut eventloop: EventLoop, link: mpsc::UnboundedSender<Link>, metrics: Arc<Metrics>) {
+async fn drive(mut eventloop: Loop, link: mpsc::UnboundedSender<Link>, metrics: Arc<Metrics>) {
     let mut attempt = 0u32;
     loop {
         let sent = match eventloop.poll().await {
-            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+            Polled::Connected => {
                 attempt = 0;
                 link.send(Link::Connected)
             }
-            Ok(Event::Incoming(Packet::PubAck(ack))) => link.send(Link::Acked(ack.pkid)),
-            Ok(Event::Outgoing(Outgoing::Publish(pkid))) => link.send(Link::Written(pkid)),
-            Ok(_) => Ok(()),
-            Err(e) => {
+            Polled::Acked(pkid) => link.send(Link::Acked(pkid)),
+            Polled::Written(pkid) => link.send(Link::Written(pkid)),
+            Polled::Other => Ok(()),
+            Polled::Failed(why) => {
                 metrics.mqtt_connection_error();
                 let wait = backoff(attempt);
                 attempt += 1;
-                let why = match &e {
-                    ConnectionError::ConnectionRefused(code) => format!(
-                        "the broker refused the connection ({code:?}): check mqtt.username and the password \
-                         (mqtt.password_file or STYLECAM_MQTT__PASSWORD) and the broker's ACL"
-                    ),
-                    ConnectionError::Tls(e) => format!(
-                        "TLS failed ({e}): check mqtt.ca_file (the CA that signed the broker's certificate), \
-                         mqtt.host (it must match the certificate) and the client certificate"
-                    ),
-                    ConnectionError::NetworkTimeout => {
-                        "no answer to CONNECT in time (a broker that accepts TCP but does not speak MQTT?)".to_string()
-                    }
-                    other => other.to_string(),
-                };
                 let sent = link.send(Link::Disconnected(format!(
                     "{why} (retrying in {:.1} s)",
                     wait.as_secs_f64()
@@ -179,14 +134,9 @@ async fn drive(mut eventloop: EventLoop, link: mpsc::UnboundedSender<Link>, metr
     }
 }
 
-fn hand_over(client: &AsyncClient, outbox: &mut Outbox) {
+fn hand_over(client: &Client, outbox: &mut Outbox) {
     while let Some(m) = outbox.next_to_send() {
-        let qos = if m.reliable {
-            QoS::AtLeastOnce
-        } else {
-            QoS::AtMostOnce
-        };
-        if let Err(e) = client.try_publish(m.topic, qos, m.retain, m.payload) {
+        if let Err(e) = client.publish(m.topic, m.reliable, m.retain, m.payload) {
             // Cannot happen with the window below the channel capacity; the
             // message will be sent again after the next disconnect.
             log::warn!("mqtt: request queue full: {e}");
@@ -195,12 +145,9 @@ fn hand_over(client: &AsyncClient, outbox: &mut Outbox) {
     }
 }
 
-fn publish_status(client: &AsyncClient, outbox: &mut Outbox, topics: &Topics, online: bool) {
+fn publish_status(client: &Client, outbox: &mut Outbox, topics: &Topics, online: bool) {
     let p = payload::to_json(&payload::status(&topics.device, online));
-    if client
-        .try_publish(topics.status(), QoS::AtLeastOnce, true, p)
-        .is_ok()
-    {
+    if client.publish(topics.status(), true, true, p).is_ok() {
         outbox.note_untracked();
     }
 }
@@ -288,7 +235,7 @@ async fn run(
     mut rx: mpsc::UnboundedReceiver<Message>,
     metrics: Arc<Metrics>,
 ) {
-    let (client, eventloop) = AsyncClient::new(options(&s), 256);
+    let (client, eventloop) = link::connect(&s);
     let (link_tx, mut link) = mpsc::unbounded_channel();
     let driver = tokio::spawn(drive(eventloop, link_tx, metrics.clone()));
     let (store, restored) = durable;
@@ -385,7 +332,7 @@ async fn run(
                 ev = link.recv() => if let Some(Link::Acked(_)) | None = ev { break },
             }
         }
-        let _ = client.try_disconnect();
+        client.disconnect();
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     driver.abort();
