@@ -110,12 +110,12 @@ pub fn mosquitto_path() -> Option<PathBuf> {
 pub struct Mosquitto {
     pub port: u16,
     child: Child,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Mosquitto {
     pub fn start(port: u16) -> Self {
-        Self::start_with(port, "allow_anonymous true\n", |_| {})
+        Self::start_with(port, "allow_anonymous true\npersistence false\n", |_| {})
     }
 
     /// Starts with extra config lines (`{dir}` stands for the broker's
@@ -123,11 +123,20 @@ impl Mosquitto {
     pub fn start_with(port: u16, extra: &str, prepare: impl FnOnce(&Path)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         prepare(dir.path());
-        let conf = dir.path().join("mosquitto.conf");
-        let extra = extra.replace("{dir}", dir.path().to_str().unwrap());
+        let mut me = Self::start_in(port, dir.path(), extra);
+        me._dir = Some(dir);
+        me
+    }
+
+    /// Starts with its config and state in `dir`, which outlives it (for a
+    /// broker restarted with persistence).
+    pub fn start_in(port: u16, dir: &Path, extra: &str) -> Self {
+        let conf = dir.join("mosquitto.conf");
+        let extra = extra.replace("{dir}", dir.to_str().unwrap());
+        // As root, stay root: the test's files are private to it.
         std::fs::write(
             &conf,
-            format!("listener {port} 127.0.0.1\npersistence false\n# As root, stay root: the test's files are private to it.\nuser root\n{extra}"),
+            format!("listener {port} 127.0.0.1\nuser root\n{extra}"),
         )
         .unwrap();
         let child = Command::new(mosquitto_path().expect("mosquitto"))
@@ -144,8 +153,17 @@ impl Mosquitto {
         Self {
             port,
             child,
-            _dir: dir,
+            _dir: None,
         }
+    }
+
+    /// Stops it as an admin would (SIGTERM: it saves its state first).
+    pub fn stop(mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
     }
 }
 

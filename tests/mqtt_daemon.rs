@@ -25,8 +25,18 @@ impl Collector {
         Self::start_as(port, filter, id, None)
     }
 
+    /// A subscriber whose session the broker keeps while it is away (and,
+    /// with persistence, across a broker restart).
+    pub fn start_persistent(port: u16, filter: &str, id: &str) -> Self {
+        Self::spawn(port, filter, id, None, false)
+    }
+
     /// A subscriber that logs in as `login` (user, password).
     pub fn start_as(port: u16, filter: &str, id: &str, login: Option<(&str, &str)>) -> Self {
+        Self::spawn(port, filter, id, login, true)
+    }
+
+    fn spawn(port: u16, filter: &str, id: &str, login: Option<(&str, &str)>, clean: bool) -> Self {
         let login = login.map(|(u, p)| (u.to_string(), p.to_string()));
         let got = Arc::new(Mutex::new(vec![]));
         let sink = got.clone();
@@ -38,6 +48,7 @@ impl Collector {
             if let Some((u, p)) = login {
                 opts.set_credentials(u, p);
             }
+            opts.set_clean_session(clean);
             let (client, mut conn) = Client::new(opts, 64);
             client.subscribe(filter, QoS::AtLeastOnce).unwrap();
             for ev in conn.iter() {
