@@ -9,40 +9,39 @@ use std::time::{Duration, Instant};
 
 const PASSWORD: &str = "correct-horse-battery";
 
-fn secured_broker() -> Mosquitto {
-    Mosquitto::start_with(
-        free_port(),
-        "allow_anonymous false\npassword_file {dir}/passwd\nacl_file {dir}/acl\n",
-        |dir| {
-            let passwd = dir.join("passwd");
-            for (i, (user, pass)) in [("stylecam", PASSWORD), ("reader", "reader-pass")]
-                .iter()
-                .enumerate()
-            {
-                let mut cmd = Command::new("mosquitto_passwd");
-                if i == 0 {
-                    cmd.arg("-c");
-                }
-                let ok = cmd
-                    .arg("-b")
-                    .arg(&passwd)
-                    .args([user, pass])
-                    .output()
-                    .unwrap();
-                assert!(
-                    ok.status.success(),
-                    "{}",
-                    String::from_utf8_lossy(&ok.stderr)
-                );
-            }
-            // The daemon may write only under its own prefix; the reader reads all.
-            std::fs::write(
-                dir.join("acl"),
-                "user stylecam\ntopic write stylecam/it-auth/#\n\nuser reader\ntopic read #\n",
-            )
+/// Password file (users `stylecam` and `reader`) and ACL: `stylecam` may
+/// write only under `stylecam/{device}/`, `reader` reads everything.
+fn write_auth(dir: &std::path::Path, device: &str) {
+    let passwd = dir.join("passwd");
+    for (i, (user, pass)) in [("stylecam", PASSWORD), ("reader", "reader-pass")]
+        .iter()
+        .enumerate()
+    {
+        let mut cmd = Command::new("mosquitto_passwd");
+        if i == 0 {
+            cmd.arg("-c");
+        }
+        let ok = cmd
+            .arg("-b")
+            .arg(&passwd)
+            .args([user, pass])
+            .output()
             .unwrap();
-        },
-    )
+        assert!(
+            ok.status.success(),
+            "{}",
+            String::from_utf8_lossy(&ok.stderr)
+        );
+    }
+    let acl =
+        format!("user stylecam\ntopic write stylecam/{device}/#\n\nuser reader\ntopic read #\n");
+    std::fs::write(dir.join("acl"), acl).unwrap();
+}
+
+const AUTH: &str = "allow_anonymous false\npassword_file {dir}/passwd\nacl_file {dir}/acl\n";
+
+fn secured_broker() -> Mosquitto {
+    Mosquitto::start_with(free_port(), AUTH, |dir| write_auth(dir, "it-auth"))
 }
 
 fn photos(dir: &std::path::Path) -> std::path::PathBuf {
@@ -208,7 +207,7 @@ fn make_certs(dir: &std::path::Path, ca: &str) {
 }
 
 #[test]
-fn tls_with_a_ca_file_and_client_certificate_delivers_and_a_wrong_ca_is_explained() {
+fn tls_with_password_ca_file_and_client_certificate_delivers_and_a_wrong_ca_is_explained() {
     if !available(
         "mosquitto and openssl",
         mosquitto_path().is_some() && Command::new("openssl").arg("version").output().is_ok(),
@@ -224,9 +223,9 @@ fn tls_with_a_ca_file_and_client_certificate_delivers_and_a_wrong_ca_is_explaine
     let broker = Mosquitto::start_with(
         free_port(),
         &format!(
-            "allow_anonymous true\nlistener {tls_port} 127.0.0.1\ncafile {c}/ca.pem\ncertfile {c}/server.pem\nkeyfile {c}/server.key\nrequire_certificate true\n"
+            "{AUTH}listener {tls_port} 127.0.0.1\ncafile {c}/ca.pem\ncertfile {c}/server.pem\nkeyfile {c}/server.key\nrequire_certificate true\n"
         ),
-        |_| {},
+        |dir| write_auth(dir, "it-tls"),
     );
     assert!(wait_for_port(tls_port, Duration::from_secs(10)));
     let dir = tempfile::tempdir().unwrap();
@@ -235,10 +234,15 @@ fn tls_with_a_ca_file_and_client_certificate_delivers_and_a_wrong_ca_is_explaine
     let with_tls = |ca: &str| {
         base.replace(
             "[mqtt]\n",
-            &format!("[mqtt]\ntls = true\nca_file = \"{c}/{ca}\"\nclient_cert_file = \"{c}/client.pem\"\nclient_key_file = \"{c}/client.key\"\n"),
+            &format!("[mqtt]\nusername = \"stylecam\"\ntls = true\nca_file = \"{c}/{ca}\"\nclient_cert_file = \"{c}/client.pem\"\nclient_key_file = \"{c}/client.key\"\n"),
         )
     };
-    let sub = Collector::start(broker.port, "stylecam/it-tls/#", "it-sub-tls");
+    let sub = Collector::start_as(
+        broker.port,
+        "#",
+        "it-sub-tls",
+        Some(("reader", "reader-pass")),
+    );
 
     // Trusting another CA: the handshake fails with an explanation, and retries.
     let other = tempfile::tempdir().unwrap();
@@ -250,7 +254,9 @@ fn tls_with_a_ca_file_and_client_certificate_delivers_and_a_wrong_ca_is_explaine
     .unwrap();
     std::fs::write(&cfg, with_tls("other.pem")).unwrap();
     let mut cmd = stylecam();
-    cmd.args(["run", "--config"]).arg(&cfg);
+    cmd.args(["run", "--config"])
+        .arg(&cfg)
+        .env("STYLECAM_MQTT__PASSWORD", PASSWORD);
     let mut daemon = Daemon::spawn(cmd);
     wait_log(&daemon, "TLS failed", Duration::from_secs(30));
     let log = daemon.log_text();
@@ -265,11 +271,15 @@ fn tls_with_a_ca_file_and_client_certificate_delivers_and_a_wrong_ca_is_explaine
     // The right CA and a client certificate: events arrive.
     std::fs::write(&cfg, with_tls("ca.pem")).unwrap();
     let mut cmd = stylecam();
-    cmd.args(["run", "--config"]).arg(&cfg);
+    cmd.args(["run", "--config"])
+        .arg(&cfg)
+        .env("STYLECAM_MQTT__PASSWORD", PASSWORD);
     let mut daemon = Daemon::spawn(cmd);
-    sub.wait_for("events over TLS", Duration::from_secs(60), |all| {
+    let all = sub.wait_for("events over TLS", Duration::from_secs(60), |all| {
         kind(all, "styles").len() >= 2
     });
+    assert!(all.iter().all(|r| r.topic.starts_with("stylecam/it-tls/")));
+    assert!(!daemon.log_text().contains(PASSWORD));
     daemon.signal("TERM");
     assert!(
         daemon.wait(Duration::from_secs(20)).success(),

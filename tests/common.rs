@@ -235,7 +235,8 @@ impl Drop for Daemon {
     }
 }
 
-/// Writes a daemon config for a files camera over `photos`.
+/// Writes a daemon config for a files camera over `photos`; `extra` lines
+/// land in its `[outbox]` section.
 pub fn daemon_config(dir: &Path, photos: &Path, port: u16, device: &str, extra: &str) -> PathBuf {
     let text = format!(
         r#"device = "{device}"

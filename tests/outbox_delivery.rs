@@ -284,3 +284,56 @@ fn broker_stopped_and_restarted_during_a_stream_loses_nothing() {
         unique.len()
     );
 }
+
+#[test]
+fn a_full_outbox_drops_the_oldest_counts_it_and_keeps_running() {
+    if !available("mosquitto", mosquitto_path().is_some()) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = daemon_config(
+        dir.path(),
+        &photos(dir.path()),
+        port,
+        "it-limit",
+        "max_events = 6\n",
+    );
+    // No broker: events pile up past the limit of 6 messages (3 events).
+    let mut cmd = stylecam();
+    cmd.args(["run", "--config"]).arg(&cfg);
+    let mut daemon = Daemon::spawn(cmd);
+    wait_log(&daemon, "tags [", 8, Duration::from_secs(60));
+    assert!(daemon.child.try_wait().unwrap().is_none());
+
+    let broker = Mosquitto::start(free_port());
+    let sub = Collector::start(broker.port, "stylecam/it-limit/#", "it-sub-limit");
+    let _proxy = Proxy::start(port, broker.port);
+    sub.wait_for("the newest events", Duration::from_secs(60), |all| {
+        kind(all, "styles").len() >= 3
+    });
+    daemon.signal("TERM");
+    assert!(daemon.wait(Duration::from_secs(20)).success());
+    let got = seqs(&sub);
+    assert!(
+        got[0] > 1,
+        "the oldest events were dropped, not the newest: {got:?}"
+    );
+    let summary = daemon
+        .log_text()
+        .lines()
+        .find(|l| l.contains("stopped."))
+        .unwrap()
+        .to_string();
+    let dropped: u64 = summary
+        .rsplit(", ")
+        .next()
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(dropped > 0, "drops are counted: {summary}");
+    eprintln!("outbox limit: first delivered seq {}, {summary}", got[0]);
+}

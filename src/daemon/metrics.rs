@@ -133,7 +133,7 @@ impl std::fmt::Display for Snapshot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "frames: {} captured, {} inferred, {} dropped (lag), {} skipped (bad input); events: {} decided, {} acked by the broker, {} waiting, {} dropped",
+            "frames: {} captured, {} inferred, {} dropped (lag), {} skipped (bad input); events: {} decided; QoS 1 messages (events + state): {} acked by the broker, {} waiting, {} dropped",
             self.frames_captured,
             self.frames_inferred,
             self.frames_dropped,
