@@ -102,7 +102,7 @@ impl Collector {
     }
 }
 
-fn schema() -> jsonschema::Validator {
+pub fn schema() -> jsonschema::Validator {
     let schema: serde_json::Value = serde_json::from_str(stylecam::publish::SCHEMA).unwrap();
     jsonschema::options()
         .should_validate_formats(true)
@@ -110,7 +110,7 @@ fn schema() -> jsonschema::Validator {
         .expect("schema compiles")
 }
 
-fn assert_valid(v: &jsonschema::Validator, r: &Received) {
+pub fn assert_valid(v: &jsonschema::Validator, r: &Received) {
     let errors: Vec<String> = v.iter_errors(&r.json).map(|e| e.to_string()).collect();
     assert!(
         errors.is_empty(),

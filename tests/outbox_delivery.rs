@@ -3,7 +3,7 @@
 //! on-disk outbox.
 
 use crate::common::*;
-use crate::mqtt_daemon::{kind, Collector};
+use crate::mqtt_daemon::{assert_valid, kind, schema, Collector};
 use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -299,6 +299,10 @@ fn a_full_outbox_drops_the_oldest_counts_it_and_keeps_running() {
         "it-limit",
         "max_events = 6\n",
     );
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("[mqtt]\n", "[mqtt]\nhealth_interval_s = 1\n");
+    std::fs::write(&cfg, text).unwrap();
     // No broker: events pile up past the limit of 6 messages (3 events).
     let mut cmd = stylecam();
     cmd.args(["run", "--config"]).arg(&cfg);
@@ -312,6 +316,18 @@ fn a_full_outbox_drops_the_oldest_counts_it_and_keeps_running() {
     sub.wait_for("the newest events", Duration::from_secs(60), |all| {
         kind(all, "styles").len() >= 3
     });
+    // The health message reports the drops too, and matches the schema.
+    let all = sub.wait_for(
+        "a health message counting drops",
+        Duration::from_secs(30),
+        |all| {
+            kind(all, "health")
+                .iter()
+                .any(|r| r.json["outbox"]["dropped"].as_u64() > Some(0))
+        },
+    );
+    let health = kind(&all, "health");
+    assert_valid(&schema(), health[0]);
     daemon.signal("TERM");
     assert!(daemon.wait(Duration::from_secs(20)).success());
     let got = seqs(&sub);

@@ -166,6 +166,9 @@ pub struct MqttConfig {
     /// A file whose first line is the password (e.g. mode 0600).
     #[serde(default)]
     pub password_file: Option<PathBuf>,
+    /// Seconds between retained `…/health` messages (counters, drops).
+    #[serde(default = "default_health_interval")]
+    pub health_interval_s: u64,
     /// MQTT version: `3.1.1` or `5`.
     #[serde(default = "default_protocol")]
     pub protocol: String,
@@ -259,6 +262,9 @@ fn default_host() -> String {
 fn default_port() -> u16 {
     1883
 }
+fn default_health_interval() -> u64 {
+    60
+}
 fn default_protocol() -> String {
     "3.1.1".into()
 }
@@ -323,6 +329,7 @@ impl Default for MqttConfig {
             password: None,
             password_file: None,
             protocol: default_protocol(),
+            health_interval_s: default_health_interval(),
             tls: false,
             ca_file: None,
             client_cert_file: None,

@@ -301,6 +301,14 @@ impl Config {
                 "set mqtt.username to the broker login",
             ));
         }
+        if q.health_interval_s == 0 || q.health_interval_s > 86_400 {
+            return Err(err(
+                "mqtt.health_interval_s",
+                q.health_interval_s,
+                "must be in 1..=86400",
+                "set mqtt.health_interval_s = 60",
+            ));
+        }
         if !matches!(q.protocol.as_str(), "3.1.1" | "5") {
             return Err(err(
                 "mqtt.protocol",

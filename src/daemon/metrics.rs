@@ -49,7 +49,7 @@ pub struct Snapshot {
     pub frames_inferred: u64,
     /// Tag events decided.
     pub events: u64,
-    /// Messages dropped because the in-memory outbox was full.
+    /// QoS 1 messages dropped because the outbox was full (or too old).
     pub events_dropped: u64,
     /// Messages the broker acknowledged.
     pub events_acked: u64,

@@ -95,6 +95,7 @@ pub fn mqtt_settings(cfg: &Validated) -> Settings {
             refuse_new: cfg.outbox.when_full == "refuse_new",
         },
         flush_timeout: Duration::from_secs(5),
+        health_interval: Duration::from_secs(q.health_interval_s),
     }
 }
 

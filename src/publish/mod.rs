@@ -36,6 +36,9 @@ impl Topics {
     pub fn status(&self) -> String {
         format!("{}/{}/status", self.prefix, self.device)
     }
+    pub fn health(&self) -> String {
+        format!("{}/{}/health", self.prefix, self.device)
+    }
     pub fn styles(&self, camera: &str) -> String {
         format!("{}/{}/{camera}/styles", self.prefix, self.device)
     }

@@ -30,6 +30,8 @@ pub struct Settings {
     pub limits: Limits,
     /// How long a clean shutdown waits for outstanding PUBACKs.
     pub flush_timeout: Duration,
+    /// Period of the retained `…/health` message.
+    pub health_interval: Duration,
 }
 
 /// TLS material, already read from its files.
@@ -257,8 +259,23 @@ async fn run(
     let mut connected = false;
     let mut closing: Option<tokio::time::Instant> = None;
     let mut was_down_logged = false;
+    let started = tokio::time::Instant::now();
+    let mut next_health = started + s.health_interval;
     loop {
         d.commit(&metrics);
+        if tokio::time::Instant::now() >= next_health {
+            if connected {
+                let up = started.elapsed().as_secs();
+                let h = payload::health(&s.topics.device, up, &metrics.snapshot());
+                if client
+                    .publish(s.topics.health(), false, true, payload::to_json(&h))
+                    .is_ok()
+                {
+                    d.outbox.note_untracked();
+                }
+            }
+            next_health = tokio::time::Instant::now() + s.health_interval;
+        }
         if connected {
             hand_over(&client, &mut d.outbox);
         }
@@ -268,8 +285,7 @@ async fn run(
                 break;
             }
         }
-        let deadline =
-            closing.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(1));
+        let deadline = closing.unwrap_or(next_health);
         tokio::select! {
             msg = rx.recv(), if closing.is_none() => match msg {
                 Some(m) => {

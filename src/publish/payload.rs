@@ -79,6 +79,61 @@ pub struct StatusMessage {
     pub version: &'static str,
 }
 
+/// `…/health` (retained, QoS 0, every `mqtt.health_interval_s`): counters
+/// since start, so a dashboard sees drops and backlogs.
+#[derive(Debug, Clone, Serialize)]
+pub struct HealthMessage {
+    pub v: u32,
+    pub kind: &'static str,
+    pub device: String,
+    pub at: String,
+    pub uptime_s: u64,
+    pub frames: FrameCounts,
+    pub events_decided: u64,
+    pub outbox: OutboxCounts,
+    pub mqtt_connection_errors: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FrameCounts {
+    pub captured: u64,
+    pub inferred: u64,
+    pub dropped: u64,
+    pub skipped: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OutboxCounts {
+    pub pending: u64,
+    pub acked: u64,
+    pub dropped: u64,
+    pub write_errors: u64,
+}
+
+pub fn health(device: &str, uptime_s: u64, m: &crate::daemon::metrics::Snapshot) -> HealthMessage {
+    HealthMessage {
+        v: VERSION,
+        kind: "health",
+        device: device.into(),
+        at: timestamp(SystemTime::now()),
+        uptime_s,
+        frames: FrameCounts {
+            captured: m.frames_captured,
+            inferred: m.frames_inferred,
+            dropped: m.frames_dropped,
+            skipped: m.frames_skipped,
+        },
+        events_decided: m.events,
+        outbox: OutboxCounts {
+            pending: m.outbox_pending,
+            acked: m.events_acked,
+            dropped: m.events_dropped,
+            write_errors: m.outbox_write_errors,
+        },
+        mqtt_connection_errors: m.mqtt_connection_errors,
+    }
+}
+
 pub fn timestamp(t: SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }
