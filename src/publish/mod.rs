@@ -3,7 +3,8 @@
 //! Topics under `{prefix}/{device}/`: `status` (retained `online` /
 //! `offline`, the latter as last will), `{camera}/styles` (tag events,
 //! QoS 1), `{camera}/state` (retained current tags, QoS 1) and, optionally,
-//! `{camera}/frames` (every frame's decision, QoS 0). Payloads are
+//! `{camera}/frames` (every frame's decision, QoS 0) and `health`
+//! (retained counters, QoS 0, periodic). Payloads are
 //! versioned JSON ([`payload`]) described by `mqtt.schema.json`.
 //!
 //! Every QoS 1 message is written to the on-disk [`store::Store`] before
