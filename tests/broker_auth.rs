@@ -5,7 +5,7 @@
 use crate::common::*;
 use crate::mqtt_daemon::{kind, Collector};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const PASSWORD: &str = "correct-horse-battery";
 
@@ -44,27 +44,6 @@ fn secured_broker() -> Mosquitto {
     Mosquitto::start_with(free_port(), AUTH, |dir| write_auth(dir, "it-auth"))
 }
 
-fn photos(dir: &std::path::Path) -> std::path::PathBuf {
-    let photos = dir.join("photos");
-    std::fs::create_dir_all(&photos).unwrap();
-    for f in ["astronaut.jpg", "camera.png"] {
-        std::fs::copy(repo().join("assets/photos").join(f), photos.join(f)).unwrap();
-    }
-    photos
-}
-
-fn wait_log(daemon: &Daemon, what: &str, timeout: Duration) {
-    let t = Instant::now();
-    while !daemon.log_text().contains(what) {
-        assert!(
-            t.elapsed() < timeout,
-            "waited for {what:?}; log:\n{}",
-            daemon.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn wrong_password_is_a_clear_error_and_the_right_one_delivers_under_the_acl() {
     if !available(
@@ -93,7 +72,12 @@ fn wrong_password_is_a_clear_error_and_the_right_one_delivers_under_the_acl() {
         .arg(&cfg)
         .env("STYLECAM_MQTT__PASSWORD", "wrong-password");
     let mut daemon = Daemon::spawn(cmd);
-    wait_log(&daemon, "refused the connection", Duration::from_secs(30));
+    wait_log(
+        &daemon,
+        "refused the connection",
+        1,
+        Duration::from_secs(30),
+    );
     eprintln!(
         "{}",
         daemon
@@ -159,7 +143,7 @@ fn a_broker_that_never_answers_connect_is_detected_by_timeout() {
     let mut cmd = stylecam();
     cmd.args(["run", "--config"]).arg(&cfg);
     let mut daemon = Daemon::spawn(cmd);
-    wait_log(&daemon, "no answer to CONNECT", Duration::from_secs(30));
+    wait_log(&daemon, "no answer to CONNECT", 1, Duration::from_secs(30));
     assert!(daemon.child.try_wait().unwrap().is_none());
     daemon.signal("TERM");
     daemon.wait(Duration::from_secs(20));
@@ -258,7 +242,7 @@ fn tls_with_password_ca_file_and_client_certificate_delivers_and_a_wrong_ca_is_e
         .arg(&cfg)
         .env("STYLECAM_MQTT__PASSWORD", PASSWORD);
     let mut daemon = Daemon::spawn(cmd);
-    wait_log(&daemon, "TLS failed", Duration::from_secs(30));
+    wait_log(&daemon, "TLS failed", 1, Duration::from_secs(30));
     let log = daemon.log_text();
     eprintln!(
         "{}",

@@ -326,3 +326,26 @@ impl Proxy {
         self.up.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 }
+
+/// A folder with copies of the sample photos, for a files camera.
+pub fn photos(dir: &Path) -> PathBuf {
+    let photos = dir.join("photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    for f in ["astronaut.jpg", "camera.png"] {
+        std::fs::copy(repo().join("assets/photos").join(f), photos.join(f)).unwrap();
+    }
+    photos
+}
+
+/// Waits until the daemon's log holds `what` at least `n` times.
+pub fn wait_log(daemon: &Daemon, what: &str, n: usize, timeout: Duration) {
+    let t = Instant::now();
+    while daemon.log_text().matches(what).count() < n {
+        assert!(
+            t.elapsed() < timeout,
+            "waited for {n}x {what:?}; log:\n{}",
+            daemon.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -129,11 +129,7 @@ fn status_is(r: &Received, state: &str) -> bool {
 }
 
 fn photos_with_a_corrupt_file(dir: &std::path::Path) -> std::path::PathBuf {
-    let photos = dir.join("photos");
-    std::fs::create_dir_all(&photos).unwrap();
-    for f in ["astronaut.jpg", "camera.png"] {
-        std::fs::copy(repo().join("assets/photos").join(f), photos.join(f)).unwrap();
-    }
+    let photos = photos(dir);
     std::fs::write(
         photos.join("broken.jpg"),
         b"\xff\xd8\xff\xe0 this is not a jpeg",
@@ -215,11 +211,7 @@ fn events_wait_for_a_broker_that_starts_late_and_sigterm_flushes() {
     }
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
-    let photos = dir.path().join("photos");
-    std::fs::create_dir_all(&photos).unwrap();
-    for f in ["astronaut.jpg", "camera.png"] {
-        std::fs::copy(repo().join("assets/photos").join(f), photos.join(f)).unwrap();
-    }
+    let photos = photos(dir.path());
     let cfg = daemon_config(dir.path(), &photos, port, "it-late", "");
     let mut cmd = stylecam();
     cmd.args(["run", "--config"]).arg(&cfg);

@@ -6,29 +6,8 @@ use crate::common::*;
 use crate::mqtt_daemon::{assert_valid, kind, schema, Collector};
 use std::collections::BTreeSet;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use stylecam::publish::store::Store;
-
-fn photos(dir: &std::path::Path) -> std::path::PathBuf {
-    let photos = dir.join("photos");
-    std::fs::create_dir_all(&photos).unwrap();
-    for f in ["astronaut.jpg", "camera.png"] {
-        std::fs::copy(repo().join("assets/photos").join(f), photos.join(f)).unwrap();
-    }
-    photos
-}
-
-fn wait_log(daemon: &Daemon, what: &str, n: usize, timeout: Duration) {
-    let t = Instant::now();
-    while daemon.log_text().matches(what).count() < n {
-        assert!(
-            t.elapsed() < timeout,
-            "waited for {n}x {what:?}; log:\n{}",
-            daemon.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// Event numbers of the `styles` events received, in arrival order.
 fn seqs(c: &Collector) -> Vec<u64> {
@@ -36,6 +15,24 @@ fn seqs(c: &Collector) -> Vec<u64> {
         .iter()
         .map(|r| r.json["seq"].as_u64().unwrap())
         .collect()
+}
+
+/// De-duplicates `got` by seq (first arrival wins) and checks that it is
+/// exactly 1..=decided in order; returns the number of unique events.
+fn assert_once_in_order(got: &[u64], decided: usize) -> usize {
+    let mut first_seen = vec![];
+    let mut unique = BTreeSet::new();
+    for s in got {
+        if unique.insert(*s) {
+            first_seen.push(*s);
+        }
+    }
+    assert_eq!(
+        first_seen,
+        (1..=decided as u64).collect::<Vec<_>>(),
+        "every event once after de-duplication, in order (raw: {got:?})"
+    );
+    unique.len()
 }
 
 #[test]
@@ -75,18 +72,7 @@ fn network_outage_during_a_stream_loses_nothing() {
 
     let decided = daemon.log_text().matches("tags [").count();
     let got = seqs(&sub);
-    let mut first_seen = vec![];
-    let mut unique = BTreeSet::new();
-    for s in &got {
-        if unique.insert(*s) {
-            first_seen.push(*s);
-        }
-    }
-    assert_eq!(
-        first_seen,
-        (1..=decided as u64).collect::<Vec<_>>(),
-        "every event once after de-duplication, in order (raw: {got:?})"
-    );
+    let unique = assert_once_in_order(&got, decided);
     let onlines = sub
         .all()
         .iter()
@@ -99,7 +85,7 @@ fn network_outage_during_a_stream_loses_nothing() {
     eprintln!(
         "outage: {decided} events decided, {} received, {} after de-duplication",
         got.len(),
-        unique.len()
+        unique
     );
 }
 
@@ -266,22 +252,11 @@ fn broker_stopped_and_restarted_during_a_stream_loses_nothing() {
         seqs(&sub).iter().copied().collect::<BTreeSet<_>>().len() >= decided
     });
     let got = seqs(&sub);
-    let mut first_seen = vec![];
-    let mut unique = BTreeSet::new();
-    for s in &got {
-        if unique.insert(*s) {
-            first_seen.push(*s);
-        }
-    }
-    assert_eq!(
-        first_seen,
-        (1..=decided as u64).collect::<Vec<_>>(),
-        "every event once after de-duplication, in order (raw: {got:?})"
-    );
+    let unique = assert_once_in_order(&got, decided);
     eprintln!(
         "broker restart: {decided} events decided, {} received, {} after de-duplication",
         got.len(),
-        unique.len()
+        unique
     );
 }
 
