@@ -67,11 +67,7 @@ fn wrong_password_is_a_clear_error_and_the_right_one_delivers_under_the_acl() {
     );
 
     // Wrong password: refused, retried, explained; the password is never logged.
-    let mut cmd = stylecam();
-    cmd.args(["run", "--config"])
-        .arg(&cfg)
-        .env("STYLECAM_MQTT__PASSWORD", "wrong-password");
-    let mut daemon = Daemon::spawn(cmd);
+    let mut daemon = run_daemon(&cfg, &[("STYLECAM_MQTT__PASSWORD", "wrong-password")]);
     wait_log(
         &daemon,
         "refused the connection",
@@ -105,9 +101,7 @@ fn wrong_password_is_a_clear_error_and_the_right_one_delivers_under_the_acl() {
         ),
     );
     std::fs::write(&cfg, text).unwrap();
-    let mut cmd = stylecam();
-    cmd.args(["run", "--config"]).arg(&cfg);
-    let mut daemon = Daemon::spawn(cmd);
+    let mut daemon = run_daemon(&cfg, &[]);
     let all = reader.wait_for(
         "events with the right password",
         Duration::from_secs(60),
@@ -140,9 +134,7 @@ fn a_broker_that_never_answers_connect_is_detected_by_timeout() {
     });
     let dir = tempfile::tempdir().unwrap();
     let cfg = daemon_config(dir.path(), &photos(dir.path()), port, "it-silent", "");
-    let mut cmd = stylecam();
-    cmd.args(["run", "--config"]).arg(&cfg);
-    let mut daemon = Daemon::spawn(cmd);
+    let mut daemon = run_daemon(&cfg, &[]);
     wait_log(&daemon, "no answer to CONNECT", 1, Duration::from_secs(30));
     assert!(daemon.child.try_wait().unwrap().is_none());
     daemon.signal("TERM");
@@ -237,11 +229,7 @@ fn tls_with_password_ca_file_and_client_certificate_delivers_and_a_wrong_ca_is_e
     )
     .unwrap();
     std::fs::write(&cfg, with_tls("other.pem")).unwrap();
-    let mut cmd = stylecam();
-    cmd.args(["run", "--config"])
-        .arg(&cfg)
-        .env("STYLECAM_MQTT__PASSWORD", PASSWORD);
-    let mut daemon = Daemon::spawn(cmd);
+    let mut daemon = run_daemon(&cfg, &[("STYLECAM_MQTT__PASSWORD", PASSWORD)]);
     wait_log(&daemon, "TLS failed", 1, Duration::from_secs(30));
     let log = daemon.log_text();
     eprintln!(
@@ -254,11 +242,7 @@ fn tls_with_password_ca_file_and_client_certificate_delivers_and_a_wrong_ca_is_e
 
     // The right CA and a client certificate: events arrive.
     std::fs::write(&cfg, with_tls("ca.pem")).unwrap();
-    let mut cmd = stylecam();
-    cmd.args(["run", "--config"])
-        .arg(&cfg)
-        .env("STYLECAM_MQTT__PASSWORD", PASSWORD);
-    let mut daemon = Daemon::spawn(cmd);
+    let mut daemon = run_daemon(&cfg, &[("STYLECAM_MQTT__PASSWORD", PASSWORD)]);
     let all = sub.wait_for("events over TLS", Duration::from_secs(60), |all| {
         kind(all, "styles").len() >= 2
     });

@@ -228,6 +228,15 @@ impl Daemon {
     }
 }
 
+/// `stylecam run --config cfg` with extra environment variables.
+pub fn run_daemon(cfg: &Path, env: &[(&str, &str)]) -> Daemon {
+    let mut cmd = stylecam();
+    cmd.args(["run", "--config"])
+        .arg(cfg)
+        .envs(env.iter().copied());
+    Daemon::spawn(cmd)
+}
+
 impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.child.kill();

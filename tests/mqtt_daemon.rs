@@ -148,9 +148,7 @@ fn daemon_publishes_schema_valid_events_and_last_will_on_sigkill() {
     let photos = photos_with_a_corrupt_file(dir.path());
     let cfg = daemon_config(dir.path(), &photos, broker.port, "it-kill", "");
     let sub = Collector::start(broker.port, "stylecam/it-kill/#", "it-sub-1");
-    let mut cmd = stylecam();
-    cmd.args(["run", "--config"]).arg(&cfg);
-    let mut daemon = Daemon::spawn(cmd);
+    let mut daemon = run_daemon(&cfg, &[]);
 
     let validator = schema();
     let all = sub.wait_for(
@@ -213,9 +211,7 @@ fn events_wait_for_a_broker_that_starts_late_and_sigterm_flushes() {
     let dir = tempfile::tempdir().unwrap();
     let photos = photos(dir.path());
     let cfg = daemon_config(dir.path(), &photos, port, "it-late", "");
-    let mut cmd = stylecam();
-    cmd.args(["run", "--config"]).arg(&cfg);
-    let mut daemon = Daemon::spawn(cmd);
+    let mut daemon = run_daemon(&cfg, &[]);
     // Tag events are decided while no broker exists.
     let t = Instant::now();
     while !daemon.log_text().contains("tags [") {
@@ -284,9 +280,7 @@ fn mqtt5_delivers_schema_valid_events_and_last_will() {
         .replace("[mqtt]\n", "[mqtt]\nprotocol = \"5\"\n");
     std::fs::write(&cfg, text).unwrap();
     let sub = Collector::start(broker.port, "stylecam/it-v5/#", "it-sub-v5");
-    let mut cmd = stylecam();
-    cmd.args(["run", "--config"]).arg(&cfg);
-    let mut daemon = Daemon::spawn(cmd);
+    let mut daemon = run_daemon(&cfg, &[]);
     let validator = schema();
     let all = sub.wait_for(
         "online and events over MQTT 5",

@@ -47,9 +47,7 @@ fn network_outage_during_a_stream_loses_nothing() {
     let cfg = daemon_config(dir.path(), &photos(dir.path()), port, "it-outage", "");
     // The subscriber talks to the broker directly: only the daemon's link breaks.
     let sub = Collector::start(broker.port, "stylecam/it-outage/#", "it-sub-outage");
-    let mut cmd = stylecam();
-    cmd.args(["run", "--config"]).arg(&cfg);
-    let mut daemon = Daemon::spawn(cmd);
+    let mut daemon = run_daemon(&cfg, &[]);
 
     sub.wait_for("first events", Duration::from_secs(60), |all| {
         kind(all, "styles").len() >= 3
@@ -98,9 +96,7 @@ fn sigkill_with_events_in_the_outbox_loses_none() {
     let port = free_port();
     let cfg = daemon_config(dir.path(), &photos(dir.path()), port, "it-crash", "");
     // No broker yet: events pile up in the outbox.
-    let mut cmd = stylecam();
-    cmd.args(["run", "--config"]).arg(&cfg);
-    let mut daemon = Daemon::spawn(cmd);
+    let mut daemon = run_daemon(&cfg, &[]);
     wait_log(&daemon, "tags [", 5, Duration::from_secs(60));
     daemon.child.kill().unwrap(); // SIGKILL: no flush, no goodbye
     daemon.wait(Duration::from_secs(5));
@@ -129,9 +125,7 @@ fn sigkill_with_events_in_the_outbox_loses_none() {
     let broker = Mosquitto::start(free_port());
     let sub = Collector::start(broker.port, "stylecam/it-crash/#", "it-sub-crash");
     let _proxy = Proxy::start(port, broker.port);
-    let mut cmd = stylecam();
-    cmd.args(["run", "--config"]).arg(&cfg);
-    let mut daemon = Daemon::spawn(cmd);
+    let mut daemon = run_daemon(&cfg, &[]);
     sub.wait_for(
         "the stored events and new ones",
         Duration::from_secs(60),
@@ -222,9 +216,7 @@ fn broker_stopped_and_restarted_during_a_stream_loses_nothing() {
     let sub = Collector::start_persistent(port, "stylecam/it-restart/#", "it-sub-restart");
     let dir = tempfile::tempdir().unwrap();
     let cfg = daemon_config(dir.path(), &photos(dir.path()), port, "it-restart", "");
-    let mut cmd = stylecam();
-    cmd.args(["run", "--config"]).arg(&cfg);
-    let mut daemon = Daemon::spawn(cmd);
+    let mut daemon = run_daemon(&cfg, &[]);
 
     sub.wait_for("first events", Duration::from_secs(60), |all| {
         kind(all, "styles").len() >= 3
@@ -279,9 +271,7 @@ fn a_full_outbox_drops_the_oldest_counts_it_and_keeps_running() {
         .replace("[mqtt]\n", "[mqtt]\nhealth_interval_s = 1\n");
     std::fs::write(&cfg, text).unwrap();
     // No broker: events pile up past the limit of 6 messages (3 events).
-    let mut cmd = stylecam();
-    cmd.args(["run", "--config"]).arg(&cfg);
-    let mut daemon = Daemon::spawn(cmd);
+    let mut daemon = run_daemon(&cfg, &[]);
     wait_log(&daemon, "tags [", 8, Duration::from_secs(60));
     assert!(daemon.child.try_wait().unwrap().is_none());
 

@@ -129,6 +129,7 @@ pub async fn run(
     let mut settings = mqtt_settings(cfg);
     settings.credentials = credentials(cfg)?;
     settings.tls = tls(cfg)?;
+    let topics = settings.topics.clone();
     let (store, restored) = Store::open(&cfg.outbox.path)?;
     let publisher = Publisher::start(settings, store, restored.pending, metrics.clone());
     let queues = Arc::new(FrameQueues::new(sources.len(), cfg.pipeline.queue_depth));
@@ -165,7 +166,7 @@ pub async fn run(
             })
             .collect(),
         bundle,
-        topics: mqtt_settings(cfg).topics,
+        topics,
         publish_frames: cfg.mqtt.publish_frames,
         max_batch: cfg.model.max_batch,
         max_wait: Duration::from_millis(cfg.model.max_wait_ms),

@@ -40,11 +40,16 @@ pub fn to_rgb8(frame: &Frame) -> Result<(Cow<'_, [u8]>, u32, u32), PreprocessErr
         return Ok((Cow::Owned(img.into_raw()), iw, ih));
     }
     let stride = frame.row_bytes();
+    let packed = match frame.format {
+        PixelFormat::Yuyv => w * 2,
+        PixelFormat::Rgb8 | PixelFormat::Bgr8 => w * 3,
+        _ => w,
+    };
     let needed = match frame.format {
         PixelFormat::Nv12 => stride * h + stride * h.div_ceil(2),
         _ => stride * h,
     };
-    if w == 0 || h == 0 || frame.data.len() < needed || stride < frame.row_bytes().min(stride) {
+    if w == 0 || h == 0 || frame.data.len() < needed || stride < packed {
         return Err(bad(
             frame,
             format!(

@@ -217,5 +217,9 @@ mod tests {
         assert_eq!(*out, [3, 2, 1]);
         assert!(to_rgb8(&frame(4, 4, PixelFormat::Rgb8, vec![0; 5])).is_err());
         assert!(to_rgb8(&frame(4, 4, PixelFormat::Mjpeg, vec![0; 5])).is_err());
+        // A stride shorter than a row of pixels is a broken frame.
+        let mut short = frame(4, 1, PixelFormat::Rgb8, vec![0; 12]);
+        short.stride = 6;
+        assert!(to_rgb8(&short).is_err());
     }
 }
