@@ -13,5 +13,7 @@ pub mod preprocess;
 pub mod publish;
 pub mod smooth;
 pub mod styles;
+#[cfg(feature = "train")]
+pub mod train;
 
 mod short_float;

@@ -84,6 +84,35 @@ enum Command {
         #[arg(long)]
         bundle: Option<PathBuf>,
     },
+    /// Train backbones on a labelled image folder and write a tuned bundle.
+    ///
+    /// Steps: read the labels (challenge layouts or CSV `image,<class ids>`)
+    /// and decode the images; split 80/20 stratified; train each backbone
+    /// in [train].backbones (augmentation, positives of every class in every
+    /// batch, cost-sensitive BCE) with a checkpoint per epoch (rerun the
+    /// same command to resume); write validation predictions per backbone;
+    /// fuse them (mean); run `tune`; write <output.dir>/bundle (model.onnx
+    /// with all backbones fused, batch norm folded, + bundle.toml). Point
+    /// model.bundle at it, then (GPU box) build the TensorRT engine.
+    ///
+    /// Example config: see `stylecam train --help` in the README
+    /// ("Training a model").
+    Train(cli::train::TrainArgs),
+    /// Export a training checkpoint (`.bpk` + `.json`) to ONNX on its own.
+    Export(cli::train::ExportArgs),
+    /// Benchmarks of the trainer on real data (prints time and accuracy).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Train the small CNN on Fashion-MNIST on the CPU within a time budget
+    /// and report test accuracy. References: 2-conv CNN 0.916–0.925,
+    /// ResNet18 0.949. Data: Debian's `dataset-fashion-mnist`.
+    ///
+    /// Example: stylecam bench fashion-mnist --minutes 30
+    FashionMnist(cli::train::FashionMnistArgs),
 }
 
 fn main() -> ExitCode {
@@ -129,6 +158,9 @@ fn main() -> ExitCode {
             labels,
             bundle,
         } => cli::eval(&preds, &labels, bundle.as_deref()),
+        Command::Bench(BenchCommand::FashionMnist(args)) => cli::train::bench_fashion_mnist(&args),
+        Command::Train(args) => cli::train::train(&args),
+        Command::Export(args) => cli::train::export(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

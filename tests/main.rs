@@ -12,3 +12,11 @@ mod onnx_models;
 mod outbox_delivery;
 mod reference;
 mod styles_real;
+#[cfg(feature = "train")]
+mod train_ablation;
+#[cfg(feature = "train")]
+mod train_export;
+#[cfg(feature = "train")]
+mod train_fashion;
+#[cfg(feature = "train")]
+mod train_import;

@@ -1,0 +1,115 @@
+//! ONNX export: one backbone, or the fused ensemble the daemon runs
+//! (all backbones reading the same `images` input, per-class fusion weights,
+//! sigmoid output `probs`). Written with the prost types of `tract_onnx::pb`
+//! through [`GraphBuilder`]; batch norm is folded on the way.
+
+use burn::module::Module;
+
+use super::backbones::Net;
+use crate::bundle::onnx::{Attr, GraphBuilder};
+
+/// Names nodes and constants under a prefix so that several backbones can
+/// share one graph.
+pub struct Emitter<'a> {
+    pub g: &'a mut GraphBuilder,
+    prefix: String,
+    next: usize,
+}
+
+impl<'a> Emitter<'a> {
+    pub fn new(g: &'a mut GraphBuilder, prefix: &str) -> Self {
+        Self {
+            g,
+            prefix: prefix.to_string(),
+            next: 0,
+        }
+    }
+
+    pub fn constant(&mut self, dims: &[i64], values: Vec<f32>) -> String {
+        self.next += 1;
+        let name = format!("{}c{}", self.prefix, self.next);
+        self.g.weight(&name, dims, values)
+    }
+
+    pub fn node(&mut self, op: &str, inputs: &[&str], attrs: Vec<(&str, Attr)>) -> String {
+        self.next += 1;
+        let out = format!("{}{}{}", self.prefix, op.to_lowercase(), self.next);
+        self.g.node(op, inputs, attrs, Some(&out))
+    }
+}
+
+/// Emits `net` reading `input`; returns the logits `[N, C]` value name.
+pub fn emit_logits(net: &Net, e: &mut Emitter, input: &str) -> String {
+    let f = net.features.emit(e, input);
+    let pooled = e.node("GlobalAveragePool", &[&f], vec![]);
+    let flat = e.node("Flatten", &[&pooled], vec![("axis", Attr::Int(1))]);
+    let w = net.head.weight.val();
+    let [d_in, d_out] = w.dims();
+    let w = e.constant(&[d_in as i64, d_out as i64], super::layers::values(w));
+    let b = match &net.head.bias {
+        Some(b) => super::layers::values(b.val()),
+        None => vec![0.0; d_out],
+    };
+    let b = e.constant(&[d_out as i64], b);
+    let mm = e.node("MatMul", &[&flat, &w], vec![]);
+    e.node("Add", &[&mm, &b], vec![])
+}
+
+/// What the exported graph ends with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Raw logits (export-fidelity checks).
+    Logits,
+    /// Sigmoid probabilities: the bundle contract's `probs`.
+    Sigmoid,
+    /// Softmax over classes (single-label models such as ImageNet ones).
+    Softmax,
+}
+
+/// The fused ensemble: `probs = Σ_k w_k ⊙ sigmoid(logits_k)` with per-class
+/// weights per backbone (each class's weights sum to 1). One backbone with
+/// weight 1 is a plain single-model export.
+pub fn export(nets: &[(&Net, Vec<f32>)], output: Output) -> Vec<u8> {
+    assert!(!nets.is_empty(), "export needs at least one backbone");
+    let size = nets[0].0.arch.input_size() as i64;
+    let classes = nets[0].0.classes() as i64;
+    let mut g = GraphBuilder::new("stylecam-ensemble");
+    let input = g.input("images", &[None, Some(3), Some(size), Some(size)]);
+    let out_name = match output {
+        Output::Logits => "logits",
+        _ => "probs",
+    };
+    let mut parts = Vec::new();
+    for (k, (net, weights)) in nets.iter().enumerate() {
+        assert_eq!(net.arch.input_size() as i64, size, "backbones share the input size");
+        assert_eq!(net.classes() as i64, classes, "backbones share the classes");
+        let mut e = Emitter::new(&mut g, &format!("b{k}_"));
+        let logits = emit_logits(net, &mut e, &input);
+        let y = match output {
+            Output::Logits => logits,
+            Output::Sigmoid => e.node("Sigmoid", &[&logits], vec![]),
+            Output::Softmax => e.node("Softmax", &[&logits], vec![("axis", Attr::Int(1))]),
+        };
+        if nets.len() == 1 {
+            parts.push(y);
+        } else {
+            assert_eq!(weights.len() as i64, classes, "one fusion weight per class");
+            let w = e.constant(&[1, classes], weights.clone());
+            parts.push(e.node("Mul", &[&y, &w], vec![]));
+        }
+    }
+    let mut acc = parts[0].clone();
+    for (i, p) in parts.iter().enumerate().skip(1) {
+        let name = format!("fuse{i}");
+        acc = g.node("Add", &[&acc, p], vec![], Some(&name));
+    }
+    g.node("Identity", &[&acc], vec![], Some(out_name));
+    g.output(out_name, &[None, Some(classes)]);
+    g.finish("stylecam-train")
+}
+
+/// A single backbone exported on its own (`stylecam export`).
+pub fn export_one(net: &Net, output: Output) -> Vec<u8> {
+    let w = vec![1.0; net.classes()];
+    export(&[(&net.valid(), w)], output)
+}

@@ -1,0 +1,244 @@
+//! One optimisation step and batched prediction for a [`Net`]: the loss
+//! (softmax cross-entropy, or the paper's cost-sensitive BCE), Adam with
+//! decoupled weight decay, and a warm-up + cosine learning-rate schedule.
+
+use burn::module::Module;
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::tensor::activation::{log_sigmoid, log_softmax, sigmoid, softmax};
+use burn::tensor::{Device, Tensor, TensorData};
+
+use super::backbones::Net;
+use super::layers::values;
+
+/// What the network is trained to predict.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Loss {
+    /// One class per image (targets are one-hot rows).
+    Softmax,
+    /// Multi-label BCE; `fn_weight[c]` multiplies the loss of a missed
+    /// positive of class c (cost-sensitive: 1.5 for the paper's classes
+    /// 1,4,7,8,11,12,13, 1.0 for the baseline).
+    WeightedBce { fn_weight: Vec<f32> },
+}
+
+/// The learning rate at `step`: linear warm-up, then cosine decay to 1% of
+/// the peak at `total` steps. A pure function of the step, so a resumed run
+/// continues on the same curve.
+pub fn lr_at(step: usize, total: usize, peak: f64, warmup: usize) -> f64 {
+    if step < warmup {
+        return peak * (step + 1) as f64 / warmup as f64;
+    }
+    let span = total.saturating_sub(warmup).max(1) as f64;
+    let t = ((step - warmup) as f64 / span).min(1.0);
+    let floor = peak * 0.01;
+    floor + (peak - floor) * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())
+}
+
+/// A batch of images `[n, 3, h, w]` (normalised) with its targets `[n, C]`.
+pub struct Batch {
+    pub images: Vec<f32>,
+    pub shape: [usize; 4],
+    pub targets: Vec<f32>,
+}
+
+pub struct Trainer {
+    net: Option<Net>,
+    optim: ModuleOptimizer,
+    device: Device,
+    pub loss: Loss,
+    pub step: usize,
+}
+
+impl Trainer {
+    pub fn new(net: Net, loss: Loss, weight_decay: f32) -> Self {
+        let device = net.head.weight.device();
+        let optim = AdamWConfig::new().with_weight_decay(weight_decay).init();
+        Self {
+            net: Some(net.train()),
+            optim,
+            device,
+            loss,
+            step: 0,
+        }
+    }
+
+    pub fn net(&self) -> &Net {
+        self.net.as_ref().expect("net present between steps")
+    }
+
+    /// Takes the trained net out (in inference mode).
+    pub fn into_net(self) -> Net {
+        self.net.expect("net present").valid()
+    }
+
+    /// One optimisation step; returns the batch's mean loss.
+    pub fn step(&mut self, batch: &Batch, lr: f64) -> f32 {
+        let net = self.net.take().expect("net present between steps");
+        let classes = net.classes();
+        let n = batch.shape[0];
+        let x = Tensor::<4>::from_data(
+            TensorData::new(batch.images.clone(), batch.shape),
+            &self.device,
+        );
+        let y = Tensor::<2>::from_data(
+            TensorData::new(batch.targets.clone(), [n, classes]),
+            &self.device,
+        );
+        let logits = net.forward(x);
+        let loss = self.loss_of(logits, y);
+        let value = values(loss.clone().without_autodiff())[0];
+        let grads = GradientsParams::from_grads(loss.backward(), &net);
+        self.net = Some(self.optim.step(lr, net, grads));
+        self.step += 1;
+        value
+    }
+
+    fn loss_of(&self, logits: Tensor<2>, y: Tensor<2>) -> Tensor<1> {
+        match &self.loss {
+            Loss::Softmax => (log_softmax(logits, 1) * y).sum_dim(1).mean().neg(),
+            Loss::WeightedBce { fn_weight } => {
+                let c = fn_weight.len();
+                let w = Tensor::<2>::from_data(
+                    TensorData::new(fn_weight.clone(), [1, c]),
+                    &self.device,
+                );
+                let pos = log_sigmoid(logits.clone()) * y.clone() * w;
+                let neg = log_sigmoid(logits.neg()) * (y.neg() + 1.0);
+                (pos + neg).mean().neg()
+            }
+        }
+    }
+
+    /// Probabilities for a batch, in inference mode (softmax or sigmoid,
+    /// matching the loss).
+    pub fn predict(&self, images: &[f32], shape: [usize; 4]) -> Vec<f32> {
+        predict(&self.net().valid(), &self.loss, images, shape)
+    }
+}
+
+/// Probabilities from a net in inference mode.
+pub fn predict(net: &Net, loss: &Loss, images: &[f32], shape: [usize; 4]) -> Vec<f32> {
+    let device = net.head.weight.device().without_autodiff();
+    let x = Tensor::<4>::from_data(TensorData::new(images.to_vec(), shape), &device);
+    let logits = net.forward(x);
+    match loss {
+        Loss::Softmax => values(softmax(logits, 1)),
+        Loss::WeightedBce { .. } => values(sigmoid(logits)),
+    }
+}
+
+/// Normalised CHW f32 for HWC u8 images of `size`×`size`.
+pub fn to_chw(images: &[&Vec<u8>], size: usize, spec: &crate::preprocess::Spec) -> Vec<f32> {
+    let mut out = Vec::with_capacity(images.len() * 3 * size * size);
+    for img in images {
+        for c in 0..3 {
+            for p in 0..size * size {
+                out.push((img[p * 3 + c] as f32 / 255.0 - spec.mean[c]) / spec.std[c]);
+            }
+        }
+    }
+    out
+}
+
+/// Multi-label (sigmoid) probability rows for HWC u8 images, 64 at a time.
+pub fn predict_rows(
+    net: &Net,
+    images: &[&Vec<u8>],
+    size: usize,
+    spec: &crate::preprocess::Spec,
+) -> Vec<Vec<f32>> {
+    let loss = Loss::WeightedBce { fn_weight: vec![] };
+    let classes = net.classes();
+    let mut out = Vec::new();
+    for chunk in images.chunks(64) {
+        let x = to_chw(chunk, size, spec);
+        let p = predict(net, &loss, &x, [chunk.len(), 3, size, size]);
+        out.extend(p.chunks(classes).map(<[f32]>::to_vec));
+    }
+    out
+}
+
+/// A multi-label training run over in-memory HWC u8 images.
+pub struct Plan<'a> {
+    pub images: &'a [Vec<u8>],
+    pub labels: &'a [Vec<f32>],
+    pub train: &'a [usize],
+    pub spec: &'a crate::preprocess::Spec,
+    pub augment: super::augment::Augment,
+    /// Positives of every class in every batch (see [`super::sampler`]).
+    pub resample: bool,
+    pub batch_size: usize,
+    pub epochs: usize,
+    pub lr: f64,
+    pub seed: u64,
+}
+
+impl Plan<'_> {
+    /// Trains epochs `first..=epochs`. `on_step(trainer, mean loss so far)`
+    /// after each step; `on_epoch(epoch, trainer, mean loss, images/s)`
+    /// after each epoch (validation, checkpoints); its error stops the run.
+    pub fn run<E>(
+        &self,
+        trainer: &mut Trainer,
+        first: usize,
+        mut on_step: impl FnMut(&Trainer, f32),
+        mut on_epoch: impl FnMut(usize, &Trainer, f32, f64) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let size = self.spec.width as usize;
+        let mut sampler =
+            super::sampler::Sampler::new(self.train, self.labels, self.batch_size, self.resample);
+        let mut rng = crate::styles::simulate::Rng::new(self.seed ^ first as u64);
+        let per_epoch = sampler.epoch(self.train, &mut rng.clone()).len();
+        let total = per_epoch * self.epochs;
+        let warmup = per_epoch / 2 + 1;
+        for epoch in first..=self.epochs {
+            let start = std::time::Instant::now();
+            let (mut loss_sum, mut seen) = (0.0f32, 0usize);
+            for idx in sampler.epoch(self.train, &mut rng) {
+                let refs: Vec<&Vec<u8>> = idx.iter().map(|&i| &self.images[i]).collect();
+                let mut x = to_chw(&refs, size, self.spec);
+                for img in x.chunks_mut(3 * size * size) {
+                    self.augment.apply(img, 3, size, size, &mut rng);
+                }
+                let targets = idx
+                    .iter()
+                    .flat_map(|&i| self.labels[i].iter().copied())
+                    .collect();
+                let batch = Batch {
+                    images: x,
+                    shape: [idx.len(), 3, size, size],
+                    targets,
+                };
+                let loss = trainer.step(&batch, lr_at(trainer.step, total, self.lr, warmup));
+                loss_sum += loss * idx.len() as f32;
+                seen += idx.len();
+                on_step(trainer, loss_sum / seen as f32);
+            }
+            let ips = seen as f64 / start.elapsed().as_secs_f64();
+            on_epoch(epoch, trainer, loss_sum / seen.max(1) as f32, ips)?;
+        }
+        Ok(())
+    }
+
+    /// Optimiser steps in the whole run (for progress bars).
+    pub fn total_steps(&self) -> usize {
+        let mut sampler =
+            super::sampler::Sampler::new(self.train, self.labels, self.batch_size, self.resample);
+        let mut rng = crate::styles::simulate::Rng::new(0);
+        sampler.epoch(self.train, &mut rng).len() * self.epochs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedule_warms_up_then_decays() {
+        assert!((lr_at(0, 100, 1.0, 10) - 0.1).abs() < 1e-9);
+        assert!((lr_at(9, 100, 1.0, 10) - 1.0).abs() < 1e-9);
+        assert!((lr_at(10, 100, 1.0, 10) - 1.0).abs() < 1e-9);
+        assert!(lr_at(55, 100, 1.0, 10) < 0.6);
+        assert!((lr_at(100, 100, 1.0, 10) - 0.01).abs() < 1e-9);
+    }
+}

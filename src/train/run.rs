@@ -1,0 +1,468 @@
+//! `stylecam train --config train.toml`: labelled image folder → trained
+//! backbones → validation predictions → fused, tuned bundle.
+//!
+//! ```toml
+//! [data]
+//! images = "photos/"        # <id>.jpg / .jpeg / .png
+//! labels = "labels.csv"     # challenge layout or CSV with header image,<ids>
+//! val_fraction = 0.2
+//! seed = 1
+//!
+//! [train]
+//! backbones = ["tiny_resnet50", "tiny_efficientnet_lite0"]
+//! epochs = 10
+//! batch_size = 32
+//! lr = 0.002
+//! augment = true            # erasing, rotation ±15°, resized crop, flip
+//! resample = true           # positives of every class in every batch
+//! fn_weight = [1.5, 1, 1, 1.5, 1, 1, 1.5, 1.5, 1, 1, 1.5, 1.5, 1.5]
+//!
+//! [output]
+//! dir = "runs/first"        # checkpoints, predictions, log, bundle/
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Deserialize;
+
+use super::ablation::{paper_fn_weights, write_bundle};
+use super::augment::Augment;
+use super::backbones::{Arch, Net};
+use super::checkpoint;
+use super::fit::{predict_rows, Loss, Plan, Trainer};
+use super::sampler::{stratified_split, Sampler};
+use crate::preprocess::{ResizeMode, Spec};
+use crate::styles::labels::{LabelTable, TableKind};
+use crate::styles::metrics::{macro_f2, per_class_f2};
+use crate::styles::search::tune;
+use crate::styles::{DecisionParams, RelationMatrix, Taxonomy};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    pub data: DataConfig,
+    #[serde(default)]
+    pub train: TrainSection,
+    pub output: OutputConfig,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    pub images: PathBuf,
+    pub labels: PathBuf,
+    #[serde(default = "default_val")]
+    pub val_fraction: f64,
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainSection {
+    pub backbones: Vec<String>,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub weight_decay: f32,
+    pub augment: bool,
+    pub resample: bool,
+    pub fn_weight: Vec<f32>,
+}
+
+impl Default for TrainSection {
+    fn default() -> Self {
+        Self {
+            backbones: vec!["tiny_resnet50".into()],
+            epochs: 10,
+            batch_size: 32,
+            lr: 2e-3,
+            weight_decay: 1e-4,
+            augment: true,
+            resample: true,
+            fn_weight: paper_fn_weights(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputConfig {
+    pub dir: PathBuf,
+}
+
+fn default_val() -> f64 {
+    0.2
+}
+fn default_seed() -> u64 {
+    1
+}
+
+/// A config or data problem found before training starts.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("{path}: {problem}")]
+    Config { path: String, problem: String },
+    #[error("{0}")]
+    Data(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+impl TrainConfig {
+    pub fn load(path: &Path) -> Result<Self, TrainError> {
+        let err = |problem: String| TrainError::Config {
+            path: path.display().to_string(),
+            problem,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+        let cfg: TrainConfig = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let mut cfg = cfg;
+        for p in [&mut cfg.data.images, &mut cfg.data.labels, &mut cfg.output.dir] {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        cfg.check().map_err(err)?;
+        Ok(cfg)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let t = &self.train;
+        if t.backbones.is_empty() {
+            return Err("train.backbones is empty: name at least one, e.g. [\"tiny_resnet50\"]".into());
+        }
+        for b in &t.backbones {
+            b.parse::<Arch>().map_err(|e| format!("train.backbones: {e}"))?;
+        }
+        let sizes: Vec<usize> = t.backbones.iter().map(|b| b.parse::<Arch>().unwrap().input_size()).collect();
+        if sizes.iter().any(|&s| s != sizes[0]) {
+            return Err(format!(
+                "train.backbones {:?} have different input sizes {sizes:?}: a fused bundle has one input; train them into separate output dirs",
+                t.backbones
+            ));
+        }
+        if t.fn_weight.len() != 13 {
+            return Err(format!("train.fn_weight has {} values; give one per class (13)", t.fn_weight.len()));
+        }
+        if !(0.0..1.0).contains(&self.data.val_fraction) || self.data.val_fraction == 0.0 {
+            return Err(format!("data.val_fraction = {}: use a value in (0, 1), e.g. 0.2", self.data.val_fraction));
+        }
+        if t.epochs == 0 || t.batch_size == 0 {
+            return Err("train.epochs and train.batch_size must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// Images decoded and resized to the model input (HWC u8), with labels.
+pub struct Dataset {
+    pub ids: Vec<String>,
+    pub images: Vec<Vec<u8>>,
+    pub labels: Vec<Vec<f32>>,
+    pub skipped: Vec<String>,
+}
+
+fn find_image(dir: &Path, id: &str) -> Option<PathBuf> {
+    let direct = dir.join(id);
+    if direct.is_file() {
+        return Some(direct);
+    }
+    ["jpg", "jpeg", "png", "JPG", "PNG"]
+        .iter()
+        .map(|e| dir.join(format!("{id}.{e}")))
+        .find(|p| p.is_file())
+}
+
+/// Reads the labels and decodes the images in parallel (one thread per core);
+/// missing or unreadable images are skipped and listed.
+pub fn load_dataset(cfg: &DataConfig, size: usize) -> Result<Dataset, TrainError> {
+    let taxonomy = Taxonomy::jd2018();
+    let table = LabelTable::read(&cfg.labels, &taxonomy, TableKind::Labels)
+        .map_err(|e| TrainError::Data(e.to_string()))?;
+    if !cfg.images.is_dir() {
+        return Err(TrainError::Data(format!(
+            "data.images = {}: not a directory; point it at the folder holding <id>.jpg/.png",
+            cfg.images.display()
+        )));
+    }
+    let spec = Spec {
+        width: size as u32,
+        height: size as u32,
+        resize: ResizeMode::ShorterSideCrop,
+        mean: [0.0; 3],
+        std: [1.0; 3],
+    };
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let bar = ProgressBar::new(table.len() as u64);
+    bar.set_style(ProgressStyle::with_template("decode [{elapsed_precise}] {bar:30} {pos}/{len} images ETA {eta}").expect("template"));
+    let decoded: Vec<Result<Vec<u8>, String>> = std::thread::scope(|s| {
+        let chunks: Vec<&[String]> = table.ids.chunks(table.len().div_ceil(threads).max(1)).collect();
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|ids| {
+                let (spec, bar) = (&spec, &bar);
+                s.spawn(move || {
+                    ids.iter()
+                        .map(|id| {
+                            let r = decode(&cfg.images, id, spec);
+                            bar.inc(1);
+                            r
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().expect("decoder thread")).collect()
+    });
+    bar.finish_and_clear();
+    let mut ds = Dataset {
+        ids: vec![],
+        images: vec![],
+        labels: vec![],
+        skipped: vec![],
+    };
+    for ((id, row), img) in table.ids.into_iter().zip(table.rows).zip(decoded) {
+        match img {
+            Ok(img) => {
+                ds.ids.push(id);
+                ds.images.push(img);
+                ds.labels.push(row);
+            }
+            Err(why) => ds.skipped.push(why),
+        }
+    }
+    if ds.images.is_empty() {
+        return Err(TrainError::Data(format!(
+            "no usable image in {}: {}",
+            cfg.images.display(),
+            ds.skipped.first().cloned().unwrap_or_default()
+        )));
+    }
+    Ok(ds)
+}
+
+fn decode(dir: &Path, id: &str, spec: &Spec) -> Result<Vec<u8>, String> {
+    let path = find_image(dir, id).ok_or_else(|| format!("{id}: no {id}.jpg/.jpeg/.png in {}", dir.display()))?;
+    let img = image::open(&path).map_err(|e| format!("{}: {e}", path.display()))?.to_rgb8();
+    let frame = crate::capture::Frame {
+        camera: std::sync::Arc::from("train"),
+        seq: 0,
+        captured_at: std::time::SystemTime::now(),
+        driver_timestamp: None,
+        width: img.width(),
+        height: img.height(),
+        format: crate::capture::PixelFormat::Rgb8,
+        stride: 0,
+        data: img.into_raw(),
+    };
+    let chw = crate::preprocess::preprocess(&frame, spec).map_err(|e| format!("{}: {e}", path.display()))?;
+    let n = (spec.width * spec.height) as usize;
+    let mut hwc = vec![0u8; n * 3];
+    for c in 0..3 {
+        for p in 0..n {
+            hwc[p * 3 + c] = (chw[c * n + p] * 255.0).round().clamp(0.0, 255.0) as u8;
+        }
+    }
+    Ok(hwc)
+}
+
+/// One line of the training log.
+#[derive(Debug, serde::Serialize)]
+pub struct EpochLog {
+    pub backbone: String,
+    pub epoch: usize,
+    pub loss: f32,
+    pub val_macro_f2: f64,
+    pub val_f2: Vec<f64>,
+    pub images_per_s: f64,
+}
+
+pub struct TrainOutcome {
+    pub bundle: PathBuf,
+    pub tune_table: String,
+    pub log: Vec<EpochLog>,
+    pub skipped: usize,
+}
+
+/// Runs the whole `train` command.
+pub fn train(cfg: &TrainConfig, mut say: impl FnMut(&str)) -> Result<TrainOutcome, TrainError> {
+    let archs: Vec<Arch> = cfg.train.backbones.iter().map(|b| b.parse().expect("checked")).collect();
+    let size = archs[0].input_size();
+    let ds = load_dataset(&cfg.data, size)?;
+    if !ds.skipped.is_empty() {
+        say(&format!(
+            "skipped {} of {} images (first: {})",
+            ds.skipped.len(),
+            ds.skipped.len() + ds.images.len(),
+            ds.skipped[0]
+        ));
+    }
+    let (train_idx, val_idx) = stratified_split(&ds.labels, cfg.data.val_fraction, cfg.data.seed);
+    if val_idx.is_empty() {
+        return Err(TrainError::Data(format!(
+            "the validation split is empty ({} images, data.val_fraction = {}): add images or raise data.val_fraction",
+            ds.images.len(),
+            cfg.data.val_fraction
+        )));
+    }
+    let taxonomy = Taxonomy::jd2018();
+    let sampler = Sampler::new(&train_idx, &ds.labels, cfg.train.batch_size, cfg.train.resample);
+    let missing = sampler.classes_without_positives();
+    if !missing.is_empty() {
+        let names: Vec<&str> = missing.iter().map(|&a| taxonomy.0[a].id.as_str()).collect();
+        return Err(TrainError::Data(format!(
+            "{}: classes {names:?} have no positive image in the training split; label some images with them (the model cannot learn a class it never sees)",
+            cfg.data.labels.display()
+        )));
+    }
+    let out = &cfg.output.dir;
+    std::fs::create_dir_all(out).map_err(|source| TrainError::Io {
+        path: out.display().to_string(),
+        source,
+    })?;
+    let val_labels: Vec<Vec<f32>> = val_idx.iter().map(|&i| ds.labels[i].clone()).collect();
+    let val_refs: Vec<&Vec<u8>> = val_idx.iter().map(|&i| &ds.images[i]).collect();
+    let mut log = Vec::new();
+    let mut nets = Vec::new();
+    let mut val_preds_all = Vec::new();
+    for arch in &archs {
+        let (mean, std) = arch.mean_std();
+        let spec = Spec {
+            width: size as u32,
+            height: size as u32,
+            resize: ResizeMode::ShorterSideCrop,
+            mean,
+            std,
+        };
+        // Resume from this backbone's checkpoint in the output dir, if any.
+        let (ckpt_bpk, _) = checkpoint::paths(out, &arch.to_string());
+        let (net, done) = match checkpoint::load(&ckpt_bpk) {
+            Ok((net, meta)) if meta.arch == arch.to_string() && meta.classes == 13 => {
+                say(&format!(
+                    "{arch}: resuming from {} (epoch {} of {})",
+                    ckpt_bpk.display(),
+                    meta.epoch,
+                    cfg.train.epochs
+                ));
+                (net, Some(meta))
+            }
+            _ => (Net::new(*arch, 13, &super::cpu()), None),
+        };
+        let mut trainer = Trainer::new(
+            net,
+            Loss::WeightedBce {
+                fn_weight: cfg.train.fn_weight.clone(),
+            },
+            cfg.train.weight_decay,
+        );
+        let plan = Plan {
+            images: &ds.images,
+            labels: &ds.labels,
+            train: &train_idx,
+            spec: &spec,
+            augment: if cfg.train.augment { Augment::recipe() } else { Augment::NONE },
+            resample: cfg.train.resample,
+            batch_size: cfg.train.batch_size,
+            epochs: cfg.train.epochs,
+            lr: cfg.train.lr,
+            seed: cfg.data.seed,
+        };
+        let bar = ProgressBar::new(plan.total_steps() as u64);
+        bar.set_style(
+            ProgressStyle::with_template(&format!(
+                "{arch} [{{elapsed_precise}}] {{bar:30}} {{pos}}/{{len}} steps {{msg}} ETA {{eta}}"
+            ))
+            .expect("template"),
+        );
+        let first = done.as_ref().map_or(1, |m| m.epoch + 1);
+        if let Some(m) = &done {
+            trainer.step = m.step;
+            bar.set_position(m.step as u64);
+        }
+        let mut val_preds = predict_rows(&trainer.net().valid(), &val_refs, size, &spec);
+        plan.run(
+            &mut trainer,
+            first,
+            |t, loss| {
+                bar.set_position(t.step as u64);
+                bar.set_message(format!("loss {loss:.4}"));
+            },
+            |epoch, t, loss, ips| {
+                val_preds = predict_rows(&t.net().valid(), &val_refs, size, &spec);
+                let chosen: Vec<Vec<usize>> = val_preds
+                    .iter()
+                    .map(|p| DecisionParams::fixed(13, 0.5).decide(p).labels)
+                    .collect();
+                let entry = EpochLog {
+                    backbone: arch.to_string(),
+                    epoch,
+                    loss,
+                    val_macro_f2: macro_f2(&chosen, &val_labels, 13),
+                    val_f2: per_class_f2(&chosen, &val_labels, 13),
+                    images_per_s: ips,
+                };
+                bar.println(format!(
+                    "{arch} epoch {epoch}: loss {loss:.4}, validation macro F2 {:.4} (t = 0.5), {ips:.0} images/s",
+                    entry.val_macro_f2
+                ));
+                log.push(entry);
+                write_json(&out.join("log.json"), &log)?;
+                let meta = checkpoint::Meta {
+                    arch: arch.to_string(),
+                    classes: 13,
+                    epoch,
+                    step: t.step,
+                };
+                checkpoint::save(out, &arch.to_string(), t.net(), &meta)
+                    .map_err(|e| TrainError::Data(e.to_string()))
+            },
+        )?;
+        bar.finish_and_clear();
+        write_predictions(&out.join(format!("val_{arch}.csv")), &val_idx, &ds, &val_preds, &taxonomy)?;
+        val_preds_all.push(val_preds);
+        nets.push((trainer.into_net(), spec));
+    }
+    // Fusion: mean of the backbones' validation predictions (per-class weights 1/K).
+    let k = nets.len();
+    let fused: Vec<Vec<f32>> = (0..val_idx.len())
+        .map(|i| (0..13).map(|a| val_preds_all.iter().map(|p| p[i][a]).sum::<f32>() / k as f32).collect())
+        .collect();
+    let relation = RelationMatrix::from_labels(train_idx.iter().map(|&i| ds.labels[i].as_slice()), 13);
+    let report = tune(&fused, &val_labels, relation);
+    let bundle = out.join("bundle");
+    let parts: Vec<(&Net, Vec<f32>)> = nets.iter().map(|(n, _)| (n, vec![1.0 / k as f32; 13])).collect();
+    write_bundle(&bundle, "stylecam-trained", &parts, &nets[0].1, Some(report.best().params.clone()))
+        .map_err(|e| TrainError::Data(e.to_string()))?;
+    Ok(TrainOutcome {
+        bundle,
+        tune_table: report.table(),
+        log,
+        skipped: ds.skipped.len(),
+    })
+}
+
+fn write_json<T: serde::Serialize>(path: &Path, v: &T) -> Result<(), TrainError> {
+    let text = serde_json::to_string_pretty(v).expect("serialisable");
+    std::fs::write(path, text).map_err(|source| TrainError::Io {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+fn write_predictions(path: &Path, idx: &[usize], ds: &Dataset, preds: &[Vec<f32>], tax: &Taxonomy) -> Result<(), TrainError> {
+    let table = LabelTable {
+        ids: idx.iter().map(|&i| ds.ids[i].clone()).collect(),
+        rows: preds.to_vec(),
+    };
+    std::fs::write(path, table.to_csv(tax)).map_err(|source| TrainError::Io {
+        path: path.display().to_string(),
+        source,
+    })
+}

@@ -1,0 +1,154 @@
+//! Stratified train/validation split and the resampling batch sampler.
+
+use crate::styles::simulate::Rng;
+
+fn shuffle<T>(v: &mut [T], rng: &mut Rng) {
+    for i in (1..v.len()).rev() {
+        v.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
+    }
+}
+
+/// Splits sample indices into (train, validation) so that every class keeps
+/// about `val_fraction` of its positives in validation: samples are grouped
+/// by their rarest positive class and each group is split on its own
+/// (seeded). A class with a single positive keeps it in training.
+pub fn stratified_split(labels: &[Vec<f32>], val_fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
+    let classes = labels.first().map_or(0, Vec::len);
+    let mut freq = vec![0usize; classes];
+    for row in labels {
+        for (a, &v) in row.iter().enumerate() {
+            freq[a] += usize::from(v >= 0.5);
+        }
+    }
+    // Group by rarest positive class (images with no label form their own group).
+    let mut groups: Vec<Vec<usize>> = vec![Vec::new(); classes + 1];
+    for (i, row) in labels.iter().enumerate() {
+        let rarest = (0..classes)
+            .filter(|&a| row[a] >= 0.5)
+            .min_by_key(|&a| (freq[a], a))
+            .unwrap_or(classes);
+        groups[rarest].push(i);
+    }
+    let mut rng = Rng::new(seed);
+    let (mut train, mut val) = (Vec::new(), Vec::new());
+    for mut g in groups {
+        shuffle(&mut g, &mut rng);
+        let k = if g.len() < 2 {
+            0
+        } else {
+            ((g.len() as f64 * val_fraction).round() as usize).clamp(1, g.len() - 1)
+        };
+        val.extend_from_slice(&g[..k]);
+        train.extend_from_slice(&g[k..]);
+    }
+    train.sort_unstable();
+    val.sort_unstable();
+    (train, val)
+}
+
+/// Batches for one epoch. With `guarantee_positives`, each batch first takes
+/// one positive of every class that has positives (round-robin through that
+/// class's shuffled list, so rare classes are seen every batch: an
+/// oversampling of positives), then fills up from the epoch's shuffled
+/// order. (The paper's per-class negative undersampling lists are not
+/// implemented yet.)
+pub struct Sampler {
+    positives: Vec<Vec<usize>>,
+    cursor: Vec<usize>,
+    pub batch_size: usize,
+    pub guarantee_positives: bool,
+}
+
+impl Sampler {
+    pub fn new(train: &[usize], labels: &[Vec<f32>], batch_size: usize, guarantee_positives: bool) -> Self {
+        let classes = labels.first().map_or(0, Vec::len);
+        let positives = (0..classes)
+            .map(|a| train.iter().copied().filter(|&i| labels[i][a] >= 0.5).collect())
+            .collect();
+        Self {
+            positives,
+            cursor: vec![0; classes],
+            batch_size,
+            guarantee_positives,
+        }
+    }
+
+    /// Classes with no positive among the training samples.
+    pub fn classes_without_positives(&self) -> Vec<usize> {
+        (0..self.positives.len())
+            .filter(|&a| self.positives[a].is_empty())
+            .collect()
+    }
+
+    /// The batches of one epoch over `train` (every training sample once,
+    /// plus the guaranteed positives).
+    pub fn epoch(&mut self, train: &[usize], rng: &mut Rng) -> Vec<Vec<usize>> {
+        let mut order = train.to_vec();
+        shuffle(&mut order, rng);
+        let mut batches = Vec::new();
+        let mut it = order.into_iter().peekable();
+        while it.peek().is_some() {
+            let mut batch = Vec::with_capacity(self.batch_size);
+            if self.guarantee_positives {
+                for a in 0..self.positives.len() {
+                    let list = &mut self.positives[a];
+                    if list.is_empty() || batch.len() + 1 >= self.batch_size {
+                        continue;
+                    }
+                    if self.cursor[a] % list.len() == 0 {
+                        shuffle(list, rng);
+                    }
+                    batch.push(list[self.cursor[a] % list.len()]);
+                    self.cursor[a] += 1;
+                }
+            }
+            while batch.len() < self.batch_size {
+                match it.next() {
+                    Some(i) => batch.push(i),
+                    None => break,
+                }
+            }
+            batches.push(batch);
+        }
+        batches
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::styles::simulate::jd_like_labels;
+
+    #[test]
+    fn split_keeps_rare_classes_on_both_sides() {
+        let labels = jd_like_labels(3000, 4);
+        let (train, val) = stratified_split(&labels, 0.2, 1);
+        assert_eq!(train.len() + val.len(), 3000);
+        assert!((val.len() as f64 / 3000.0 - 0.2).abs() < 0.02);
+        for a in 0..13 {
+            let tr = train.iter().filter(|&&i| labels[i][a] == 1.0).count();
+            let va = val.iter().filter(|&&i| labels[i][a] == 1.0).count();
+            if tr + va >= 5 {
+                assert!(va >= 1 && tr >= va, "class {a}: train {tr} val {va}");
+            }
+        }
+        assert_eq!(stratified_split(&labels, 0.2, 1), (train, val), "seeded");
+    }
+
+    #[test]
+    fn every_batch_has_a_positive_of_every_class() {
+        let labels = jd_like_labels(2000, 5);
+        let train: Vec<usize> = (0..2000).collect();
+        let mut s = Sampler::new(&train, &labels, 32, true);
+        let batches = s.epoch(&train, &mut Rng::new(2));
+        let full: Vec<_> = batches.iter().filter(|b| b.len() == 32).collect();
+        assert!(full.len() > 50);
+        for b in full {
+            for a in 0..13 {
+                if !s.positives[a].is_empty() {
+                    assert!(b.iter().any(|&i| labels[i][a] == 1.0), "class {a}");
+                }
+            }
+        }
+    }
+}
