@@ -36,22 +36,38 @@ fn recipe_beats_baseline_and_its_bundle_is_served() {
     // The bundle: written, loadable, and its ONNX computes what we decided on.
     let dir = tempfile::tempdir().unwrap();
     let bundle_dir = dir.path().join("bundle");
-    write_bundle(&bundle_dir, "ablation", &[(&ab.net, vec![1.0; 13])], &ab.spec, Some(ab.decision.clone())).unwrap();
+    write_bundle(
+        &bundle_dir,
+        "ablation",
+        &[(&ab.net, vec![1.0; 13])],
+        &ab.spec,
+        Some(ab.decision.clone()),
+    )
+    .unwrap();
     let bundle = Bundle::load(&bundle_dir).unwrap();
     let photos = dir.path().join("photos");
     std::fs::create_dir_all(&photos).unwrap();
     let size = cfg.arch.input_size() as u32;
-    let mut backend = CpuBackend::load(&bundle_dir.join("model.onnx"), [3, size as usize, size as usize]).unwrap();
+    let mut backend = CpuBackend::load(
+        &bundle_dir.join("model.onnx"),
+        [3, size as usize, size as usize],
+    )
+    .unwrap();
     let mut expected = BTreeSet::new();
     let tax = Taxonomy::jd2018();
     for (i, img) in ab.test_images.iter().take(6).enumerate() {
         let path = photos.join(format!("img{i}.png"));
-        image::RgbImage::from_raw(size, size, img.clone()).unwrap().save(&path).unwrap();
+        image::RgbImage::from_raw(size, size, img.clone())
+            .unwrap()
+            .save(&path)
+            .unwrap();
         let frame = image::open(&path).unwrap().to_rgb8();
         let x: Vec<f32> = (0..3)
             .flat_map(|c| {
                 let spec = &ab.spec;
-                frame.pixels().map(move |p| (p[c] as f32 / 255.0 - spec.mean[c]) / spec.std[c])
+                frame
+                    .pixels()
+                    .map(move |p| (p[c] as f32 / 255.0 - spec.mean[c]) / spec.std[c])
             })
             .collect();
         let p = backend.infer(&x, 1).unwrap();
@@ -72,9 +88,11 @@ fn recipe_beats_baseline_and_its_bundle_is_served() {
     std::fs::write(&cfg_path, text).unwrap();
     let sub = Collector::start(broker.port, "stylecam/it-ablation/#", "it-ablation-sub");
     let _daemon = run_daemon(&cfg_path, &[]);
-    let all = sub.wait_for("a styles event from the trained bundle", Duration::from_secs(60), |all| {
-        !kind(all, "styles").is_empty()
-    });
+    let all = sub.wait_for(
+        "a styles event from the trained bundle",
+        Duration::from_secs(60),
+        |all| !kind(all, "styles").is_empty(),
+    );
     let served: BTreeSet<String> = kind(&all, "styles")
         .iter()
         .flat_map(|r| r.json["tags"].as_array().unwrap().iter())
@@ -82,5 +100,8 @@ fn recipe_beats_baseline_and_its_bundle_is_served() {
         .collect();
     eprintln!("served tags {served:?}, decided in-process {expected:?}");
     assert!(!served.is_empty());
-    assert!(served.is_subset(&expected), "the daemon served tags the bundle does not decide");
+    assert!(
+        served.is_subset(&expected),
+        "the daemon served tags the bundle does not decide"
+    );
 }

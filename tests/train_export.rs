@@ -21,7 +21,10 @@ fn random_input(shape: [usize; 4], seed: u64) -> Vec<f32> {
 
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "output sizes differ");
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 /// burn forward vs tract on the emitted ONNX for one block; returns the max
@@ -31,7 +34,10 @@ fn check_block(name: &str, mut block: Seq, input: [usize; 4], tol: f32) -> f32 {
     let block = block.valid();
     let device = cpu();
     let x = random_input(input, 3);
-    let ours = block.forward(Tensor::from_data(TensorData::new(x.clone(), input), &device));
+    let ours = block.forward(Tensor::from_data(
+        TensorData::new(x.clone(), input),
+        &device,
+    ));
     let out_dims = ours.dims();
     let ours = values(ours);
 
@@ -50,9 +56,14 @@ fn check_block(name: &str, mut block: Seq, input: [usize; 4], tol: f32) -> f32 {
     let diff = max_diff(&ours, &theirs);
     let spread = ours.iter().cloned().fold(f32::MIN, f32::max)
         - ours.iter().cloned().fold(f32::MAX, f32::min);
-    eprintln!("{name}: output {out_dims:?}, max abs diff burn vs tract = {diff:.2e} (spread {spread:.2})");
+    eprintln!(
+        "{name}: output {out_dims:?}, max abs diff burn vs tract = {diff:.2e} (spread {spread:.2})"
+    );
     assert!(spread > 0.1, "{name}: outputs barely vary ({spread})");
-    assert!(diff <= tol, "{name}: burn and the exported ONNX differ by {diff} > {tol}");
+    assert!(
+        diff <= tol,
+        "{name}: burn and the exported ONNX differ by {diff} > {tol}"
+    );
     diff
 }
 
@@ -64,7 +75,10 @@ fn conv(s: ConvSpec, act: Act) -> Layer {
 fn conv_bn_relu_folds_batch_norm() {
     let block = Seq::of(vec![conv(ConvSpec::k(3, 8, 3, 2), Act::Relu)]);
     check_block("conv3x3/2+bn+relu", block, [1, 3, 17, 17], 1e-4);
-    let block = Seq::of(vec![conv(ConvSpec::new(6, 5, [1, 7], 1).eps(1e-3), Act::Identity)]);
+    let block = Seq::of(vec![conv(
+        ConvSpec::new(6, 5, [1, 7], 1).eps(1e-3),
+        Act::Identity,
+    )]);
     check_block("conv1x7+bn", block, [2, 6, 9, 9], 1e-4);
 }
 
@@ -72,7 +86,12 @@ fn conv_bn_relu_folds_batch_norm() {
 fn depthwise_relu6_with_tf_same_padding() {
     let s = ConvSpec::k(8, 8, 5, 2).groups(8).tf_same().eps(1e-3);
     let block = Seq::of(vec![conv(s, Act::Relu6)]);
-    check_block("depthwise5x5/2 tf-same + relu6", block, [1, 8, 16, 16], 1e-4);
+    check_block(
+        "depthwise5x5/2 tf-same + relu6",
+        block,
+        [1, 8, 16, 16],
+        1e-4,
+    );
 }
 
 #[test]
@@ -140,11 +159,16 @@ fn linear_head_and_fusion_weights() {
     let nets: Vec<Net> = nets.into_iter().map(|n| n.valid()).collect();
     let w0 = vec![0.2, 0.5, 0.8, 1.0, 0.0];
     let w1: Vec<f32> = w0.iter().map(|w| 1.0 - w).collect();
-    let onnx = export(&[(&nets[0], w0.clone()), (&nets[1], w1.clone())], Output::Sigmoid);
+    let onnx = export(
+        &[(&nets[0], w0.clone()), (&nets[1], w1.clone())],
+        Output::Sigmoid,
+    );
     let s = arch.input_size();
     let x = random_input([2, 3, s, s], 9);
     let t = Tensor::<4>::from_data(TensorData::new(x.clone(), [2, 3, s, s]), &d);
-    let p0 = values(burn::tensor::activation::sigmoid(nets[0].forward(t.clone())));
+    let p0 = values(burn::tensor::activation::sigmoid(
+        nets[0].forward(t.clone()),
+    ));
     let p1 = values(burn::tensor::activation::sigmoid(nets[1].forward(t)));
     let ours: Vec<f32> = p0
         .iter()
@@ -167,7 +191,10 @@ fn check_backbone(arch: Arch, tol: f32) {
     let net = net.valid();
     let s = arch.input_size();
     let x = random_input([1, 3, s, s], 2);
-    let ours = values(net.forward(Tensor::from_data(TensorData::new(x.clone(), [1, 3, s, s]), &d)));
+    let ours = values(net.forward(Tensor::from_data(
+        TensorData::new(x.clone(), [1, 3, s, s]),
+        &d,
+    )));
     let onnx = export(&[(&net, vec![1.0; 13])], Output::Logits);
     let mut backend = CpuBackend::from_bytes(&onnx, [3, s, s]).unwrap();
     let tract = backend.infer(&x, 1).unwrap();
@@ -177,18 +204,39 @@ fn check_backbone(arch: Arch, tol: f32) {
         "{arch}: ONNX {} KiB, |logits| ≤ {scale:.3}, burn vs tract {d_tract:.2e}",
         onnx.len() / 1024
     );
-    assert!(d_tract <= tol * scale.max(1.0), "{arch}: burn vs tract {d_tract}");
+    assert!(
+        d_tract <= tol * scale.max(1.0),
+        "{arch}: burn vs tract {d_tract}"
+    );
     if available("python3 with onnxruntime", python_has("onnxruntime, numpy")) {
         let dir = tempfile::tempdir().unwrap();
-        let (m, i, o) = (dir.path().join("m.onnx"), dir.path().join("x.f32"), dir.path().join("y.f32"));
+        let (m, i, o) = (
+            dir.path().join("m.onnx"),
+            dir.path().join("x.f32"),
+            dir.path().join("y.f32"),
+        );
         std::fs::write(&m, &onnx).unwrap();
         write_f32(&i, &x);
         let shape = format!("1,3,{s},{s}");
-        python("ort_run.py", &[m.to_str().unwrap(), i.to_str().unwrap(), &shape, o.to_str().unwrap()]);
+        python(
+            "ort_run.py",
+            &[
+                m.to_str().unwrap(),
+                i.to_str().unwrap(),
+                &shape,
+                o.to_str().unwrap(),
+            ],
+        );
         let ort = read_f32(&o);
         let d_ort = max_diff(&ours, &ort);
-        line += &format!(", burn vs onnxruntime {d_ort:.2e}, tract vs onnxruntime {:.2e}", max_diff(&tract, &ort));
-        assert!(d_ort <= tol * scale.max(1.0), "{arch}: burn vs onnxruntime {d_ort}");
+        line += &format!(
+            ", burn vs onnxruntime {d_ort:.2e}, tract vs onnxruntime {:.2e}",
+            max_diff(&tract, &ort)
+        );
+        assert!(
+            d_ort <= tol * scale.max(1.0),
+            "{arch}: burn vs onnxruntime {d_ort}"
+        );
     }
     eprintln!("{line}");
     assert!(scale > 1e-3, "{arch}: logits are all ~0");

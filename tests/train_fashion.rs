@@ -11,7 +11,9 @@ use stylecam::train::fashion_mnist::{bench, BenchConfig, DEFAULT_DIR};
 fn small_cnn_learns_fashion_mnist() {
     if !available(
         "Fashion-MNIST (Debian dataset-fashion-mnist)",
-        Path::new(DEFAULT_DIR).join("t10k-labels-idx1-ubyte.gz").is_file(),
+        Path::new(DEFAULT_DIR)
+            .join("t10k-labels-idx1-ubyte.gz")
+            .is_file(),
     ) {
         return;
     }

@@ -35,7 +35,10 @@ fn skimage_data() -> Option<PathBuf> {
         return Some(debian);
     }
     let out = std::process::Command::new("python3")
-        .args(["-c", "import skimage, os; print(os.path.dirname(skimage.__file__))"])
+        .args([
+            "-c",
+            "import skimage, os; print(os.path.dirname(skimage.__file__))",
+        ])
         .output()
         .ok()?;
     let p = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("data");
@@ -81,7 +84,11 @@ fn efficientnet_lite0_imagenet_weights_classify_real_photos() {
     assert!(report.head, "the 1000-class head is loaded");
     // Stem and head conv+BN (5 each), 16 blocks of 2–3 conv+BN, the fc.
     assert_eq!(report.tensors, 5 + 10 + 15 * 15 + 5 + 2);
-    eprintln!("imported {} tensors from {}", report.tensors, weights.display());
+    eprintln!(
+        "imported {} tensors from {}",
+        report.tensors,
+        weights.display()
+    );
     let net = net.valid();
     let onnx = export_one(&net, Output::Softmax);
     let mut backend = CpuBackend::from_bytes(&onnx, [3, 224, 224]).unwrap();
@@ -101,9 +108,16 @@ fn efficientnet_lite0_imagenet_weights_classify_real_photos() {
         // burn's own forward on the same input (import + export agree).
         let t = Tensor::<4>::from_data(TensorData::new(x.clone(), [1, 3, 224, 224]), &cpu());
         let burn_p = values(burn::tensor::activation::softmax(net.forward(t), 1));
-        let diff = p.iter().zip(&burn_p).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        let diff = p
+            .iter()
+            .zip(&burn_p)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
         eprintln!("{name}: ImageNet class {class} p={prob:.3} (burn vs exported ONNX on tract: max diff {diff:.1e})");
-        assert!(diff < 1e-4, "{name}: burn and the exported model disagree by {diff}");
+        assert!(
+            diff < 1e-4,
+            "{name}: burn and the exported model disagree by {diff}"
+        );
         results.push((name, class, prob));
     }
     let (_, coffee, p) = results[0];

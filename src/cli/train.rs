@@ -54,7 +54,9 @@ pub fn bench_fashion_mnist(a: &FashionMnistArgs) -> Result<()> {
         r.images_per_s,
         std::thread::available_parallelism().map_or(1, |n| n.get()),
     );
-    println!("references: 2-conv CNN 0.916–0.925, ResNet18 0.949, WRN-28-10 + random erasing 0.963");
+    println!(
+        "references: 2-conv CNN 0.916–0.925, ResNet18 0.949, WRN-28-10 + random erasing 0.963"
+    );
     Ok(())
 }
 
@@ -103,7 +105,11 @@ pub fn export(a: &ExportArgs) -> Result<()> {
     use stylecam::train::checkpoint;
     use stylecam::train::export::{export_one, Output};
     let (net, meta) = checkpoint::load(&a.checkpoint)?;
-    let output = if a.logits { Output::Logits } else { Output::Sigmoid };
+    let output = if a.logits {
+        Output::Logits
+    } else {
+        Output::Sigmoid
+    };
     let onnx = export_one(&net, output);
     std::fs::write(&a.out, &onnx)
         .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", a.out.display()))?;

@@ -24,7 +24,13 @@ use crate::styles::{RelationMatrix, Taxonomy};
 /// The report's cost-sensitive weights: 1.5 for classes 1,4,7,8,11,12,13.
 pub fn paper_fn_weights() -> Vec<f32> {
     (1..=13)
-        .map(|c| if [1, 4, 7, 8, 11, 12, 13].contains(&c) { 1.5 } else { 1.0 })
+        .map(|c| {
+            if [1, 4, 7, 8, 11, 12, 13].contains(&c) {
+                1.5
+            } else {
+                1.0
+            }
+        })
         .collect()
 }
 
@@ -57,7 +63,8 @@ pub struct Ablation {
 
 impl Ablation {
     pub fn table(&self) -> String {
-        let mut out = String::from("step                                   macro F2 (held-out)   gain\n");
+        let mut out =
+            String::from("step                                   macro F2 (held-out)   gain\n");
         let mut prev: Option<f64> = None;
         for r in &self.rows {
             let gain = prev.map_or(String::new(), |p| format!("{:+.4}", r.macro_f2 - p));
@@ -165,7 +172,10 @@ pub fn run(cfg: &AblationConfig, mut progress: impl FnMut(&str)) -> Ablation {
         let net = train_variant(cfg, &v, &images, &labels, &train, &spec);
         let test_preds = predict_rows(&net, &test_refs, size, &spec);
         let f = f2_with(&fixed, &test_preds, &test_labels);
-        progress(&format!("{name}: macro F2 {f:.4} ({:.0} s)", start.elapsed().as_secs_f64()));
+        progress(&format!(
+            "{name}: macro F2 {f:.4} ({:.0} s)",
+            start.elapsed().as_secs_f64()
+        ));
         rows.push(Row { name, macro_f2: f });
         last = Some((net, test_preds));
     }

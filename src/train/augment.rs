@@ -71,7 +71,16 @@ pub fn flip_h(img: &mut [f32], c: usize, h: usize, w: usize) {
 /// shift by (dx, dy). Bilinear; outside the image reads 0 (the mean after
 /// normalisation).
 #[allow(clippy::too_many_arguments)]
-pub fn warp(img: &mut [f32], c: usize, h: usize, w: usize, angle_deg: f32, zoom: f32, dx: f32, dy: f32) {
+pub fn warp(
+    img: &mut [f32],
+    c: usize,
+    h: usize,
+    w: usize,
+    angle_deg: f32,
+    zoom: f32,
+    dx: f32,
+    dy: f32,
+) {
     let src = img[..c * h * w].to_vec();
     let (sin, cos) = angle_deg.to_radians().sin_cos();
     let (cx, cy) = ((w as f32 - 1.0) / 2.0, (h as f32 - 1.0) / 2.0);

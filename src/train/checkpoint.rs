@@ -34,17 +34,24 @@ fn bad(path: &Path, problem: impl ToString) -> CheckpointError {
 
 /// `<dir>/<name>.bpk` and `<dir>/<name>.json`.
 pub fn paths(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
-    (dir.join(format!("{name}.bpk")), dir.join(format!("{name}.json")))
+    (
+        dir.join(format!("{name}.bpk")),
+        dir.join(format!("{name}.json")),
+    )
 }
 
 /// Writes the weights, then the sidecar (a crash in between leaves the old
 /// sidecar, which still describes loadable weights of the same shape).
 pub fn save(dir: &Path, name: &str, net: &Net, meta: &Meta) -> Result<(), CheckpointError> {
     let (bpk, json) = paths(dir, name);
-    let mut store = BurnpackStore::from_file(&bpk).overwrite(true).auto_extension(false);
-    net.save_into(&mut store).map_err(|e| bad(&bpk, format!("{e:?}")))?;
+    let mut store = BurnpackStore::from_file(&bpk)
+        .overwrite(true)
+        .auto_extension(false);
+    net.save_into(&mut store)
+        .map_err(|e| bad(&bpk, format!("{e:?}")))?;
     let tmp = json.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(meta).expect("serialisable")).map_err(|e| bad(&tmp, e))?;
+    std::fs::write(&tmp, serde_json::to_vec_pretty(meta).expect("serialisable"))
+        .map_err(|e| bad(&tmp, e))?;
     std::fs::rename(&tmp, &json).map_err(|e| bad(&json, e))
 }
 
@@ -52,14 +59,28 @@ pub fn save(dir: &Path, name: &str, net: &Net, meta: &Meta) -> Result<(), Checkp
 pub fn load(path: &Path) -> Result<(Net, Meta), CheckpointError> {
     let bpk = path.with_extension("bpk");
     let json = path.with_extension("json");
-    let text = std::fs::read(&json).map_err(|e| bad(&json, format!("{e} (the .json sidecar sits beside the .bpk)")))?;
+    let text = std::fs::read(&json).map_err(|e| {
+        bad(
+            &json,
+            format!("{e} (the .json sidecar sits beside the .bpk)"),
+        )
+    })?;
     let meta: Meta = serde_json::from_slice(&text).map_err(|e| bad(&json, e))?;
     let arch: Arch = meta.arch.parse().map_err(|e| bad(&json, e))?;
     let mut net = Net::new(arch, meta.classes, &super::cpu());
     let mut store = BurnpackStore::from_file(&bpk).auto_extension(false);
-    let result = net.load_from(&mut store).map_err(|e| bad(&bpk, format!("{e:?}")))?;
+    let result = net
+        .load_from(&mut store)
+        .map_err(|e| bad(&bpk, format!("{e:?}")))?;
     if !result.missing.is_empty() {
-        return Err(bad(&bpk, format!("{} tensors missing, e.g. {:?}", result.missing.len(), result.missing.first())));
+        return Err(bad(
+            &bpk,
+            format!(
+                "{} tensors missing, e.g. {:?}",
+                result.missing.len(),
+                result.missing.first()
+            ),
+        ));
     }
     Ok((net, meta))
 }

@@ -81,7 +81,11 @@ pub fn export(nets: &[(&Net, Vec<f32>)], output: Output) -> Vec<u8> {
     };
     let mut parts = Vec::new();
     for (k, (net, weights)) in nets.iter().enumerate() {
-        assert_eq!(net.arch.input_size() as i64, size, "backbones share the input size");
+        assert_eq!(
+            net.arch.input_size() as i64,
+            size,
+            "backbones share the input size"
+        );
         assert_eq!(net.classes() as i64, classes, "backbones share the classes");
         let mut e = Emitter::new(&mut g, &format!("b{k}_"));
         let logits = emit_logits(net, &mut e, &input);

@@ -78,7 +78,10 @@ pub fn load(dir: &Path, prefix: &str) -> Result<Split, DataError> {
         return Err(bad(&ip, "expected n×28×28 images"));
     }
     if be32(&labels, 4) != n || labels.len() != 8 + n || labels[8..].iter().any(|&l| l > 9) {
-        return Err(bad(&lp, "label count or values (0..9) do not match the images"));
+        return Err(bad(
+            &lp,
+            "label count or values (0..9) do not match the images",
+        ));
     }
     Ok(Split {
         images: images[16..].to_vec(),
@@ -194,17 +197,25 @@ pub fn bench(cfg: &BenchConfig) -> Result<BenchReport, DataError> {
             let b = batch(&train, chunk, &aug, &mut rng);
             let loss = trainer.step(&b, lr_at(trainer.step, total, cfg.lr, warmup));
             seen += chunk.len();
-            ema_loss = if ema_loss.is_nan() { loss } else { 0.98 * ema_loss + 0.02 * loss };
-            // Fit the schedule to the budget once the speed is known.
-            if trainer.step == 30 {
-                let per_step = start.elapsed().as_secs_f64() / 30.0;
-                let fits = (cfg.budget.as_secs_f64() * 0.95 / per_step) as usize;
-                total = total.min(fits.max(31));
+            ema_loss = if ema_loss.is_nan() {
+                loss
+            } else {
+                0.98 * ema_loss + 0.02 * loss
+            };
+            // Fit the schedule to the budget from the speed so far (the
+            // machine may be shared), re-checked every 50 steps.
+            if trainer.step % 50 == 30 {
+                let per_step = start.elapsed().as_secs_f64() / trainer.step as f64;
+                let fits = (cfg.budget.as_secs_f64() * 0.97 / per_step) as usize;
+                total = total.min(fits.max(trainer.step + 1));
                 bar.set_length(total as u64);
             }
             let ips = seen as f64 / start.elapsed().as_secs_f64();
             bar.set_position(trainer.step as u64);
-            bar.set_message(format!("epoch {} loss {ema_loss:.3} {ips:.0} img/s", epoch + 1));
+            bar.set_message(format!(
+                "epoch {} loss {ema_loss:.3} {ips:.0} img/s",
+                epoch + 1
+            ));
         }
     }
     bar.finish();

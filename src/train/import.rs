@@ -88,7 +88,12 @@ impl Source<'_> {
             let v = self.get(&format!("{bn}.{name}"), &[n])?;
             Ok(Tensor::from_data(TensorData::new(v, [n]), &device))
         };
-        let (g, b, m, v) = (one("weight")?, one("bias")?, one("running_mean")?, one("running_var")?);
+        let (g, b, m, v) = (
+            one("weight")?,
+            one("bias")?,
+            one("running_mean")?,
+            one("running_var")?,
+        );
         set_param(&mut norm.gamma, g);
         set_param(&mut norm.beta, b);
         norm.running_mean = RunningState::new(m);
@@ -127,8 +132,16 @@ pub fn efficientnet_lite0(net: &mut Net, path: &Path) -> Result<ImportReport, Im
         if expand {
             next(&mut src, &format!("{p}._expand_conv"), &format!("{p}._bn0"))?;
         }
-        next(&mut src, &format!("{p}._depthwise_conv"), &format!("{p}._bn1"))?;
-        next(&mut src, &format!("{p}._project_conv"), &format!("{p}._bn2"))?;
+        next(
+            &mut src,
+            &format!("{p}._depthwise_conv"),
+            &format!("{p}._bn1"),
+        )?;
+        next(
+            &mut src,
+            &format!("{p}._project_conv"),
+            &format!("{p}._bn2"),
+        )?;
     }
     next(&mut src, "_conv_head", "_bn1")?;
     let head = net.classes() == 1000;

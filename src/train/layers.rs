@@ -91,7 +91,11 @@ impl ConvSpec {
     /// extra pixel goes bottom/right (EfficientNet weights converted from TF).
     pub fn tf_same(mut self) -> Self {
         let pad = |k: usize| -> (usize, usize) {
-            let total = if self.stride == 1 { k - 1 } else { k.saturating_sub(self.stride) };
+            let total = if self.stride == 1 {
+                k - 1
+            } else {
+                k.saturating_sub(self.stride)
+            };
             (total / 2, total - total / 2)
         };
         let (t, b) = pad(self.kernel[0]);
@@ -140,7 +144,11 @@ impl ConvBn {
             .with_bias(false)
             .with_padding(PaddingConfig2d::Explicit(t, l, b, r))
             .init(device);
-        let bn = bn.then(|| BatchNormConfig::new(s.cout).with_epsilon(s.eps).init(device));
+        let bn = bn.then(|| {
+            BatchNormConfig::new(s.cout)
+                .with_epsilon(s.eps)
+                .init(device)
+        });
         Self {
             conv,
             bn,
@@ -184,9 +192,15 @@ impl ConvBn {
             "Conv",
             &[x, &w, &b],
             vec![
-                ("kernel_shape", Attr::Ints(vec![dims[2] as i64, dims[3] as i64])),
+                (
+                    "kernel_shape",
+                    Attr::Ints(vec![dims[2] as i64, dims[3] as i64]),
+                ),
                 ("strides", Attr::Ints(stride)),
-                ("pads", Attr::Ints(self.pads.iter().map(|&p| p as i64).collect())),
+                (
+                    "pads",
+                    Attr::Ints(self.pads.iter().map(|&p| p as i64).collect()),
+                ),
                 ("group", Attr::Int(self.conv.groups as i64)),
             ],
         );
@@ -225,7 +239,9 @@ pub struct NormAct {
 impl NormAct {
     pub fn new(channels: usize, eps: f64, act: Act, device: &Device) -> Self {
         Self {
-            bn: BatchNormConfig::new(channels).with_epsilon(eps).init(device),
+            bn: BatchNormConfig::new(channels)
+                .with_epsilon(eps)
+                .init(device),
             act,
         }
     }
@@ -462,18 +478,20 @@ impl Layer {
         match self {
             Layer::Conv(c) => out.push(c),
             Layer::Norm(_) | Layer::Pool(_) => {}
-            Layer::Concat(c) => c.branches.iter_mut().for_each(|b| {
-                b.layers.iter_mut().for_each(|l| l.collect_convs(out))
-            }),
+            Layer::Concat(c) => c
+                .branches
+                .iter_mut()
+                .for_each(|b| b.layers.iter_mut().for_each(|l| l.collect_convs(out))),
             Layer::Residual(r) => {
                 r.body.layers.iter_mut().for_each(|l| l.collect_convs(out));
                 if let Some(s) = &mut r.shortcut {
                     out.push(s);
                 }
             }
-            Layer::Dense(d) => d.layers.iter_mut().for_each(|b| {
-                b.layers.iter_mut().for_each(|l| l.collect_convs(out))
-            }),
+            Layer::Dense(d) => d
+                .layers
+                .iter_mut()
+                .for_each(|b| b.layers.iter_mut().for_each(|l| l.collect_convs(out))),
         }
     }
 }
@@ -572,10 +590,17 @@ pub fn perturb_norms(seq: &mut Seq, seed: u64) {
         let n = bn.gamma.dims()[0];
         let device = bn.gamma.device();
         let mut draw = |lo: f64, hi: f64| -> Tensor<1> {
-            let v: Vec<f32> = (0..n).map(|_| (lo + (hi - lo) * rng.uniform() as f64) as f32).collect();
+            let v: Vec<f32> = (0..n)
+                .map(|_| (lo + (hi - lo) * rng.uniform() as f64) as f32)
+                .collect();
             Tensor::from_data(burn::tensor::TensorData::new(v, [n]), &device)
         };
-        let (g, b, m, v) = (draw(0.5, 1.5), draw(-0.3, 0.3), draw(-0.2, 0.2), draw(0.5, 2.0));
+        let (g, b, m, v) = (
+            draw(0.5, 1.5),
+            draw(-0.3, 0.3),
+            draw(-0.2, 0.2),
+            draw(0.5, 2.0),
+        );
         set_param(&mut bn.gamma, g);
         set_param(&mut bn.beta, b);
         bn.running_mean = burn::module::RunningState::new(m);

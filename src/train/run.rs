@@ -124,7 +124,11 @@ impl TrainConfig {
         let cfg: TrainConfig = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
         let base = path.parent().unwrap_or(Path::new("."));
         let mut cfg = cfg;
-        for p in [&mut cfg.data.images, &mut cfg.data.labels, &mut cfg.output.dir] {
+        for p in [
+            &mut cfg.data.images,
+            &mut cfg.data.labels,
+            &mut cfg.output.dir,
+        ] {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
@@ -136,12 +140,19 @@ impl TrainConfig {
     fn check(&self) -> Result<(), String> {
         let t = &self.train;
         if t.backbones.is_empty() {
-            return Err("train.backbones is empty: name at least one, e.g. [\"tiny_resnet50\"]".into());
+            return Err(
+                "train.backbones is empty: name at least one, e.g. [\"tiny_resnet50\"]".into(),
+            );
         }
         for b in &t.backbones {
-            b.parse::<Arch>().map_err(|e| format!("train.backbones: {e}"))?;
+            b.parse::<Arch>()
+                .map_err(|e| format!("train.backbones: {e}"))?;
         }
-        let sizes: Vec<usize> = t.backbones.iter().map(|b| b.parse::<Arch>().unwrap().input_size()).collect();
+        let sizes: Vec<usize> = t
+            .backbones
+            .iter()
+            .map(|b| b.parse::<Arch>().unwrap().input_size())
+            .collect();
         if sizes.iter().any(|&s| s != sizes[0]) {
             return Err(format!(
                 "train.backbones {:?} have different input sizes {sizes:?}: a fused bundle has one input; train them into separate output dirs",
@@ -149,10 +160,16 @@ impl TrainConfig {
             ));
         }
         if t.fn_weight.len() != 13 {
-            return Err(format!("train.fn_weight has {} values; give one per class (13)", t.fn_weight.len()));
+            return Err(format!(
+                "train.fn_weight has {} values; give one per class (13)",
+                t.fn_weight.len()
+            ));
         }
         if !(0.0..1.0).contains(&self.data.val_fraction) || self.data.val_fraction == 0.0 {
-            return Err(format!("data.val_fraction = {}: use a value in (0, 1), e.g. 0.2", self.data.val_fraction));
+            return Err(format!(
+                "data.val_fraction = {}: use a value in (0, 1), e.g. 0.2",
+                self.data.val_fraction
+            ));
         }
         if t.epochs == 0 || t.batch_size == 0 {
             return Err("train.epochs and train.batch_size must be at least 1".into());
@@ -201,9 +218,17 @@ pub fn load_dataset(cfg: &DataConfig, size: usize) -> Result<Dataset, TrainError
     };
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let bar = ProgressBar::new(table.len() as u64);
-    bar.set_style(ProgressStyle::with_template("decode [{elapsed_precise}] {bar:30} {pos}/{len} images ETA {eta}").expect("template"));
+    bar.set_style(
+        ProgressStyle::with_template(
+            "decode [{elapsed_precise}] {bar:30} {pos}/{len} images ETA {eta}",
+        )
+        .expect("template"),
+    );
     let decoded: Vec<Result<Vec<u8>, String>> = std::thread::scope(|s| {
-        let chunks: Vec<&[String]> = table.ids.chunks(table.len().div_ceil(threads).max(1)).collect();
+        let chunks: Vec<&[String]> = table
+            .ids
+            .chunks(table.len().div_ceil(threads).max(1))
+            .collect();
         let handles: Vec<_> = chunks
             .into_iter()
             .map(|ids| {
@@ -219,7 +244,10 @@ pub fn load_dataset(cfg: &DataConfig, size: usize) -> Result<Dataset, TrainError
                 })
             })
             .collect();
-        handles.into_iter().flat_map(|h| h.join().expect("decoder thread")).collect()
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("decoder thread"))
+            .collect()
     });
     bar.finish_and_clear();
     let mut ds = Dataset {
@@ -249,8 +277,11 @@ pub fn load_dataset(cfg: &DataConfig, size: usize) -> Result<Dataset, TrainError
 }
 
 fn decode(dir: &Path, id: &str, spec: &Spec) -> Result<Vec<u8>, String> {
-    let path = find_image(dir, id).ok_or_else(|| format!("{id}: no {id}.jpg/.jpeg/.png in {}", dir.display()))?;
-    let img = image::open(&path).map_err(|e| format!("{}: {e}", path.display()))?.to_rgb8();
+    let path = find_image(dir, id)
+        .ok_or_else(|| format!("{id}: no {id}.jpg/.jpeg/.png in {}", dir.display()))?;
+    let img = image::open(&path)
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .to_rgb8();
     let frame = crate::capture::Frame {
         camera: std::sync::Arc::from("train"),
         seq: 0,
@@ -262,7 +293,8 @@ fn decode(dir: &Path, id: &str, spec: &Spec) -> Result<Vec<u8>, String> {
         stride: 0,
         data: img.into_raw(),
     };
-    let chw = crate::preprocess::preprocess(&frame, spec).map_err(|e| format!("{}: {e}", path.display()))?;
+    let chw = crate::preprocess::preprocess(&frame, spec)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     let n = (spec.width * spec.height) as usize;
     let mut hwc = vec![0u8; n * 3];
     for c in 0..3 {
@@ -293,7 +325,12 @@ pub struct TrainOutcome {
 
 /// Runs the whole `train` command.
 pub fn train(cfg: &TrainConfig, mut say: impl FnMut(&str)) -> Result<TrainOutcome, TrainError> {
-    let archs: Vec<Arch> = cfg.train.backbones.iter().map(|b| b.parse().expect("checked")).collect();
+    let archs: Vec<Arch> = cfg
+        .train
+        .backbones
+        .iter()
+        .map(|b| b.parse().expect("checked"))
+        .collect();
     let size = archs[0].input_size();
     let ds = load_dataset(&cfg.data, size)?;
     if !ds.skipped.is_empty() {
@@ -313,7 +350,12 @@ pub fn train(cfg: &TrainConfig, mut say: impl FnMut(&str)) -> Result<TrainOutcom
         )));
     }
     let taxonomy = Taxonomy::jd2018();
-    let sampler = Sampler::new(&train_idx, &ds.labels, cfg.train.batch_size, cfg.train.resample);
+    let sampler = Sampler::new(
+        &train_idx,
+        &ds.labels,
+        cfg.train.batch_size,
+        cfg.train.resample,
+    );
     let missing = sampler.classes_without_positives();
     if !missing.is_empty() {
         let names: Vec<&str> = missing.iter().map(|&a| taxonomy.0[a].id.as_str()).collect();
@@ -367,7 +409,11 @@ pub fn train(cfg: &TrainConfig, mut say: impl FnMut(&str)) -> Result<TrainOutcom
             labels: &ds.labels,
             train: &train_idx,
             spec: &spec,
-            augment: if cfg.train.augment { Augment::recipe() } else { Augment::NONE },
+            augment: if cfg.train.augment {
+                Augment::recipe()
+            } else {
+                Augment::NONE
+            },
             resample: cfg.train.resample,
             batch_size: cfg.train.batch_size,
             epochs: cfg.train.epochs,
@@ -425,21 +471,41 @@ pub fn train(cfg: &TrainConfig, mut say: impl FnMut(&str)) -> Result<TrainOutcom
             },
         )?;
         bar.finish_and_clear();
-        write_predictions(&out.join(format!("val_{arch}.csv")), &val_idx, &ds, &val_preds, &taxonomy)?;
+        write_predictions(
+            &out.join(format!("val_{arch}.csv")),
+            &val_idx,
+            &ds,
+            &val_preds,
+            &taxonomy,
+        )?;
         val_preds_all.push(val_preds);
         nets.push((trainer.into_net(), spec));
     }
     // Fusion: mean of the backbones' validation predictions (per-class weights 1/K).
     let k = nets.len();
     let fused: Vec<Vec<f32>> = (0..val_idx.len())
-        .map(|i| (0..13).map(|a| val_preds_all.iter().map(|p| p[i][a]).sum::<f32>() / k as f32).collect())
+        .map(|i| {
+            (0..13)
+                .map(|a| val_preds_all.iter().map(|p| p[i][a]).sum::<f32>() / k as f32)
+                .collect()
+        })
         .collect();
-    let relation = RelationMatrix::from_labels(train_idx.iter().map(|&i| ds.labels[i].as_slice()), 13);
+    let relation =
+        RelationMatrix::from_labels(train_idx.iter().map(|&i| ds.labels[i].as_slice()), 13);
     let report = tune(&fused, &val_labels, relation);
     let bundle = out.join("bundle");
-    let parts: Vec<(&Net, Vec<f32>)> = nets.iter().map(|(n, _)| (n, vec![1.0 / k as f32; 13])).collect();
-    write_bundle(&bundle, "stylecam-trained", &parts, &nets[0].1, Some(report.best().params.clone()))
-        .map_err(|e| TrainError::Data(e.to_string()))?;
+    let parts: Vec<(&Net, Vec<f32>)> = nets
+        .iter()
+        .map(|(n, _)| (n, vec![1.0 / k as f32; 13]))
+        .collect();
+    write_bundle(
+        &bundle,
+        "stylecam-trained",
+        &parts,
+        &nets[0].1,
+        Some(report.best().params.clone()),
+    )
+    .map_err(|e| TrainError::Data(e.to_string()))?;
     Ok(TrainOutcome {
         bundle,
         tune_table: report.table(),
@@ -456,7 +522,13 @@ fn write_json<T: serde::Serialize>(path: &Path, v: &T) -> Result<(), TrainError>
     })
 }
 
-fn write_predictions(path: &Path, idx: &[usize], ds: &Dataset, preds: &[Vec<f32>], tax: &Taxonomy) -> Result<(), TrainError> {
+fn write_predictions(
+    path: &Path,
+    idx: &[usize],
+    ds: &Dataset,
+    preds: &[Vec<f32>],
+    tax: &Taxonomy,
+) -> Result<(), TrainError> {
     let table = LabelTable {
         ids: idx.iter().map(|&i| ds.ids[i].clone()).collect(),
         rows: preds.to_vec(),

@@ -12,7 +12,11 @@ fn shuffle<T>(v: &mut [T], rng: &mut Rng) {
 /// about `val_fraction` of its positives in validation: samples are grouped
 /// by their rarest positive class and each group is split on its own
 /// (seeded). A class with a single positive keeps it in training.
-pub fn stratified_split(labels: &[Vec<f32>], val_fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
+pub fn stratified_split(
+    labels: &[Vec<f32>],
+    val_fraction: f64,
+    seed: u64,
+) -> (Vec<usize>, Vec<usize>) {
     let classes = labels.first().map_or(0, Vec::len);
     let mut freq = vec![0usize; classes];
     for row in labels {
@@ -60,10 +64,21 @@ pub struct Sampler {
 }
 
 impl Sampler {
-    pub fn new(train: &[usize], labels: &[Vec<f32>], batch_size: usize, guarantee_positives: bool) -> Self {
+    pub fn new(
+        train: &[usize],
+        labels: &[Vec<f32>],
+        batch_size: usize,
+        guarantee_positives: bool,
+    ) -> Self {
         let classes = labels.first().map_or(0, Vec::len);
         let positives = (0..classes)
-            .map(|a| train.iter().copied().filter(|&i| labels[i][a] >= 0.5).collect())
+            .map(|a| {
+                train
+                    .iter()
+                    .copied()
+                    .filter(|&i| labels[i][a] >= 0.5)
+                    .collect()
+            })
             .collect();
         Self {
             positives,

@@ -41,7 +41,10 @@ fn draw(row: &[f32], size: usize, rng: &mut Rng) -> Vec<u8> {
     let mut img = vec![0f32; size * size * 3];
     // Background: a grey level with noise; the garment: a lighter blob.
     let bg = 60.0 + 80.0 * rng.uniform();
-    let (gx, gy) = (size as f32 * (0.4 + 0.2 * rng.uniform()), size as f32 * (0.4 + 0.2 * rng.uniform()));
+    let (gx, gy) = (
+        size as f32 * (0.4 + 0.2 * rng.uniform()),
+        size as f32 * (0.4 + 0.2 * rng.uniform()),
+    );
     let gr = size as f32 * (0.3 + 0.1 * rng.uniform());
     for y in 0..size {
         for x in 0..size {
@@ -61,7 +64,11 @@ fn draw(row: &[f32], size: usize, rng: &mut Rng) -> Vec<u8> {
     let distractors = (rng.uniform() * 2.5) as usize;
     for _ in 0..distractors {
         let k = (rng.uniform() * classes as f32) as usize;
-        patches.push(((k as f32 + 0.5) / classes as f32, k % 4, 0.3 + 0.5 * rng.uniform()));
+        patches.push((
+            (k as f32 + 0.5) / classes as f32,
+            k % 4,
+            0.3 + 0.5 * rng.uniform(),
+        ));
     }
     for (hue, pattern, alpha) in patches {
         let colour = hue_rgb(hue, 0.75 + 0.25 * rng.uniform());
@@ -79,7 +86,9 @@ fn draw(row: &[f32], size: usize, rng: &mut Rng) -> Vec<u8> {
                     0 => dx * dx + dy * dy <= half * half,
                     1 => true,
                     2 => ((dy + half) / period) as usize % 2 == 0,
-                    _ => (((dx + half) / period) as usize + ((dy + half) / period) as usize) % 2 == 0,
+                    _ => {
+                        (((dx + half) / period) as usize + ((dy + half) / period) as usize) % 2 == 0
+                    }
                 };
                 if on {
                     for c in 0..3 {
