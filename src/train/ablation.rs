@@ -1,7 +1,7 @@
 //! The paper's ablation (Table IV style) on the synthetic garment dataset:
-//! baseline → + augmentation → + resampling and cost-sensitive loss →
-//! + relations → + thresholds, each scored by macro F2 on held-out images,
-//! and the final model written as a bundle the daemon serves.
+//! the baseline, then augmentation, resampling with the cost-sensitive loss,
+//! relations and thresholds added one at a time, each scored by macro F2 on
+//! held-out images; the final model is written as a bundle the daemon serves.
 
 use std::path::Path;
 use std::time::Instant;

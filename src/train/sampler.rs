@@ -130,6 +130,7 @@ impl Sampler {
 }
 
 #[cfg(test)]
+#[allow(clippy::needless_range_loop)] // class indices read clearer here
 mod tests {
     use super::*;
     use crate::styles::simulate::jd_like_labels;
