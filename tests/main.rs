@@ -15,6 +15,8 @@ mod styles_real;
 #[cfg(feature = "train")]
 mod train_ablation;
 #[cfg(feature = "train")]
+mod train_cli;
+#[cfg(feature = "train")]
 mod train_export;
 #[cfg(feature = "train")]
 mod train_fashion;

@@ -186,6 +186,14 @@ pub fn bench(cfg: &BenchConfig) -> Result<BenchReport, DataError> {
     let mut seen = 0usize;
     let mut ema_loss = f32::NAN;
     'outer: for epoch in 0.. {
+        if epoch > 0 {
+            log::info!(
+                "epoch {epoch} done: step {}/{total}, loss {ema_loss:.3}, {:.0} images/s, {:.1} min",
+                trainer.step,
+                seen as f64 / start.elapsed().as_secs_f64(),
+                start.elapsed().as_secs_f64() / 60.0
+            );
+        }
         let mut order: Vec<usize> = (0..train.len()).collect();
         for i in (1..order.len()).rev() {
             order.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);

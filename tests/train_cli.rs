@@ -1,0 +1,179 @@
+//! `stylecam train` and `stylecam export` as an admin runs them: a labelled
+//! folder → checkpoints, predictions, log and a bundle `check-config`
+//! accepts; resume; and the bad-input messages.
+
+use crate::common::*;
+use std::path::Path;
+use stylecam::styles::Taxonomy;
+use stylecam::train::synthetic;
+
+/// Writes `n` synthetic garment images as PNG and a CSV label file with a
+/// header; every class gets positives.
+fn labelled_folder(dir: &Path, n: usize) {
+    let (images, mut labels) = synthetic::generate(n, 64, 3);
+    for (i, row) in labels.iter_mut().enumerate().take(39) {
+        row[i % 13] = 1.0;
+    }
+    let photos = dir.join("photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    let tax = Taxonomy::jd2018();
+    let mut csv = format!("image,{}\n", tax.ids().collect::<Vec<_>>().join(","));
+    for (i, (img, row)) in images.iter().zip(&labels).enumerate() {
+        image::RgbImage::from_raw(64, 64, img.clone())
+            .unwrap()
+            .save(photos.join(format!("g{i:04}.png")))
+            .unwrap();
+        let vals: Vec<String> = row.iter().map(|v| format!("{v}")).collect();
+        csv += &format!("g{i:04},{}\n", vals.join(","));
+    }
+    std::fs::write(dir.join("labels.csv"), csv).unwrap();
+}
+
+fn config(dir: &Path, epochs: usize) -> std::path::PathBuf {
+    let path = dir.join("train.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"[data]
+images = "photos"
+labels = "labels.csv"
+[train]
+backbones = ["tiny_efficientnet_lite0"]
+epochs = {epochs}
+batch_size = 16
+[output]
+dir = "run"
+"#
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn train(cfg: &Path) -> std::process::Output {
+    stylecam()
+        .args(["train", "--config"])
+        .arg(cfg)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn train_writes_a_bundle_resumes_and_exports() {
+    let dir = tempfile::tempdir().unwrap();
+    labelled_folder(dir.path(), 120);
+    // One image missing: skipped and counted, not fatal.
+    std::fs::remove_file(dir.path().join("photos/g0100.png")).unwrap();
+    let out = train(&config(dir.path(), 1));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("1 images skipped") && text.contains("g0100"),
+        "{text}"
+    );
+    assert!(
+        text.contains("fixed 0.5 thresholds"),
+        "the tune table is printed: {text}"
+    );
+    let run = dir.path().join("run");
+    for f in [
+        "tiny_efficientnet_lite0.bpk",
+        "tiny_efficientnet_lite0.json",
+        "log.json",
+        "log.csv",
+        "val_tiny_efficientnet_lite0.csv",
+        "bundle/model.onnx",
+        "bundle/bundle.toml",
+    ] {
+        assert!(run.join(f).is_file(), "{f} missing");
+    }
+    let bundle = stylecam::bundle::Bundle::load(&run.join("bundle")).unwrap();
+    assert!(bundle.manifest.decision.is_some(), "tuned decision written");
+
+    // Resume: two epochs asked, one done.
+    let out = train(&config(dir.path(), 2));
+    let text = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("resuming from") && text.contains("epoch 1 of 2"),
+        "{text}"
+    );
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("tiny_efficientnet_lite0.json")).unwrap())
+            .unwrap();
+    assert_eq!(meta["epoch"], 2);
+
+    // Export alone.
+    let onnx = dir.path().join("alone.onnx");
+    let out = stylecam()
+        .args(["export", "--checkpoint"])
+        .arg(run.join("tiny_efficientnet_lite0.bpk"))
+        .arg("--out")
+        .arg(&onnx)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shapes = stylecam::bundle::onnx::io_shapes(&std::fs::read(&onnx).unwrap()).unwrap();
+    assert_eq!(shapes.output[1], Some(13));
+}
+
+#[test]
+fn bad_training_input_is_explained_before_training() {
+    let dir = tempfile::tempdir().unwrap();
+    labelled_folder(dir.path(), 40);
+    let labels = dir.path().join("labels.csv");
+    let good = std::fs::read_to_string(&labels).unwrap();
+    let cfg = config(dir.path(), 1);
+    let fails = |needle: &str| {
+        let out = train(&cfg);
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(!out.status.success(), "should fail: {err}");
+        assert!(err.contains(needle), "expected {needle:?} in: {err}");
+        assert!(!dir.path().join("run/bundle").exists(), "nothing trained");
+    };
+
+    // A row with a missing column: file and line.
+    let mut lines: Vec<&str> = good.lines().collect();
+    let short = lines[3].rsplit_once(',').unwrap().0.to_string();
+    lines[3] = &short;
+    std::fs::write(&labels, lines.join("\n")).unwrap();
+    fails("labels.csv:4: 13 columns, the header has 14");
+
+    // A value other than 0/1.
+    std::fs::write(&labels, good.replacen("g0002,0", "g0002,2", 1)).unwrap();
+    fails("labels.csv:4: class \"sports\": 2 is not 0 or 1");
+
+    // A class with no positive at all.
+    let no_ethnic: String = good
+        .lines()
+        .map(|l| {
+            if l.starts_with('g') {
+                format!("{},0", l.rsplit_once(',').unwrap().0)
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&labels, no_ethnic).unwrap();
+    fails("classes [\"ethnic\"] have no positive image in the training split");
+
+    // Unknown backbone: the config key and the choices.
+    std::fs::write(&labels, &good).unwrap();
+    std::fs::write(
+        &cfg,
+        std::fs::read_to_string(&cfg)
+            .unwrap()
+            .replace("tiny_efficientnet_lite0", "vgg16"),
+    )
+    .unwrap();
+    fails("train.backbones: unknown backbone \"vgg16\"");
+}
