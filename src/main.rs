@@ -86,17 +86,30 @@ enum Command {
     },
     /// Train backbones on a labelled image folder and write a tuned bundle.
     ///
-    /// Steps: read the labels (challenge layouts or CSV `image,<class ids>`)
-    /// and decode the images; split 80/20 stratified; train each backbone
-    /// in [train].backbones (augmentation, positives of every class in every
-    /// batch, cost-sensitive BCE) with a checkpoint per epoch (rerun the
-    /// same command to resume); write validation predictions per backbone;
-    /// fuse them (mean); run `tune`; write <output.dir>/bundle (model.onnx
-    /// with all backbones fused, batch norm folded, + bundle.toml). Point
-    /// model.bundle at it, then (GPU box) build the TensorRT engine.
+    /// Reads the labels (challenge layouts or CSV `image,<class ids>`) and
+    /// decodes <id>.jpg/.png in parallel; splits 80/20 stratified; trains
+    /// each backbone (augmentation, positives of every class in every batch,
+    /// cost-sensitive BCE) with a checkpoint per epoch — rerun the same
+    /// command to resume; writes validation predictions per backbone; fuses
+    /// them with per-class weights searched on validation; runs `tune`; and
+    /// writes <output.dir>/bundle (all backbones in one model.onnx, batch
+    /// norm folded, + bundle.toml). Point model.bundle at it.
     ///
-    /// Example config: see `stylecam train --help` in the README
-    /// ("Training a model").
+    /// A minimal train.toml:
+    ///
+    ///   [data]
+    ///   images = "photos"          # folder with <id>.jpg/.png
+    ///   labels = "labels.csv"
+    ///   [train]
+    ///   backbones = ["tiny_resnet50"]   # resnet50, densenet121, inception_v4,
+    ///                                   # efficientnet_lite0, each also tiny_…
+    ///   epochs = 10
+    ///   [output]
+    ///   dir = "runs/first"
+    ///
+    /// More keys (lr, batch_size, augment, resample, fn_weight, imagenet,
+    /// init_from, head_init, val_fraction, seed): README, "Training a model".
+    #[command(verbatim_doc_comment)]
     Train(cli::train::TrainArgs),
     /// Export a training checkpoint (`.bpk` + `.json`) to ONNX on its own.
     Export(cli::train::ExportArgs),

@@ -89,7 +89,7 @@ fn train_variant(
     train: &[usize],
     spec: &Spec,
 ) -> Net {
-    let net = Net::new(cfg.arch, 13, &super::cpu());
+    let net = Net::new(cfg.arch, 13, &super::device());
     let mut trainer = Trainer::new(
         net,
         Loss::WeightedBce {

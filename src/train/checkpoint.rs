@@ -67,7 +67,7 @@ pub fn load(path: &Path) -> Result<(Net, Meta), CheckpointError> {
     })?;
     let meta: Meta = serde_json::from_slice(&text).map_err(|e| bad(&json, e))?;
     let arch: Arch = meta.arch.parse().map_err(|e| bad(&json, e))?;
-    let mut net = Net::new(arch, meta.classes, &super::cpu());
+    let mut net = Net::new(arch, meta.classes, &super::device());
     let mut store = BurnpackStore::from_file(&bpk).auto_extension(false);
     let result = net
         .load_from(&mut store)

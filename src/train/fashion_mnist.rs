@@ -164,7 +164,7 @@ pub fn bench(cfg: &BenchConfig) -> Result<BenchReport, DataError> {
         family: Family::SmallCnn,
         tiny: cfg.tiny,
     };
-    let net = Net::new(arch, 10, &super::cpu());
+    let net = Net::new(arch, 10, &super::device());
     let mut trainer = Trainer::new(net, Loss::Softmax, 5e-4);
     let aug = Augment {
         flip: true,

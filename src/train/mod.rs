@@ -22,7 +22,21 @@ pub mod synthetic;
 
 pub use backbones::{Arch, Family, Net};
 
-/// The device training runs on: burn's `flex` CPU backend.
+/// burn's pure-Rust `flex` CPU backend (tests, this machine).
 pub fn cpu() -> burn::tensor::Device {
     burn::tensor::Device::flex()
+}
+
+/// The device training runs on: GPU 0 through burn's CUDA backend when built
+/// with `--features train-cuda` (an admin's desktop with internet: burn's
+/// CUDA build downloads an LLVM bundle), otherwise [`cpu`].
+pub fn device() -> burn::tensor::Device {
+    #[cfg(feature = "train-cuda")]
+    {
+        burn::tensor::Device::cuda(0usize)
+    }
+    #[cfg(not(feature = "train-cuda"))]
+    {
+        cpu()
+    }
 }

@@ -571,7 +571,7 @@ fn initial_net(
     t: &TrainSection,
     say: &mut impl FnMut(&str),
 ) -> Result<Net, TrainError> {
-    let mut net = Net::new(arch, 13, &super::cpu());
+    let mut net = Net::new(arch, 13, &super::device());
     let mut pretrained = false;
     if let (Some(path), super::Family::EfficientnetLite0) = (&t.imagenet, arch.family) {
         let r = super::import::efficientnet_lite0(&mut net, path)
