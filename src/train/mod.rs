@@ -16,6 +16,7 @@ pub mod fashion_mnist;
 pub mod fit;
 pub mod import;
 pub mod layers;
+pub mod plot;
 pub mod run;
 pub mod sampler;
 pub mod synthetic;

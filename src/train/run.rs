@@ -486,6 +486,10 @@ pub fn train(cfg: &TrainConfig, mut say: impl FnMut(&str)) -> Result<TrainOutcom
                 log.push(entry);
                 write_json(&out.join("log.json"), &log)?;
                 write_log_csv(&out.join("log.csv"), &log, &taxonomy)?;
+                let png = out.join("curves.png");
+                super::plot::curves(&log, &cfg.train.backbones)
+                    .save(&png)
+                    .map_err(|e| TrainError::Data(format!("{}: {e}", png.display())))?;
                 let meta = checkpoint::Meta {
                     arch: arch.to_string(),
                     classes: 13,
