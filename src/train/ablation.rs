@@ -15,7 +15,7 @@ use super::fit::{predict_rows, Loss, Plan, Trainer};
 use super::sampler::stratified_split;
 use super::synthetic;
 use crate::bundle::{sha256_hex, write_manifest, BundleError, Manifest};
-use crate::preprocess::{ResizeMode, Spec};
+use crate::preprocess::Spec;
 use crate::styles::decision::DecisionParams;
 use crate::styles::metrics::macro_f2;
 use crate::styles::search::tune;
@@ -122,14 +122,7 @@ fn f2_with(params: &DecisionParams, preds: &[Vec<f32>], truth: &[Vec<f32>]) -> f
 /// Runs the ablation; `progress` gets one line per finished step.
 pub fn run(cfg: &AblationConfig, mut progress: impl FnMut(&str)) -> Ablation {
     let size = cfg.arch.input_size();
-    let (mean, std) = cfg.arch.mean_std();
-    let spec = Spec {
-        width: size as u32,
-        height: size as u32,
-        resize: ResizeMode::ShorterSideCrop,
-        mean,
-        std,
-    };
+    let spec = cfg.arch.spec();
     let (images, labels) = synthetic::generate(cfg.train_val, size, cfg.seed);
     let (test_images, test_labels) = synthetic::generate(cfg.test, size, cfg.seed + 1);
     let (train, val) = stratified_split(&labels, 0.2, cfg.seed);

@@ -74,6 +74,22 @@ impl Arch {
     }
 }
 
+impl Arch {
+    /// The bundle's `[input]` for this backbone: its size, centre crop of
+    /// the shorter side, its normalisation.
+    pub fn spec(&self) -> crate::preprocess::Spec {
+        let size = self.input_size() as u32;
+        let (mean, std) = self.mean_std();
+        crate::preprocess::Spec {
+            width: size,
+            height: size,
+            resize: crate::preprocess::ResizeMode::ShorterSideCrop,
+            mean,
+            std,
+        }
+    }
+}
+
 impl fmt::Display for Arch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let name = match self.family {

@@ -400,14 +400,7 @@ pub fn train(cfg: &TrainConfig, mut say: impl FnMut(&str)) -> Result<TrainOutcom
     let mut nets = Vec::new();
     let mut val_preds_all = Vec::new();
     for arch in &archs {
-        let (mean, std) = arch.mean_std();
-        let spec = Spec {
-            width: size as u32,
-            height: size as u32,
-            resize: ResizeMode::ShorterSideCrop,
-            mean,
-            std,
-        };
+        let spec = arch.spec();
         // Resume from this backbone's checkpoint in the output dir, if any.
         let (ckpt_bpk, _) = checkpoint::paths(out, &arch.to_string());
         let (net, done) = match checkpoint::load(&ckpt_bpk) {
