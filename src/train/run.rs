@@ -472,7 +472,7 @@ pub fn train(cfg: &TrainConfig, mut say: impl FnMut(&str)) -> Result<TrainOutcom
                     val_f2: per_class_f2(&chosen, &val_labels, 13),
                     images_per_s: ips,
                 };
-                bar.println(format!(
+                bar.suspend(|| log::info!(
                     "{arch} epoch {epoch}: loss {loss:.4}, validation macro F2 {:.4} (t = 0.5), {ips:.0} images/s",
                     entry.val_macro_f2
                 ));
