@@ -11,6 +11,7 @@ use stylecam::bundle::Bundle;
 use stylecam::infer::{cpu::CpuBackend, Backend};
 use stylecam::styles::Taxonomy;
 use stylecam::train::ablation::{run, write_bundle, AblationConfig};
+use stylecam::train::fit::to_chw;
 use stylecam::train::{Arch, Family};
 
 #[test]
@@ -61,15 +62,9 @@ fn recipe_beats_baseline_and_its_bundle_is_served() {
             .unwrap()
             .save(&path)
             .unwrap();
-        let frame = image::open(&path).unwrap().to_rgb8();
-        let x: Vec<f32> = (0..3)
-            .flat_map(|c| {
-                let spec = &ab.spec;
-                frame
-                    .pixels()
-                    .map(move |p| (p[c] as f32 / 255.0 - spec.mean[c]) / spec.std[c])
-            })
-            .collect();
+        // What the daemon's files camera reads back (PNG is lossless).
+        let frame = image::open(&path).unwrap().to_rgb8().into_raw();
+        let x = to_chw(&[&frame], size as usize, &ab.spec);
         let p = backend.infer(&x, 1).unwrap();
         for a in bundle.decision().decide(&p).labels {
             expected.insert(tax.0[a].id.clone());

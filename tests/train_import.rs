@@ -6,12 +6,10 @@
 use crate::common::*;
 use burn::module::Module;
 use burn::tensor::{Tensor, TensorData};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::SystemTime;
-use stylecam::capture::{Frame, PixelFormat};
+use std::path::PathBuf;
+use stylecam::capture::files::image_frame;
 use stylecam::infer::{cpu::CpuBackend, Backend};
-use stylecam::preprocess::{preprocess, ResizeMode, Spec};
+use stylecam::preprocess::preprocess;
 use stylecam::train::export::{export_one, Output};
 use stylecam::train::layers::values;
 use stylecam::train::{cpu, import, Arch, Family, Net};
@@ -43,21 +41,6 @@ fn skimage_data() -> Option<PathBuf> {
         .ok()?;
     let p = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("data");
     p.join("coffee.png").is_file().then_some(p)
-}
-
-fn frame(path: &Path) -> Frame {
-    let img = image::open(path).unwrap().to_rgb8();
-    Frame {
-        camera: Arc::from("test"),
-        seq: 0,
-        captured_at: SystemTime::now(),
-        driver_timestamp: None,
-        width: img.width(),
-        height: img.height(),
-        format: PixelFormat::Rgb8,
-        stride: 0,
-        data: img.into_raw(),
-    }
 }
 
 fn top(p: &[f32]) -> (usize, f32) {
@@ -92,17 +75,10 @@ fn efficientnet_lite0_imagenet_weights_classify_real_photos() {
     let net = net.valid();
     let onnx = export_one(&net, Output::Softmax);
     let mut backend = CpuBackend::from_bytes(&onnx, [3, 224, 224]).unwrap();
-    let (mean, std) = arch.mean_std();
-    let spec = Spec {
-        width: 224,
-        height: 224,
-        resize: ResizeMode::ShorterSideCrop,
-        mean,
-        std,
-    };
+    let spec = arch.spec();
     let mut results = Vec::new();
     for name in ["coffee.png", "camera.png", "chelsea.png"] {
-        let x = preprocess(&frame(&data.join(name)), &spec).unwrap();
+        let x = preprocess(&image_frame(&data.join(name), "test").unwrap(), &spec).unwrap();
         let p = backend.infer(&x, 1).unwrap();
         let (class, prob) = top(&p);
         // burn's own forward on the same input (import + export agree).

@@ -80,25 +80,44 @@ impl FilesSource {
     pub fn skipped(&self) -> u64 {
         self.skipped
     }
+}
 
-    fn decode(path: &Path) -> Result<(u32, u32, PixelFormat, Vec<u8>), String> {
-        let img = image::ImageReader::open(path)
-            .map_err(|e| e.to_string())?
-            .with_guessed_format()
-            .map_err(|e| e.to_string())?
-            .decode()
-            .map_err(|e| e.to_string())?;
-        Ok(match img {
-            image::DynamicImage::ImageLuma8(g) => {
-                (g.width(), g.height(), PixelFormat::Gray8, g.into_raw())
-            }
-            other => {
-                let rgb = other.into_rgb8();
-                (rgb.width(), rgb.height(), PixelFormat::Rgb8, rgb.into_raw())
-            }
-        })
-    }
+/// One image file as a frame (sequence 0): what the files camera plays,
+/// also used to read training and test images.
+pub fn image_frame(path: &Path, camera: &str) -> Result<Frame, String> {
+    let (width, height, format, data) = decode(path)?;
+    Ok(Frame {
+        camera: Arc::from(camera),
+        seq: 0,
+        captured_at: SystemTime::now(),
+        driver_timestamp: None,
+        width,
+        height,
+        format,
+        stride: 0,
+        data,
+    })
+}
 
+fn decode(path: &Path) -> Result<(u32, u32, PixelFormat, Vec<u8>), String> {
+    let img = image::ImageReader::open(path)
+        .map_err(|e| e.to_string())?
+        .with_guessed_format()
+        .map_err(|e| e.to_string())?
+        .decode()
+        .map_err(|e| e.to_string())?;
+    Ok(match img {
+        image::DynamicImage::ImageLuma8(g) => {
+            (g.width(), g.height(), PixelFormat::Gray8, g.into_raw())
+        }
+        other => {
+            let rgb = other.into_rgb8();
+            (rgb.width(), rgb.height(), PixelFormat::Rgb8, rgb.into_raw())
+        }
+    })
+}
+
+impl FilesSource {
     /// Moves to the next file and decodes it; `Ok(None)` once the files are
     /// used up. A file that does not decode is a `Skipped` error (logged the
     /// first time); once every file in a row has failed it is `Fatal`.
@@ -111,7 +130,7 @@ impl FilesSource {
         }
         let path = self.files[self.pos].clone();
         self.pos += 1;
-        match Self::decode(&path) {
+        match decode(&path) {
             Ok((w, h, f, data)) => {
                 self.current = Some((w, h, f, Arc::new(data)));
                 self.repeat_left = self.repeat;

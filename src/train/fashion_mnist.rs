@@ -195,9 +195,7 @@ pub fn bench(cfg: &BenchConfig) -> Result<BenchReport, DataError> {
             );
         }
         let mut order: Vec<usize> = (0..train.len()).collect();
-        for i in (1..order.len()).rev() {
-            order.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
-        }
+        super::sampler::shuffle(&mut order, &mut rng);
         for chunk in order.chunks(cfg.batch_size) {
             if trainer.step >= total {
                 break 'outer;

@@ -108,12 +108,6 @@ impl Trainer {
             }
         }
     }
-
-    /// Probabilities for a batch, in inference mode (softmax or sigmoid,
-    /// matching the loss).
-    pub fn predict(&self, images: &[f32], shape: [usize; 4]) -> Vec<f32> {
-        predict(&self.net().valid(), &self.loss, images, shape)
-    }
 }
 
 /// Probabilities from a net in inference mode.
@@ -188,7 +182,7 @@ impl Plan<'_> {
         let mut sampler =
             super::sampler::Sampler::new(self.train, self.labels, self.batch_size, self.resample);
         let mut rng = crate::styles::simulate::Rng::new(self.seed ^ first as u64);
-        let per_epoch = sampler.epoch(self.train, &mut rng.clone()).len();
+        let per_epoch = sampler.batches_per_epoch(self.train.len());
         let total = per_epoch * self.epochs;
         let warmup = per_epoch / 2 + 1;
         for epoch in first..=self.epochs {
@@ -222,10 +216,9 @@ impl Plan<'_> {
 
     /// Optimiser steps in the whole run (for progress bars).
     pub fn total_steps(&self) -> usize {
-        let mut sampler =
-            super::sampler::Sampler::new(self.train, self.labels, self.batch_size, self.resample);
-        let mut rng = crate::styles::simulate::Rng::new(0);
-        sampler.epoch(self.train, &mut rng).len() * self.epochs
+        super::sampler::Sampler::new(self.train, self.labels, self.batch_size, self.resample)
+            .batches_per_epoch(self.train.len())
+            * self.epochs
     }
 }
 

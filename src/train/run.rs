@@ -304,20 +304,8 @@ pub fn load_dataset(cfg: &DataConfig, size: usize) -> Result<Dataset, TrainError
 fn decode(dir: &Path, id: &str, spec: &Spec) -> Result<Vec<u8>, String> {
     let path = find_image(dir, id)
         .ok_or_else(|| format!("{id}: no {id}.jpg/.jpeg/.png in {}", dir.display()))?;
-    let img = image::open(&path)
-        .map_err(|e| format!("{}: {e}", path.display()))?
-        .to_rgb8();
-    let frame = crate::capture::Frame {
-        camera: std::sync::Arc::from("train"),
-        seq: 0,
-        captured_at: std::time::SystemTime::now(),
-        driver_timestamp: None,
-        width: img.width(),
-        height: img.height(),
-        format: crate::capture::PixelFormat::Rgb8,
-        stride: 0,
-        data: img.into_raw(),
-    };
+    let frame = crate::capture::files::image_frame(&path, "train")
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     let chw = crate::preprocess::preprocess(&frame, spec)
         .map_err(|e| format!("{}: {e}", path.display()))?;
     let n = (spec.width * spec.height) as usize;

@@ -2,7 +2,8 @@
 
 use crate::styles::simulate::Rng;
 
-fn shuffle<T>(v: &mut [T], rng: &mut Rng) {
+/// Fisher–Yates shuffle with the caller's seeded generator.
+pub fn shuffle<T>(v: &mut [T], rng: &mut Rng) {
     for i in (1..v.len()).rev() {
         v.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
     }
@@ -95,6 +96,19 @@ impl Sampler {
             .collect()
     }
 
+    /// How many batches [`Self::epoch`] makes from `n` samples: each batch
+    /// holds the guaranteed positives (at most `batch_size - 1`) and is
+    /// filled up from the samples.
+    pub fn batches_per_epoch(&self, n: usize) -> usize {
+        let guaranteed = if self.guarantee_positives {
+            let classes = self.positives.iter().filter(|l| !l.is_empty()).count();
+            classes.min(self.batch_size.saturating_sub(1))
+        } else {
+            0
+        };
+        n.div_ceil(self.batch_size - guaranteed)
+    }
+
     /// The batches of one epoch over `train` (every training sample once,
     /// plus the guaranteed positives).
     pub fn epoch(&mut self, train: &[usize], rng: &mut Rng) -> Vec<Vec<usize>> {
@@ -157,6 +171,7 @@ mod tests {
         let train: Vec<usize> = (0..2000).collect();
         let mut s = Sampler::new(&train, &labels, 32, true);
         let batches = s.epoch(&train, &mut Rng::new(2));
+        assert_eq!(batches.len(), s.batches_per_epoch(train.len()));
         let full: Vec<_> = batches.iter().filter(|b| b.len() == 32).collect();
         assert!(full.len() > 50);
         for b in full {
