@@ -126,6 +126,47 @@ fn train_writes_a_bundle_resumes_and_exports() {
 }
 
 #[test]
+fn a_folder_over_the_memory_budget_is_decoded_batch_by_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    labelled_folder(dir.path(), 80);
+    let photos = dir.path().join("photos");
+    // Not an image at all: found when the headers are read, skipped.
+    std::fs::write(photos.join("g0007.png"), b"not a png").unwrap();
+    // Header intact, pixels cut off (a disk that misbehaves): passes the
+    // header check, fails when decoded during training, and is left out
+    // (or predicted as grey in validation) without stopping the run.
+    let cut = std::fs::read(photos.join("g0050.png")).unwrap();
+    std::fs::write(photos.join("g0050.png"), &cut[..cut.len() / 2]).unwrap();
+    let cfg = config(dir.path(), 1);
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("seed = 1\n", "")
+        .replace("[data]\n", "[data]\nmemory_mib = 0\n");
+    std::fs::write(&cfg, text).unwrap();
+    let out = train(&cfg);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("exceed data.memory_mib = 0: decoding them batch by batch"),
+        "{text}"
+    );
+    assert!(
+        text.contains("1 images skipped") && text.contains("g0007"),
+        "{text}"
+    );
+    assert!(
+        (text.contains("training image left out") || text.contains("validation image unreadable"))
+            && text.contains("g0050"),
+        "{text}"
+    );
+    assert!(dir.path().join("run/bundle/model.onnx").is_file());
+}
+
+#[test]
 fn bad_training_input_is_explained_before_training() {
     let dir = tempfile::tempdir().unwrap();
     labelled_folder(dir.path(), 40);

@@ -10,6 +10,7 @@ use burn::module::Module;
 
 use super::augment::Augment;
 use super::backbones::{Arch, Net};
+use super::data::ImageSource;
 use super::export::{export, Output};
 use super::fit::{predict_rows, Loss, Plan, Trainer};
 use super::sampler::stratified_split;
@@ -84,7 +85,7 @@ struct Variant {
 fn train_variant(
     cfg: &AblationConfig,
     v: &Variant,
-    images: &[Vec<u8>],
+    images: &dyn ImageSource,
     labels: &[Vec<f32>],
     train: &[usize],
     spec: &Spec,
@@ -127,9 +128,8 @@ pub fn run(cfg: &AblationConfig, mut progress: impl FnMut(&str)) -> Ablation {
     let (test_images, test_labels) = synthetic::generate(cfg.test, size, cfg.seed + 1);
     let (train, val) = stratified_split(&labels, 0.2, cfg.seed);
     let relation = RelationMatrix::from_labels(train.iter().map(|&i| labels[i].as_slice()), 13);
-    let val_images: Vec<&Vec<u8>> = val.iter().map(|&i| &images[i]).collect();
     let val_labels: Vec<Vec<f32>> = val.iter().map(|&i| labels[i].clone()).collect();
-    let test_refs: Vec<&Vec<u8>> = test_images.iter().collect();
+    let test_idx: Vec<usize> = (0..test_images.len()).collect();
     let fixed = DecisionParams::fixed(13, 0.5);
 
     let variants = [
@@ -163,7 +163,7 @@ pub fn run(cfg: &AblationConfig, mut progress: impl FnMut(&str)) -> Ablation {
     for (name, v) in variants {
         let start = Instant::now();
         let net = train_variant(cfg, &v, &images, &labels, &train, &spec);
-        let test_preds = predict_rows(&net, &test_refs, size, &spec);
+        let test_preds = predict_rows(&net, &test_images, &test_idx, &spec);
         let f = f2_with(&fixed, &test_preds, &test_labels);
         progress(&format!(
             "{name}: macro F2 {f:.4} ({:.0} s)",
@@ -173,7 +173,7 @@ pub fn run(cfg: &AblationConfig, mut progress: impl FnMut(&str)) -> Ablation {
         last = Some((net, test_preds));
     }
     let (net, test_preds) = last.expect("three variants");
-    let val_preds = predict_rows(&net, &val_images, size, &spec);
+    let val_preds = predict_rows(&net, &images, &val, &spec);
 
     // + relations at fixed thresholds: α/β on validation, scored on test.
     let mut best = (f64::MIN, fixed.clone());

@@ -7,8 +7,12 @@ use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::activation::{log_sigmoid, log_softmax, sigmoid, softmax};
 use burn::tensor::{Device, Tensor, TensorData};
 
+use std::borrow::Cow;
+
 use super::backbones::Net;
+use super::data::{prefetch, workers, ImageSource};
 use super::layers::values;
+use crate::styles::simulate::Rng;
 
 /// What the network is trained to predict.
 #[derive(Clone, Debug, PartialEq)]
@@ -122,9 +126,14 @@ pub fn predict(net: &Net, loss: &Loss, images: &[f32], shape: [usize; 4]) -> Vec
 }
 
 /// Normalised CHW f32 for HWC u8 images of `size`×`size`.
-pub fn to_chw(images: &[&Vec<u8>], size: usize, spec: &crate::preprocess::Spec) -> Vec<f32> {
+pub fn to_chw<I: AsRef<[u8]>>(
+    images: &[I],
+    size: usize,
+    spec: &crate::preprocess::Spec,
+) -> Vec<f32> {
     let mut out = Vec::with_capacity(images.len() * 3 * size * size);
     for img in images {
+        let img = img.as_ref();
         for c in 0..3 {
             for p in 0..size * size {
                 out.push((img[p * 3 + c] as f32 / 255.0 - spec.mean[c]) / spec.std[c]);
@@ -134,27 +143,50 @@ pub fn to_chw(images: &[&Vec<u8>], size: usize, spec: &crate::preprocess::Spec) 
     out
 }
 
-/// Multi-label (sigmoid) probability rows for HWC u8 images, 64 at a time.
+/// Multi-label (sigmoid) probability rows for the images `idx` of `source`,
+/// 64 at a time, decoded ahead on worker threads. An image that can no
+/// longer be read (a file removed or corrupted since the run started) is
+/// predicted as mid-grey and reported in the log.
 pub fn predict_rows(
     net: &Net,
-    images: &[&Vec<u8>],
-    size: usize,
+    source: &dyn ImageSource,
+    idx: &[usize],
     spec: &crate::preprocess::Spec,
 ) -> Vec<Vec<f32>> {
+    let size = spec.width as usize;
     let loss = Loss::WeightedBce { fn_weight: vec![] };
     let classes = net.classes();
-    let mut out = Vec::new();
-    for chunk in images.chunks(64) {
-        let x = to_chw(chunk, size, spec);
-        let p = predict(net, &loss, &x, [chunk.len(), 3, size, size]);
-        out.extend(p.chunks(classes).map(<[f32]>::to_vec));
-    }
+    let chunks: Vec<&[usize]> = idx.chunks(64).collect();
+    let mut out = Vec::with_capacity(idx.len());
+    let ok: Result<(), ()> = prefetch(
+        chunks.len(),
+        workers(),
+        2,
+        |j| {
+            let imgs: Vec<Cow<[u8]>> = chunks[j]
+                .iter()
+                .map(|&i| {
+                    source.load(i).unwrap_or_else(|why| {
+                        log::warn!("validation image unreadable, predicted as grey: {why}");
+                        Cow::Owned(vec![128; size * size * 3])
+                    })
+                })
+                .collect();
+            to_chw(&imgs, size, spec)
+        },
+        |j, x| {
+            let p = predict(net, &loss, &x, [chunks[j].len(), 3, size, size]);
+            out.extend(p.chunks(classes).map(<[f32]>::to_vec));
+            Ok(())
+        },
+    );
+    ok.expect("consume never fails");
     out
 }
 
-/// A multi-label training run over in-memory HWC u8 images.
+/// A multi-label training run over images by sample index.
 pub struct Plan<'a> {
-    pub images: &'a [Vec<u8>],
+    pub images: &'a dyn ImageSource,
     pub labels: &'a [Vec<f32>],
     pub train: &'a [usize],
     pub spec: &'a crate::preprocess::Spec,
@@ -171,6 +203,9 @@ impl Plan<'_> {
     /// Trains epochs `first..=epochs`. `on_step(trainer, mean loss so far)`
     /// after each step; `on_epoch(epoch, trainer, mean loss, images/s)`
     /// after each epoch (validation, checkpoints); its error stops the run.
+    /// Batches are decoded and augmented ahead on worker threads
+    /// ([`prefetch`]); an image that can no longer be read is left out of
+    /// its batch and reported in the log.
     pub fn run<E>(
         &self,
         trainer: &mut Trainer,
@@ -181,33 +216,55 @@ impl Plan<'_> {
         let size = self.spec.width as usize;
         let mut sampler =
             super::sampler::Sampler::new(self.train, self.labels, self.batch_size, self.resample);
-        let mut rng = crate::styles::simulate::Rng::new(self.seed ^ first as u64);
+        let mut rng = Rng::new(self.seed ^ first as u64);
         let per_epoch = sampler.batches_per_epoch(self.train.len());
         let total = per_epoch * self.epochs;
         let warmup = per_epoch / 2 + 1;
         for epoch in first..=self.epochs {
             let start = std::time::Instant::now();
             let (mut loss_sum, mut seen) = (0.0f32, 0usize);
-            for idx in sampler.epoch(self.train, &mut rng) {
-                let refs: Vec<&Vec<u8>> = idx.iter().map(|&i| &self.images[i]).collect();
-                let mut x = to_chw(&refs, size, self.spec);
+            let batches = sampler.epoch(self.train, &mut rng);
+            let make = |b: usize| {
+                // Augmentation draws from its own generator per batch, so a
+                // batch is the same whichever worker makes it.
+                let mut rng =
+                    Rng::new(self.seed ^ ((epoch as u64) << 40) ^ ((b as u64) << 8) ^ 0x5eed);
+                let mut kept = Vec::with_capacity(batches[b].len());
+                let mut imgs = Vec::with_capacity(batches[b].len());
+                for &i in &batches[b] {
+                    match self.images.load(i) {
+                        Ok(img) => {
+                            kept.push(i);
+                            imgs.push(img);
+                        }
+                        Err(why) => log::warn!("training image left out: {why}"),
+                    }
+                }
+                let mut x = to_chw(&imgs, size, self.spec);
                 for img in x.chunks_mut(3 * size * size) {
                     self.augment.apply(img, 3, size, size, &mut rng);
                 }
-                let targets = idx
+                let targets = kept
                     .iter()
                     .flat_map(|&i| self.labels[i].iter().copied())
                     .collect();
-                let batch = Batch {
+                Batch {
                     images: x,
-                    shape: [idx.len(), 3, size, size],
+                    shape: [kept.len(), 3, size, size],
                     targets,
-                };
+                }
+            };
+            prefetch(batches.len(), workers(), 2, make, |_, batch| {
+                let n = batch.shape[0];
+                if n == 0 {
+                    return Ok(());
+                }
                 let loss = trainer.step(&batch, lr_at(trainer.step, total, self.lr, warmup));
-                loss_sum += loss * idx.len() as f32;
-                seen += idx.len();
+                loss_sum += loss * n as f32;
+                seen += n;
                 on_step(trainer, loss_sum / seen as f32);
-            }
+                Ok::<(), E>(())
+            })?;
             let ips = seen as f64 / start.elapsed().as_secs_f64();
             on_epoch(epoch, trainer, loss_sum / seen.max(1) as f32, ips)?;
         }

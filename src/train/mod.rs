@@ -11,6 +11,7 @@ pub mod ablation;
 pub mod augment;
 pub mod backbones;
 pub mod checkpoint;
+pub mod data;
 pub mod export;
 pub mod fashion_mnist;
 pub mod fit;

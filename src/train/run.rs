@@ -7,6 +7,7 @@
 //! labels = "labels.csv"     # challenge layout or CSV with header image,<ids>
 //! val_fraction = 0.2
 //! seed = 1
+//! memory_mib = 4096        # larger sets are decoded batch by batch
 //!
 //! [train]
 //! backbones = ["tiny_resnet50", "tiny_efficientnet_lite0"]
@@ -31,9 +32,9 @@ use super::ablation::{paper_fn_weights, write_bundle};
 use super::augment::Augment;
 use super::backbones::{Arch, Net};
 use super::checkpoint;
+use super::data::{decode, fits_in_memory, prefetch, workers, ImageFiles, ImageSource};
 use super::fit::{predict_rows, Loss, Plan, Trainer};
 use super::sampler::{stratified_split, Sampler};
-use crate::preprocess::{ResizeMode, Spec};
 use crate::styles::labels::{LabelTable, TableKind};
 use crate::styles::metrics::{macro_f2, per_class_f2};
 use crate::styles::search::tune;
@@ -57,6 +58,11 @@ pub struct DataConfig {
     pub val_fraction: f64,
     #[serde(default = "default_seed")]
     pub seed: u64,
+    /// Decoded images are kept in memory when they fit in this many MiB
+    /// (images × size² × 3 bytes); a larger set is decoded from its files
+    /// batch by batch, a few batches ahead of training.
+    #[serde(default = "default_memory_mib")]
+    pub memory_mib: usize,
 }
 
 #[derive(Debug, Deserialize)]
@@ -111,6 +117,9 @@ fn default_val() -> f64 {
 }
 fn default_seed() -> u64 {
     1
+}
+fn default_memory_mib() -> usize {
+    4096
 }
 
 /// A config or data problem found before training starts.
@@ -203,10 +212,13 @@ impl TrainConfig {
     }
 }
 
-/// Images decoded and resized to the model input (HWC u8), with labels.
+/// The labelled images: decoded into memory when they fit
+/// `data.memory_mib`, otherwise decoded from their files on every use.
 pub struct Dataset {
     pub ids: Vec<String>,
-    pub images: Vec<Vec<u8>>,
+    pub images: Box<dyn ImageSource>,
+    /// Whether `images` are decoded copies in memory (else files).
+    pub in_memory: bool,
     pub labels: Vec<Vec<f32>>,
     pub skipped: Vec<String>,
 }
@@ -222,8 +234,10 @@ fn find_image(dir: &Path, id: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// Reads the labels and decodes the images in parallel (one thread per core);
-/// missing or unreadable images are skipped and listed.
+/// Reads the labels and finds the images. When the decoded set fits
+/// `data.memory_mib` every image is decoded now (in parallel); otherwise
+/// only their headers are read now and the images are decoded batch by batch
+/// during training. Missing or unreadable images are skipped and listed.
 pub fn load_dataset(cfg: &DataConfig, size: usize) -> Result<Dataset, TrainError> {
     let taxonomy = Taxonomy::jd2018();
     let table = LabelTable::read(&cfg.labels, &taxonomy, TableKind::Labels)
@@ -234,88 +248,81 @@ pub fn load_dataset(cfg: &DataConfig, size: usize) -> Result<Dataset, TrainError
             cfg.images.display()
         )));
     }
-    let spec = Spec {
-        width: size as u32,
-        height: size as u32,
-        resize: ResizeMode::ShorterSideCrop,
-        mean: [0.0; 3],
-        std: [1.0; 3],
-    };
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let in_memory = fits_in_memory(table.len(), size, cfg.memory_mib);
     let bar = ProgressBar::new(table.len() as u64);
+    let what = if in_memory { "decode" } else { "check" };
     bar.set_style(
-        ProgressStyle::with_template(
-            "decode [{elapsed_precise}] {bar:30} {pos}/{len} images ETA {eta}",
-        )
+        ProgressStyle::with_template(&format!(
+            "{what} [{{elapsed_precise}}] {{bar:30}} {{pos}}/{{len}} images ETA {{eta}}"
+        ))
         .expect("template"),
     );
-    let decoded: Vec<Result<Vec<u8>, String>> = std::thread::scope(|s| {
-        let chunks: Vec<&[String]> = table
-            .ids
-            .chunks(table.len().div_ceil(threads).max(1))
-            .collect();
-        let handles: Vec<_> = chunks
-            .into_iter()
-            .map(|ids| {
-                let (spec, bar) = (&spec, &bar);
-                s.spawn(move || {
-                    ids.iter()
-                        .map(|id| {
-                            let r = decode(&cfg.images, id, spec);
-                            bar.inc(1);
-                            r
-                        })
-                        .collect::<Vec<_>>()
+    // Per image: its path and, in memory, its decoded pixels.
+    type Found = Result<(PathBuf, Option<Vec<u8>>), String>;
+    let mut found: Vec<Found> = Vec::with_capacity(table.len());
+    let chunks: Vec<&[String]> = table.ids.chunks(64).collect();
+    let ok: Result<(), ()> = prefetch(
+        chunks.len(),
+        workers(),
+        2,
+        |j| {
+            chunks[j]
+                .iter()
+                .map(|id| {
+                    let path = find_image(&cfg.images, id).ok_or_else(|| {
+                        format!("{id}: no {id}.jpg/.jpeg/.png in {}", cfg.images.display())
+                    })?;
+                    if in_memory {
+                        let img = decode(&path, size)?;
+                        Ok((path, Some(img)))
+                    } else {
+                        image::image_dimensions(&path)
+                            .map_err(|e| format!("{}: {e}", path.display()))?;
+                        Ok((path, None))
+                    }
                 })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("decoder thread"))
-            .collect()
-    });
+                .collect::<Vec<_>>()
+        },
+        |_, rows| {
+            bar.inc(rows.len() as u64);
+            found.extend(rows);
+            Ok(())
+        },
+    );
+    ok.expect("consume never fails");
     bar.finish_and_clear();
-    let mut ds = Dataset {
-        ids: vec![],
-        images: vec![],
-        labels: vec![],
-        skipped: vec![],
-    };
-    for ((id, row), img) in table.ids.into_iter().zip(table.rows).zip(decoded) {
-        match img {
-            Ok(img) => {
-                ds.ids.push(id);
-                ds.images.push(img);
-                ds.labels.push(row);
+    let (mut ids, mut labels, mut skipped) = (vec![], vec![], vec![]);
+    let (mut pixels, mut paths) = (vec![], vec![]);
+    for ((id, row), r) in table.ids.into_iter().zip(table.rows).zip(found) {
+        match r {
+            Ok((path, img)) => {
+                ids.push(id);
+                labels.push(row);
+                paths.push(path);
+                pixels.extend(img);
             }
-            Err(why) => ds.skipped.push(why),
+            Err(why) => skipped.push(why),
         }
     }
-    if ds.images.is_empty() {
+    if ids.is_empty() {
         return Err(TrainError::Data(format!(
             "no usable image in {}: {}",
             cfg.images.display(),
-            ds.skipped.first().cloned().unwrap_or_default()
+            skipped.first().cloned().unwrap_or_default()
         )));
     }
-    Ok(ds)
-}
-
-fn decode(dir: &Path, id: &str, spec: &Spec) -> Result<Vec<u8>, String> {
-    let path = find_image(dir, id)
-        .ok_or_else(|| format!("{id}: no {id}.jpg/.jpeg/.png in {}", dir.display()))?;
-    let frame = crate::capture::files::image_frame(&path, "train")
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    let chw = crate::preprocess::preprocess(&frame, spec)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    let n = (spec.width * spec.height) as usize;
-    let mut hwc = vec![0u8; n * 3];
-    for c in 0..3 {
-        for p in 0..n {
-            hwc[p * 3 + c] = (chw[c * n + p] * 255.0).round().clamp(0.0, 255.0) as u8;
-        }
-    }
-    Ok(hwc)
+    let images: Box<dyn ImageSource> = if in_memory {
+        Box::new(pixels)
+    } else {
+        Box::new(ImageFiles { paths, size })
+    };
+    Ok(Dataset {
+        ids,
+        images,
+        in_memory,
+        labels,
+        skipped,
+    })
 }
 
 /// One line of the training log.
@@ -350,15 +357,22 @@ pub fn train(cfg: &TrainConfig, mut say: impl FnMut(&str)) -> Result<TrainOutcom
         say(&format!(
             "skipped {} of {} images (first: {})",
             ds.skipped.len(),
-            ds.skipped.len() + ds.images.len(),
+            ds.skipped.len() + ds.ids.len(),
             ds.skipped[0]
+        ));
+    }
+    if !ds.in_memory {
+        say(&format!(
+            "{} images at {size}×{size} exceed data.memory_mib = {}: decoding them batch by batch during training",
+            ds.ids.len(),
+            cfg.data.memory_mib
         ));
     }
     let (train_idx, val_idx) = stratified_split(&ds.labels, cfg.data.val_fraction, cfg.data.seed);
     if val_idx.is_empty() {
         return Err(TrainError::Data(format!(
             "the validation split is empty ({} images, data.val_fraction = {}): add images or raise data.val_fraction",
-            ds.images.len(),
+            ds.ids.len(),
             cfg.data.val_fraction
         )));
     }
@@ -383,7 +397,6 @@ pub fn train(cfg: &TrainConfig, mut say: impl FnMut(&str)) -> Result<TrainOutcom
         source,
     })?;
     let val_labels: Vec<Vec<f32>> = val_idx.iter().map(|&i| ds.labels[i].clone()).collect();
-    let val_refs: Vec<&Vec<u8>> = val_idx.iter().map(|&i| &ds.images[i]).collect();
     let mut log = Vec::new();
     let mut nets = Vec::new();
     let mut val_preds_all = Vec::new();
@@ -411,7 +424,7 @@ pub fn train(cfg: &TrainConfig, mut say: impl FnMut(&str)) -> Result<TrainOutcom
             cfg.train.weight_decay,
         );
         let plan = Plan {
-            images: &ds.images,
+            images: ds.images.as_ref(),
             labels: &ds.labels,
             train: &train_idx,
             spec: &spec,
@@ -438,7 +451,8 @@ pub fn train(cfg: &TrainConfig, mut say: impl FnMut(&str)) -> Result<TrainOutcom
             trainer.step = m.step;
             bar.set_position(m.step as u64);
         }
-        let mut val_preds = predict_rows(&trainer.net().valid(), &val_refs, size, &spec);
+        let mut val_preds =
+            predict_rows(&trainer.net().valid(), ds.images.as_ref(), &val_idx, &spec);
         plan.run(
             &mut trainer,
             first,
@@ -447,7 +461,7 @@ pub fn train(cfg: &TrainConfig, mut say: impl FnMut(&str)) -> Result<TrainOutcom
                 bar.set_message(format!("loss {loss:.4}"));
             },
             |epoch, t, loss, ips| {
-                val_preds = predict_rows(&t.net().valid(), &val_refs, size, &spec);
+                val_preds = predict_rows(&t.net().valid(), ds.images.as_ref(), &val_idx, &spec);
                 let chosen: Vec<Vec<usize>> = val_preds
                     .iter()
                     .map(|p| DecisionParams::fixed(13, 0.5).decide(p).labels)
