@@ -406,14 +406,33 @@ impl Seq {
         y
     }
 
-    /// Every conv in forward order (for weight import).
+    /// Every conv in forward order (a residual's body before its shortcut).
     pub fn convs_mut(&mut self) -> Vec<&mut ConvBn> {
+        self.units_mut()
+            .into_iter()
+            .filter_map(|u| match u {
+                Unit::Conv(c) => Some(c),
+                Unit::Norm(_) => None,
+            })
+            .collect()
+    }
+
+    /// Every layer with weights in forward order (a residual's body before
+    /// its shortcut): what a weight import walks.
+    pub fn units_mut(&mut self) -> Vec<Unit<'_>> {
         let mut out = Vec::new();
         for layer in &mut self.layers {
-            layer.collect_convs(&mut out);
+            layer.collect_units(&mut out);
         }
         out
     }
+}
+
+/// A layer with weights: a conv (with its batch norm, if any) or a
+/// standalone (pre-activation) batch norm.
+pub enum Unit<'a> {
+    Conv(&'a mut ConvBn),
+    Norm(&'a mut NormAct),
 }
 
 impl Layer {
@@ -474,24 +493,21 @@ impl Layer {
         }
     }
 
-    fn collect_convs<'a>(&'a mut self, out: &mut Vec<&'a mut ConvBn>) {
-        match self {
-            Layer::Conv(c) => out.push(c),
-            Layer::Norm(_) | Layer::Pool(_) => {}
-            Layer::Concat(c) => c
-                .branches
-                .iter_mut()
-                .for_each(|b| b.layers.iter_mut().for_each(|l| l.collect_convs(out))),
+    fn collect_units<'a>(&'a mut self, out: &mut Vec<Unit<'a>>) {
+        let seqs: Vec<&'a mut Seq> = match self {
+            Layer::Conv(c) => return out.push(Unit::Conv(c)),
+            Layer::Norm(n) => return out.push(Unit::Norm(n)),
+            Layer::Pool(_) => return,
+            Layer::Concat(c) => c.branches.iter_mut().collect(),
             Layer::Residual(r) => {
-                r.body.layers.iter_mut().for_each(|l| l.collect_convs(out));
-                if let Some(s) = &mut r.shortcut {
-                    out.push(s);
-                }
+                r.body.layers.iter_mut().for_each(|l| l.collect_units(out));
+                out.extend(r.shortcut.as_mut().map(Unit::Conv));
+                return;
             }
-            Layer::Dense(d) => d
-                .layers
-                .iter_mut()
-                .for_each(|b| b.layers.iter_mut().for_each(|l| l.collect_convs(out))),
+            Layer::Dense(d) => d.layers.iter_mut().collect(),
+        };
+        for s in seqs {
+            s.layers.iter_mut().for_each(|l| l.collect_units(out));
         }
     }
 }

