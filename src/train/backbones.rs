@@ -160,6 +160,20 @@ impl Net {
         self.head.weight.dims()[1]
     }
 
+    /// Folds the batch norms' pending running-statistics updates into their
+    /// values. burn applies an update made in training mode lazily (its
+    /// value lags one step until synchronised), so without this a
+    /// checkpoint, an export or a validation pass would see last step's
+    /// statistics. A clone shares the running states, so syncing it syncs
+    /// `self`.
+    pub fn sync_running_stats(&self) {
+        let mut shared = self.clone();
+        for bn in shared.features.norms_mut() {
+            bn.running_mean.value_sync();
+            bn.running_var.value_sync();
+        }
+    }
+
     /// Logits `[N, C]`.
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
         let f = self.features.forward(images);

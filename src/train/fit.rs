@@ -45,9 +45,14 @@ pub struct Batch {
     pub targets: Vec<f32>,
 }
 
+fn adamw(weight_decay: f32) -> ModuleOptimizer {
+    AdamWConfig::new().with_weight_decay(weight_decay).init()
+}
+
 pub struct Trainer {
     net: Option<Net>,
     optim: ModuleOptimizer,
+    weight_decay: f32,
     device: Device,
     pub loss: Loss,
     pub step: usize,
@@ -56,10 +61,10 @@ pub struct Trainer {
 impl Trainer {
     pub fn new(net: Net, loss: Loss, weight_decay: f32) -> Self {
         let device = net.head.weight.device();
-        let optim = AdamWConfig::new().with_weight_decay(weight_decay).init();
         Self {
             net: Some(net.train()),
-            optim,
+            optim: adamw(weight_decay),
+            weight_decay,
             device,
             loss,
             step: 0,
@@ -68,6 +73,22 @@ impl Trainer {
 
     pub fn net(&self) -> &Net {
         self.net.as_ref().expect("net present between steps")
+    }
+
+    /// The optimiser (its state goes into checkpoints).
+    pub fn optimizer(&self) -> &ModuleOptimizer {
+        &self.optim
+    }
+
+    /// Continues from the optimiser state saved beside checkpoint `path`;
+    /// on error the optimiser starts fresh (new moments).
+    pub fn restore_optimizer(
+        &mut self,
+        path: &std::path::Path,
+    ) -> Result<(), super::checkpoint::CheckpointError> {
+        let optim = std::mem::replace(&mut self.optim, adamw(self.weight_decay));
+        self.optim = super::checkpoint::load_optimizer(path, optim)?;
+        Ok(())
     }
 
     /// Takes the trained net out (in inference mode).
@@ -92,7 +113,9 @@ impl Trainer {
         let loss = self.loss_of(logits, y);
         let value = values(loss.clone().without_autodiff())[0];
         let grads = GradientsParams::from_grads(loss.backward(), &net);
-        self.net = Some(self.optim.step(lr, net, grads));
+        let net = self.optim.step(lr, net, grads);
+        net.sync_running_stats();
+        self.net = Some(net);
         self.step += 1;
         value
     }

@@ -465,6 +465,11 @@ pub fn train(cfg: &TrainConfig, mut say: impl FnMut(&str)) -> Result<TrainOutcom
         if let Some(m) = &done {
             trainer.step = m.step;
             bar.set_position(m.step as u64);
+            if let Err(e) = trainer.restore_optimizer(&ckpt_bpk) {
+                say(&format!(
+                    "{arch}: {e}; the optimiser's moments start afresh"
+                ));
+            }
         }
         let mut val_preds =
             predict_rows(&trainer.net().valid(), ds.images.as_ref(), &val_idx, &spec);
@@ -506,7 +511,7 @@ pub fn train(cfg: &TrainConfig, mut say: impl FnMut(&str)) -> Result<TrainOutcom
                     epoch,
                     step: t.step,
                 };
-                checkpoint::save(out, &arch.to_string(), t.net(), &meta)
+                checkpoint::save(out, &arch.to_string(), t.net(), Some(t.optimizer()), &meta)
                     .map_err(|e| TrainError::Data(e.to_string()))
             },
         )?;
