@@ -13,6 +13,7 @@ use super::backbones::{Arch, Net};
 use super::data::ImageSource;
 use super::export::{export, Output};
 use super::fit::{predict_rows, Loss, Plan, Trainer};
+use super::run::DEFAULT_NEGATIVES_PER_POSITIVE;
 use super::sampler::stratified_split;
 use super::synthetic;
 use crate::bundle::{sha256_hex, write_manifest, BundleError, Manifest};
@@ -105,6 +106,12 @@ fn train_variant(
         spec,
         augment: v.augment.clone(),
         resample: v.resample,
+        // The resampling step undersamples negatives as `train` does by default.
+        negative_keep: if v.resample {
+            super::sampler::negative_keep(train, labels, Some(DEFAULT_NEGATIVES_PER_POSITIVE), &[])
+        } else {
+            vec![]
+        },
         batch_size: cfg.batch_size,
         epochs: cfg.epochs,
         lr: cfg.lr,
@@ -150,7 +157,7 @@ pub fn run(cfg: &AblationConfig, mut progress: impl FnMut(&str)) -> Ablation {
             },
         ),
         (
-            "+ resampling + cost-sensitive (1.5)",
+            "+ resampling (positives, undersampled negatives) + cost-sensitive",
             Variant {
                 augment: Augment::recipe(),
                 resample: true,

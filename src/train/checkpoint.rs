@@ -133,6 +133,7 @@ mod tests {
             targets: (0..n * 3)
                 .map(|k| f32::from(k % 3 == (k / 3) % 3))
                 .collect(),
+            negatives: None,
         }
     }
 

@@ -109,6 +109,7 @@ fn batch(split: &Split, idx: &[usize], aug: &Augment, rng: &mut Rng) -> Batch {
         images,
         shape: [n, 3, 28, 28],
         targets,
+        negatives: None,
     }
 }
 

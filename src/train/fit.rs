@@ -38,11 +38,14 @@ pub fn lr_at(step: usize, total: usize, peak: f64, warmup: usize) -> f64 {
     floor + (peak - floor) * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())
 }
 
-/// A batch of images `[n, 3, h, w]` (normalised) with its targets `[n, C]`.
+/// A batch of images `[n, 3, h, w]` (normalised) with its targets `[n, C]`
+/// and, for BCE, which negatives count in the loss (`[n, C]`, 1 or 0;
+/// `None`: all).
 pub struct Batch {
     pub images: Vec<f32>,
     pub shape: [usize; 4],
     pub targets: Vec<f32>,
+    pub negatives: Option<Vec<f32>>,
 }
 
 fn adamw(weight_decay: f32) -> ModuleOptimizer {
@@ -109,8 +112,11 @@ impl Trainer {
             TensorData::new(batch.targets.clone(), [n, classes]),
             &self.device,
         );
+        let mask = batch.negatives.as_ref().map(|m| {
+            Tensor::<2>::from_data(TensorData::new(m.clone(), [n, classes]), &self.device)
+        });
         let logits = net.forward(x);
-        let loss = self.loss_of(logits, y);
+        let loss = self.loss_of(logits, y, mask);
         let value = values(loss.clone().without_autodiff())[0];
         let grads = GradientsParams::from_grads(loss.backward(), &net);
         let net = self.optim.step(lr, net, grads);
@@ -120,7 +126,7 @@ impl Trainer {
         value
     }
 
-    fn loss_of(&self, logits: Tensor<2>, y: Tensor<2>) -> Tensor<1> {
+    fn loss_of(&self, logits: Tensor<2>, y: Tensor<2>, negatives: Option<Tensor<2>>) -> Tensor<1> {
         match &self.loss {
             Loss::Softmax => (log_softmax(logits, 1) * y).sum_dim(1).mean().neg(),
             Loss::WeightedBce { fn_weight } => {
@@ -130,7 +136,10 @@ impl Trainer {
                     &self.device,
                 );
                 let pos = log_sigmoid(logits.clone()) * y.clone() * w;
-                let neg = log_sigmoid(logits.neg()) * (y.neg() + 1.0);
+                let mut neg = log_sigmoid(logits.neg()) * (y.neg() + 1.0);
+                if let Some(m) = negatives {
+                    neg = neg * m;
+                }
                 (pos + neg).mean().neg()
             }
         }
@@ -216,6 +225,9 @@ pub struct Plan<'a> {
     pub augment: super::augment::Augment,
     /// Positives of every class in every batch (see [`super::sampler`]).
     pub resample: bool,
+    /// Per class, the fraction of negatives that count in the loss
+    /// ([`super::sampler::negative_keep`]); empty: all.
+    pub negative_keep: Vec<f32>,
     pub batch_size: usize,
     pub epochs: usize,
     pub lr: f64,
@@ -267,14 +279,26 @@ impl Plan<'_> {
                 for img in x.chunks_mut(3 * size * size) {
                     self.augment.apply(img, 3, size, size, &mut rng);
                 }
-                let targets = kept
+                let targets: Vec<f32> = kept
                     .iter()
                     .flat_map(|&i| self.labels[i].iter().copied())
                     .collect();
+                let negatives = (!self.negative_keep.is_empty()).then(|| {
+                    let classes = self.negative_keep.len();
+                    targets
+                        .iter()
+                        .enumerate()
+                        .map(|(k, &y)| {
+                            let keep = y >= 0.5 || rng.uniform() < self.negative_keep[k % classes];
+                            f32::from(u8::from(keep))
+                        })
+                        .collect()
+                });
                 Batch {
                     images: x,
                     shape: [kept.len(), 3, size, size],
                     targets,
+                    negatives,
                 }
             };
             prefetch(batches.len(), workers(), 2, make, |_, batch| {

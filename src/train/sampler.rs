@@ -51,12 +51,43 @@ pub fn stratified_split(
     (train, val)
 }
 
+/// Per-class negative undersampling: the fraction of a class's negatives
+/// that count in its loss. A class with more than `per_positive` negatives
+/// per positive in `train` keeps `per_positive × positives / negatives` of
+/// them (drawn afresh for every batch, see [`super::fit::Plan`]); `overrides`
+/// sets a class's fraction directly. 1.0 keeps every negative.
+pub fn negative_keep(
+    train: &[usize],
+    labels: &[Vec<f32>],
+    per_positive: Option<f64>,
+    overrides: &[(usize, f32)],
+) -> Vec<f32> {
+    let classes = labels.first().map_or(0, Vec::len);
+    let mut keep: Vec<f32> = (0..classes)
+        .map(|a| {
+            let pos = train.iter().filter(|&&i| labels[i][a] >= 0.5).count();
+            let neg = train.len() - pos;
+            match per_positive {
+                Some(r) if pos > 0 && neg as f64 > r * pos as f64 => {
+                    (r * pos as f64 / neg as f64) as f32
+                }
+                _ => 1.0,
+            }
+        })
+        .collect();
+    for &(a, k) in overrides {
+        keep[a] = k;
+    }
+    keep
+}
+
 /// Batches for one epoch. With `guarantee_positives`, each batch first takes
 /// one positive of every class that has positives (round-robin through that
 /// class's shuffled list, so rare classes are seen every batch: an
 /// oversampling of positives), then fills up from the epoch's shuffled
-/// order. (The paper's per-class negative undersampling lists are not
-/// implemented yet.)
+/// order. Negatives are undersampled per class in the loss
+/// ([`negative_keep`]), not here: an image negative for a rare class is
+/// still a positive or negative the other classes learn from.
 pub struct Sampler {
     positives: Vec<Vec<usize>>,
     cursor: Vec<usize>,
@@ -163,6 +194,23 @@ mod tests {
             }
         }
         assert_eq!(stratified_split(&labels, 0.2, 1), (train, val), "seeded");
+    }
+
+    #[test]
+    fn rare_classes_keep_few_negatives() {
+        let labels = jd_like_labels(5000, 6);
+        let train: Vec<usize> = (0..5000).collect();
+        let keep = negative_keep(&train, &labels, Some(20.0), &[(1, 0.5)]);
+        let count = |a: usize| train.iter().filter(|&&i| labels[i][a] == 1.0).count();
+        // sports (class 0) is rare: 20 negatives per positive remain.
+        let (pos, neg) = (count(0) as f32, 5000.0 - count(0) as f32);
+        assert!(
+            pos > 0.0 && (keep[0] * neg / pos - 20.0).abs() < 0.01,
+            "{keep:?}"
+        );
+        assert_eq!(keep[1], 0.5, "override");
+        assert!(keep.iter().all(|&k| k > 0.0 && k <= 1.0));
+        assert_eq!(negative_keep(&train, &labels, None, &[]), vec![1.0; 13]);
     }
 
     #[test]
