@@ -1,97 +1,154 @@
 //! `curves.png`: training loss (left) and validation macro F2 at t = 0.5
 //! (right) per epoch, one coloured line per backbone (in `[train].backbones`
-//! order: blue, orange, green, red, purple). Drawn with the `image` crate;
-//! the figures themselves are in `log.csv`.
+//! order), drawn with plotters into a buffer and saved with `image`.
+//!
+//! Axis numbers, titles and the legend need a TrueType font: the first of
+//! `$STYLECAM_FONT` and the usual DejaVu/Liberation paths that exists is
+//! used (pure-Rust rendering, no fontconfig). Without one the curves and
+//! grid are drawn without text; the figures themselves are in `log.csv`.
 
-use image::{Rgb, RgbImage};
+use std::sync::OnceLock;
+
+use image::RgbImage;
+use plotters::prelude::*;
 
 use super::run::EpochLog;
 
-const COLOURS: [[u8; 3]; 5] = [
-    [31, 119, 180],
-    [255, 127, 14],
-    [44, 160, 44],
-    [214, 39, 40],
-    [148, 103, 189],
-];
-const PANEL: (u32, u32) = (360, 240);
-const MARGIN: u32 = 20;
+const SIZE: (u32, u32) = (960, 360);
+/// The family name our font is registered under.
+const FAMILY: &str = "sans-serif";
 
-fn line(img: &mut RgbImage, (x0, y0): (f32, f32), (x1, y1): (f32, f32), c: Rgb<u8>) {
-    let steps = ((x1 - x0).abs().max((y1 - y0).abs()) as usize).max(1);
-    for s in 0..=steps {
-        let t = s as f32 / steps as f32;
-        let (x, y) = (x0 + (x1 - x0) * t, y0 + (y1 - y0) * t);
-        for (dx, dy) in [(0, 0), (1, 0), (0, 1)] {
-            let (px, py) = (x as i64 + dx, y as i64 + dy);
-            if px >= 0 && py >= 0 && (px as u32) < img.width() && (py as u32) < img.height() {
-                img.put_pixel(px as u32, py as u32, c);
+/// Where Debian, Fedora and Arch put a sans-serif TrueType font.
+const FONT_PATHS: [&str; 5] = [
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/truetype/liberation2/LiberationSans-Regular.ttf",
+    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
+    "/usr/share/fonts/dejavu-sans-fonts/DejaVuSans.ttf",
+    "/usr/share/fonts/TTF/DejaVuSans.ttf",
+];
+
+/// Registers a system font with plotters once; whether text can be drawn.
+fn font() -> bool {
+    static FONT: OnceLock<bool> = OnceLock::new();
+    *FONT.get_or_init(|| {
+        let candidates = std::env::var("STYLECAM_FONT")
+            .ok()
+            .into_iter()
+            .chain(FONT_PATHS.iter().map(|p| p.to_string()));
+        for path in candidates {
+            let Ok(bytes) = std::fs::read(&path) else {
+                continue;
+            };
+            // plotters keeps fonts for the life of the process.
+            let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+            if plotters::style::register_font(FAMILY, FontStyle::Normal, bytes).is_ok() {
+                return true;
             }
+            log::warn!("{path}: not a usable TrueType font");
         }
-    }
+        log::info!("no TrueType font found (set STYLECAM_FONT): curves.png is drawn without text");
+        false
+    })
 }
 
-/// One panel at horizontal offset `ox`: axes, quarter grid lines, a line per
-/// series (x = epoch, y scaled to [0, max]).
-fn panel(img: &mut RgbImage, ox: u32, series: &[Vec<(usize, f32)>]) {
-    let (w, h) = (PANEL.0 - 2 * MARGIN, PANEL.1 - 2 * MARGIN);
-    let (x0, y0) = ((ox + MARGIN) as f32, (MARGIN + h) as f32);
-    let grid = Rgb([225, 225, 225]);
-    for q in 1..=4 {
-        let y = y0 - h as f32 * q as f32 / 4.0;
-        line(img, (x0, y), (x0 + w as f32, y), grid);
-    }
-    let axis = Rgb([60, 60, 60]);
-    line(img, (x0, y0), (x0 + w as f32, y0), axis);
-    line(img, (x0, y0), (x0, y0 - h as f32), axis);
+type Series = Vec<(String, Vec<(usize, f64)>)>;
+
+fn panel(
+    area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
+    title: &str,
+    series: &Series,
+    text: bool,
+) -> Result<(), Box<dyn std::error::Error>> {
     let max_epoch = series
         .iter()
-        .flatten()
-        .map(|p| p.0)
+        .flat_map(|(_, s)| s.iter().map(|p| p.0))
         .max()
         .unwrap_or(1)
         .max(2);
     let max_y = series
         .iter()
-        .flatten()
-        .map(|p| p.1)
-        .fold(0.0f32, f32::max)
-        .max(1e-6);
-    for (k, s) in series.iter().enumerate() {
-        let c = Rgb(COLOURS[k % COLOURS.len()]);
-        let at = |(e, v): (usize, f32)| {
-            (
-                x0 + w as f32 * (e - 1) as f32 / (max_epoch - 1) as f32,
-                y0 - h as f32 * v / max_y,
-            )
-        };
-        for pair in s.windows(2) {
-            line(img, at(pair[0]), at(pair[1]), c);
-        }
-        if let [only] = s.as_slice() {
-            let (x, y) = at(*only);
-            line(img, (x - 2.0, y), (x + 2.0, y), c);
-        }
+        .flat_map(|(_, s)| s.iter().map(|p| p.1))
+        .fold(0.0f64, f64::max)
+        .max(1e-6)
+        * 1.1;
+    let mut builder = ChartBuilder::on(area);
+    builder.margin(12);
+    if text {
+        builder
+            .caption(title, (FAMILY, 18))
+            .x_label_area_size(36)
+            .y_label_area_size(52);
     }
+    let mut chart = builder.build_cartesian_2d(1usize..max_epoch, 0.0..max_y)?;
+    let mut mesh = chart.configure_mesh();
+    mesh.light_line_style(RGBColor(235, 235, 235));
+    if text {
+        mesh.x_desc("epoch")
+            .x_labels(max_epoch.min(10))
+            .label_style((FAMILY, 13))
+            .axis_desc_style((FAMILY, 14));
+    } else {
+        mesh.x_labels(0).y_labels(0);
+    }
+    mesh.draw()?;
+    for (k, (name, points)) in series.iter().enumerate() {
+        let colour = Palette99::pick(k).to_rgba();
+        let drawn = chart.draw_series(LineSeries::new(
+            points.iter().copied(),
+            colour.stroke_width(2),
+        ))?;
+        if text {
+            drawn.label(name.as_str()).legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2))
+            });
+        }
+        chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, colour.filled())))?;
+    }
+    if text {
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(RGBColor(200, 200, 200))
+            .label_font((FAMILY, 13))
+            .draw()?;
+    }
+    Ok(())
 }
 
 /// Renders the log; `backbones` fixes the colour order.
-pub fn curves(log: &[EpochLog], backbones: &[String]) -> RgbImage {
-    let mut img = RgbImage::from_pixel(PANEL.0 * 2, PANEL.1, Rgb([255, 255, 255]));
-    let pick = |f: &dyn Fn(&EpochLog) -> f32| -> Vec<Vec<(usize, f32)>> {
+pub fn curves(log: &[EpochLog], backbones: &[String]) -> Result<RgbImage, String> {
+    let pick = |f: &dyn Fn(&EpochLog) -> f64| -> Series {
         backbones
             .iter()
             .map(|b| {
-                log.iter()
+                let points = log
+                    .iter()
                     .filter(|e| &e.backbone == b)
                     .map(|e| (e.epoch, f(e)))
-                    .collect()
+                    .collect();
+                (b.clone(), points)
             })
             .collect()
     };
-    panel(&mut img, 0, &pick(&|e| e.loss));
-    panel(&mut img, PANEL.0, &pick(&|e| e.val_macro_f2 as f32));
-    img
+    let text = font();
+    let mut buf = vec![255u8; (SIZE.0 * SIZE.1 * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, SIZE).into_drawing_area();
+        let (left, right) = root.split_horizontally(SIZE.0 / 2);
+        let draw = || -> Result<(), Box<dyn std::error::Error>> {
+            panel(&left, "training loss", &pick(&|e| e.loss as f64), text)?;
+            panel(
+                &right,
+                "validation macro F2 (t = 0.5)",
+                &pick(&|e| e.val_macro_f2),
+                text,
+            )?;
+            root.present()?;
+            Ok(())
+        };
+        draw().map_err(|e| format!("drawing the curves: {e}"))?;
+    }
+    Ok(RgbImage::from_raw(SIZE.0, SIZE.1, buf).expect("buffer matches the size"))
 }
 
 #[cfg(test)]
@@ -99,7 +156,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn draws_a_line_per_backbone() {
+    fn draws_a_line_per_backbone_and_its_text() {
         let log: Vec<EpochLog> = (1..=3)
             .flat_map(|e| {
                 [("a", 1.0), ("b", 2.0)].map(|(b, k)| EpochLog {
@@ -112,8 +169,23 @@ mod tests {
                 })
             })
             .collect();
-        let img = curves(&log, &["a".into(), "b".into()]);
-        let count = |c: [u8; 3]| img.pixels().filter(|p| p.0 == c).count();
-        assert!(count(COLOURS[0]) > 100 && count(COLOURS[1]) > 100);
+        let img = curves(&log, &["a".into(), "b".into()]).unwrap();
+        if let Ok(path) = std::env::var("STYLECAM_SAVE_TEST_PLOT") {
+            img.save(path).unwrap();
+        }
+        let count = |k: usize| {
+            let c = Palette99::pick(k).to_rgba();
+            img.pixels().filter(|p| p.0 == [c.0, c.1, c.2]).count()
+        };
+        assert!(count(0) > 100 && count(1) > 100, "{} {}", count(0), count(1));
+        if font() {
+            // Axis numbers sit left of the loss panel's plot area: dark
+            // anti-aliased glyph pixels there.
+            let dark = (0..52)
+                .flat_map(|x| (40..300).map(move |y| (x, y)))
+                .filter(|&(x, y)| img.get_pixel(x, y).0.iter().all(|&v| v < 120))
+                .count();
+            assert!(dark > 30, "axis text drawn: {dark} dark pixels");
+        }
     }
 }

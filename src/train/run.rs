@@ -557,9 +557,13 @@ pub fn train(cfg: &TrainConfig, mut say: impl FnMut(&str)) -> Result<TrainOutcom
                 write_json(&out.join("log.json"), &log)?;
                 write_log_csv(&out.join("log.csv"), &log, &taxonomy)?;
                 let png = out.join("curves.png");
-                super::plot::curves(&log, &cfg.train.backbones)
-                    .save(&png)
-                    .map_err(|e| TrainError::Data(format!("{}: {e}", png.display())))?;
+                // A plot that cannot be drawn or written is not worth a
+                // stopped run: the figures are in log.csv.
+                let drawn = super::plot::curves(&log, &cfg.train.backbones)
+                    .and_then(|img| img.save(&png).map_err(|e| e.to_string()));
+                if let Err(e) = drawn {
+                    bar.suspend(|| log::warn!("{}: {e}", png.display()));
+                }
                 let meta = checkpoint::Meta {
                     arch: arch.to_string(),
                     classes: 13,
