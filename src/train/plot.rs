@@ -57,6 +57,7 @@ fn panel(
     area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
     title: &str,
     series: &Series,
+    legend_at: SeriesLabelPosition,
     text: bool,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let max_epoch = series
@@ -107,6 +108,7 @@ fn panel(
     if text {
         chart
             .configure_series_labels()
+            .position(legend_at)
             .background_style(WHITE.mix(0.85))
             .border_style(RGBColor(200, 200, 200))
             .label_font((FAMILY, 13))
@@ -136,13 +138,17 @@ pub fn curves(log: &[EpochLog], backbones: &[String]) -> Result<RgbImage, String
         let root = BitMapBackend::with_buffer(&mut buf, SIZE).into_drawing_area();
         let (left, right) = root.split_horizontally(SIZE.0 / 2);
         let draw = || -> Result<(), Box<dyn std::error::Error>> {
-            panel(&left, "training loss", &pick(&|e| e.loss as f64), text)?;
+            let loss = pick(&|e| e.loss as f64);
             panel(
-                &right,
-                "validation macro F2 (t = 0.5)",
-                &pick(&|e| e.val_macro_f2),
+                &left,
+                "training loss",
+                &loss,
+                SeriesLabelPosition::UpperRight,
                 text,
             )?;
+            let f2 = pick(&|e| e.val_macro_f2);
+            let title = "validation macro F2 (t = 0.5)";
+            panel(&right, title, &f2, SeriesLabelPosition::LowerRight, text)?;
             root.present()?;
             Ok(())
         };
@@ -177,7 +183,12 @@ mod tests {
             let c = Palette99::pick(k).to_rgba();
             img.pixels().filter(|p| p.0 == [c.0, c.1, c.2]).count()
         };
-        assert!(count(0) > 100 && count(1) > 100, "{} {}", count(0), count(1));
+        assert!(
+            count(0) > 100 && count(1) > 100,
+            "{} {}",
+            count(0),
+            count(1)
+        );
         if font() {
             // Axis numbers sit left of the loss panel's plot area: dark
             // anti-aliased glyph pixels there.
