@@ -91,7 +91,10 @@ fn train_variant(
     train: &[usize],
     spec: &Spec,
 ) -> Net {
-    let net = Net::new(cfg.arch, 13, &super::device());
+    // Every variant starts from the same weights: the rows differ by recipe only.
+    let device = super::device();
+    device.seed(cfg.seed);
+    let net = Net::new(cfg.arch, 13, &device);
     let mut trainer = Trainer::new(
         net,
         Loss::WeightedBce {

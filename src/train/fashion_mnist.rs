@@ -165,7 +165,9 @@ pub fn bench(cfg: &BenchConfig) -> Result<BenchReport, DataError> {
         family: Family::SmallCnn,
         tiny: cfg.tiny,
     };
-    let net = Net::new(arch, 10, &super::device());
+    let device = super::device();
+    device.seed(cfg.seed);
+    let net = Net::new(arch, 10, &device);
     let mut trainer = Trainer::new(net, Loss::Softmax, 5e-4);
     let aug = Augment {
         flip: true,

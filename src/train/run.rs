@@ -483,7 +483,10 @@ pub fn train(cfg: &TrainConfig, mut say: impl FnMut(&str)) -> Result<TrainOutcom
                 ));
                 (net, Some(meta))
             }
-            _ => (initial_net(*arch, &cfg.train, &mut say)?, None),
+            _ => (
+                initial_net(*arch, cfg.data.seed, &cfg.train, &mut say)?,
+                None,
+            ),
         };
         let mut trainer = Trainer::new(
             net,
@@ -533,7 +536,8 @@ pub fn train(cfg: &TrainConfig, mut say: impl FnMut(&str)) -> Result<TrainOutcom
             first,
             |t, loss| {
                 bar.set_position(t.step as u64);
-                bar.set_message(format!("loss {loss:.4}"));
+                let ips = bar.per_sec() * cfg.train.batch_size as f64;
+                bar.set_message(format!("loss {loss:.4}, {ips:.0} images/s"));
             },
             |epoch, t, loss, ips| {
                 val_preds = predict_rows(&t.net().valid(), ds.images.as_ref(), &val_idx, &spec);
@@ -646,10 +650,13 @@ fn write_predictions(
 /// A fresh net, with the configured starting weights.
 fn initial_net(
     arch: Arch,
+    seed: u64,
     t: &TrainSection,
     say: &mut impl FnMut(&str),
 ) -> Result<Net, TrainError> {
-    let mut net = Net::new(arch, 13, &super::device());
+    let device = super::device();
+    device.seed(seed);
+    let mut net = Net::new(arch, 13, &device);
     let mut pretrained = false;
     if let Some(path) = t.imagenet.get(&arch.to_string()) {
         let r = super::import::imagenet(&mut net, path)
