@@ -107,12 +107,12 @@ fn efficientnet_lite0_imagenet_weights_classify_real_photos() {
     );
 }
 
-/// The Python that has torch, torchvision and timm: `STYLECAM_TORCH_PYTHON`
+/// The Python that has torch, torchvision and timm: `TORCH_PYTHON`
 /// or `python3`. torch is ~5 GB with its CUDA libraries, so CI does not
 /// install it: the torchvision/timm check skips there unless
 /// `REQUIRE_TORCH_CHECKS=1`.
 fn torch_python() -> Option<String> {
-    let py = std::env::var("STYLECAM_TORCH_PYTHON").unwrap_or_else(|_| "python3".into());
+    let py = std::env::var("TORCH_PYTHON").unwrap_or_else(|_| "python3".into());
     let ok = std::process::Command::new(&py)
         .args(["-c", "import torch, torchvision, timm, safetensors"])
         .output()
@@ -125,9 +125,7 @@ fn torch_python() -> Option<String> {
             "{py} with torch, torchvision, timm, safetensors is required (REQUIRE_TORCH_CHECKS=1)"
         );
     }
-    eprintln!(
-        "SKIP: no Python with torch, torchvision, timm and safetensors (set STYLECAM_TORCH_PYTHON)"
-    );
+    eprintln!("SKIP: no Python with torch, torchvision, timm and safetensors (set TORCH_PYTHON)");
     None
 }
 

@@ -45,6 +45,22 @@ impl ConfigError {
         }
     }
 
+    /// An unknown top-level key that comes from the environment (every
+    /// `STYLECAM_<KEY>` variable is read as a config override), named as
+    /// such; `is_set` says whether a variable exists.
+    fn stray_env(text: &str, is_set: impl Fn(&str) -> bool) -> Option<Self> {
+        let field = text.split("unknown field `").nth(1)?.split('`').next()?;
+        let var = format!("{}_{}", super::ENV_PREFIX, field.to_uppercase());
+        is_set(&var).then(|| {
+            Self::new(
+                field,
+                format!("(environment variable {var})"),
+                format!("{var} is read as the config key `{field}`, which does not exist"),
+                "unset it; STYLECAM_<SECTION>__<KEY> variables override config keys (e.g. STYLECAM_MQTT__PORT)",
+            )
+        })
+    }
+
     pub(super) fn parse(path: Option<&Path>, e: config::ConfigError) -> Self {
         let file = path
             .map(|p| p.display().to_string())
@@ -63,6 +79,9 @@ impl ConfigError {
         } else {
             format!("(in {file})")
         };
+        if let Some(e) = Self::stray_env(&text, |v| std::env::var_os(v).is_some()) {
+            return e;
+        }
         Self::new(
             key,
             value,
@@ -491,6 +510,22 @@ mod tests {
         std::fs::write(&p, "device = \"x\"\n[mqtt]\nprot = 1\n").unwrap();
         let e = load(Some(&p)).unwrap_err().to_string();
         assert!(e.contains("prot"), "{e}");
+    }
+
+    #[test]
+    fn a_stray_environment_variable_is_named() {
+        let text = "unknown field `plotfont`, expected one of `device`, `model`";
+        let e = ConfigError::stray_env(text, |v| v == "STYLECAM_PLOTFONT")
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("environment variable STYLECAM_PLOTFONT") && e.contains("unset it"),
+            "{e}"
+        );
+        assert!(
+            ConfigError::stray_env(text, |_| false).is_none(),
+            "a file's typo stays the file's"
+        );
     }
 
     #[test]

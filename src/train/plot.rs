@@ -3,7 +3,7 @@
 //! order), drawn with plotters into a buffer and saved with `image`.
 //!
 //! Axis numbers, titles and the legend need a TrueType font: the first of
-//! `$STYLECAM_FONT` and the usual DejaVu/Liberation paths that exists is
+//! `$PLOT_FONT` and the usual DejaVu/Liberation paths that exists is
 //! used (pure-Rust rendering, no fontconfig). Without one the curves and
 //! grid are drawn without text; the figures themselves are in `log.csv`.
 
@@ -31,7 +31,7 @@ const FONT_PATHS: [&str; 5] = [
 fn font() -> bool {
     static FONT: OnceLock<bool> = OnceLock::new();
     *FONT.get_or_init(|| {
-        let candidates = std::env::var("STYLECAM_FONT")
+        let candidates = std::env::var("PLOT_FONT")
             .ok()
             .into_iter()
             .chain(FONT_PATHS.iter().map(|p| p.to_string()));
@@ -46,7 +46,7 @@ fn font() -> bool {
             }
             log::warn!("{path}: not a usable TrueType font");
         }
-        log::info!("no TrueType font found (set STYLECAM_FONT): curves.png is drawn without text");
+        log::info!("no TrueType font found (set PLOT_FONT): curves.png is drawn without text");
         false
     })
 }
@@ -176,7 +176,7 @@ mod tests {
             })
             .collect();
         let img = curves(&log, &["a".into(), "b".into()]).unwrap();
-        if let Ok(path) = std::env::var("STYLECAM_SAVE_TEST_PLOT") {
+        if let Ok(path) = std::env::var("SAVE_TEST_PLOT") {
             img.save(path).unwrap();
         }
         let count = |k: usize| {
