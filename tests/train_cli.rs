@@ -50,12 +50,21 @@ dir = "run"
     path
 }
 
-fn train(cfg: &Path) -> std::process::Output {
-    stylecam()
+/// Runs `stylecam train --config cfg [extra…]`: whether it succeeded, and
+/// its stdout and stderr together.
+fn train(cfg: &Path, extra: &[&std::ffi::OsStr]) -> (bool, String) {
+    let out = stylecam()
         .args(["train", "--config"])
         .arg(cfg)
+        .args(extra)
         .output()
-        .unwrap()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
 }
 
 #[test]
@@ -64,13 +73,8 @@ fn train_writes_a_bundle_resumes_and_exports() {
     labelled_folder(dir.path(), 120);
     // One image missing: skipped and counted, not fatal.
     std::fs::remove_file(dir.path().join("photos/g0100.png")).unwrap();
-    let out = train(&config(dir.path(), 1));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{text}");
+    let (ok, text) = train(&config(dir.path(), 1), &[]);
+    assert!(ok, "{text}");
     assert!(
         text.contains("1 images skipped") && text.contains("g0100"),
         "{text}"
@@ -95,9 +99,8 @@ fn train_writes_a_bundle_resumes_and_exports() {
     assert!(bundle.manifest.decision.is_some(), "tuned decision written");
 
     // Resume: two epochs asked, one done.
-    let out = train(&config(dir.path(), 2));
-    let text = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(out.status.success(), "{text}");
+    let (ok, text) = train(&config(dir.path(), 2), &[]);
+    assert!(ok, "{text}");
     assert!(
         text.contains("resuming from") && text.contains("epoch 1 of 2"),
         "{text}"
@@ -123,6 +126,21 @@ fn train_writes_a_bundle_resumes_and_exports() {
     );
     let shapes = stylecam::bundle::onnx::io_shapes(&std::fs::read(&onnx).unwrap()).unwrap();
     assert_eq!(shapes.output[1], Some(13));
+
+    // Fine-tune from that run's features into a new output dir.
+    let cfg = config(dir.path(), 1);
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("\"run\"", "\"tuned\"");
+    std::fs::write(&cfg, text).unwrap();
+    let from = run.join("tiny_efficientnet_lite0.bpk");
+    let (ok, text) = train(&cfg, &["--init-from".as_ref(), from.as_os_str()]);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("tiny_efficientnet_lite0: features from") && text.contains("(epoch 2)"),
+        "{text}"
+    );
+    assert!(dir.path().join("tuned/bundle/model.onnx").is_file());
 }
 
 #[test]
@@ -140,16 +158,10 @@ fn a_folder_over_the_memory_budget_is_decoded_batch_by_batch() {
     let cfg = config(dir.path(), 1);
     let text = std::fs::read_to_string(&cfg)
         .unwrap()
-        .replace("seed = 1\n", "")
         .replace("[data]\n", "[data]\nmemory_mib = 0\n");
     std::fs::write(&cfg, text).unwrap();
-    let out = train(&cfg);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{text}");
+    let (ok, text) = train(&cfg, &[]);
+    assert!(ok, "{text}");
     assert!(
         text.contains("exceed data.memory_mib = 0: decoding them batch by batch"),
         "{text}"
@@ -174,9 +186,8 @@ fn bad_training_input_is_explained_before_training() {
     let good = std::fs::read_to_string(&labels).unwrap();
     let cfg = config(dir.path(), 1);
     let fails = |needle: &str| {
-        let out = train(&cfg);
-        let err = String::from_utf8_lossy(&out.stderr).to_string();
-        assert!(!out.status.success(), "should fail: {err}");
+        let (ok, err) = train(&cfg, &[]);
+        assert!(!ok, "should fail: {err}");
         assert!(err.contains(needle), "expected {needle:?} in: {err}");
         assert!(!dir.path().join("run/bundle").exists(), "nothing trained");
     };

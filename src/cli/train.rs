@@ -71,6 +71,10 @@ pub struct TrainArgs {
     /// epochs, …; [output] dir. Relative paths are relative to the file.
     #[arg(long, short)]
     pub config: PathBuf,
+    /// Start each backbone's features from this checkpoint (.bpk), e.g. one
+    /// pretrained on an auxiliary attribute set; overrides train.init_from.
+    #[arg(long)]
+    pub init_from: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -89,7 +93,10 @@ pub struct ExportArgs {
 #[cfg(feature = "train")]
 pub fn train(a: &TrainArgs) -> Result<()> {
     use stylecam::train::run::{train, TrainConfig};
-    let cfg = TrainConfig::load(&a.config)?;
+    let mut cfg = TrainConfig::load(&a.config)?;
+    if let Some(p) = &a.init_from {
+        cfg.train.init_from = Some(p.clone());
+    }
     let out = train(&cfg, |line| log::info!("{line}"))?;
     println!("{}", out.tune_table);
     println!(

@@ -160,7 +160,7 @@ pub fn run(cfg: &AblationConfig, mut progress: impl FnMut(&str)) -> Ablation {
             },
         ),
         (
-            "+ resampling (positives, undersampled negatives) + cost-sensitive",
+            "+ resampling + cost-sensitive (1.5)",
             Variant {
                 augment: Augment::recipe(),
                 resample: true,
