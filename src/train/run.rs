@@ -125,10 +125,10 @@ pub struct OutputConfig {
 }
 
 /// The default of `train.negatives_per_positive`. The report undersampled
-/// negatives with per-class lists that are not published; 20 negatives per
+/// negatives with per-class lists we could not obtain; 20 negatives per
 /// positive touches only the classes rarer than 1 in 21 (in the JD test
 /// labels: sports keeps 4.6% of its negatives, british 6.6%, japanese 7.4%,
-/// ethnic 12%, street 41%, girl 45%; the other seven keep all).
+/// ethnic 12%, punk 41%, girl 45%; the other seven keep all).
 pub const DEFAULT_NEGATIVES_PER_POSITIVE: f64 = 20.0;
 
 fn default_val() -> f64 {
@@ -593,9 +593,13 @@ pub fn train(cfg: &TrainConfig, mut say: impl FnMut(&str)) -> Result<TrainOutcom
     let weights = fusion_weights(&val_preds_all, &val_labels);
     let fused = fuse(&val_preds_all, &weights);
     if nets.len() > 1 {
-        say(&format!(
-            "fusion weights per class (backbone-major): {weights:?}"
-        ));
+        for (arch, w) in archs.iter().zip(&weights) {
+            let w: Vec<String> = w.iter().map(|v| format!("{v:.1}")).collect();
+            say(&format!(
+                "fusion weights of {arch} per class: [{}]",
+                w.join(", ")
+            ));
+        }
     }
     let relation =
         RelationMatrix::from_labels(train_idx.iter().map(|&i| ds.labels[i].as_slice()), 13);
