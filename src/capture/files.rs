@@ -80,44 +80,7 @@ impl FilesSource {
     pub fn skipped(&self) -> u64 {
         self.skipped
     }
-}
 
-/// One image file as a frame (sequence 0): what the files camera plays,
-/// also used to read training and test images.
-pub fn image_frame(path: &Path, camera: &str) -> Result<Frame, String> {
-    let (width, height, format, data) = decode(path)?;
-    Ok(Frame {
-        camera: Arc::from(camera),
-        seq: 0,
-        captured_at: SystemTime::now(),
-        driver_timestamp: None,
-        width,
-        height,
-        format,
-        stride: 0,
-        data,
-    })
-}
-
-fn decode(path: &Path) -> Result<(u32, u32, PixelFormat, Vec<u8>), String> {
-    let img = image::ImageReader::open(path)
-        .map_err(|e| e.to_string())?
-        .with_guessed_format()
-        .map_err(|e| e.to_string())?
-        .decode()
-        .map_err(|e| e.to_string())?;
-    Ok(match img {
-        image::DynamicImage::ImageLuma8(g) => {
-            (g.width(), g.height(), PixelFormat::Gray8, g.into_raw())
-        }
-        other => {
-            let rgb = other.into_rgb8();
-            (rgb.width(), rgb.height(), PixelFormat::Rgb8, rgb.into_raw())
-        }
-    })
-}
-
-impl FilesSource {
     /// Moves to the next file and decodes it; `Ok(None)` once the files are
     /// used up. A file that does not decode is a `Skipped` error (logged the
     /// first time); once every file in a row has failed it is `Fatal`.
@@ -171,17 +134,8 @@ impl FrameSource for FilesSource {
         self.repeat_left -= 1;
         self.pacer.wait();
         let (width, height, format, data) = self.current.clone().expect("advance sets current");
-        let frame = Frame {
-            camera: self.camera.clone(),
-            seq: self.seq,
-            captured_at: SystemTime::now(),
-            driver_timestamp: None,
-            width,
-            height,
-            format,
-            stride: 0,
-            data: Arc::unwrap_or_clone(data),
-        };
+        let decoded = (width, height, format, Arc::unwrap_or_clone(data));
+        let frame = still(self.camera.clone(), self.seq, decoded);
         self.seq += 1;
         Ok(Some(frame))
     }
@@ -193,6 +147,48 @@ impl FrameSource for FilesSource {
             SourceState::Streaming
         }
     }
+}
+
+/// One image file as a frame (sequence 0): what the files camera plays,
+/// also used to read training and test images.
+pub fn image_frame(path: &Path, camera: &str) -> Result<Frame, String> {
+    decode(path).map(|d| still(Arc::from(camera), 0, d))
+}
+
+/// A decoded image as a frame captured now.
+fn still(camera: Arc<str>, seq: u64, (width, height, format, data): Decoded) -> Frame {
+    Frame {
+        camera,
+        seq,
+        captured_at: SystemTime::now(),
+        driver_timestamp: None,
+        width,
+        height,
+        format,
+        stride: 0,
+        data,
+    }
+}
+
+/// Width, height, pixel format and packed pixels of a decoded image.
+type Decoded = (u32, u32, PixelFormat, Vec<u8>);
+
+fn decode(path: &Path) -> Result<Decoded, String> {
+    let img = image::ImageReader::open(path)
+        .map_err(|e| e.to_string())?
+        .with_guessed_format()
+        .map_err(|e| e.to_string())?
+        .decode()
+        .map_err(|e| e.to_string())?;
+    Ok(match img {
+        image::DynamicImage::ImageLuma8(g) => {
+            (g.width(), g.height(), PixelFormat::Gray8, g.into_raw())
+        }
+        other => {
+            let rgb = other.into_rgb8();
+            (rgb.width(), rgb.height(), PixelFormat::Rgb8, rgb.into_raw())
+        }
+    })
 }
 
 #[cfg(test)]

@@ -92,9 +92,7 @@ fn train_variant(
     spec: &Spec,
 ) -> Net {
     // Every variant starts from the same weights: the rows differ by recipe only.
-    let device = super::device();
-    device.seed(cfg.seed);
-    let net = Net::new(cfg.arch, 13, &device);
+    let net = Net::seeded(cfg.arch, 13, cfg.seed);
     let mut trainer = Trainer::new(
         net,
         Loss::WeightedBce {

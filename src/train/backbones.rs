@@ -156,6 +156,15 @@ impl Net {
         }
     }
 
+    /// A fresh net on the training device with weights drawn from `seed`.
+    /// burn's generator is global to the process: seeding it right before
+    /// the net is built makes the initial weights a function of the seed.
+    pub fn seeded(arch: Arch, classes: usize, seed: u64) -> Self {
+        let device = super::device();
+        device.seed(seed);
+        Self::new(arch, classes, &device)
+    }
+
     pub fn classes(&self) -> usize {
         self.head.weight.dims()[1]
     }

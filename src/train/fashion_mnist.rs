@@ -165,9 +165,7 @@ pub fn bench(cfg: &BenchConfig) -> Result<BenchReport, DataError> {
         family: Family::SmallCnn,
         tiny: cfg.tiny,
     };
-    let device = super::device();
-    device.seed(cfg.seed);
-    let net = Net::new(arch, 10, &device);
+    let net = Net::seeded(arch, 10, cfg.seed);
     let mut trainer = Trainer::new(net, Loss::Softmax, 5e-4);
     let aug = Augment {
         flip: true,

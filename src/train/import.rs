@@ -79,7 +79,12 @@ pub struct StateDict {
 
 enum Inner {
     Pth(PytorchReader),
-    Safetensors(Vec<u8>),
+    /// The file's bytes and its header, parsed once.
+    Safetensors {
+        bytes: Vec<u8>,
+        data_start: usize,
+        meta: safetensors::tensor::Metadata,
+    },
 }
 
 impl StateDict {
@@ -94,8 +99,15 @@ impl StateDict {
         };
         let inner = if path.extension().is_some_and(|e| e == "safetensors") {
             let bytes = std::fs::read(path).map_err(|e| read_err(e.to_string()))?;
+            // `deserialize` checks the header against the data; keep the header.
             safetensors::SafeTensors::deserialize(&bytes).map_err(|e| read_err(e.to_string()))?;
-            Inner::Safetensors(bytes)
+            let (header, meta) = safetensors::SafeTensors::read_metadata(&bytes)
+                .map_err(|e| read_err(e.to_string()))?;
+            Inner::Safetensors {
+                data_start: 8 + header,
+                meta,
+                bytes,
+            }
         } else {
             Inner::Pth(PytorchReader::new(path).map_err(|e| read_err(e.to_string()))?)
         };
@@ -122,9 +134,7 @@ impl StateDict {
     pub fn keys(&self) -> Vec<String> {
         match &self.inner {
             Inner::Pth(r) => r.keys(),
-            Inner::Safetensors(b) => safetensors::SafeTensors::deserialize(b)
-                .map(|st| st.names().into_iter().map(String::from).collect())
-                .unwrap_or_default(),
+            Inner::Safetensors { meta, .. } => meta.tensors().into_keys().collect(),
         }
     }
 
@@ -132,9 +142,7 @@ impl StateDict {
         let key = format!("{}{key}", self.prefix);
         match &self.inner {
             Inner::Pth(r) => r.get(&key).is_some(),
-            Inner::Safetensors(b) => {
-                safetensors::SafeTensors::deserialize(b).is_ok_and(|st| st.tensor(&key).is_ok())
-            }
+            Inner::Safetensors { meta, .. } => meta.info(&key).is_some(),
         }
     }
 
@@ -163,17 +171,22 @@ impl StateDict {
                 };
                 (dtype, t.shape().to_vec(), bytes)
             }
-            Inner::Safetensors(b) => {
-                let st = safetensors::SafeTensors::deserialize(b).expect("checked at open");
-                let t = st.tensor(&full).map_err(|_| missing())?;
-                let dtype = match t.dtype() {
+            Inner::Safetensors {
+                bytes,
+                data_start,
+                meta,
+            } => {
+                let t = meta.info(&full).ok_or_else(missing)?;
+                let dtype = match t.dtype {
                     safetensors::Dtype::F32 => Float::F32,
                     safetensors::Dtype::F64 => Float::F64,
                     safetensors::Dtype::F16 => Float::F16,
                     safetensors::Dtype::BF16 => Float::BF16,
                     other => return Err(self.dtype_err(key, format!("{other:?}"))),
                 };
-                (dtype, t.shape().to_vec(), t.data().to_vec())
+                let (from, to) = t.data_offsets;
+                let data = bytes[data_start + from..data_start + to].to_vec();
+                (dtype, t.shape.clone(), data)
             }
         };
         if shape != want {
@@ -299,7 +312,8 @@ fn densenet121_layout(dot: bool) -> Layout {
 
 /// timm `inception_v4` (each conv block is `conv` + `bn`).
 fn inception_v4_layout() -> Layout {
-    let mut names: Vec<String> = ["features.0", "features.1", "features.2", "features.3"]
+    // features.3 (Mixed3a) and features.5 (Mixed5a) hold one conv block, `conv`.
+    let mut names: Vec<String> = ["features.0", "features.1", "features.2", "features.3.conv"]
         .into_iter()
         .map(String::from)
         .collect();
@@ -308,7 +322,7 @@ fn inception_v4_layout() -> Layout {
     };
     names.extend(seq("features.4", "branch0", 2));
     names.extend(seq("features.4", "branch1", 4));
-    names.push("features.5".into());
+    names.push("features.5.conv".into());
     for f in 6..=9 {
         let p = format!("features.{f}");
         names.push(format!("{p}.branch0"));
@@ -344,17 +358,9 @@ fn inception_v4_layout() -> Layout {
             names.push(format!("{p}.{b}"));
         }
     }
-    // features.3 is Mixed3a, whose only conv is `conv`; features.5 likewise.
     let units = names
         .into_iter()
-        .map(|n| {
-            let n = if n == "features.3" || n == "features.5" {
-                format!("{n}.conv")
-            } else {
-                n
-            };
-            cb(format!("{n}.conv"), format!("{n}.bn"))
-        })
+        .map(|n| cb(format!("{n}.conv"), format!("{n}.bn")))
         .collect();
     Layout {
         name: "timm inception_v4",

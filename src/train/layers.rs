@@ -406,17 +406,6 @@ impl Seq {
         y
     }
 
-    /// Every conv in forward order (a residual's body before its shortcut).
-    pub fn convs_mut(&mut self) -> Vec<&mut ConvBn> {
-        self.units_mut()
-            .into_iter()
-            .filter_map(|u| match u {
-                Unit::Conv(c) => Some(c),
-                Unit::Norm(_) => None,
-            })
-            .collect()
-    }
-
     /// Every layer with weights in forward order (a residual's body before
     /// its shortcut): what a weight import walks.
     pub fn units_mut(&mut self) -> Vec<Unit<'_>> {
@@ -559,42 +548,15 @@ pub fn set_param<const D: usize>(p: &mut Param<Tensor<D>>, value: Tensor<D>) {
 }
 
 impl Seq {
-    /// Every batch norm, in forward order.
+    /// Every batch norm, in forward order: a conv's and the standalone ones.
     pub fn norms_mut(&mut self) -> Vec<&mut BatchNorm> {
-        let mut out = Vec::new();
-        for layer in &mut self.layers {
-            layer.collect_norms(&mut out);
-        }
-        out
-    }
-}
-
-impl Layer {
-    fn collect_norms<'a>(&'a mut self, out: &mut Vec<&'a mut BatchNorm>) {
-        let seqs: Vec<&'a mut Seq> = match self {
-            Layer::Conv(c) => {
-                out.extend(c.bn.as_mut());
-                return;
-            }
-            Layer::Norm(n) => {
-                out.push(&mut n.bn);
-                return;
-            }
-            Layer::Pool(_) => return,
-            Layer::Concat(c) => c.branches.iter_mut().collect(),
-            Layer::Residual(r) => {
-                if let Some(s) = &mut r.shortcut {
-                    out.extend(s.bn.as_mut());
-                }
-                vec![&mut r.body]
-            }
-            Layer::Dense(d) => d.layers.iter_mut().collect(),
-        };
-        for s in seqs {
-            for l in &mut s.layers {
-                l.collect_norms(out);
-            }
-        }
+        self.units_mut()
+            .into_iter()
+            .filter_map(|u| match u {
+                Unit::Conv(c) => c.bn.as_mut(),
+                Unit::Norm(n) => Some(&mut n.bn),
+            })
+            .collect()
     }
 }
 

@@ -466,6 +466,7 @@ pub fn train(cfg: &TrainConfig, mut say: impl FnMut(&str)) -> Result<TrainOutcom
         source,
     })?;
     let val_labels: Vec<Vec<f32>> = val_idx.iter().map(|&i| ds.labels[i].clone()).collect();
+    let at_half = DecisionParams::fixed(13, 0.5);
     let mut log = Vec::new();
     let mut nets = Vec::new();
     let mut val_preds_all = Vec::new();
@@ -543,7 +544,7 @@ pub fn train(cfg: &TrainConfig, mut say: impl FnMut(&str)) -> Result<TrainOutcom
                 val_preds = predict_rows(&t.net().valid(), ds.images.as_ref(), &val_idx, &spec);
                 let chosen: Vec<Vec<usize>> = val_preds
                     .iter()
-                    .map(|p| DecisionParams::fixed(13, 0.5).decide(p).labels)
+                    .map(|p| at_half.decide(p).labels)
                     .collect();
                 let entry = EpochLog {
                     backbone: arch.to_string(),
@@ -658,9 +659,7 @@ fn initial_net(
     t: &TrainSection,
     say: &mut impl FnMut(&str),
 ) -> Result<Net, TrainError> {
-    let device = super::device();
-    device.seed(seed);
-    let mut net = Net::new(arch, 13, &device);
+    let mut net = Net::seeded(arch, 13, seed);
     let mut pretrained = false;
     if let Some(path) = t.imagenet.get(&arch.to_string()) {
         let r = super::import::imagenet(&mut net, path)
