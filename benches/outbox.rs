@@ -8,11 +8,11 @@ use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use stylecam::daemon::metrics::Metrics;
 use stylecam::publish::mqtt::{Publisher, Settings};
 use stylecam::publish::outbox::Limits;
 use stylecam::publish::store::Store;
 use stylecam::publish::{Message, Topics};
+use stylecam::telemetry::Metrics;
 
 fn payload(i: u64) -> Vec<u8> {
     // About the size of a real styles event.

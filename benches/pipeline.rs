@@ -7,8 +7,8 @@
 //!    mean time per frame of each stage.
 //! 2. Our preprocessing vs Pillow (resize + crop + normalise) on the same
 //!    640x480 RGB frame.
-//! 3. Our CPU backend (tract) vs onnxruntime on the demo model, per frame,
-//!    at batch 1 and 4.
+//! 3. Our two CPU backends (tract, and onnxruntime through `ort`) vs Python
+//!    onnxruntime on the demo model, per frame, at batch 1, 2, 4 and 8.
 //!
 //! `cargo bench --bench pipeline`; BENCH_CAMERAS (default 4), BENCH_FRAMES
 //! (per camera, default 150) and BENCH_FPS (per camera for the paced run,
@@ -18,14 +18,11 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use stylecam::bundle::Bundle;
 use stylecam::capture::{self, Frame, PixelFormat};
-use stylecam::config::{CameraConfig, Config, DEFAULT_TOML};
-use stylecam::daemon::{
-    self,
-    metrics::{Metrics, Stage, STAGES},
-};
+use stylecam::config::{BackendKind, CameraConfig, Config, SyntheticFormat, DEFAULT_TOML};
+use stylecam::daemon;
 use stylecam::infer::{cpu::CpuBackend, Backend};
+use stylecam::telemetry::{Metrics, Stage, STAGES};
 
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -85,7 +82,7 @@ fn pipeline(repo: &std::path::Path, fps: f64) {
     let (port, mut child, broker_name) = broker();
     let mut cfg: Config = toml::from_str(DEFAULT_TOML).unwrap();
     cfg.model.bundle = repo.join("assets/demo-bundle");
-    cfg.model.backend = "cpu".into();
+    cfg.model.backend = BackendKind::Cpu;
     cfg.mqtt.embedded = false;
     cfg.mqtt.port = port;
     cfg.pipeline.queue_depth = 4;
@@ -93,20 +90,15 @@ fn pipeline(repo: &std::path::Path, fps: f64) {
     cfg.outbox.path = outbox_dir.path().join("outbox.redb");
     cfg.cameras = (0..cameras)
         .map(|i| {
-            let mut c = CameraConfig::files(&format!("cam{i}"), "unused");
-            c.source = "synthetic".into();
-            c.pixel_format = "yuyv".into();
-            c.width = 640;
-            c.height = 480;
+            let mut c =
+                CameraConfig::synthetic(&format!("cam{i}"), 640, 480, SyntheticFormat::Yuyv);
             c.fps = fps;
-            c.frames = frames;
+            c.synthetic_mut().unwrap().frames = frames;
             c
         })
         .collect();
     let cfg = cfg.validate().unwrap();
-    let bundle = Bundle::load(&cfg.model.bundle).unwrap();
-    let backend = stylecam::infer::select("cpu", &bundle).unwrap();
-    let sources = daemon::open_cameras(&cfg).unwrap();
+    let parts = daemon::Parts::open(cfg).unwrap();
     let metrics = Arc::new(Metrics::default());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -115,14 +107,7 @@ fn pipeline(repo: &std::path::Path, fps: f64) {
         .unwrap();
     let t = Instant::now();
     let snap = rt
-        .block_on(daemon::run(
-            &cfg,
-            bundle,
-            backend,
-            sources,
-            metrics,
-            std::future::pending(),
-        ))
+        .block_on(daemon::run(parts, metrics, std::future::pending(), None))
         .unwrap();
     let wall = t.elapsed().as_secs_f64();
     let pace = if fps > 0.0 {
@@ -159,14 +144,12 @@ fn pipeline(repo: &std::path::Path, fps: f64) {
 
 fn preprocess_vs_pillow(repo: &std::path::Path) {
     let iters = 60;
-    let mut cam = CameraConfig::files("b", "unused");
-    cam.source = "synthetic".into();
-    cam.pixel_format = "rgb".into();
+    let mut cam = CameraConfig::synthetic("b", 640, 480, SyntheticFormat::Rgb);
     cam.fps = 0.0;
     let mut src = capture::open(&cam).unwrap();
     let frame: Frame = src.next_frame().unwrap().unwrap();
     assert_eq!(frame.format, PixelFormat::Rgb8);
-    let spec = stylecam::bundle::demo::demo_spec();
+    let spec = stylecam::demo_model::demo_spec();
     let _ = stylecam::preprocess::preprocess(&frame, &spec).unwrap();
     let t = Instant::now();
     for _ in 0..iters {
@@ -174,7 +157,7 @@ fn preprocess_vs_pillow(repo: &std::path::Path) {
     }
     let ours = t.elapsed().as_secs_f64() / iters as f64 * 1e3;
     let mut yuyv = cam.clone();
-    yuyv.pixel_format = "yuyv".into();
+    yuyv.synthetic_mut().unwrap().pixel_format = SyntheticFormat::Yuyv;
     let yframe = capture::open(&yuyv).unwrap().next_frame().unwrap().unwrap();
     let t = Instant::now();
     for _ in 0..iters {
@@ -204,20 +187,41 @@ fn preprocess_vs_pillow(repo: &std::path::Path) {
     }
 }
 
-fn backend_vs_onnxruntime(repo: &std::path::Path) {
+/// Mean ms per frame of `backend` at `batch` over `iters` runs (after one warm-up).
+fn ms_per_frame(backend: &mut dyn Backend, batch: usize, iters: usize) -> f64 {
+    let input = vec![0.1f32; batch * backend.sample_len()];
+    backend.infer(&input, batch).unwrap();
+    let t = Instant::now();
+    for _ in 0..iters {
+        std::hint::black_box(backend.infer(&input, batch).unwrap());
+    }
+    t.elapsed().as_secs_f64() / (iters * batch) as f64 * 1e3
+}
+
+fn backends_vs_python_onnxruntime(repo: &std::path::Path) {
     let model = repo.join("assets/demo-bundle/model.onnx");
-    let mut backend = CpuBackend::load(&model, [3, 224, 224]).unwrap();
-    println!("\n## Inference, demo model (224x224), per frame: tract (ours) vs onnxruntime");
-    for batch in [1usize, 4] {
-        let input = vec![0.1f32; batch * 3 * 224 * 224];
-        backend.infer(&input, batch).unwrap();
-        let iters = 40 / batch;
-        let t = Instant::now();
-        for _ in 0..iters {
-            std::hint::black_box(backend.infer(&input, batch).unwrap());
-        }
-        let ours = t.elapsed().as_secs_f64() / (iters * batch) as f64 * 1e3;
-        let peer = python_ms(
+    let mut tract = CpuBackend::load(&model, [3, 224, 224]).unwrap();
+    let mut ort: Option<Box<dyn Backend>> =
+        match stylecam::infer::onnxruntime::OrtBackend::load(&model, [3, 224, 224], 0, None) {
+            Ok(b) => Some(Box::new(b)),
+            Err(e) => {
+                println!("(onnxruntime backend not measured: {e})");
+                None
+            }
+        };
+    let lib = stylecam::infer::onnxruntime::probe(None)
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    println!("\n## Inference, demo model (224x224), ms per frame: tract and onnxruntime (our backends) vs Python onnxruntime");
+    if !lib.is_empty() {
+        println!("(our onnxruntime backend runs {lib}; Python runs its own onnxruntime package)");
+    }
+    let mut best: Option<(usize, f64, f64)> = None;
+    for batch in [1usize, 2, 4, 8] {
+        let iters = (48 / batch).max(4);
+        let t = ms_per_frame(&mut tract, batch, iters);
+        let o = ort.as_deref_mut().map(|b| ms_per_frame(b, batch, iters));
+        let py = python_ms(
             repo.join("benches/peers/ort_latency.py").to_str().unwrap(),
             &[
                 model.display().to_string(),
@@ -226,10 +230,32 @@ fn backend_vs_onnxruntime(repo: &std::path::Path) {
                 iters.to_string(),
             ],
         );
-        match peer {
-            Some(ort) => println!("batch {batch}: tract {ours:.3} ms/frame, onnxruntime {ort:.3} ms/frame → tract/ort {:.2}", ours / ort),
-            None => println!("batch {batch}: tract {ours:.3} ms/frame (onnxruntime not found)"),
+        let fmt = |v: Option<f64>| v.map_or("   n/a".to_string(), |v| format!("{v:6.3}"));
+        let ratio = match (o, py) {
+            (Some(o), Some(p)) => format!(
+                "  → ours(onnxruntime)/Python {:.2}, tract/Python {:.2}",
+                o / p,
+                t / p
+            ),
+            (None, Some(p)) => format!("  → tract/Python {:.2}", t / p),
+            _ => String::new(),
+        };
+        println!(
+            "batch {batch}: tract {t:6.3}, onnxruntime {}, Python onnxruntime {}{ratio}",
+            fmt(o),
+            fmt(py)
+        );
+        if let (Some(o), Some(p)) = (o, py) {
+            if best.is_none_or(|(_, bo, _)| o < bo) {
+                best = Some((batch, o, p));
+            }
         }
+    }
+    if let Some((batch, o, p)) = best {
+        println!(
+            "best batch of our onnxruntime backend: {batch} ({o:.3} ms/frame) → ours/Python at that batch {:.2}",
+            o / p
+        );
     }
 }
 
@@ -241,7 +267,7 @@ fn main() {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     preprocess_vs_pillow(&repo);
-    backend_vs_onnxruntime(&repo);
+    backends_vs_python_onnxruntime(&repo);
     println!();
     pipeline(&repo, env("BENCH_FPS", 10) as f64);
     println!();

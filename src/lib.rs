@@ -8,12 +8,16 @@ pub mod bundle;
 pub mod capture;
 pub mod config;
 pub mod daemon;
+pub mod demo_model;
 pub mod infer;
 pub mod preprocess;
 pub mod publish;
+pub mod slot;
 pub mod smooth;
 pub mod styles;
+pub mod telemetry;
 #[cfg(feature = "train")]
 pub mod train;
 
+pub mod rng;
 mod short_float;

@@ -5,12 +5,13 @@
 
 mod common;
 
+mod backend_suite;
 mod broker_auth;
 mod bundle_and_cli;
 mod mqtt_daemon;
-mod onnx_models;
 mod outbox_delivery;
 mod reference;
+mod reload;
 mod styles_real;
 #[cfg(feature = "train")]
 mod train_ablation;

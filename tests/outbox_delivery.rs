@@ -318,3 +318,66 @@ fn a_full_outbox_drops_the_oldest_counts_it_and_keeps_running() {
     assert!(dropped > 0, "drops are counted: {summary}");
     eprintln!("outbox limit: first delivered seq {}, {summary}", got[0]);
 }
+
+/// The outbox file is lost between two runs (a new SD card, another state
+/// directory): `seq` starts again at 1 in a new epoch, and a subscriber
+/// that de-duplicates by (device, camera, epoch, seq), as the README says,
+/// keeps every new event (one keyed by seq alone would drop them).
+#[test]
+fn losing_the_outbox_file_starts_a_new_epoch_and_loses_no_new_event() {
+    if !available("mosquitto", mosquitto_path().is_some()) {
+        return;
+    }
+    let broker = Mosquitto::start(free_port());
+    let sub = Collector::start(broker.port, "stylecam/it-epoch/#", "it-sub-epoch");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = daemon_config(dir.path(), &photos(dir.path()), broker.port, "it-epoch", "");
+    let mut decided = 0;
+    for run in 0..2 {
+        if run == 1 {
+            std::fs::remove_file(dir.path().join("outbox.redb")).unwrap();
+        }
+        let mut daemon = run_daemon(&cfg, &[]);
+        wait_log(&daemon, "tags [", 4, Duration::from_secs(60));
+        daemon.signal("TERM");
+        assert!(
+            daemon.wait(Duration::from_secs(20)).success(),
+            "{}",
+            daemon.log_text()
+        );
+        decided += daemon.log_text().matches("tags [").count();
+    }
+    let events = sub.wait_for("both runs' events", Duration::from_secs(30), |all| {
+        kind(all, "styles").len() >= decided
+    });
+    let styles = kind(&events, "styles");
+    for r in &styles {
+        assert_valid(&schema(), r);
+    }
+    let key = |r: &&crate::mqtt_daemon::Received| {
+        (
+            r.json["device"].as_str().unwrap().to_string(),
+            r.json["camera"].as_str().unwrap().to_string(),
+            r.json["epoch"].as_str().unwrap().to_string(),
+            r.json["seq"].as_u64().unwrap(),
+        )
+    };
+    let by_key: BTreeSet<_> = styles.iter().map(key).collect();
+    let epochs: BTreeSet<_> = by_key.iter().map(|k| k.2.clone()).collect();
+    let by_seq: BTreeSet<_> = styles
+        .iter()
+        .map(|r| r.json["seq"].as_u64().unwrap())
+        .collect();
+    eprintln!(
+        "outbox lost between runs: {decided} events decided, {} unique by (device, camera, epoch, seq) in {} epochs, {} by seq alone",
+        by_key.len(),
+        epochs.len(),
+        by_seq.len()
+    );
+    assert_eq!(epochs.len(), 2, "a new outbox file is a new epoch");
+    assert_eq!(by_key.len(), decided, "no new event is lost");
+    assert!(
+        by_seq.len() < decided,
+        "seq alone would have dropped the second run's events"
+    );
+}

@@ -1,81 +1,10 @@
-//! Numeric fidelity against references run in the same test: the CPU
-//! backend vs onnxruntime on models with random weights, and our resize vs
-//! Pillow on real photos.
+//! Numeric fidelity against references run in the same test: our resize vs
+//! Pillow on real photos. (Backends vs onnxruntime: `backend_suite.rs`.)
 
 use crate::common::*;
-use stylecam::bundle::demo::{cnn, CnnShape};
 use stylecam::capture;
 use stylecam::config::CameraConfig;
-use stylecam::infer::{cpu::CpuBackend, Backend};
 use stylecam::preprocess::{resample_rgb, to_rgb8, Placement, ResizeMode};
-use stylecam::styles::simulate::Rng;
-
-fn compare_with_ort(name: &str, model: &std::path::Path, sample: [usize; 3], n: usize) -> f32 {
-    let dir = tempfile::tempdir().unwrap();
-    let mut rng = Rng::new(7);
-    let input: Vec<f32> = (0..n * sample.iter().product::<usize>())
-        .map(|_| rng.normal())
-        .collect();
-    let mut backend = CpuBackend::load(model, sample).unwrap();
-    let ours = backend.infer(&input, n).unwrap();
-    let (inp, out) = (dir.path().join("in.f32"), dir.path().join("out.f32"));
-    write_f32(&inp, &input);
-    let shape = format!("{n},{},{},{}", sample[0], sample[1], sample[2]);
-    python(
-        "ort_run.py",
-        &[
-            model.to_str().unwrap(),
-            inp.to_str().unwrap(),
-            &shape,
-            out.to_str().unwrap(),
-        ],
-    );
-    let theirs = read_f32(&out);
-    assert_eq!(ours.len(), theirs.len());
-    let diff = ours
-        .iter()
-        .zip(&theirs)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f32::max);
-    eprintln!(
-        "{name}: batch {n}, {} outputs, max abs diff tract vs onnxruntime = {diff:.2e}",
-        ours.len()
-    );
-    // Spread of the outputs, so agreement is not trivially uniform.
-    let spread = theirs.iter().cloned().fold(f32::MIN, f32::max)
-        - theirs.iter().cloned().fold(f32::MAX, f32::min);
-    assert!(
-        spread > 0.05,
-        "{name}: outputs barely vary ({spread}); the comparison would prove little"
-    );
-    diff
-}
-
-#[test]
-fn cpu_backend_agrees_with_onnxruntime_on_random_weight_models() {
-    if !available(
-        "python3 with onnxruntime and numpy",
-        python_has("onnxruntime, numpy"),
-    ) {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let resnet = dir.path().join("resnet_style.onnx");
-    let shape = CnnShape::resnet_style();
-    std::fs::write(&resnet, cnn(11, &shape, None)).unwrap();
-    let s = shape.input as usize;
-    assert!(
-        compare_with_ort(
-            "resnet-style (BN, max-pool, 8 residual blocks)",
-            &resnet,
-            [3, s, s],
-            2
-        ) < 1e-4
-    );
-    let demo = repo().join("assets/demo-bundle/model.onnx");
-    assert!(compare_with_ort("demo bundle", &demo, [3, 224, 224], 1) < 1e-4);
-    assert!(compare_with_ort("demo bundle", &demo, [3, 224, 224], 3) < 1e-4);
-}
 
 #[test]
 fn resize_matches_pillow_bilinear_on_real_photos() {
@@ -84,7 +13,7 @@ fn resize_matches_pillow_bilinear_on_real_photos() {
     }
     let dir = tempfile::tempdir().unwrap();
     let mut cam = CameraConfig::files("ref", repo().join("assets/photos").to_str().unwrap());
-    cam.looping = false;
+    cam.files_mut().unwrap().looping = false;
     cam.fps = 0.0;
     let mut src = capture::open(&cam).unwrap();
     while let Some(frame) = src.next_frame().unwrap() {

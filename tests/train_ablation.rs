@@ -10,7 +10,8 @@ use std::time::Duration;
 use stylecam::bundle::Bundle;
 use stylecam::infer::{cpu::CpuBackend, Backend};
 use stylecam::styles::Taxonomy;
-use stylecam::train::ablation::{run, write_bundle, AblationConfig};
+use stylecam::train::ablation::{run, AblationConfig};
+use stylecam::train::export::write_bundle;
 use stylecam::train::fit::to_chw;
 use stylecam::train::{Arch, Family};
 
@@ -42,6 +43,7 @@ fn recipe_beats_baseline_and_its_bundle_is_served() {
         "ablation",
         &[(&ab.net, vec![1.0; 13])],
         &ab.spec,
+        &stylecam::styles::Taxonomy::jd2018(),
         Some(ab.decision.clone()),
     )
     .unwrap();

@@ -229,3 +229,51 @@ fn bad_training_input_is_explained_before_training() {
     .unwrap();
     fails("train.backbones: unknown backbone \"vgg16\"");
 }
+
+/// A taxonomy that is not the JD one: 4 classes named by the label file's
+/// header train end to end into a 4-class bundle the daemon's backend runs.
+#[test]
+fn train_four_classes_from_the_label_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let (images, labels) = synthetic::generate(96, 64, 5);
+    let photos = dir.path().join("photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    let ids = ["dress", "coat", "skirt", "scarf"];
+    let mut csv = format!("image,{}\n", ids.join(","));
+    for (i, (img, row)) in images.iter().zip(&labels).enumerate() {
+        image::RgbImage::from_raw(64, 64, img.clone())
+            .unwrap()
+            .save(photos.join(format!("g{i:04}.png")))
+            .unwrap();
+        let mut four: Vec<f32> = row[..4].to_vec();
+        if i < 16 {
+            four[i % 4] = 1.0;
+        }
+        let vals: Vec<String> = four.iter().map(|v| format!("{v}")).collect();
+        csv += &format!("g{i:04},{}\n", vals.join(","));
+    }
+    std::fs::write(dir.path().join("labels.csv"), csv).unwrap();
+    let (ok, text) = train(&config(dir.path(), 1), &[]);
+    assert!(ok, "{text}");
+    let bundle = stylecam::bundle::Bundle::load(&dir.path().join("run/bundle")).unwrap();
+    let got: Vec<&str> = bundle.manifest.classes.ids().collect();
+    assert_eq!(got, ids, "the bundle carries the label file's classes");
+    let decision = bundle.decision();
+    assert_eq!(decision.thresholds.len(), 4, "tuned for 4 classes");
+    use stylecam::infer::Backend;
+    let mut backend = stylecam::infer::cpu::CpuBackend::open(&bundle).unwrap();
+    assert_eq!(backend.classes(), 4);
+    let probs = backend.infer(&vec![0.0; backend.sample_len()], 1).unwrap();
+    assert_eq!(probs.len(), 4);
+    assert!(probs.iter().all(|p| (0.0..=1.0).contains(p)), "{probs:?}");
+    // A fn_weight of the wrong length names the class count.
+    let cfg = dir.path().join("train.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        text.replace("batch_size = 16", "batch_size = 16\nfn_weight = [1, 2]"),
+    )
+    .unwrap();
+    let (ok, text) = train(&cfg, &[]);
+    assert!(!ok && text.contains("one per class (4"), "{text}");
+}

@@ -7,7 +7,7 @@ use burn::module::Module;
 use burn::tensor::{Tensor, TensorData};
 use stylecam::bundle::onnx::GraphBuilder;
 use stylecam::infer::{cpu::CpuBackend, Backend};
-use stylecam::styles::simulate::Rng;
+use stylecam::rng::Rng;
 use stylecam::train::export::{export, Emitter, Output};
 use stylecam::train::layers::*;
 use stylecam::train::{cpu, Arch, Family, Net};

@@ -7,7 +7,6 @@
 //! files exist, the hash matches, the ONNX input/output shapes agree with
 //! the manifest and the class count.
 
-pub mod demo;
 pub mod onnx;
 
 use crate::preprocess::Spec;

@@ -3,8 +3,8 @@
 //! cannot be read or decoded is logged once, skipped and counted; the
 //! camera goes on with the next file.
 
-use super::{CaptureError, Frame, FrameSource, Pacer, PixelFormat, SourceState};
-use crate::config::CameraConfig;
+use super::{CaptureError, Frame, FrameSource, Pacer, PixelFormat, SourceState, StopToken};
+use crate::config::FilesCamera;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -58,18 +58,17 @@ pub fn list_images(path: &str) -> Result<Vec<PathBuf>, CaptureError> {
 }
 
 impl FilesSource {
-    pub fn open(cfg: &CameraConfig) -> Result<Self, CaptureError> {
-        let path = cfg.path.as_deref().unwrap_or_default();
+    pub fn open(name: &str, fps: f64, cfg: &FilesCamera) -> Result<Self, CaptureError> {
         Ok(Self {
-            camera: cfg.name.as_str().into(),
-            files: list_images(path)?,
+            camera: name.into(),
+            files: list_images(&cfg.path)?,
             looping: cfg.looping,
             repeat: cfg.repeat.max(1),
             pos: 0,
             repeat_left: 0,
             current: None,
             seq: 0,
-            pacer: Pacer::new(cfg.fps),
+            pacer: Pacer::new(fps),
             bad: HashSet::new(),
             skipped: 0,
             failed_in_a_row: 0,
@@ -132,12 +131,18 @@ impl FrameSource for FilesSource {
             return Ok(None);
         }
         self.repeat_left -= 1;
-        self.pacer.wait();
+        if !self.pacer.wait() {
+            return Ok(None);
+        }
         let (width, height, format, data) = self.current.clone().expect("advance sets current");
         let decoded = (width, height, format, Arc::unwrap_or_clone(data));
         let frame = still(self.camera.clone(), self.seq, decoded);
         self.seq += 1;
         Ok(Some(frame))
+    }
+
+    fn stopper(&self) -> StopToken {
+        self.pacer.stop.clone()
     }
 
     fn state(&self) -> SourceState {
@@ -201,6 +206,14 @@ mod tests {
             .unwrap();
     }
 
+    fn looping(dir: &std::path::Path) -> FilesCamera {
+        FilesCamera {
+            path: dir.to_str().unwrap().into(),
+            looping: true,
+            repeat: 1,
+        }
+    }
+
     #[test]
     fn plays_once_in_name_order_and_skips_corrupt_files() {
         let dir = tempfile::tempdir().unwrap();
@@ -208,11 +221,12 @@ mod tests {
         write_png(&dir.path().join("a.png"), [255, 0, 0]);
         std::fs::write(dir.path().join("c.jpg"), b"not a jpeg").unwrap();
         write_png(&dir.path().join("d.png"), [0, 0, 255]);
-        let mut cfg = CameraConfig::files("cam", dir.path().to_str().unwrap());
-        cfg.looping = false;
-        cfg.fps = 0.0;
-        cfg.repeat = 2;
-        let mut src = FilesSource::open(&cfg).unwrap();
+        let cfg = FilesCamera {
+            path: dir.path().to_str().unwrap().into(),
+            looping: false,
+            repeat: 2,
+        };
+        let mut src = FilesSource::open("cam", 0.0, &cfg).unwrap();
         let mut firsts = vec![];
         let mut skipped = 0;
         loop {
@@ -249,11 +263,11 @@ mod tests {
     fn loops_and_reports_when_nothing_decodes() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("x.png"), b"garbage").unwrap();
-        let cfg = CameraConfig::files("cam", dir.path().to_str().unwrap());
-        let mut src = FilesSource::open(&cfg).unwrap();
+        let cfg = looping(dir.path());
+        let mut src = FilesSource::open("cam", 5.0, &cfg).unwrap();
         assert!(matches!(src.next_frame(), Err(CaptureError::Fatal(_))));
         std::fs::write(dir.path().join("y.png"), b"garbage too").unwrap();
-        let mut src = FilesSource::open(&cfg).unwrap();
+        let mut src = FilesSource::open("cam", 5.0, &cfg).unwrap();
         assert!(matches!(
             src.next_frame(),
             Err(CaptureError::Skipped { .. })
@@ -264,8 +278,10 @@ mod tests {
     #[test]
     fn empty_folder_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = CameraConfig::files("cam", dir.path().to_str().unwrap());
-        let e = FilesSource::open(&cfg).err().unwrap().to_string();
+        let e = FilesSource::open("cam", 5.0, &looping(dir.path()))
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("no JPEG/PNG images"), "{e}");
     }
 }

@@ -11,7 +11,7 @@
 pub mod files;
 pub mod synthetic;
 
-use crate::config::CameraConfig;
+use crate::config::{CameraConfig, SourceConfig};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -86,44 +86,84 @@ pub enum CaptureError {
 }
 
 /// A camera. `next_frame` blocks until the next frame is due (pacing to the
-/// target fps is the source's job) and returns `Ok(None)` once it has ended.
+/// target fps is the source's job) and returns `Ok(None)` once it has ended
+/// or once its [`StopToken`] is set (within [`STOP_LATENCY`], also while it
+/// waits for a frame: shutdown and reload never wait on a blocking read).
 pub trait FrameSource: Send {
     fn next_frame(&mut self) -> Result<Option<Frame>, CaptureError>;
     fn state(&self) -> SourceState;
+    /// A handle that stops this source from another thread.
+    fn stopper(&self) -> StopToken;
+}
+
+/// How long a source may take to notice its stop token.
+pub const STOP_LATENCY: Duration = Duration::from_millis(50);
+
+/// Set once to stop a source (and the thread reading it).
+#[derive(Debug, Clone, Default)]
+pub struct StopToken(Arc<std::sync::atomic::AtomicBool>);
+
+impl StopToken {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn stop(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// Opens the source a camera's config names.
 pub fn open(cfg: &CameraConfig) -> Result<Box<dyn FrameSource>, CaptureError> {
-    match cfg.source.as_str() {
-        "files" => Ok(Box::new(files::FilesSource::open(cfg)?)),
-        "synthetic" => Ok(Box::new(synthetic::SyntheticSource::new(cfg)?)),
-        other => Err(CaptureError::Fatal(format!(
-            "camera {:?}: source {other:?} is not available in this build",
-            cfg.name
+    match &cfg.source {
+        SourceConfig::Files(f) => Ok(Box::new(files::FilesSource::open(&cfg.name, cfg.fps, f)?)),
+        SourceConfig::Synthetic(s) => Ok(Box::new(synthetic::SyntheticSource::new(
+            &cfg.name, cfg.fps, s,
         ))),
     }
 }
 
-/// Sleeps until the next frame is due at `fps` (0 = no pacing).
+/// Sleeps until the next frame is due at `fps` (0 = no pacing), in slices
+/// of [`STOP_LATENCY`] so that a stop is seen while it waits.
 pub(crate) struct Pacer {
     period: Option<Duration>,
     next: Option<std::time::Instant>,
+    pub(crate) stop: StopToken,
 }
 
 impl Pacer {
     pub fn new(fps: f64) -> Self {
         let period = (fps > 0.0).then(|| Duration::from_secs_f64(1.0 / fps));
-        Self { period, next: None }
+        Self {
+            period,
+            next: None,
+            stop: StopToken::new(),
+        }
     }
 
-    pub fn wait(&mut self) {
-        let Some(period) = self.period else { return };
+    /// Waits for the next frame's time; false when the source was stopped.
+    pub fn wait(&mut self) -> bool {
+        let Some(period) = self.period else {
+            return !self.stop.is_stopped();
+        };
         let now = std::time::Instant::now();
         let due = self.next.unwrap_or(now);
-        if due > now {
-            std::thread::sleep(due - now);
+        loop {
+            if self.stop.is_stopped() {
+                return false;
+            }
+            let now = std::time::Instant::now();
+            if now >= due {
+                break;
+            }
+            std::thread::sleep((due - now).min(STOP_LATENCY));
         }
         // A late frame does not make the next ones bunch up.
         self.next = Some(due.max(now) + period);
+        true
     }
 }

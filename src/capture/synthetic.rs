@@ -2,8 +2,8 @@
 //! white square bouncing across them, in YUYV, NV12 or RGB. Deterministic
 //! for a given sequence number, so tests and benchmarks can rely on it.
 
-use super::{CaptureError, Frame, FrameSource, Pacer, PixelFormat, SourceState};
-use crate::config::CameraConfig;
+use super::{CaptureError, Frame, FrameSource, Pacer, PixelFormat, SourceState, StopToken};
+use crate::config::{SyntheticCamera, SyntheticFormat};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -38,26 +38,21 @@ pub fn rgb_to_ycbcr([r, g, b]: [u8; 3]) -> [u8; 3] {
 }
 
 impl SyntheticSource {
-    pub fn new(cfg: &CameraConfig) -> Result<Self, CaptureError> {
-        let format = match cfg.pixel_format.as_str() {
-            "yuyv" => PixelFormat::Yuyv,
-            "nv12" => PixelFormat::Nv12,
-            "rgb" => PixelFormat::Rgb8,
-            other => {
-                return Err(CaptureError::Fatal(format!(
-                    "synthetic: unknown pixel format {other:?}"
-                )))
-            }
+    pub fn new(name: &str, fps: f64, cfg: &SyntheticCamera) -> Self {
+        let format = match cfg.pixel_format {
+            SyntheticFormat::Yuyv => PixelFormat::Yuyv,
+            SyntheticFormat::Nv12 => PixelFormat::Nv12,
+            SyntheticFormat::Rgb => PixelFormat::Rgb8,
         };
-        Ok(Self {
-            camera: cfg.name.as_str().into(),
+        Self {
+            camera: name.into(),
             width: cfg.width,
             height: cfg.height,
             format,
             frames: cfg.frames,
             seq: 0,
-            pacer: Pacer::new(cfg.fps),
-        })
+            pacer: Pacer::new(fps),
+        }
     }
 
     /// The square's left column, top row and side in frame `seq`.
@@ -66,7 +61,7 @@ impl SyntheticSource {
         let side = (w.min(h) / 4).max(2);
         let bounce = |t: u64, span: u64| match span {
             0 => 0,
-            _ if (t / span) % 2 == 0 => t % span,
+            _ if (t / span).is_multiple_of(2) => t % span,
             _ => span - t % span,
         };
         (bounce(seq * 7, w - side), bounce(seq * 5, h - side), side)
@@ -143,7 +138,9 @@ impl FrameSource for SyntheticSource {
         if self.frames != 0 && self.seq >= self.frames {
             return Ok(None);
         }
-        self.pacer.wait();
+        if !self.pacer.wait() {
+            return Ok(None);
+        }
         let seq = self.seq;
         self.seq += 1;
         Ok(Some(Frame {
@@ -159,6 +156,10 @@ impl FrameSource for SyntheticSource {
         }))
     }
 
+    fn stopper(&self) -> StopToken {
+        self.pacer.stop.clone()
+    }
+
     fn state(&self) -> SourceState {
         if self.frames != 0 && self.seq >= self.frames {
             SourceState::Ended
@@ -172,28 +173,27 @@ impl FrameSource for SyntheticSource {
 mod tests {
     use super::*;
 
-    fn cam(fmt: &str) -> CameraConfig {
-        let mut c = CameraConfig::files("s", "unused");
-        c.source = "synthetic".into();
-        c.pixel_format = fmt.into();
-        c.width = 64;
-        c.height = 32;
-        c.fps = 0.0;
-        c.frames = 3;
-        c
+    fn source(pixel_format: SyntheticFormat) -> SyntheticSource {
+        let cfg = SyntheticCamera {
+            width: 64,
+            height: 32,
+            pixel_format,
+            frames: 3,
+        };
+        SyntheticSource::new("s", 0.0, &cfg)
     }
 
     #[test]
     fn sizes_and_end() {
         for (fmt, bytes) in [
-            ("rgb", 64 * 32 * 3),
-            ("yuyv", 64 * 32 * 2),
-            ("nv12", 64 * 32 * 3 / 2),
+            (SyntheticFormat::Rgb, 64 * 32 * 3),
+            (SyntheticFormat::Yuyv, 64 * 32 * 2),
+            (SyntheticFormat::Nv12, 64 * 32 * 3 / 2),
         ] {
-            let mut s = SyntheticSource::new(&cam(fmt)).unwrap();
+            let mut s = source(fmt);
             let mut n = 0;
             while let Some(f) = s.next_frame().unwrap() {
-                assert_eq!(f.data.len(), bytes, "{fmt}");
+                assert_eq!(f.data.len(), bytes, "{fmt:?}");
                 assert_eq!(f.seq, n);
                 n += 1;
             }
@@ -204,7 +204,7 @@ mod tests {
 
     #[test]
     fn rendered_rows_match_the_pattern() {
-        let s = SyntheticSource::new(&cam("rgb")).unwrap();
+        let s = source(SyntheticFormat::Rgb);
         for seq in [0, 3, 17] {
             let data = s.render(seq);
             for y in 0..32 {
@@ -218,7 +218,7 @@ mod tests {
 
     #[test]
     fn pattern_moves() {
-        let mut s = SyntheticSource::new(&cam("rgb")).unwrap();
+        let mut s = source(SyntheticFormat::Rgb);
         let a = s.next_frame().unwrap().unwrap();
         let b = s.next_frame().unwrap().unwrap();
         assert_ne!(a.data, b.data);

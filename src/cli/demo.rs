@@ -48,12 +48,12 @@ pub fn demo(seconds: u64) -> Result<()> {
         toml::from_str(config::DEFAULT_TOML).expect("default config parses");
     cfg.device = "demo".into();
     cfg.model.bundle = bundle_dir;
-    cfg.model.backend = "cpu".into();
+    cfg.model.backend = config::BackendKind::Auto;
     cfg.cameras = vec![config::CameraConfig::files(
         "shop-floor",
         photos.to_str().context("temp path is not UTF-8")?,
     )];
-    cfg.cameras[0].repeat = 6;
+    cfg.cameras[0].files_mut().expect("a files camera").repeat = 6;
     cfg.cameras[0].fps = 5.0;
     cfg.mqtt.port = port;
     cfg.outbox.path = dir.path().join("outbox.redb");
@@ -76,7 +76,11 @@ pub fn demo(seconds: u64) -> Result<()> {
     subscribed
         .recv_timeout(Duration::from_secs(10))
         .context("the demo subscriber could not subscribe to the embedded broker")?;
-    start(cfg, (seconds > 0).then(|| Duration::from_secs(seconds)))
+    start(
+        cfg,
+        None,
+        (seconds > 0).then(|| Duration::from_secs(seconds)),
+    )
 }
 
 /// The demo's subscriber: an ordinary MQTT client, as an inventory system would be.

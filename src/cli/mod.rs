@@ -12,11 +12,12 @@ use std::sync::Arc;
 use std::time::Duration;
 use stylecam::bundle::Bundle;
 use stylecam::config::{self, Validated};
-use stylecam::daemon::{self, metrics::Metrics};
+use stylecam::daemon;
 use stylecam::styles::labels::Rows;
 use stylecam::styles::{
     metrics as f2, search, DecisionParams, LabelTable, RelationMatrix, TableKind,
 };
+use stylecam::telemetry::Metrics;
 
 fn load_bundle(cfg: &Validated) -> Result<Bundle> {
     Bundle::load(&cfg.model.bundle).context("config key `model.bundle`")
@@ -45,19 +46,22 @@ async fn shutdown_signal() {
 }
 
 /// Everything before the first frame: config, bundle, backend, cameras,
-/// embedded broker. Any failure here exits before a camera streams.
-pub(crate) fn start(cfg: Validated, deadline: Option<Duration>) -> Result<()> {
-    let bundle = load_bundle(&cfg)?;
-    let backend = stylecam::infer::select(&cfg.model.backend, &bundle)
-        .context("config key `model.backend`")?;
+/// embedded broker. Any failure here exits before a camera streams. With
+/// `config_path`, SIGHUP re-reads it (and the bundle) and rebuilds the
+/// pipeline; the demo passes none.
+pub(crate) fn start(
+    cfg: Validated,
+    config_path: Option<&Path>,
+    deadline: Option<Duration>,
+) -> Result<()> {
+    let parts = daemon::Parts::open(cfg.clone())?;
     log::info!(
         "model {} {} ({} classes) on the {} backend",
-        bundle.manifest.name,
-        bundle.manifest.version,
-        bundle.manifest.classes.len(),
-        backend.name()
+        parts.bundle.manifest.name,
+        parts.bundle.manifest.version,
+        parts.bundle.manifest.classes.len(),
+        parts.backend.name()
     );
-    let sources = daemon::open_cameras(&cfg)?;
     let rt = runtime()?;
     if cfg.mqtt.embedded {
         start_embedded_broker(&cfg)?;
@@ -72,10 +76,34 @@ pub(crate) fn start(cfg: Validated, deadline: Option<Duration>) -> Result<()> {
                 None => shutdown_signal().await,
             }
         };
-        daemon::run(&cfg, bundle, backend, sources, metrics, stop).await
+        let reloads = config_path.map(|p| reload_on_sighup(p.to_path_buf()));
+        daemon::run(parts, metrics, stop, reloads).await
     })?;
     log::info!("stopped. {snapshot}");
     Ok(())
+}
+
+/// SIGHUP → a reload request; the loader reads `path` and opens its parts.
+fn reload_on_sighup(path: std::path::PathBuf) -> daemon::Reloads {
+    let (tx, requests) = tokio::sync::mpsc::unbounded_channel();
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            log::warn!("cannot install the SIGHUP handler: reloads need a restart");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            if tx.send(()).is_err() {
+                break;
+            }
+        }
+    });
+    let load: daemon::Loader = Arc::new(move || {
+        let cfg = config::load_validated(Some(&path)).map_err(|e| e.to_string())?;
+        daemon::Parts::open(cfg).map_err(|e| e.to_string())
+    });
+    daemon::Reloads { requests, load }
 }
 
 #[cfg(feature = "embedded-broker")]
@@ -91,14 +119,20 @@ pub(crate) fn start_embedded_broker(_cfg: &Validated) -> Result<()> {
 
 pub fn run(config_path: Option<&Path>) -> Result<()> {
     let cfg = config::load_validated(config_path)?;
-    start(cfg, None)
+    start(cfg, config_path, None)
 }
 
 pub fn check_config(file: &Path) -> Result<()> {
     let cfg = config::load_validated(Some(file))?;
     let bundle = load_bundle(&cfg)?;
+    let backend = stylecam::infer::probe(&cfg.backend_options()).with_context(|| {
+        format!(
+            "config key `model.backend` = {:?}",
+            cfg.model.backend.as_str()
+        )
+    })?;
     println!(
-        "{}: OK ({} camera(s); bundle {} {} with {} classes; MQTT {}:{}{})",
+        "{}: OK ({} camera(s); bundle {} {} with {} classes; backend {backend}; MQTT {}:{}{})",
         file.display(),
         cfg.cameras.len(),
         bundle.manifest.name,

@@ -12,6 +12,9 @@ pub use validate::{ConfigError, Validated};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+pub use crate::infer::BackendKind;
+pub use crate::preprocess::RunsOn;
+
 /// The commented default configuration; `generate-config` prints it and a
 /// test proves that it passes `check-config`.
 pub const DEFAULT_TOML: &str = include_str!("default.toml");
@@ -20,7 +23,7 @@ pub const DEFAULT_TOML: &str = include_str!("default.toml");
 /// `STYLECAM_MQTT__PORT=1884` sets `mqtt.port` (`__` separates levels).
 pub const ENV_PREFIX: &str = "STYLECAM";
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Device id used in MQTT topics; unique per box.
@@ -40,15 +43,22 @@ pub struct Config {
     pub outbox: OutboxConfig,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
     /// Directory holding `bundle.toml` and `model.onnx`.
     #[serde(default = "default_bundle")]
     pub bundle: PathBuf,
-    /// `auto`, `cpu` or `tensorrt`.
+    /// `auto`, `cpu`, `onnxruntime` or `tensorrt`.
     #[serde(default = "default_backend")]
-    pub backend: String,
+    pub backend: BackendKind,
+    /// Threads inside one inference (onnxruntime; 0 = its default, one per core).
+    #[serde(default)]
+    pub threads: usize,
+    /// `libonnxruntime.so` for the onnxruntime backend; without it,
+    /// ORT_DYLIB_PATH, then the system's and the PyPI wheel's usual places.
+    #[serde(default)]
+    pub onnxruntime_library: Option<PathBuf>,
     /// Largest batch sent to the backend across cameras.
     #[serde(default = "default_max_batch")]
     pub max_batch: usize,
@@ -57,47 +67,166 @@ pub struct ModelConfig {
     pub max_wait_ms: u64,
 }
 
-/// One camera. `source` picks the kind; the other keys belong to that kind.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// One camera: its name, target rate and source. In the file `source`
+/// picks the kind and the other keys belong to that kind
+/// (`[[cameras]] name = "door" source = "files" path = "photos"`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "RawCamera", into = "RawCamera")]
 pub struct CameraConfig {
     pub name: String,
-    /// `files`, `synthetic` (and `v4l2` once its issue lands).
-    pub source: String,
-    /// files: a folder or a glob of JPEG/PNG files.
-    #[serde(default)]
-    pub path: Option<String>,
-    /// files: start again after the last file.
-    #[serde(default, rename = "loop")]
-    pub looping: bool,
-    /// files: frames emitted per image (a still shelf looks the same for a while).
-    #[serde(default = "one")]
-    pub repeat: u32,
     /// Target frames per second (0 = as fast as possible).
-    #[serde(default = "default_fps")]
     pub fps: f64,
-    /// synthetic: frame size and pixel format (`yuyv`, `rgb`, `nv12`).
-    #[serde(default = "default_width")]
+    pub source: SourceConfig,
+}
+
+/// A camera's source and the keys that belong to it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceConfig {
+    Files(FilesCamera),
+    Synthetic(SyntheticCamera),
+}
+
+/// `source = "files"`: still images as a camera.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FilesCamera {
+    /// A folder or a glob of JPEG/PNG files.
+    pub path: String,
+    /// Start again after the last file (`loop`).
+    pub looping: bool,
+    /// Frames emitted per image (a still shelf looks the same for a while).
+    pub repeat: u32,
+}
+
+/// `source = "synthetic"`: a moving test pattern.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyntheticCamera {
     pub width: u32,
-    #[serde(default = "default_height")]
     pub height: u32,
-    #[serde(default = "default_pixel_format")]
-    pub pixel_format: String,
-    /// synthetic: stop after this many frames (0 = never).
-    #[serde(default)]
+    pub pixel_format: SyntheticFormat,
+    /// Stop after this many frames (0 = never).
     pub frames: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// Pixel formats the synthetic source can produce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyntheticFormat {
+    Yuyv,
+    Rgb,
+    Nv12,
+}
+
+/// The file's shape of a camera table: tagged by `source`, each kind with
+/// its own keys (unknown keys are errors).
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "source", rename_all = "lowercase")]
+enum RawCamera {
+    Files(RawFiles),
+    Synthetic(RawSynthetic),
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFiles {
+    name: String,
+    #[serde(default = "default_fps")]
+    fps: f64,
+    #[serde(default)]
+    path: String,
+    #[serde(default, rename = "loop")]
+    looping: bool,
+    #[serde(default = "one")]
+    repeat: u32,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSynthetic {
+    name: String,
+    #[serde(default = "default_fps")]
+    fps: f64,
+    #[serde(default = "default_width")]
+    width: u32,
+    #[serde(default = "default_height")]
+    height: u32,
+    #[serde(default = "default_pixel_format")]
+    pixel_format: SyntheticFormat,
+    #[serde(default)]
+    frames: u64,
+}
+
+impl From<RawCamera> for CameraConfig {
+    fn from(raw: RawCamera) -> Self {
+        match raw {
+            RawCamera::Files(f) => Self {
+                name: f.name,
+                fps: f.fps,
+                source: SourceConfig::Files(FilesCamera {
+                    path: f.path,
+                    looping: f.looping,
+                    repeat: f.repeat,
+                }),
+            },
+            RawCamera::Synthetic(s) => Self {
+                name: s.name,
+                fps: s.fps,
+                source: SourceConfig::Synthetic(SyntheticCamera {
+                    width: s.width,
+                    height: s.height,
+                    pixel_format: s.pixel_format,
+                    frames: s.frames,
+                }),
+            },
+        }
+    }
+}
+
+impl From<CameraConfig> for RawCamera {
+    fn from(c: CameraConfig) -> Self {
+        match c.source {
+            SourceConfig::Files(f) => RawCamera::Files(RawFiles {
+                name: c.name,
+                fps: c.fps,
+                path: f.path,
+                looping: f.looping,
+                repeat: f.repeat,
+            }),
+            SourceConfig::Synthetic(s) => RawCamera::Synthetic(RawSynthetic {
+                name: c.name,
+                fps: c.fps,
+                width: s.width,
+                height: s.height,
+                pixel_format: s.pixel_format,
+                frames: s.frames,
+            }),
+        }
+    }
+}
+
+impl SourceConfig {
+    /// The `source` key's value.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Files(_) => "files",
+            Self::Synthetic(_) => "synthetic",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PipelineConfig {
     /// Frames that may wait per camera; when inference lags, the oldest is dropped.
     #[serde(default = "default_queue_depth")]
     pub queue_depth: usize,
+    /// `capture_threads` (each camera's thread, as frames arrive) or
+    /// `inference_thread` (at batch time, straight into the backend's input).
+    #[serde(default = "default_preprocess_on")]
+    pub preprocess_on: RunsOn,
 }
 
 /// The durable outbox: where QoS 1 messages wait for the broker's PUBACK.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutboxConfig {
     /// redb database file (created if missing; one per daemon).
@@ -112,15 +241,15 @@ pub struct OutboxConfig {
     pub max_age_s: u64,
     /// `drop_oldest` or `refuse_new`.
     #[serde(default = "default_when_full")]
-    pub when_full: String,
+    pub when_full: WhenFull,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SmoothingConfig {
     /// `median` or `ema` over recent frames' probabilities.
     #[serde(default = "default_smoothing_method")]
-    pub method: String,
+    pub method: SmoothingMethod,
     /// median: number of frames in the window.
     #[serde(default = "default_window")]
     pub window: usize,
@@ -135,7 +264,7 @@ pub struct SmoothingConfig {
     pub leave_frames: u32,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MqttConfig {
     /// Start an in-process broker (rumqttd) on host:port.
@@ -171,7 +300,7 @@ pub struct MqttConfig {
     pub health_interval_s: u64,
     /// MQTT version: `3.1.1` or `5`.
     #[serde(default = "default_protocol")]
-    pub protocol: String,
+    pub protocol: MqttProtocol,
     /// Connect with TLS (port 8883 by convention).
     #[serde(default)]
     pub tls: bool,
@@ -183,6 +312,35 @@ pub struct MqttConfig {
     pub client_cert_file: Option<PathBuf>,
     #[serde(default)]
     pub client_key_file: Option<PathBuf>,
+}
+
+/// `outbox.when_full`: what a full outbox does with the next message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WhenFull {
+    /// Drop the oldest waiting message (counted) to make room.
+    DropOldest,
+    /// Keep what waits and drop the new message (counted).
+    RefuseNew,
+}
+
+/// `smoothing.method`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmoothingMethod {
+    /// Per-class median over `window` frames.
+    Median,
+    /// Exponential moving average with weight `ema_alpha` for the newest frame.
+    Ema,
+}
+
+/// `mqtt.protocol`: the MQTT version spoken to the broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MqttProtocol {
+    #[serde(rename = "3.1.1")]
+    V311,
+    #[serde(rename = "5")]
+    V5,
 }
 
 /// A value that must not appear in logs or `Debug` output.
@@ -202,8 +360,8 @@ fn default_device() -> String {
 fn default_bundle() -> PathBuf {
     "assets/demo-bundle".into()
 }
-fn default_backend() -> String {
-    "auto".into()
+fn default_backend() -> BackendKind {
+    BackendKind::Auto
 }
 fn default_max_batch() -> usize {
     4
@@ -223,8 +381,11 @@ fn default_width() -> u32 {
 fn default_height() -> u32 {
     480
 }
-fn default_pixel_format() -> String {
-    "yuyv".into()
+fn default_pixel_format() -> SyntheticFormat {
+    SyntheticFormat::Yuyv
+}
+fn default_preprocess_on() -> RunsOn {
+    RunsOn::CaptureThreads
 }
 fn default_queue_depth() -> usize {
     2
@@ -241,11 +402,11 @@ fn default_outbox_bytes() -> u64 {
 fn default_outbox_age() -> u64 {
     7 * 24 * 3600
 }
-fn default_when_full() -> String {
-    "drop_oldest".into()
+fn default_when_full() -> WhenFull {
+    WhenFull::DropOldest
 }
-fn default_smoothing_method() -> String {
-    "median".into()
+fn default_smoothing_method() -> SmoothingMethod {
+    SmoothingMethod::Median
 }
 fn default_window() -> usize {
     3
@@ -265,8 +426,8 @@ fn default_port() -> u16 {
 fn default_health_interval() -> u64 {
     60
 }
-fn default_protocol() -> String {
-    "3.1.1".into()
+fn default_protocol() -> MqttProtocol {
+    MqttProtocol::V311
 }
 fn default_prefix() -> String {
     "stylecam".into()
@@ -280,6 +441,8 @@ impl Default for ModelConfig {
         Self {
             bundle: default_bundle(),
             backend: default_backend(),
+            threads: 0,
+            onnxruntime_library: None,
             max_batch: default_max_batch(),
             max_wait_ms: default_max_wait_ms(),
         }
@@ -289,6 +452,7 @@ impl Default for PipelineConfig {
     fn default() -> Self {
         Self {
             queue_depth: default_queue_depth(),
+            preprocess_on: default_preprocess_on(),
         }
     }
 }
@@ -339,14 +503,47 @@ impl Default for MqttConfig {
 }
 
 impl CameraConfig {
-    /// A files camera over `path`, with defaults for the rest.
+    /// A looping files camera over `path` at the default rate.
     pub fn files(name: &str, path: &str) -> Self {
-        let mut c: CameraConfig = toml::from_str(&format!(
-            "name = {name:?}\nsource = \"files\"\npath = {path:?}"
-        ))
-        .expect("static camera table");
-        c.looping = true;
-        c
+        Self {
+            name: name.into(),
+            fps: default_fps(),
+            source: SourceConfig::Files(FilesCamera {
+                path: path.into(),
+                looping: true,
+                repeat: 1,
+            }),
+        }
+    }
+
+    /// A synthetic camera of the given size and format, never ending.
+    pub fn synthetic(name: &str, width: u32, height: u32, pixel_format: SyntheticFormat) -> Self {
+        Self {
+            name: name.into(),
+            fps: default_fps(),
+            source: SourceConfig::Synthetic(SyntheticCamera {
+                width,
+                height,
+                pixel_format,
+                frames: 0,
+            }),
+        }
+    }
+
+    /// The files source's keys (`None` for another source).
+    pub fn files_mut(&mut self) -> Option<&mut FilesCamera> {
+        match &mut self.source {
+            SourceConfig::Files(f) => Some(f),
+            _ => None,
+        }
+    }
+
+    /// The synthetic source's keys (`None` for another source).
+    pub fn synthetic_mut(&mut self) -> Option<&mut SyntheticCamera> {
+        match &mut self.source {
+            SourceConfig::Synthetic(s) => Some(s),
+            _ => None,
+        }
     }
 }
 

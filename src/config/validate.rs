@@ -2,7 +2,7 @@
 //! returns a [`Validated`] config, or the first problem as a [`ConfigError`]
 //! that names the key, the bad value and the fix.
 
-use super::{CameraConfig, Config};
+use super::{CameraConfig, Config, SourceConfig, SyntheticFormat};
 use std::collections::HashSet;
 use std::path::Path;
 
@@ -73,7 +73,15 @@ impl ConfigError {
             .nth(1)
             .and_then(|s| s.split('`').next())
             .unwrap_or_default()
+            // `cameras[0]source` → `cameras[0].source`
+            .replace("]", "].")
+            .replace("].[", "][")
+            .trim_end_matches('.')
             .to_string();
+        let text = text.replace(
+            &format!("for key `{}`", key.replace("].", "]")),
+            &format!("for key `{key}`"),
+        );
         let value = if key.is_empty() {
             file
         } else {
@@ -82,13 +90,52 @@ impl ConfigError {
         if let Some(e) = Self::stray_env(&text, |v| std::env::var_os(v).is_some()) {
             return e;
         }
-        Self::new(
-            key,
-            value,
-            text,
-            "correct the value's type or spelling; `stylecam generate-config` prints every key with its default",
-        )
+        let text = name_the_choices(&text);
+        let fix = if text.contains("unknown value") || text.contains("unknown variant") {
+            "use one of the values listed; `stylecam generate-config` prints every key with its default"
+        } else {
+            "correct the value's type or spelling; `stylecam generate-config` prints every key with its default"
+        };
+        Self::new(key, value, text, fix)
     }
+}
+
+/// The values a typed key accepts, from the enum's own deserializer.
+fn choices<T: serde::de::DeserializeOwned>() -> String {
+    use serde::de::IntoDeserializer;
+    let probe: serde::de::value::StrDeserializer<serde::de::value::Error> =
+        "\u{0}".into_deserializer();
+    match T::deserialize(probe) {
+        Err(e) => e
+            .to_string()
+            .split("expected ")
+            .nth(1)
+            .unwrap_or_default()
+            .to_string(),
+        Ok(_) => String::new(),
+    }
+}
+
+/// The `config` crate reports an unknown enum value as "enum X does not
+/// have variant constructor V"; say which values X takes instead.
+fn name_the_choices(text: &str) -> String {
+    let Some(rest) = text.split("enum ").nth(1) else {
+        return text.to_string();
+    };
+    let Some((ty, rest)) = rest.split_once(" does not have variant constructor ") else {
+        return text.to_string();
+    };
+    let value = rest.split(" for key").next().unwrap_or(rest);
+    let expected = match ty {
+        "BackendKind" => choices::<super::BackendKind>(),
+        "SmoothingMethod" => choices::<super::SmoothingMethod>(),
+        "MqttProtocol" => choices::<super::MqttProtocol>(),
+        "WhenFull" => choices::<super::WhenFull>(),
+        "SyntheticFormat" => choices::<super::SyntheticFormat>(),
+        "RunsOn" => choices::<super::RunsOn>(),
+        _ => return text.to_string(),
+    };
+    format!("unknown value {value:?}, expected {expected}")
 }
 
 /// A config that passed [`Config::validate`]. Only this type reaches `run`.
@@ -105,6 +152,15 @@ impl std::ops::Deref for Validated {
 impl Validated {
     pub fn into_inner(self) -> Config {
         self.0
+    }
+
+    /// The `[model]` keys the backend needs.
+    pub fn backend_options(&self) -> crate::infer::Options {
+        crate::infer::Options {
+            kind: self.model.backend,
+            threads: self.model.threads,
+            onnxruntime_library: self.model.onnxruntime_library.clone(),
+        }
     }
 }
 
@@ -128,12 +184,12 @@ impl Config {
             ));
         }
         let m = &self.model;
-        if !matches!(m.backend.as_str(), "auto" | "cpu" | "tensorrt") {
+        if m.threads > 256 {
             return Err(err(
-                "model.backend",
-                format!("{:?}", m.backend),
-                "unknown backend",
-                "use \"auto\", \"cpu\" or \"tensorrt\"",
+                "model.threads",
+                m.threads,
+                "must be in 0..=256 (0 = the backend's default)",
+                "set model.threads = 0",
             ));
         }
         if m.max_batch == 0 || m.max_batch > 64 {
@@ -214,23 +270,7 @@ impl Config {
                 "set outbox.max_bytes = 67108864",
             ));
         }
-        if !matches!(o.when_full.as_str(), "drop_oldest" | "refuse_new") {
-            return Err(err(
-                "outbox.when_full",
-                format!("{:?}", o.when_full),
-                "unknown policy",
-                "use \"drop_oldest\" or \"refuse_new\"",
-            ));
-        }
         let s = &self.smoothing;
-        if !matches!(s.method.as_str(), "median" | "ema") {
-            return Err(err(
-                "smoothing.method",
-                format!("{:?}", s.method),
-                "unknown method",
-                "use \"median\" or \"ema\"",
-            ));
-        }
         if s.window == 0 || s.window > 100 {
             return Err(err(
                 "smoothing.window",
@@ -328,14 +368,6 @@ impl Config {
                 "set mqtt.health_interval_s = 60",
             ));
         }
-        if !matches!(q.protocol.as_str(), "3.1.1" | "5") {
-            return Err(err(
-                "mqtt.protocol",
-                format!("{:?}", q.protocol),
-                "unknown MQTT version",
-                "use \"3.1.1\" or \"5\"",
-            ));
-        }
         if q.client_cert_file.is_some() != q.client_key_file.is_some() {
             return Err(err(
                 "mqtt.client_key_file",
@@ -386,9 +418,9 @@ fn validate_camera(i: usize, c: &CameraConfig) -> Result<(), ConfigError> {
             "set fps = 5.0",
         ));
     }
-    match c.source.as_str() {
-        "files" => {
-            if c.path.as_deref().unwrap_or("").is_empty() {
+    match &c.source {
+        SourceConfig::Files(f) => {
+            if f.path.is_empty() {
                 return Err(err(
                     &key("path"),
                     "(missing)",
@@ -396,7 +428,7 @@ fn validate_camera(i: usize, c: &CameraConfig) -> Result<(), ConfigError> {
                     "set path = \"/var/lib/stylecam/photos\" or \"photos/*.jpg\"",
                 ));
             }
-            if c.repeat == 0 {
+            if f.repeat == 0 {
                 return Err(err(
                     &key("repeat"),
                     0,
@@ -405,47 +437,23 @@ fn validate_camera(i: usize, c: &CameraConfig) -> Result<(), ConfigError> {
                 ));
             }
         }
-        "synthetic" => {
-            if c.width < 16 || c.height < 16 || c.width > 8192 || c.height > 8192 {
+        SourceConfig::Synthetic(s) => {
+            if s.width < 16 || s.height < 16 || s.width > 8192 || s.height > 8192 {
                 return Err(err(
                     &key("width"),
-                    format!("{}x{}", c.width, c.height),
+                    format!("{}x{}", s.width, s.height),
                     "frame size must be within 16..=8192 on each side",
                     "set width = 640 and height = 480",
                 ));
             }
-            if !matches!(c.pixel_format.as_str(), "yuyv" | "rgb" | "nv12") {
-                return Err(err(
-                    &key("pixel_format"),
-                    format!("{:?}", c.pixel_format),
-                    "unknown pixel format",
-                    "use \"yuyv\", \"rgb\" or \"nv12\"",
-                ));
-            }
-            if c.pixel_format != "rgb" && (c.width % 2 != 0 || c.height % 2 != 0) {
+            if s.pixel_format != SyntheticFormat::Rgb && (s.width % 2 != 0 || s.height % 2 != 0) {
                 return Err(err(
                     &key("width"),
-                    format!("{}x{}", c.width, c.height),
+                    format!("{}x{}", s.width, s.height),
                     "YUYV and NV12 need an even width and height",
                     "use even sizes such as 640x480",
                 ));
             }
-        }
-        "v4l2" => {
-            return Err(err(
-                &key("source"),
-                "\"v4l2\"",
-                "V4L2 capture is not built into this version",
-                "use source = \"files\" or \"synthetic\" until V4L2 support lands",
-            ))
-        }
-        other => {
-            return Err(err(
-                &key("source"),
-                format!("{other:?}"),
-                "unknown source",
-                "use \"files\" or \"synthetic\"",
-            ))
         }
     }
     Ok(())
@@ -472,12 +480,9 @@ mod tests {
         assert!(e.contains("mqtt.port") && e.contains("Fix:"), "{e}");
 
         let mut c = default_config();
-        c.cameras[0].source = "usb".into();
+        c.cameras[0].files_mut().unwrap().path.clear();
         let e = c.validate().unwrap_err().to_string();
-        assert!(
-            e.contains("cameras[0].source") && e.contains("\"usb\""),
-            "{e}"
-        );
+        assert!(e.contains("cameras[0].path") && e.contains("Fix:"), "{e}");
 
         let mut c = default_config();
         c.cameras.push(c.cameras[0].clone());
@@ -489,14 +494,6 @@ mod tests {
         let e = c.validate().unwrap_err().to_string();
         assert!(e.contains("mqtt.username") && !e.contains("hunter2"), "{e}");
         assert_eq!(format!("{:?}", Secret("hunter2".into())), "\"***\"");
-
-        let mut c = default_config();
-        c.outbox.when_full = "panic".into();
-        assert!(c
-            .validate()
-            .unwrap_err()
-            .to_string()
-            .contains("outbox.when_full"));
 
         let mut c = default_config();
         c.device = "a/b".into();
@@ -525,6 +522,67 @@ mod tests {
         assert!(
             ConfigError::stray_env(text, |_| false).is_none(),
             "a file's typo stays the file's"
+        );
+    }
+
+    /// An unknown value of a typed key fails while reading the file, with
+    /// the key and the allowed values; nothing downstream sees a string.
+    #[test]
+    fn unknown_enum_values_name_key_and_choices() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        let base = DEFAULT_TOML;
+        for (from, to, key, choices) in [
+            (
+                "backend = \"auto\"",
+                "backend = \"gpu\"",
+                "model.backend",
+                "onnxruntime",
+            ),
+            (
+                "method = \"median\"",
+                "method = \"mean\"",
+                "smoothing.method",
+                "ema",
+            ),
+            (
+                "protocol = \"3.1.1\"",
+                "protocol = \"4\"",
+                "mqtt.protocol",
+                "3.1.1",
+            ),
+            (
+                "when_full = \"drop_oldest\"",
+                "when_full = \"panic\"",
+                "outbox.when_full",
+                "refuse_new",
+            ),
+            (
+                "source = \"files\"",
+                "source = \"usb\"",
+                "cameras",
+                "synthetic",
+            ),
+        ] {
+            assert!(base.contains(from), "{from}");
+            std::fs::write(&p, base.replacen(from, to, 1)).unwrap();
+            let e = load(Some(&p)).unwrap_err().to_string();
+            assert!(
+                e.contains(key)
+                    && e.contains(choices)
+                    && e.contains("Fix: use one of the values listed"),
+                "{key}: {e}"
+            );
+        }
+        std::fs::write(
+            &p,
+            base.replacen("repeat = 6", "repeat = 6\nwidth = 640", 1),
+        )
+        .unwrap();
+        let e = load(Some(&p)).unwrap_err().to_string();
+        assert!(
+            e.contains("width") && e.contains("cameras"),
+            "a synthetic key on a files camera: {e}"
         );
     }
 

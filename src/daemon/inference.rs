@@ -2,30 +2,47 @@
 //! then per frame the decision, smoothing and change detection, and hands
 //! tag events to the publisher.
 
-use super::metrics::{Metrics, Stage};
-use super::queue::{FrameQueues, Prepared};
-use super::DaemonError;
+use super::queue::{FrameQueues, Input, Prepared};
 use crate::bundle::Bundle;
-use crate::infer::Backend;
+use crate::config::SmoothingConfig;
+use crate::infer::{Backend, InferError};
+use crate::preprocess::Preprocessor;
 use crate::publish::mqtt::Publisher;
 use crate::publish::{payload, Message, Topics};
 use crate::smooth::{Hysteresis, Smoother};
 use crate::styles::DecisionParams;
+use crate::telemetry::{Metrics, Stage};
 use std::time::{Duration, Instant};
 
+/// One camera's decision state; it outlives a pipeline (by name).
 pub(super) struct CameraState {
     pub(super) name: String,
     pub(super) smoother: Smoother,
     pub(super) hysteresis: Hysteresis,
+    /// Events decided in this epoch (the last `seq`).
     pub(super) events: u64,
+    /// What the smoothing state was built for.
+    pub(super) classes: usize,
+    pub(super) smoothing: SmoothingConfig,
 }
+
+/// Consecutive failed batches after which the backend is opened again.
+const REOPEN_AFTER: u32 = 3;
+
+pub(super) type Reopen = Box<dyn Fn() -> Result<Box<dyn Backend>, InferError> + Send>;
 
 pub(super) struct Inference {
     pub(super) backend: Box<dyn Backend>,
+    /// Opens a fresh backend of the same kind on the same bundle.
+    pub(super) reopen: Reopen,
+    /// Prepares frames that reach the batch raw (`preprocess_on = "inference_thread"`).
+    pub(super) preprocessor: Box<dyn Preprocessor>,
     pub(super) decision: DecisionParams,
     pub(super) bundle: Bundle,
     pub(super) cameras: Vec<CameraState>,
     pub(super) topics: Topics,
+    /// The outbox's epoch, in every event and state message.
+    pub(super) epoch: String,
     pub(super) publish_frames: bool,
     pub(super) max_batch: usize,
     pub(super) max_wait: Duration,
@@ -37,24 +54,92 @@ impl Inference {
         queues: &FrameQueues,
         publisher: &Publisher,
         metrics: &Metrics,
-    ) -> Result<(), DaemonError> {
+    ) -> Vec<CameraState> {
         let classes = self.bundle.manifest.classes.len();
-        let mut input = vec![];
+        let mut failures = 0u32;
         while let Some(batch) = queues.take_batch(self.max_batch, self.max_wait) {
-            let n = batch.len();
-            input.clear();
-            for f in &batch {
-                input.extend_from_slice(&f.tensor);
+            let ready = self.fill(batch, metrics);
+            if ready.is_empty() {
+                continue;
             }
+            let n = ready.len();
             let t0 = Instant::now();
-            let probs = self.backend.infer(&input, n)?;
+            let probs = match self.backend.run(n) {
+                Ok(p) => p.to_vec(),
+                Err(e) => {
+                    failures += 1;
+                    metrics.frames_failed(n as u64);
+                    if failures == 1 {
+                        log::error!(
+                            "{} backend failed on a batch of {n}: {e} (frames dropped; going on)",
+                            self.backend.name()
+                        );
+                    }
+                    if failures.is_multiple_of(REOPEN_AFTER) {
+                        self.reopen_backend(failures, metrics);
+                    }
+                    continue;
+                }
+            };
+            if failures > 0 {
+                log::info!(
+                    "{} backend runs again after {failures} failed batch(es)",
+                    self.backend.name()
+                );
+                failures = 0;
+            }
             metrics.time(Stage::Infer, t0.elapsed(), n as u64);
             metrics.frames_inferred(n as u64);
-            for (f, p) in batch.iter().zip(probs.chunks_exact(classes)) {
+            for (f, p) in ready.iter().zip(probs.chunks_exact(classes)) {
                 self.handle(f, p, publisher, metrics);
             }
         }
-        Ok(())
+        self.cameras
+    }
+
+    /// Puts each frame of `batch` into the next input slot of the backend
+    /// (copying a tensor, or preprocessing a raw frame in place) and returns
+    /// the frames that made it, in slot order.
+    fn fill(&mut self, batch: Vec<Prepared>, metrics: &Metrics) -> Vec<Prepared> {
+        let mut ready = Vec::with_capacity(batch.len());
+        for item in batch {
+            let i = ready.len();
+            let t0 = Instant::now();
+            let result = match &item.input {
+                Input::Tensor(t) => self.backend.write(i, t).map_err(|e| e.to_string()),
+                Input::Frame(f) => {
+                    let r = self
+                        .preprocessor
+                        .prepare(f, self.backend.slot(i))
+                        .map_err(|e| e.to_string());
+                    metrics.time(Stage::Preprocess, t0.elapsed(), 1);
+                    r
+                }
+            };
+            match result {
+                Ok(()) => ready.push(item),
+                Err(e) => {
+                    metrics.frame_skipped();
+                    log::warn!("camera #{} frame {}: {e}", item.camera, item.seq);
+                }
+            }
+        }
+        ready
+    }
+
+    fn reopen_backend(&mut self, failures: u32, metrics: &Metrics) {
+        match (self.reopen)() {
+            Ok(b) => {
+                log::warn!(
+                    "{} backend re-opened after {failures} failed batches in a row",
+                    b.name()
+                );
+                metrics.backend_reopened();
+                self.max_batch = self.max_batch.min(b.limits().max);
+                self.backend = b;
+            }
+            Err(e) => log::error!("re-opening the backend after {failures} failed batches: {e}"),
+        }
     }
 
     fn handle(&mut self, f: &Prepared, p: &[f32], publisher: &Publisher, metrics: &Metrics) {
@@ -102,6 +187,7 @@ impl Inference {
                 kind: "styles",
                 device: self.topics.device.clone(),
                 camera: cam.name.clone(),
+                epoch: self.epoch.clone(),
                 seq: cam.events,
                 frame_seq: f.seq,
                 captured_at: captured_at.clone(),
@@ -118,6 +204,7 @@ impl Inference {
                 kind: "state",
                 device: self.topics.device.clone(),
                 camera: cam.name.clone(),
+                epoch: self.epoch.clone(),
                 seq: cam.events,
                 captured_at,
                 tags,

@@ -3,32 +3,34 @@
 //! thread (batching across cameras, backend, decision, smoothing) → the
 //! MQTT publisher. Stages only meet through these seams.
 //!
+//! Two halves: a publisher that owns the MQTT session and the outbox for
+//! the life of the process, and a [`pipeline`] (sources, preprocessor,
+//! backend, decision, smoothing) that a reload (SIGHUP) rebuilds: the new
+//! one is opened and checked completely before the old one stops; if that
+//! fails, the old one keeps serving and the reason goes to the log and the
+//! health message. The MQTT session is never dropped for a reload.
+//!
 //! [`run`] returns when every camera has ended or when `shutdown`
 //! resolves; either way queued frames are finished and pending events are
 //! flushed to the broker (up to a timeout) before it returns.
 
 mod inference;
-pub mod metrics;
+pub mod pipeline;
 pub mod queue;
 mod settings;
 
+pub use pipeline::{open_cameras, Parts};
 pub use settings::{credentials, mqtt_settings, tls};
 
-use crate::bundle::Bundle;
-use crate::capture::{self, CaptureError, FrameSource, SourceState};
-use crate::config::Validated;
-use crate::infer::Backend;
-use crate::preprocess;
+use crate::bundle::BundleError;
+use crate::capture::CaptureError;
 use crate::publish::mqtt::Publisher;
 use crate::publish::store::{Store, StoreError};
-use crate::smooth::{Hysteresis, Smoother};
-use inference::{CameraState, Inference};
-use metrics::{Metrics, Snapshot, Stage};
-use queue::{FrameQueues, Prepared};
+use crate::telemetry::{Metrics, Snapshot};
+use pipeline::{model_name, Carried, Outlet, Pipeline};
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -41,164 +43,137 @@ pub enum DaemonError {
     },
     #[error("{0}")]
     Outbox(#[from] StoreError),
-    #[error("config key `cameras[{index}]` ({name}): {source}")]
+    #[error("config key `cameras[{index}]` ({name}): {error}")]
     Camera {
         index: usize,
         name: String,
-        source: CaptureError,
+        error: CaptureError,
     },
-    #[error("{0}")]
-    Infer(#[from] crate::infer::InferError),
+    #[error("config key `model.bundle`: {0}")]
+    Bundle(#[from] BundleError),
+    #[error("config key `model.backend` = {kind:?}: {error}")]
+    Backend {
+        kind: &'static str,
+        error: crate::infer::InferError,
+    },
 }
 
-/// Opens every camera before anything else starts, so a bad camera is a
-/// start-up error that names its config key.
-pub fn open_cameras(cfg: &Validated) -> Result<Vec<Box<dyn FrameSource>>, DaemonError> {
-    cfg.cameras
-        .iter()
-        .enumerate()
-        .map(|(index, c)| {
-            capture::open(c).map_err(|source| DaemonError::Camera {
-                index,
-                name: c.name.clone(),
-                source,
-            })
-        })
-        .collect()
+/// Re-reads the config and opens the new pipeline's parts (on a blocking
+/// thread); the error says what is wrong.
+pub type Loader = Arc<dyn Fn() -> Result<Parts, String> + Send + Sync>;
+
+/// Reload requests (SIGHUP) and how to build what they ask for.
+pub struct Reloads {
+    pub requests: mpsc::UnboundedReceiver<()>,
+    pub load: Loader,
 }
 
-fn capture_loop(
-    index: usize,
-    mut source: Box<dyn FrameSource>,
-    spec: preprocess::Spec,
-    queues: Arc<FrameQueues>,
-    metrics: Arc<Metrics>,
-    stop: Arc<AtomicBool>,
-) {
-    while !stop.load(Ordering::Relaxed) {
-        let t0 = Instant::now();
-        let frame = match source.next_frame() {
-            Ok(Some(f)) => f,
-            Ok(None) => break,
-            Err(CaptureError::Skipped { .. }) => {
-                metrics.frame_skipped();
-                continue;
-            }
-            Err(e @ CaptureError::Fatal(_)) => {
-                log::error!("camera #{index} stops: {e}");
-                break;
-            }
-        };
-        metrics.frame_captured();
-        let t1 = Instant::now();
-        metrics.time(Stage::Capture, t1 - t0, 1);
-        match preprocess::preprocess(&frame, &spec) {
-            Ok(tensor) => {
-                metrics.time(Stage::Preprocess, t1.elapsed(), 1);
-                let item = Prepared {
-                    camera: index,
-                    seq: frame.seq,
-                    captured_at: frame.captured_at,
-                    tensor,
-                };
-                if queues.push(item) {
-                    metrics.frame_dropped();
-                }
-            }
-            Err(e) => {
-                metrics.frame_skipped();
-                log::warn!("{e}");
-            }
-        }
-    }
-    if source.state() == SourceState::Ended {
-        log::info!("camera #{index}: no more frames");
-    }
-    queues.camera_ended();
+enum Next {
+    Ended(Vec<inference::CameraState>),
+    Shutdown,
+    Reload,
 }
 
-/// Runs the pipeline until every camera ends or `shutdown` resolves.
+/// Runs the pipeline `parts` opened until every camera ends or `shutdown`
+/// resolves, rebuilding it on each reload request.
 pub async fn run(
-    cfg: &Validated,
-    bundle: Bundle,
-    backend: Box<dyn Backend>,
-    sources: Vec<Box<dyn FrameSource>>,
+    parts: Parts,
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()>,
+    mut reloads: Option<Reloads>,
 ) -> Result<Snapshot, DaemonError> {
-    let mut settings = mqtt_settings(cfg);
-    settings.credentials = credentials(cfg)?;
-    settings.tls = tls(cfg)?;
+    let cfg = parts.cfg.clone();
+    let mut settings = mqtt_settings(&cfg);
+    settings.credentials = credentials(&cfg)?;
+    settings.tls = tls(&cfg)?;
     let topics = settings.topics.clone();
-    let (store, restored) = Store::open(&cfg.outbox.path)?;
-    let publisher = Publisher::start(settings, store, restored.pending, metrics.clone());
-    let queues = Arc::new(FrameQueues::new(sources.len(), cfg.pipeline.queue_depth));
-    let stop = Arc::new(AtomicBool::new(false));
-    let spec = bundle.manifest.input.clone();
-    let mut captures = vec![];
-    for (i, source) in sources.into_iter().enumerate() {
-        let (spec, queues, metrics, stop) =
-            (spec.clone(), queues.clone(), metrics.clone(), stop.clone());
-        captures.push(
-            std::thread::Builder::new()
-                .name(format!("camera-{i}"))
-                .spawn(move || capture_loop(i, source, spec, queues, metrics, stop))
-                .expect("spawn camera thread"),
+    let outbox_path = std::path::absolute(&cfg.outbox.path).unwrap_or(cfg.outbox.path.clone());
+    if cfg.outbox.path.is_relative() {
+        log::info!(
+            "outbox.path = {} (relative) is {}",
+            cfg.outbox.path.display(),
+            outbox_path.display()
         );
     }
-    let classes = bundle.manifest.classes.len();
-    let inference = Inference {
-        backend,
-        decision: bundle.decision(),
-        cameras: cfg
-            .cameras
-            .iter()
-            .map(|c| CameraState {
-                name: c.name.clone(),
-                smoother: Smoother::from_config(&cfg.smoothing),
-                hysteresis: Hysteresis::new(
-                    classes,
-                    cfg.smoothing.enter_frames,
-                    cfg.smoothing.leave_frames,
-                ),
-                // Event numbers go on from the last run's.
-                events: restored.seqs.get(&c.name).copied().unwrap_or(0),
-            })
-            .collect(),
-        bundle,
+    let (store, restored) = Store::open(&outbox_path)?;
+    let publisher = Publisher::start(settings.clone(), store, restored.pending, metrics.clone());
+    let out = Outlet {
+        publisher: Arc::new(publisher),
         topics,
-        publish_frames: cfg.mqtt.publish_frames,
-        max_batch: cfg.model.max_batch,
-        max_wait: Duration::from_millis(cfg.model.max_wait_ms),
+        epoch: restored.epoch,
+        seqs: restored.seqs,
+        metrics: metrics.clone(),
     };
-    let publisher = Arc::new(publisher);
-    let worker = {
-        let (queues, publisher, metrics) = (queues.clone(), publisher.clone(), metrics.clone());
-        tokio::task::spawn_blocking(move || inference.run(&queues, &publisher, &metrics))
-    };
-    tokio::pin!(worker);
+    let mut carried = Carried::new();
+    let mut pipeline = Pipeline::start(parts, &mut carried, &out, false);
     tokio::pin!(shutdown);
-    let result = tokio::select! {
-        r = &mut worker => r,
-        _ = &mut shutdown => {
-            log::info!("shutting down: finishing queued frames and flushing events");
-            stop.store(true, Ordering::Relaxed);
-            queues.stop();
-            worker.await
+    loop {
+        let next = tokio::select! {
+            r = &mut pipeline.worker => Next::Ended(r.expect("inference thread panicked")),
+            _ = &mut shutdown => Next::Shutdown,
+            Some(()) = async {
+                match reloads.as_mut() {
+                    Some(r) => r.requests.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => Next::Reload,
+        };
+        match next {
+            Next::Ended(cameras) => {
+                pipeline.finish(cameras, &mut carried);
+                break;
+            }
+            Next::Shutdown => {
+                log::info!("shutting down: finishing queued frames and flushing events");
+                pipeline.stop(&mut carried).await;
+                break;
+            }
+            Next::Reload => {
+                let load = reloads.as_ref().expect("a reload came").load.clone();
+                log::info!("reload requested: reading the config and the bundle again");
+                let built = tokio::task::spawn_blocking(move || load())
+                    .await
+                    .unwrap_or_else(|e| Err(format!("the loader panicked: {e}")));
+                match built {
+                    Ok(parts) => {
+                        for key in unchanged_keys(&cfg, &parts.cfg) {
+                            log::warn!("reload: `{key}` changed; it takes effect after a restart (the MQTT session and the outbox stay)");
+                        }
+                        let (model, backend) = (model_name(&parts.bundle), parts.backend.name());
+                        pipeline.stop(&mut carried).await;
+                        pipeline = Pipeline::start(parts, &mut carried, &out, true);
+                        log::info!("reloaded: serving {model} on the {backend} backend");
+                    }
+                    Err(reason) => {
+                        log::error!("reload failed, the running pipeline goes on: {reason}");
+                        metrics.reload_failed(reason);
+                    }
+                }
+            }
         }
-    };
-    stop.store(true, Ordering::Relaxed);
-    queues.stop();
-    for c in captures {
-        let _ = c.join();
     }
-    let publisher = Arc::try_unwrap(publisher)
+    let publisher = Arc::try_unwrap(out.publisher)
         .ok()
-        .expect("inference thread has ended");
+        .expect("the pipeline has ended");
     publisher.close().await;
-    match result {
-        Ok(r) => r?,
-        Err(e) => panic!("inference thread panicked: {e}"),
-    }
     Ok(metrics.snapshot())
+}
+
+/// Keys a reload cannot apply (they belong to the long-lived publisher),
+/// when they differ between the running and the new config.
+fn unchanged_keys(
+    old: &crate::config::Validated,
+    new: &crate::config::Validated,
+) -> Vec<&'static str> {
+    let mut keys = vec![];
+    if old.device != new.device {
+        keys.push("device");
+    }
+    if old.mqtt != new.mqtt {
+        keys.push("mqtt");
+    }
+    if old.outbox != new.outbox {
+        keys.push("outbox");
+    }
+    keys
 }

@@ -2,17 +2,27 @@
 //! them. Real time wins over completeness: when a camera's queue is full,
 //! its oldest frame is dropped (and counted) so the newest can wait.
 
+use crate::capture::Frame;
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-/// A preprocessed frame waiting for inference.
+/// A frame waiting for inference.
 #[derive(Debug)]
 pub struct Prepared {
     pub camera: usize,
     pub seq: u64,
     pub captured_at: SystemTime,
-    pub tensor: Vec<f32>,
+    pub input: Input,
+}
+
+/// What a queued frame carries to the batch.
+#[derive(Debug)]
+pub enum Input {
+    /// Preprocessed on the camera thread: copied into a slot at batch time.
+    Tensor(Vec<f32>),
+    /// The raw frame: preprocessed at batch time, straight into its slot.
+    Frame(Frame),
 }
 
 struct State {
@@ -117,7 +127,7 @@ mod tests {
             camera,
             seq,
             captured_at: SystemTime::UNIX_EPOCH + Duration::from_millis(t),
-            tensor: vec![],
+            input: Input::Tensor(vec![]),
         }
     }
 

@@ -2,7 +2,7 @@
 //! the broker login and TLS material (the only part that reads files).
 
 use super::DaemonError;
-use crate::config::{Secret, Validated};
+use crate::config::{MqttProtocol, Secret, Validated, WhenFull};
 use crate::publish::link::Protocol;
 use crate::publish::mqtt::{Settings, Tls};
 use crate::publish::outbox::Limits;
@@ -12,10 +12,9 @@ use std::time::Duration;
 pub fn mqtt_settings(cfg: &Validated) -> Settings {
     let q = &cfg.mqtt;
     Settings {
-        protocol: if q.protocol == "5" {
-            Protocol::V5
-        } else {
-            Protocol::V311
+        protocol: match q.protocol {
+            MqttProtocol::V5 => Protocol::V5,
+            MqttProtocol::V311 => Protocol::V311,
         },
         host: q.host.clone(),
         port: q.port,
@@ -34,7 +33,7 @@ pub fn mqtt_settings(cfg: &Validated) -> Settings {
             max_events: cfg.outbox.max_events,
             max_bytes: usize::try_from(cfg.outbox.max_bytes).unwrap_or(usize::MAX),
             max_age_ms: cfg.outbox.max_age_s.saturating_mul(1000),
-            refuse_new: cfg.outbox.when_full == "refuse_new",
+            refuse_new: cfg.outbox.when_full == WhenFull::RefuseNew,
         },
         flush_timeout: Duration::from_secs(5),
         health_interval: Duration::from_secs(q.health_interval_s),

@@ -1,16 +1,34 @@
 //! Inference: a [`Backend`] turns a batch of preprocessed frames into
 //! per-class probabilities.
 //!
-//! Backends: [`cpu::CpuBackend`] (tract-onnx, always built) and TensorRT
-//! (a stub with a clear error until the GPU issue lands, with or without the
-//! `tensorrt` feature).
-//! [`select`] picks one by the config's name: `auto` = TensorRT when built
-//! and usable, else CPU.
+//! The contract (DESIGN.md "Contracts"):
+//! - [`probe`] runs before any model is loaded and says whether a backend
+//!   can run here (driver, library); its error says how to fix it.
+//! - A backend owns its input buffer: `limits().max` slots of `[3,H,W]`
+//!   f32. A preprocessor fills slot `i` in place ([`Backend::slot`]: host
+//!   memory for the CPU backends, device memory on the backend's stream for
+//!   the GPU ones), or a frame preprocessed elsewhere is copied in
+//!   ([`Backend::write`]).
+//! - [`Backend::run`] runs slots `0..n` and returns `n × classes()`
+//!   probabilities. Fixed-batch models state it in [`BatchLimits`].
+//!
+//! Backends: `cpu` (tract-onnx, always built), `onnxruntime` (feature
+//! `onnxruntime`, `libonnxruntime.so` loaded at run time) and `tensorrt`
+//! (a stub with a clear error until the GPU issue lands). [`open`] picks
+//! one by [`BackendKind`]; `auto` = the first usable of tensorrt,
+//! onnxruntime, cpu. The same test suite (`tests/backend_suite.rs`) runs on
+//! every backend that probes usable.
 
 pub mod cpu;
+#[cfg_attr(feature = "onnxruntime", path = "onnxruntime.rs")]
+#[cfg_attr(not(feature = "onnxruntime"), path = "onnxruntime_disabled.rs")]
+pub mod onnxruntime;
 pub mod tensorrt;
 
 use crate::bundle::Bundle;
+pub use crate::slot::{DeviceSlot, Slot};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum InferError {
@@ -24,50 +42,223 @@ pub enum InferError {
     Load { path: String, reason: String },
     #[error("inference failed: {0}")]
     Run(String),
-    #[error("input has {got} values but a batch of {n} needs {want}")]
-    Shape { got: usize, n: usize, want: usize },
+    #[error("input slot {slot} takes {want} values, got {got}")]
+    Shape {
+        slot: usize,
+        got: usize,
+        want: usize,
+    },
+    #[error("a batch of {n} does not fit this backend (1..={max})")]
+    Batch { n: usize, max: usize },
+}
+
+/// `model.backend` in the config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// The first usable of tensorrt, onnxruntime, cpu.
+    Auto,
+    /// tract-onnx, pure Rust, always available.
+    Cpu,
+    /// onnxruntime's CPU provider through `libonnxruntime.so`.
+    Onnxruntime,
+    /// A TensorRT engine (the GPU issue's work).
+    Tensorrt,
+}
+
+impl BackendKind {
+    pub const ALL: [BackendKind; 4] = [Self::Auto, Self::Cpu, Self::Onnxruntime, Self::Tensorrt];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Cpu => "cpu",
+            Self::Onnxruntime => "onnxruntime",
+            Self::Tensorrt => "tensorrt",
+        }
+    }
+}
+
+/// What [`open`] needs besides the bundle (the config's `[model]` keys).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    pub kind: BackendKind,
+    /// Threads inside one inference (0 = the backend's default).
+    pub threads: usize,
+    /// `libonnxruntime.so` to load; else ORT_DYLIB_PATH, then the usual places.
+    pub onnxruntime_library: Option<PathBuf>,
+}
+
+impl Options {
+    pub fn new(kind: BackendKind) -> Self {
+        Self {
+            kind,
+            threads: 0,
+            onnxruntime_library: None,
+        }
+    }
+}
+
+/// How many samples one [`Backend::run`] takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchLimits {
+    /// Slots in the input buffer: the largest `n` for `run`.
+    pub max: usize,
+    /// The batch size this backend is fastest per frame at.
+    pub preferred: usize,
+    /// The model's batch dimension is fixed at `max`: a smaller batch is
+    /// padded (the extra slots run but their rows are not returned).
+    pub fixed: bool,
 }
 
 /// A way to run the bundle's model.
 pub trait Backend: Send {
-    /// Short name for logs and metrics (`cpu`, `tensorrt`).
+    /// Short name for logs and metrics (`cpu`, `onnxruntime`, `tensorrt`).
     fn name(&self) -> &'static str;
-    /// Whether the backend can run here; the error says how to fix it.
-    fn check(&self) -> Result<(), InferError>;
-    /// Runs `n` samples laid out back to back (each `[3,H,W]` f32) and
-    /// returns `n × outputs` values.
-    fn infer(&mut self, input: &[f32], n: usize) -> Result<Vec<f32>, InferError>;
-    /// Values per sample in the output.
-    fn outputs(&self) -> usize;
+    fn limits(&self) -> BatchLimits;
+    /// f32 values in one input slot (`3*H*W`).
+    fn sample_len(&self) -> usize;
+    /// Values per sample in the output (the bundle's class count).
+    fn classes(&self) -> usize;
+    /// Slot `i` (`< limits().max`) of the backend's input buffer.
+    fn slot(&mut self, i: usize) -> Slot<'_>;
+    /// Copies a frame preprocessed elsewhere (host values) into slot `i`.
+    fn write(&mut self, i: usize, values: &[f32]) -> Result<(), InferError> {
+        let max = self.limits().max;
+        if i >= max {
+            return Err(InferError::Batch { n: i + 1, max });
+        }
+        match self.slot(i) {
+            Slot::Host(s) if s.len() == values.len() => {
+                s.copy_from_slice(values);
+                Ok(())
+            }
+            s => Err(InferError::Shape {
+                slot: i,
+                got: values.len(),
+                want: s.len(),
+            }),
+        }
+    }
+    /// Runs slots `0..n`; returns `n × classes()` probabilities.
+    fn run(&mut self, n: usize) -> Result<&[f32], InferError>;
+
+    /// Runs `n` host samples laid out back to back, in chunks of the batch
+    /// limit (tests, benchmarks, calibration).
+    fn infer(&mut self, input: &[f32], n: usize) -> Result<Vec<f32>, InferError> {
+        let per = self.sample_len();
+        if n == 0 || input.len() != n * per {
+            return Err(InferError::Shape {
+                slot: 0,
+                got: input.len(),
+                want: n.max(1) * per,
+            });
+        }
+        let max = self.limits().max;
+        let mut out = Vec::with_capacity(n * self.classes());
+        for chunk in input.chunks(max * per) {
+            let k = chunk.len() / per;
+            for (i, sample) in chunk.chunks_exact(per).enumerate() {
+                self.write(i, sample)?;
+            }
+            out.extend_from_slice(self.run(k)?);
+        }
+        Ok(out)
+    }
 }
 
-/// Opens the backend the config names for this bundle.
-pub fn select(name: &str, bundle: &Bundle) -> Result<Box<dyn Backend>, InferError> {
-    let spec = &bundle.manifest.input;
-    let shape = [3, spec.height as usize, spec.width as usize];
-    let cpu = || -> Result<Box<dyn Backend>, InferError> {
-        Ok(Box::new(cpu::CpuBackend::load(&bundle.onnx_path(), shape)?))
-    };
-    match name {
-        "cpu" => cpu(),
-        "tensorrt" => {
-            let trt = tensorrt::TensorRtBackend::load(bundle)?;
-            trt.check()?;
-            Ok(Box::new(trt))
+/// Whether `kind` can run here, before any model is loaded: `Ok` with what
+/// was found (e.g. the library path), or the reason and the fix.
+pub fn probe(opts: &Options) -> Result<String, InferError> {
+    match opts.kind {
+        BackendKind::Cpu => Ok("tract-onnx (built in)".into()),
+        BackendKind::Onnxruntime => {
+            onnxruntime::probe(opts.onnxruntime_library.as_deref()).map(|p| p.display().to_string())
         }
-        "auto" => {
-            match tensorrt::TensorRtBackend::load(bundle).and_then(|t| t.check().map(|_| t)) {
-                Ok(t) => Ok(Box::new(t)),
-                Err(e) => {
-                    log::info!("model.backend = auto: using cpu ({e})");
-                    cpu()
+        BackendKind::Tensorrt => tensorrt::probe(),
+        BackendKind::Auto => {
+            let mut why = vec![];
+            for kind in [BackendKind::Tensorrt, BackendKind::Onnxruntime] {
+                match probe(&Options {
+                    kind,
+                    ..opts.clone()
+                }) {
+                    Ok(found) => return Ok(format!("{}: {found}", kind.as_str())),
+                    Err(e) => why.push(e.to_string()),
                 }
             }
+            Ok(format!("cpu ({})", why.join("; ")))
         }
-        other => Err(InferError::Unavailable {
-            backend: "unknown",
-            reason: format!("no backend named {other:?}"),
-            fix: "set model.backend to auto, cpu or tensorrt".into(),
-        }),
     }
+}
+
+/// Opens the backend `opts` names for this bundle. `auto` takes the first
+/// of tensorrt, onnxruntime, cpu whose probe passes and whose load works,
+/// and logs why it passed over the others.
+pub fn open(opts: &Options, bundle: &Bundle) -> Result<Box<dyn Backend>, InferError> {
+    match opts.kind {
+        BackendKind::Cpu => Ok(Box::new(cpu::CpuBackend::open(bundle)?)),
+        BackendKind::Onnxruntime => Ok(Box::new(onnxruntime::OrtBackend::open(bundle, opts)?)),
+        BackendKind::Tensorrt => {
+            tensorrt::probe()?;
+            Ok(Box::new(tensorrt::TensorRtBackend::load(bundle)?))
+        }
+        BackendKind::Auto => {
+            for kind in [BackendKind::Tensorrt, BackendKind::Onnxruntime] {
+                let opts = Options {
+                    kind,
+                    ..opts.clone()
+                };
+                match probe(&opts).and_then(|_| open(&opts, bundle)) {
+                    Ok(b) => return Ok(b),
+                    Err(e) => log::info!("model.backend = auto: not {} ({e})", kind.as_str()),
+                }
+            }
+            log::info!("model.backend = auto: using cpu (tract)");
+            open(&Options::new(BackendKind::Cpu), bundle)
+        }
+    }
+}
+
+/// A host input buffer of `max` slots, grown on first use of a slot.
+pub(crate) struct HostInput {
+    per: usize,
+    max: usize,
+    data: Vec<f32>,
+}
+
+impl HostInput {
+    pub(crate) fn new(per: usize, max: usize) -> Self {
+        Self {
+            per,
+            max,
+            data: vec![],
+        }
+    }
+
+    pub(crate) fn slot(&mut self, i: usize) -> Slot<'_> {
+        assert!(i < self.max, "slot {i} of a {}-slot buffer", self.max);
+        let end = (i + 1) * self.per;
+        if self.data.len() < end {
+            self.data.resize(end, 0.0);
+        }
+        Slot::Host(&mut self.data[i * self.per..end])
+    }
+
+    /// The first `n` slots, back to back (grown and zeroed where unused).
+    pub(crate) fn first(&mut self, n: usize) -> &[f32] {
+        let end = n * self.per;
+        if self.data.len() < end {
+            self.data.resize(end, 0.0);
+        }
+        &self.data[..end]
+    }
+}
+
+/// Checks `n` against a backend's limits.
+pub(crate) fn check_batch(n: usize, limits: BatchLimits) -> Result<(), InferError> {
+    if n == 0 || n > limits.max {
+        return Err(InferError::Batch { n, max: limits.max });
+    }
+    Ok(())
 }

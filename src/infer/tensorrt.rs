@@ -1,9 +1,9 @@
 //! TensorRT backend: a stub in this version. Without the `tensorrt`
 //! feature it says how to get a build that has it; with the feature it says
 //! that the engine runner (the GPU issue's work) has not landed yet. Either
-//! way `auto` falls back to the CPU backend.
+//! way the probe fails and `auto` passes over it.
 
-use super::{Backend, InferError};
+use super::{Backend, BatchLimits, InferError, Slot};
 use crate::bundle::Bundle;
 
 pub struct TensorRtBackend {
@@ -14,12 +14,12 @@ fn unavailable() -> InferError {
     let (reason, fix) = if cfg!(feature = "tensorrt") {
         (
             "the TensorRT engine runner is not part of this version yet",
-            "use model.backend = \"cpu\" (or \"auto\", which falls back to it)",
+            "use model.backend = \"onnxruntime\" or \"cpu\" (or \"auto\", which falls back to them)",
         )
     } else {
         (
             "this binary was built without the `tensorrt` feature",
-            "use model.backend = \"cpu\" (or \"auto\"), or build with `cargo build --release --features tensorrt` on a machine with TensorRT",
+            "use model.backend = \"onnxruntime\" or \"cpu\" (or \"auto\"), or build with `cargo build --release --features tensorrt` on a machine with TensorRT",
         )
     };
     InferError::Unavailable {
@@ -27,6 +27,11 @@ fn unavailable() -> InferError {
         reason: reason.into(),
         fix: fix.into(),
     }
+}
+
+/// Whether TensorRT can run here (before any engine loads).
+pub fn probe() -> Result<String, InferError> {
+    Err(unavailable())
 }
 
 impl TensorRtBackend {
@@ -39,13 +44,23 @@ impl Backend for TensorRtBackend {
     fn name(&self) -> &'static str {
         "tensorrt"
     }
-    fn check(&self) -> Result<(), InferError> {
-        Err(unavailable())
+    fn limits(&self) -> BatchLimits {
+        BatchLimits {
+            max: 1,
+            preferred: 1,
+            fixed: true,
+        }
     }
-    fn infer(&mut self, _input: &[f32], _n: usize) -> Result<Vec<f32>, InferError> {
-        Err(unavailable())
-    }
-    fn outputs(&self) -> usize {
+    fn sample_len(&self) -> usize {
         0
+    }
+    fn classes(&self) -> usize {
+        0
+    }
+    fn slot(&mut self, _i: usize) -> Slot<'_> {
+        unreachable!("a TensorRtBackend is never constructed in this version")
+    }
+    fn run(&mut self, _n: usize) -> Result<&[f32], InferError> {
+        Err(unavailable())
     }
 }

@@ -7,8 +7,21 @@
 //! `(x/255 - mean) / std` per channel in CHW order. Size, resize mode and
 //! mean/std come from the model bundle ([`Spec`]).
 //!
-//! This CPU path is the reference: the CUDA kernels must match it within a
-//! stated tolerance.
+//! # The contract
+//!
+//! A [`Preprocessor`] turns one frame into one `[3,H,W]` slot of the
+//! backend's input buffer ([`Slot`]: host memory for the CPU backends, a
+//! device pointer on the backend's stream for the GPU ones). It may run on
+//! the camera threads (the CPU path: it parallelises across cores, and the
+//! result is copied into a slot at batch time) or at batch time on the
+//! inference thread, straight into the slot (`pipeline.preprocess_on`).
+//!
+//! [`CpuPreprocessor`] is the reference. Another implementation (the CUDA
+//! kernels) must match it on every pixel format and resize mode, measured
+//! before normalisation (in grey levels, 0..=255): max |difference| ≤ 2.0
+//! and mean |difference| ≤ 0.5 over the image — the same bound the
+//! reference itself meets against Pillow (`tests/reference.rs`). After
+//! normalisation that is ≤ 2/(255·std_c) per channel.
 
 mod convert;
 mod resize;
@@ -17,7 +30,73 @@ pub use convert::to_rgb8;
 pub use resize::{resample_rgb, Placement};
 
 use crate::capture::Frame;
+pub use crate::slot::{DeviceSlot, Slot};
 use serde::{Deserialize, Serialize};
+
+/// Where preprocessing runs (`pipeline.preprocess_on`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunsOn {
+    /// On each camera's thread, as frames arrive (CPU: uses every core).
+    CaptureThreads,
+    /// At batch time on the inference thread, straight into the backend's slot.
+    InferenceThread,
+}
+
+/// One frame → one slot of the backend's input. See the module docs.
+pub trait Preprocessor: Send {
+    /// Short name for logs (`cpu`, `cuda`).
+    fn name(&self) -> &'static str;
+    /// Whether it can run here (a GPU preprocessor checks its driver).
+    fn check(&self) -> Result<(), PreprocessError>;
+    /// Converts, resizes and normalises `frame` into `slot`.
+    fn prepare(&mut self, frame: &Frame, slot: Slot<'_>) -> Result<(), PreprocessError>;
+}
+
+/// The CPU reference path (host slots only).
+#[derive(Debug, Clone)]
+pub struct CpuPreprocessor {
+    spec: Spec,
+}
+
+impl CpuPreprocessor {
+    pub fn new(spec: Spec) -> Self {
+        Self { spec }
+    }
+
+    pub fn spec(&self) -> &Spec {
+        &self.spec
+    }
+}
+
+impl Preprocessor for CpuPreprocessor {
+    fn name(&self) -> &'static str {
+        "cpu"
+    }
+
+    fn check(&self) -> Result<(), PreprocessError> {
+        Ok(())
+    }
+
+    fn prepare(&mut self, frame: &Frame, slot: Slot<'_>) -> Result<(), PreprocessError> {
+        let bad = |reason: String| PreprocessError::BadFrame {
+            camera: frame.camera.to_string(),
+            seq: frame.seq,
+            reason,
+        };
+        match slot {
+            Slot::Host(out) if out.len() == self.spec.len() => preprocess_into(frame, &self.spec, out),
+            Slot::Host(out) => Err(bad(format!(
+                "the input slot holds {} values, the bundle's input needs {}",
+                out.len(),
+                self.spec.len()
+            ))),
+            Slot::Device(_) => Err(bad(
+                "the CPU preprocessor writes host slots; with a GPU backend preprocess on the camera threads (pipeline.preprocess_on = \"capture_threads\")".into(),
+            )),
+        }
+    }
+}
 
 /// How the frame is fitted into the model's input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

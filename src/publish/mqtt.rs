@@ -9,7 +9,7 @@ use super::link::{self, Client, Loop, Polled, Protocol};
 use super::outbox::{Limits, Outbox, Pushed};
 use super::store::{Store, Stored};
 use super::{payload, Message, Topics};
-use crate::daemon::metrics::Metrics;
+use crate::telemetry::Metrics;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;

@@ -30,7 +30,11 @@ pub struct StylesEvent {
     pub kind: &'static str,
     pub device: String,
     pub camera: String,
-    /// Per-camera event number, from 1 in each daemon run.
+    /// The outbox file's id: changes when the file is new (lost, replaced,
+    /// another state directory), and `seq` then starts again at 1.
+    pub epoch: String,
+    /// Per-camera event number within the epoch: grows by one per event,
+    /// across restarts. De-duplicate by (device, camera, epoch, seq).
     pub seq: u64,
     /// Sequence number of the frame that completed the change.
     pub frame_seq: u64,
@@ -49,6 +53,7 @@ pub struct StateMessage {
     pub kind: &'static str,
     pub device: String,
     pub camera: String,
+    pub epoch: String,
     pub seq: u64,
     pub captured_at: String,
     pub tags: Vec<Tag>,
@@ -92,6 +97,19 @@ pub struct HealthMessage {
     pub events_decided: u64,
     pub outbox: OutboxCounts,
     pub mqtt_connection_errors: u64,
+    pub pipeline: PipelineInfo,
+}
+
+/// The model being served and how reloads (SIGHUP) went.
+#[derive(Debug, Clone, Serialize)]
+pub struct PipelineInfo {
+    pub model: String,
+    pub backend: String,
+    pub reloads: u64,
+    pub reload_failures: u64,
+    /// Why the last reload failed (the previous pipeline kept serving);
+    /// null after a successful one.
+    pub last_reload_error: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -100,6 +118,7 @@ pub struct FrameCounts {
     pub inferred: u64,
     pub dropped: u64,
     pub skipped: u64,
+    pub failed: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -110,7 +129,7 @@ pub struct OutboxCounts {
     pub write_errors: u64,
 }
 
-pub fn health(device: &str, uptime_s: u64, m: &crate::daemon::metrics::Snapshot) -> HealthMessage {
+pub fn health(device: &str, uptime_s: u64, m: &crate::telemetry::Snapshot) -> HealthMessage {
     HealthMessage {
         v: VERSION,
         kind: "health",
@@ -122,6 +141,7 @@ pub fn health(device: &str, uptime_s: u64, m: &crate::daemon::metrics::Snapshot)
             inferred: m.frames_inferred,
             dropped: m.frames_dropped,
             skipped: m.frames_skipped,
+            failed: m.frames_failed,
         },
         events_decided: m.events,
         outbox: OutboxCounts {
@@ -131,6 +151,13 @@ pub fn health(device: &str, uptime_s: u64, m: &crate::daemon::metrics::Snapshot)
             write_errors: m.outbox_write_errors,
         },
         mqtt_connection_errors: m.mqtt_connection_errors,
+        pipeline: PipelineInfo {
+            model: m.pipeline.model.clone(),
+            backend: m.pipeline.backend.clone(),
+            reloads: m.pipeline.reloads,
+            reload_failures: m.pipeline.reload_failures,
+            last_reload_error: m.pipeline.last_reload_error.clone(),
+        },
     }
 }
 

@@ -2,7 +2,9 @@
 //! write pages, fsync on every commit) holding each QoS 1 message from
 //! before it is handed to the MQTT client until its PUBACK, and the last
 //! event number of every camera, so that `seq` keeps counting across
-//! restarts and a subscriber can de-duplicate by (device, camera, seq).
+//! restarts, and the outbox's epoch: a random id made when the file is
+//! created. A lost or replaced file starts a new epoch (and `seq` again at
+//! 1), so subscribers de-duplicate by (device, camera, epoch, seq).
 //!
 //! Writes are grouped: the publisher commits all messages that arrived
 //! (and all acknowledgements) since its last turn in one transaction.
@@ -16,6 +18,18 @@ use std::path::{Path, PathBuf};
 const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
 /// camera → last event number.
 const SEQ: TableDefinition<&str, u64> = TableDefinition::new("seq");
+/// "epoch" → the id made when this file was created.
+const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
+
+/// A fresh epoch id: 16 hex digits from the OS-seeded hasher, the clock and
+/// the process id (no two outbox files share one in practice).
+fn new_epoch() -> String {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    std::time::SystemTime::now().hash(&mut h);
+    std::process::id().hash(&mut h);
+    format!("{:016x}", h.finish())
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -104,6 +118,8 @@ pub struct Restored {
     pub pending: Vec<Stored>,
     /// Last event number per camera.
     pub seqs: HashMap<String, u64>,
+    /// The outbox file's epoch (new when the file was just created).
+    pub epoch: String,
 }
 
 impl Store {
@@ -136,6 +152,22 @@ impl Store {
         let tx = self.db.begin_write()?;
         tx.open_table(OUTBOX)?;
         tx.open_table(SEQ)?;
+        let epoch = {
+            let mut meta = tx.open_table(META)?;
+            let existing = meta.get("epoch")?.map(|v| v.value().to_string());
+            match existing {
+                Some(e) => e,
+                None => {
+                    let e = new_epoch();
+                    meta.insert("epoch", e.as_str())?;
+                    log::info!(
+                        "outbox {}: new file, event epoch {e} (seq starts at 1)",
+                        self.path.display()
+                    );
+                    e
+                }
+            }
+        };
         tx.commit()?;
         let tx = self.db.begin_read()?;
         let mut pending = vec![];
@@ -158,7 +190,11 @@ impl Store {
             let (k, v) = row?;
             seqs.insert(k.value().to_string(), v.value());
         }
-        Ok(Restored { pending, seqs })
+        Ok(Restored {
+            pending,
+            seqs,
+            epoch,
+        })
     }
 
     /// Adds and removes messages in one durable transaction; events also
@@ -210,7 +246,7 @@ mod tests {
                 topic: format!("stylecam/d/cam/styles/{id}"),
                 payload: format!("{{\"n\":{id}}}").into_bytes(),
                 reliable: true,
-                retain: id % 2 == 0,
+                retain: id.is_multiple_of(2),
                 event: event.map(|(c, s)| (c.to_string(), s)),
             },
         }
@@ -223,16 +259,29 @@ mod tests {
         {
             let (store, r) = Store::open(&path).unwrap();
             assert!(r.pending.is_empty() && r.seqs.is_empty());
+            assert_eq!(r.epoch.len(), 16);
             let add: Vec<Stored> = (1..=5).map(|i| stored(i, Some(("cam", i + 10)))).collect();
             store.commit(&add, &[]).unwrap();
             store.commit(&[stored(6, None)], &[2, 4]).unwrap();
         }
+        let epoch = Store::open(&path).unwrap().1.epoch;
         let (_store, r) = Store::open(&path).unwrap();
+        assert_eq!(r.epoch, epoch, "the epoch stays with the file");
         let ids: Vec<u64> = r.pending.iter().map(|s| s.id).collect();
         assert_eq!(ids, vec![1, 3, 5, 6]);
         assert_eq!(r.pending[0], stored(1, Some(("cam", 11))));
         assert_eq!(r.pending[3], stored(6, None));
         assert_eq!(r.seqs.get("cam"), Some(&15));
+    }
+
+    #[test]
+    fn a_new_file_is_a_new_epoch() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("outbox.redb");
+        let first = Store::open(&path).unwrap().1.epoch;
+        std::fs::remove_file(&path).unwrap();
+        let second = Store::open(&path).unwrap().1.epoch;
+        assert_ne!(first, second);
     }
 
     #[test]

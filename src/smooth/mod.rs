@@ -7,7 +7,7 @@
 //! without it. A tag that flickers for one frame makes no event: only a
 //! change of the stable set does ([`Change`]). Pure state, no I/O.
 
-use crate::config::SmoothingConfig;
+use crate::config::{SmoothingConfig, SmoothingMethod};
 use std::collections::VecDeque;
 
 #[derive(Debug, Clone)]
@@ -34,9 +34,9 @@ impl Smoother {
     }
 
     pub fn from_config(c: &SmoothingConfig) -> Self {
-        Self::new(match c.method.as_str() {
-            "ema" => Method::Ema { alpha: c.ema_alpha },
-            _ => Method::Median { window: c.window },
+        Self::new(match c.method {
+            SmoothingMethod::Ema => Method::Ema { alpha: c.ema_alpha },
+            SmoothingMethod::Median => Method::Median { window: c.window },
         })
     }
 

@@ -13,7 +13,7 @@ pub struct Class {
     pub zh: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Taxonomy(pub Vec<Class>);
 

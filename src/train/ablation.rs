@@ -3,7 +3,6 @@
 //! relations and thresholds added one at a time, each scored by macro F2 on
 //! held-out images; the final model is written as a bundle the daemon serves.
 
-use std::path::Path;
 use std::time::Instant;
 
 use burn::module::Module;
@@ -11,30 +10,15 @@ use burn::module::Module;
 use super::augment::Augment;
 use super::backbones::{Arch, Net};
 use super::data::ImageSource;
-use super::export::{export, Output};
 use super::fit::{predict_rows, Loss, Plan, Trainer};
-use super::run::DEFAULT_NEGATIVES_PER_POSITIVE;
+use super::recipe::{paper_fn_weights, DEFAULT_NEGATIVES_PER_POSITIVE};
 use super::sampler::stratified_split;
 use super::synthetic;
-use crate::bundle::{sha256_hex, write_manifest, BundleError, Manifest};
 use crate::preprocess::Spec;
 use crate::styles::decision::DecisionParams;
 use crate::styles::metrics::macro_f2;
 use crate::styles::search::tune;
-use crate::styles::{RelationMatrix, Taxonomy};
-
-/// The report's cost-sensitive weights: 1.5 for classes 1,4,7,8,11,12,13.
-pub fn paper_fn_weights() -> Vec<f32> {
-    (1..=13)
-        .map(|c| {
-            if [1, 4, 7, 8, 11, 12, 13].contains(&c) {
-                1.5
-            } else {
-                1.0
-            }
-        })
-        .collect()
-}
+use crate::styles::RelationMatrix;
 
 pub struct AblationConfig {
     pub arch: Arch,
@@ -223,31 +207,4 @@ pub fn run(cfg: &AblationConfig, mut progress: impl FnMut(&str)) -> Ablation {
         test_images,
         test_labels,
     }
-}
-
-/// Writes `net` (fused with nothing: one backbone) as a complete bundle.
-pub fn write_bundle(
-    dir: &Path,
-    name: &str,
-    nets: &[(&Net, Vec<f32>)],
-    spec: &Spec,
-    decision: Option<DecisionParams>,
-) -> Result<(), BundleError> {
-    let onnx = export(nets, Output::Sigmoid);
-    std::fs::create_dir_all(dir).map_err(|source| BundleError::Io {
-        path: dir.into(),
-        source,
-    })?;
-    let path = dir.join("model.onnx");
-    std::fs::write(&path, &onnx).map_err(|source| BundleError::Io { path, source })?;
-    let manifest = Manifest {
-        name: name.into(),
-        version: "0.1.0".into(),
-        onnx: "model.onnx".into(),
-        sha256: sha256_hex(&onnx),
-        input: spec.clone(),
-        classes: Taxonomy::jd2018(),
-        decision,
-    };
-    write_manifest(dir, &manifest)
 }

@@ -3,7 +3,7 @@
 //! resized crop and random erasing (Zhong et al. 2017). All draws come from
 //! the caller's seeded [`Rng`], so a run is repeatable.
 
-use crate::styles::simulate::Rng;
+use crate::rng::Rng;
 
 /// Which augmentations run, with their probabilities and ranges.
 #[derive(Clone, Debug, PartialEq)]

@@ -125,7 +125,7 @@ mod tests {
     use burn::module::Module;
 
     fn batch() -> Batch {
-        let mut rng = crate::styles::simulate::Rng::new(7);
+        let mut rng = crate::rng::Rng::new(7);
         let n = 8;
         Batch {
             images: (0..n * 3 * 28 * 28).map(|_| rng.uniform()).collect(),

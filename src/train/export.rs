@@ -6,37 +6,12 @@
 use burn::module::Module;
 
 use super::backbones::Net;
+pub use super::emit::Emitter;
 use crate::bundle::onnx::{Attr, GraphBuilder};
-
-/// Names nodes and constants under a prefix so that several backbones can
-/// share one graph.
-pub struct Emitter<'a> {
-    pub g: &'a mut GraphBuilder,
-    prefix: String,
-    next: usize,
-}
-
-impl<'a> Emitter<'a> {
-    pub fn new(g: &'a mut GraphBuilder, prefix: &str) -> Self {
-        Self {
-            g,
-            prefix: prefix.to_string(),
-            next: 0,
-        }
-    }
-
-    pub fn constant(&mut self, dims: &[i64], values: Vec<f32>) -> String {
-        self.next += 1;
-        let name = format!("{}c{}", self.prefix, self.next);
-        self.g.weight(&name, dims, values)
-    }
-
-    pub fn node(&mut self, op: &str, inputs: &[&str], attrs: Vec<(&str, Attr)>) -> String {
-        self.next += 1;
-        let out = format!("{}{}{}", self.prefix, op.to_lowercase(), self.next);
-        self.g.node(op, inputs, attrs, Some(&out))
-    }
-}
+use crate::bundle::{sha256_hex, write_manifest, BundleError, Manifest};
+use crate::preprocess::Spec;
+use crate::styles::{DecisionParams, Taxonomy};
+use std::path::Path;
 
 /// Emits `net` reading `input`; returns the logits `[N, C]` value name.
 pub fn emit_logits(net: &Net, e: &mut Emitter, input: &str) -> String {
@@ -116,4 +91,33 @@ pub fn export(nets: &[(&Net, Vec<f32>)], output: Output) -> Vec<u8> {
 pub fn export_one(net: &Net, output: Output) -> Vec<u8> {
     let w = vec![1.0; net.classes()];
     export(&[(&net.valid(), w)], output)
+}
+
+/// Writes the fused ensemble of `nets` (per-class weights each) as a
+/// complete bundle with the taxonomy `classes`.
+pub fn write_bundle(
+    dir: &Path,
+    name: &str,
+    nets: &[(&Net, Vec<f32>)],
+    spec: &Spec,
+    classes: &Taxonomy,
+    decision: Option<DecisionParams>,
+) -> Result<(), BundleError> {
+    let onnx = export(nets, Output::Sigmoid);
+    std::fs::create_dir_all(dir).map_err(|source| BundleError::Io {
+        path: dir.into(),
+        source,
+    })?;
+    let path = dir.join("model.onnx");
+    std::fs::write(&path, &onnx).map_err(|source| BundleError::Io { path, source })?;
+    let manifest = Manifest {
+        name: name.into(),
+        version: "0.1.0".into(),
+        onnx: "model.onnx".into(),
+        sha256: sha256_hex(&onnx),
+        input: spec.clone(),
+        classes: classes.clone(),
+        decision,
+    };
+    write_manifest(dir, &manifest)
 }

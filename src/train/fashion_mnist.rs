@@ -13,7 +13,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::augment::Augment;
 use super::backbones::{Arch, Family, Net};
 use super::fit::{lr_at, Batch, Loss, Trainer};
-use crate::styles::simulate::Rng;
+use crate::rng::Rng;
 
 pub const DEFAULT_DIR: &str = "/usr/share/datasets/fashion-mnist";
 const MEAN: f32 = 0.2860;

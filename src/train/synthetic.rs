@@ -12,7 +12,8 @@
 //! the recipe's parts (augmentation, cost-sensitive loss, relations,
 //! thresholds) each have something to fix.
 
-use crate::styles::simulate::{jd_like_labels, Rng};
+use crate::rng::Rng;
+use crate::styles::simulate::jd_like_labels;
 
 /// `n` RGB images (`size`×`size`, HWC u8) with their 13-class label rows.
 pub fn generate(n: usize, size: usize, seed: u64) -> (Vec<Vec<u8>>, Vec<Vec<f32>>) {
@@ -85,10 +86,9 @@ fn draw(row: &[f32], size: usize, rng: &mut Rng) -> Vec<u8> {
                 let on = match pattern {
                     0 => dx * dx + dy * dy <= half * half,
                     1 => true,
-                    2 => ((dy + half) / period) as usize % 2 == 0,
-                    _ => {
-                        (((dx + half) / period) as usize + ((dy + half) / period) as usize) % 2 == 0
-                    }
+                    2 => (((dy + half) / period) as usize).is_multiple_of(2),
+                    _ => (((dx + half) / period) as usize + ((dy + half) / period) as usize)
+                        .is_multiple_of(2),
                 };
                 if on {
                     for c in 0..3 {

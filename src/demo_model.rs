@@ -4,11 +4,11 @@
 //! as a ResNet-style model for checking the CPU backend against
 //! onnxruntime. Nothing here is trained: the demo model's tags mean nothing.
 
-use super::onnx::{Attr, GraphBuilder};
-use super::{sha256_hex, write_manifest, BundleError, Manifest};
+use crate::bundle::onnx::{Attr, GraphBuilder};
+use crate::bundle::{sha256_hex, write_manifest, BundleError, Manifest};
 use crate::infer::{cpu::CpuBackend, Backend};
 use crate::preprocess::{ResizeMode, Spec};
-use crate::styles::simulate::Rng;
+use crate::rng::Rng;
 use crate::styles::Taxonomy;
 use std::path::Path;
 

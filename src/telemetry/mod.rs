@@ -1,7 +1,8 @@
-//! Daemon metrics: one typed counter or timer per event, updated with
+//! Telemetry, a leaf every stage may use: one typed counter or timer per event, updated with
 //! relaxed atomics from any thread, read as a [`Snapshot`].
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// Pipeline stages whose time is measured per frame.
@@ -28,6 +29,8 @@ pub struct Metrics {
     frames_dropped: AtomicU64,
     frames_skipped: AtomicU64,
     frames_inferred: AtomicU64,
+    frames_failed: AtomicU64,
+    backend_reopens: AtomicU64,
     events: AtomicU64,
     events_dropped: AtomicU64,
     events_acked: AtomicU64,
@@ -36,6 +39,22 @@ pub struct Metrics {
     outbox_write_errors: AtomicU64,
     stage_ns: [AtomicU64; 5],
     stage_n: [AtomicU64; 5],
+    pipeline: Mutex<PipelineStatus>,
+}
+
+/// What the running pipeline serves, and how its reloads (SIGHUP) went.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PipelineStatus {
+    /// `name version` of the bundle being served.
+    pub model: String,
+    /// The backend it runs on (`cpu`, `onnxruntime`, …).
+    pub backend: String,
+    /// Reloads that swapped in a new pipeline.
+    pub reloads: u64,
+    /// Reloads that failed (the old pipeline kept serving).
+    pub reload_failures: u64,
+    /// Why the last reload failed; `None` once a later one succeeds.
+    pub last_reload_error: Option<String>,
 }
 
 /// A consistent-enough copy of the counters.
@@ -47,6 +66,10 @@ pub struct Snapshot {
     /// Inputs that could not be decoded or preprocessed.
     pub frames_skipped: u64,
     pub frames_inferred: u64,
+    /// Frames in batches the backend failed to run.
+    pub frames_failed: u64,
+    /// Times the backend was re-opened after repeated failures.
+    pub backend_reopens: u64,
     /// Tag events decided.
     pub events: u64,
     /// QoS 1 messages dropped because the outbox was full (or too old).
@@ -59,6 +82,7 @@ pub struct Snapshot {
     pub outbox_write_errors: u64,
     /// Mean time per frame of each stage, in [`STAGES`] order.
     pub stage_mean: [Duration; 5],
+    pub pipeline: PipelineStatus,
 }
 
 fn idx(s: Stage) -> usize {
@@ -80,6 +104,29 @@ impl Metrics {
     }
     pub fn frames_inferred(&self, n: u64) {
         self.frames_inferred.fetch_add(n, Relaxed);
+    }
+    pub fn frames_failed(&self, n: u64) {
+        self.frames_failed.fetch_add(n, Relaxed);
+    }
+    pub fn backend_reopened(&self) {
+        self.backend_reopens.fetch_add(1, Relaxed);
+    }
+    /// A pipeline started serving `model` on `backend`; `reload` when it
+    /// replaced a running one.
+    pub fn pipeline_started(&self, model: String, backend: &str, reload: bool) {
+        let mut p = self.pipeline.lock().expect("pipeline status");
+        p.model = model;
+        p.backend = backend.into();
+        if reload {
+            p.reloads += 1;
+            p.last_reload_error = None;
+        }
+    }
+    /// A reload failed; the running pipeline goes on.
+    pub fn reload_failed(&self, reason: String) {
+        let mut p = self.pipeline.lock().expect("pipeline status");
+        p.reload_failures += 1;
+        p.last_reload_error = Some(reason);
     }
     pub fn event(&self) {
         self.events.fetch_add(1, Relaxed);
@@ -118,6 +165,8 @@ impl Metrics {
             frames_dropped: self.frames_dropped.load(Relaxed),
             frames_skipped: self.frames_skipped.load(Relaxed),
             frames_inferred: self.frames_inferred.load(Relaxed),
+            frames_failed: self.frames_failed.load(Relaxed),
+            backend_reopens: self.backend_reopens.load(Relaxed),
             events: self.events.load(Relaxed),
             events_dropped: self.events_dropped.load(Relaxed),
             events_acked: self.events_acked.load(Relaxed),
@@ -125,6 +174,7 @@ impl Metrics {
             mqtt_connection_errors: self.mqtt_connection_errors.load(Relaxed),
             outbox_write_errors: self.outbox_write_errors.load(Relaxed),
             stage_mean,
+            pipeline: self.pipeline.lock().expect("pipeline status").clone(),
         }
     }
 }
@@ -133,11 +183,12 @@ impl std::fmt::Display for Snapshot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "frames: {} captured, {} inferred, {} dropped (lag), {} skipped (bad input); events: {} decided; QoS 1 messages (events + state): {} acked by the broker, {} waiting, {} dropped",
+            "frames: {} captured, {} inferred, {} dropped (lag), {} skipped (bad input), {} failed (backend); events: {} decided; QoS 1 messages (events + state): {} acked by the broker, {} waiting, {} dropped",
             self.frames_captured,
             self.frames_inferred,
             self.frames_dropped,
             self.frames_skipped,
+            self.frames_failed,
             self.events,
             self.events_acked,
             self.outbox_pending,

@@ -1,0 +1,283 @@
+//! The rebuildable half of the daemon: sources, preprocessor, backend,
+//! decision and smoothing. [`Parts::open`] opens and checks everything a
+//! config names (the slow, fallible part of a reload, done before anything
+//! is swapped); [`Pipeline::start`] runs them against the long-lived
+//! publisher; [`Pipeline::stop`] drains it and hands back the per-camera
+//! state (keyed by camera name) for the next pipeline.
+
+use super::inference::{CameraState, Inference};
+use super::queue::{FrameQueues, Input, Prepared};
+use super::DaemonError;
+use crate::bundle::Bundle;
+use crate::capture::{self, CaptureError, FrameSource, SourceState, StopToken};
+use crate::config::Validated;
+use crate::infer::{self, Backend, Slot};
+use crate::preprocess::{CpuPreprocessor, Preprocessor, RunsOn};
+use crate::publish::mqtt::Publisher;
+use crate::publish::Topics;
+use crate::smooth::{Hysteresis, Smoother};
+use crate::telemetry::{Metrics, Stage};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Everything a pipeline runs, opened and checked.
+pub struct Parts {
+    pub cfg: Validated,
+    pub bundle: Bundle,
+    pub backend: Box<dyn Backend>,
+    pub sources: Vec<Box<dyn FrameSource>>,
+}
+
+impl Parts {
+    /// Loads the bundle, opens the backend and every camera the config
+    /// names; the first failure names its config key.
+    pub fn open(cfg: Validated) -> Result<Self, DaemonError> {
+        let bundle = Bundle::load(&cfg.model.bundle)?;
+        let backend =
+            infer::open(&cfg.backend_options(), &bundle).map_err(|error| DaemonError::Backend {
+                kind: cfg.model.backend.as_str(),
+                error,
+            })?;
+        let sources = open_cameras(&cfg)?;
+        Ok(Self {
+            cfg,
+            bundle,
+            backend,
+            sources,
+        })
+    }
+}
+
+/// Opens every camera, so a bad camera is an error that names its key.
+pub fn open_cameras(cfg: &Validated) -> Result<Vec<Box<dyn FrameSource>>, DaemonError> {
+    cfg.cameras
+        .iter()
+        .enumerate()
+        .map(|(index, c)| {
+            capture::open(c).map_err(|error| DaemonError::Camera {
+                index,
+                name: c.name.clone(),
+                error,
+            })
+        })
+        .collect()
+}
+
+/// Per-camera state that outlives a pipeline, by camera name.
+pub(super) type Carried = HashMap<String, CameraState>;
+
+/// A running pipeline.
+pub(super) struct Pipeline {
+    queues: Arc<FrameQueues>,
+    stops: Vec<StopToken>,
+    captures: Vec<std::thread::JoinHandle<()>>,
+    pub(super) worker: tokio::task::JoinHandle<Vec<CameraState>>,
+}
+
+/// What a pipeline publishes with, fixed for the life of the process.
+pub(super) struct Outlet {
+    pub(super) publisher: Arc<Publisher>,
+    pub(super) topics: Topics,
+    pub(super) epoch: String,
+    /// Last event number per camera from the outbox (for cameras never seen
+    /// in this process).
+    pub(super) seqs: HashMap<String, u64>,
+    pub(super) metrics: Arc<Metrics>,
+}
+
+impl Pipeline {
+    /// Starts capture threads and the inference thread. Cameras found in
+    /// `carried` keep their event numbers, and their smoothing state when
+    /// the class count and smoothing settings are unchanged.
+    pub(super) fn start(parts: Parts, carried: &mut Carried, out: &Outlet, reload: bool) -> Self {
+        let Parts {
+            cfg,
+            bundle,
+            backend,
+            sources,
+        } = parts;
+        let queues = Arc::new(FrameQueues::new(sources.len(), cfg.pipeline.queue_depth));
+        let preprocessor = CpuPreprocessor::new(bundle.manifest.input.clone());
+        let on_cameras = cfg.pipeline.preprocess_on == RunsOn::CaptureThreads;
+        let mut stops = vec![];
+        let mut captures = vec![];
+        for (i, source) in sources.into_iter().enumerate() {
+            stops.push(source.stopper());
+            let pre = on_cameras.then(|| preprocessor.clone());
+            let (queues, metrics) = (queues.clone(), out.metrics.clone());
+            captures.push(
+                std::thread::Builder::new()
+                    .name(format!("camera-{i}"))
+                    .spawn(move || capture_loop(i, source, pre, queues, metrics))
+                    .expect("spawn camera thread"),
+            );
+        }
+        let classes = bundle.manifest.classes.len();
+        let cameras = cfg
+            .cameras
+            .iter()
+            .map(|c| {
+                let fresh = || CameraState {
+                    name: c.name.clone(),
+                    smoother: Smoother::from_config(&cfg.smoothing),
+                    hysteresis: Hysteresis::new(
+                        classes,
+                        cfg.smoothing.enter_frames,
+                        cfg.smoothing.leave_frames,
+                    ),
+                    events: 0,
+                    classes,
+                    smoothing: cfg.smoothing.clone(),
+                };
+                match carried.remove(&c.name) {
+                    Some(old) if old.classes == classes && old.smoothing == cfg.smoothing => old,
+                    // Event numbers go on; smoothing starts afresh.
+                    Some(old) => CameraState {
+                        events: old.events,
+                        ..fresh()
+                    },
+                    // Event numbers go on from the last run's.
+                    None => CameraState {
+                        events: out.seqs.get(&c.name).copied().unwrap_or(0),
+                        ..fresh()
+                    },
+                }
+            })
+            .collect();
+        let reopen = {
+            let (opts, bundle) = (cfg.backend_options(), bundle.clone());
+            Box::new(move || infer::open(&opts, &bundle))
+        };
+        let max_batch = cfg.model.max_batch.min(backend.limits().max);
+        out.metrics
+            .pipeline_started(model_name(&bundle), backend.name(), reload);
+        let inference = Inference {
+            backend,
+            reopen,
+            preprocessor: Box::new(preprocessor) as Box<dyn Preprocessor>,
+            decision: bundle.decision(),
+            cameras,
+            bundle,
+            topics: out.topics.clone(),
+            epoch: out.epoch.clone(),
+            publish_frames: cfg.mqtt.publish_frames,
+            max_batch,
+            max_wait: Duration::from_millis(cfg.model.max_wait_ms),
+        };
+        let worker = {
+            let (queues, publisher, metrics) =
+                (queues.clone(), out.publisher.clone(), out.metrics.clone());
+            tokio::task::spawn_blocking(move || inference.run(&queues, &publisher, &metrics))
+        };
+        Self {
+            queues,
+            stops,
+            captures,
+            worker,
+        }
+    }
+
+    /// Stops the sources, lets the inference thread finish the frames
+    /// already queued, and returns the per-camera state.
+    pub(super) async fn stop(self, carried: &mut Carried) {
+        self.signal_stop();
+        let Pipeline {
+            worker, captures, ..
+        } = self;
+        let cameras = worker.await.expect("inference thread panicked");
+        join(captures, cameras, carried);
+    }
+
+    /// After the worker ended by itself (every camera ran out of frames).
+    pub(super) fn finish(self, cameras: Vec<CameraState>, carried: &mut Carried) {
+        self.signal_stop();
+        join(self.captures, cameras, carried);
+    }
+
+    fn signal_stop(&self) {
+        for s in &self.stops {
+            s.stop();
+        }
+        self.queues.stop();
+    }
+}
+
+fn join(
+    captures: Vec<std::thread::JoinHandle<()>>,
+    cameras: Vec<CameraState>,
+    carried: &mut Carried,
+) {
+    for c in captures {
+        let _ = c.join();
+    }
+    for c in cameras {
+        carried.insert(c.name.clone(), c);
+    }
+}
+
+/// `name version` of a bundle, as logs and the health message show it.
+pub(super) fn model_name(bundle: &Bundle) -> String {
+    format!("{} {}", bundle.manifest.name, bundle.manifest.version)
+}
+
+fn capture_loop(
+    index: usize,
+    mut source: Box<dyn FrameSource>,
+    mut preprocessor: Option<CpuPreprocessor>,
+    queues: Arc<FrameQueues>,
+    metrics: Arc<Metrics>,
+) {
+    let stop = source.stopper();
+    while !stop.is_stopped() {
+        let t0 = Instant::now();
+        let frame = match source.next_frame() {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(CaptureError::Skipped { .. }) => {
+                metrics.frame_skipped();
+                continue;
+            }
+            Err(e @ CaptureError::Fatal(_)) => {
+                log::error!("camera #{index} stops: {e}");
+                break;
+            }
+        };
+        metrics.frame_captured();
+        let t1 = Instant::now();
+        metrics.time(Stage::Capture, t1 - t0, 1);
+        let (seq, captured_at) = (frame.seq, frame.captured_at);
+        let input = match preprocessor.as_mut() {
+            // Preprocess here, in parallel with the other cameras.
+            Some(p) => {
+                let mut tensor = vec![0.0; p.spec().len()];
+                match p.prepare(&frame, Slot::Host(&mut tensor)) {
+                    Ok(()) => {
+                        metrics.time(Stage::Preprocess, t1.elapsed(), 1);
+                        Input::Tensor(tensor)
+                    }
+                    Err(e) => {
+                        metrics.frame_skipped();
+                        log::warn!("{e}");
+                        continue;
+                    }
+                }
+            }
+            // The inference thread preprocesses it into the backend's slot.
+            None => Input::Frame(frame),
+        };
+        let item = Prepared {
+            camera: index,
+            seq,
+            captured_at,
+            input,
+        };
+        if queues.push(item) {
+            metrics.frame_dropped();
+        }
+    }
+    if source.state() == SourceState::Ended {
+        log::info!("camera #{index}: no more frames");
+    }
+    queues.camera_ended();
+}
