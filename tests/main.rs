@@ -5,6 +5,7 @@
 
 mod common;
 
+mod architecture;
 mod backend_suite;
 mod broker_auth;
 mod bundle_and_cli;

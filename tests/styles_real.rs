@@ -15,7 +15,7 @@ fn jd_test_labels() -> Option<PathBuf> {
 #[test]
 fn relation_matrix_matches_real_jd_counts() {
     let Some(path) = jd_test_labels() else {
-        eprintln!("SKIP: ../shared/data/jd-fashion-2018/test-labels.txt is not here");
+        available("../shared/data/jd-fashion-2018/test-labels.txt", false);
         return;
     };
     let tax = Taxonomy::jd2018();
@@ -86,7 +86,7 @@ fn check_tune_gains(rows: Vec<Vec<f32>>, source: &str, min_relation_gain: f64) {
 #[test]
 fn tune_gains_on_scores_simulated_from_real_jd_labels() {
     let Some(path) = jd_test_labels() else {
-        eprintln!("SKIP: ../shared/data/jd-fashion-2018/test-labels.txt is not here");
+        available("../shared/data/jd-fashion-2018/test-labels.txt", false);
         return;
     };
     let rows = LabelTable::read(&path, &Taxonomy::jd2018(), TableKind::Labels)

@@ -125,12 +125,13 @@ pub fn run(config_path: Option<&Path>) -> Result<()> {
 pub fn check_config(file: &Path) -> Result<()> {
     let cfg = config::load_validated(Some(file))?;
     let bundle = load_bundle(&cfg)?;
-    let backend = stylecam::infer::probe(&cfg.backend_options()).with_context(|| {
-        format!(
-            "config key `model.backend` = {:?}",
-            cfg.model.backend.as_str()
-        )
-    })?;
+    let backend = stylecam::infer::probe(&stylecam::infer::Options::from_config(&cfg.model))
+        .with_context(|| {
+            format!(
+                "config key `model.backend` = {:?}",
+                cfg.model.backend.as_str()
+            )
+        })?;
     println!(
         "{}: OK ({} camera(s); bundle {} {} with {} classes; backend {backend}; MQTT {}:{}{})",
         file.display(),

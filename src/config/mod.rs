@@ -12,9 +12,6 @@ pub use validate::{ConfigError, Validated};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-pub use crate::infer::BackendKind;
-pub use crate::preprocess::RunsOn;
-
 /// The commented default configuration; `generate-config` prints it and a
 /// test proves that it passes `check-config`.
 pub const DEFAULT_TOML: &str = include_str!("default.toml");
@@ -312,6 +309,43 @@ pub struct MqttConfig {
     pub client_cert_file: Option<PathBuf>,
     #[serde(default)]
     pub client_key_file: Option<PathBuf>,
+}
+
+/// `model.backend`: which inference backend runs the bundle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// The first usable of tensorrt, onnxruntime, cpu.
+    Auto,
+    /// tract-onnx, pure Rust, always available.
+    Cpu,
+    /// onnxruntime's CPU provider through `libonnxruntime.so`.
+    Onnxruntime,
+    /// A TensorRT engine (the GPU issue's work).
+    Tensorrt,
+}
+
+impl BackendKind {
+    pub const ALL: [BackendKind; 4] = [Self::Auto, Self::Cpu, Self::Onnxruntime, Self::Tensorrt];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Cpu => "cpu",
+            Self::Onnxruntime => "onnxruntime",
+            Self::Tensorrt => "tensorrt",
+        }
+    }
+}
+
+/// Where preprocessing runs (`pipeline.preprocess_on`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunsOn {
+    /// On each camera's thread, as frames arrive (CPU: uses every core).
+    CaptureThreads,
+    /// At batch time on the inference thread, straight into the backend's slot.
+    InferenceThread,
 }
 
 /// `outbox.when_full`: what a full outbox does with the next message.

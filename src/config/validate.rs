@@ -153,15 +153,6 @@ impl Validated {
     pub fn into_inner(self) -> Config {
         self.0
     }
-
-    /// The `[model]` keys the backend needs.
-    pub fn backend_options(&self) -> crate::infer::Options {
-        crate::infer::Options {
-            kind: self.model.backend,
-            threads: self.model.threads,
-            onnxruntime_library: self.model.onnxruntime_library.clone(),
-        }
-    }
 }
 
 fn err(key: &str, value: impl std::fmt::Display, problem: &str, fix: &str) -> ConfigError {

@@ -35,9 +35,11 @@ impl Parts {
     pub fn open(cfg: Validated) -> Result<Self, DaemonError> {
         let bundle = Bundle::load(&cfg.model.bundle)?;
         let backend =
-            infer::open(&cfg.backend_options(), &bundle).map_err(|error| DaemonError::Backend {
-                kind: cfg.model.backend.as_str(),
-                error,
+            infer::open(&infer::Options::from_config(&cfg.model), &bundle).map_err(|error| {
+                DaemonError::Backend {
+                    kind: cfg.model.backend.as_str(),
+                    error,
+                }
             })?;
         let sources = open_cameras(&cfg)?;
         Ok(Self {
@@ -146,7 +148,7 @@ impl Pipeline {
             })
             .collect();
         let reopen = {
-            let (opts, bundle) = (cfg.backend_options(), bundle.clone());
+            let (opts, bundle) = (infer::Options::from_config(&cfg.model), bundle.clone());
             Box::new(move || infer::open(&opts, &bundle))
         };
         let max_batch = cfg.model.max_batch.min(backend.limits().max);

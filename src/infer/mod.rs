@@ -26,8 +26,8 @@ pub mod onnxruntime;
 pub mod tensorrt;
 
 use crate::bundle::Bundle;
+pub use crate::config::BackendKind;
 pub use crate::slot::{DeviceSlot, Slot};
-use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
@@ -52,33 +52,6 @@ pub enum InferError {
     Batch { n: usize, max: usize },
 }
 
-/// `model.backend` in the config.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BackendKind {
-    /// The first usable of tensorrt, onnxruntime, cpu.
-    Auto,
-    /// tract-onnx, pure Rust, always available.
-    Cpu,
-    /// onnxruntime's CPU provider through `libonnxruntime.so`.
-    Onnxruntime,
-    /// A TensorRT engine (the GPU issue's work).
-    Tensorrt,
-}
-
-impl BackendKind {
-    pub const ALL: [BackendKind; 4] = [Self::Auto, Self::Cpu, Self::Onnxruntime, Self::Tensorrt];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Auto => "auto",
-            Self::Cpu => "cpu",
-            Self::Onnxruntime => "onnxruntime",
-            Self::Tensorrt => "tensorrt",
-        }
-    }
-}
-
 /// What [`open`] needs besides the bundle (the config's `[model]` keys).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
@@ -90,6 +63,15 @@ pub struct Options {
 }
 
 impl Options {
+    /// The `[model]` keys of a config.
+    pub fn from_config(m: &crate::config::ModelConfig) -> Self {
+        Self {
+            kind: m.backend,
+            threads: m.threads,
+            onnxruntime_library: m.onnxruntime_library.clone(),
+        }
+    }
+
     pub fn new(kind: BackendKind) -> Self {
         Self {
             kind,

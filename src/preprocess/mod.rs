@@ -33,15 +33,7 @@ use crate::capture::Frame;
 pub use crate::slot::{DeviceSlot, Slot};
 use serde::{Deserialize, Serialize};
 
-/// Where preprocessing runs (`pipeline.preprocess_on`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RunsOn {
-    /// On each camera's thread, as frames arrive (CPU: uses every core).
-    CaptureThreads,
-    /// At batch time on the inference thread, straight into the backend's slot.
-    InferenceThread,
-}
+pub use crate::config::RunsOn;
 
 /// One frame → one slot of the backend's input. See the module docs.
 pub trait Preprocessor: Send {

@@ -250,6 +250,43 @@ pub fn tune(preds: &[Vec<f32>], labels: &[Vec<f32>], relation: RelationMatrix) -
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// `tune`'s fast path scores exactly what the daemon decides:
+        /// `macro_f2_adjusted` on adjusted scores equals macro F2 of
+        /// `DecisionParams::select` (thresholds, ties and the 1..=5 rule).
+        #[test]
+        fn fast_f2_agrees_with_select(
+            rows in proptest::collection::vec(
+                (proptest::collection::vec(0.0f32..=1.0, 6), proptest::collection::vec(any::<bool>(), 6)),
+                1..40),
+            t in proptest::collection::vec(0.05f32..0.95, 6),
+            t2 in proptest::collection::vec(0.05f32..0.95, 6),
+            alpha in 0.0f32..=1.0,
+            beta in 0.0f32..=0.5,
+            min_labels in 0usize..=2,
+            extra in 0usize..=3,
+        ) {
+            let c = 6;
+            let mut d = DecisionParams::untuned(c);
+            d.thresholds = t;
+            d.second_thresholds = t2;
+            d.alpha = alpha;
+            d.beta = vec![beta; c];
+            d.relation = RelationMatrix((0..c).map(|a| (0..c).map(|b| ((a * 7 + b * 3) % 10) as f32 / 10.0).collect()).collect());
+            d.min_labels = min_labels;
+            d.max_labels = (min_labels + extra).max(1);
+            let preds: Vec<Vec<f32>> = rows.iter().map(|r| r.0.clone()).collect();
+            let truth: Vec<Vec<bool>> = rows.iter().map(|r| r.1.clone()).collect();
+            let truth_f: Vec<Vec<f32>> = truth.iter().map(|r| r.iter().map(|&b| b as u8 as f32).collect()).collect();
+            let adjusted: Vec<Vec<f32>> = preds.iter().map(|p| d.adjust(p)).collect();
+            let fast = macro_f2_adjusted(&adjusted, &truth, &d);
+            let chosen: Vec<Vec<usize>> = adjusted.iter().map(|a| d.select(a)).collect();
+            let slow = crate::styles::metrics::macro_f2(&chosen, &truth_f, c);
+            prop_assert!((fast - slow).abs() < 1e-12, "fast {} vs select {}", fast, slow);
+        }
+    }
 
     #[test]
     fn best_threshold_by_hand() {
