@@ -3,7 +3,6 @@
 //! accepts TCP but never answers CONNECT.
 
 use crate::common::*;
-use crate::mqtt_daemon::{kind, Collector};
 use std::process::Command;
 use std::time::Duration;
 

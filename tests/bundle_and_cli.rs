@@ -190,6 +190,20 @@ fn shipped_demo_bundle_is_what_our_code_produces() {
 #[cfg(feature = "embedded-broker")]
 #[test]
 fn synthetic_cameras_through_the_embedded_broker_until_they_end() {
+    let a = synthetic_run("capture_threads");
+    // Preprocessing at batch time, straight into the backend's input slots,
+    // decides the same tags for the same frames.
+    let b = synthetic_run("inference_thread");
+    assert_eq!(
+        a, b,
+        "tags per camera, preprocessing on the camera threads vs at batch time"
+    );
+}
+
+/// Two synthetic cameras to their end with `pipeline.preprocess_on`;
+/// returns each camera's logged tag changes, in order.
+#[cfg(feature = "embedded-broker")]
+fn synthetic_run(preprocess_on: &str) -> Vec<(String, Vec<String>)> {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let cfg = dir.path().join("c.toml");
@@ -218,6 +232,7 @@ fps = 0.0
 frames = 12
 [pipeline]
 queue_depth = 100
+preprocess_on = "{preprocess_on}"
 [mqtt]
 embedded = true
 port = {port}
@@ -244,7 +259,23 @@ path = "{outbox}"
         "{err}"
     );
     assert!(err.contains("embedded MQTT broker listening"), "{err}");
-    assert!(err.contains("24 captured, 24 inferred, 0 dropped"), "{err}");
+    assert!(
+        err.contains("24 captured, 24 inferred, 0 dropped"),
+        "{preprocess_on}: {err}"
+    );
+    let mut per_camera: Vec<(String, Vec<String>)> = ["yuyv", "nv12"]
+        .iter()
+        .map(|c| (c.to_string(), vec![]))
+        .collect();
+    for line in err.lines() {
+        for (cam, tags) in per_camera.iter_mut() {
+            if let Some(rest) = line.split(&format!("camera {cam}: tags ")).nth(1) {
+                tags.push(rest.to_string());
+            }
+        }
+    }
+    assert!(per_camera.iter().all(|(_, t)| !t.is_empty()), "{err}");
+    per_camera
 }
 
 #[test]

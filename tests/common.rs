@@ -3,10 +3,12 @@
 
 #![allow(dead_code)]
 
+use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
 use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub fn repo() -> PathBuf {
@@ -357,4 +359,122 @@ pub fn wait_log(daemon: &Daemon, what: &str, n: usize, timeout: Duration) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+// Subscribers and the payload schema, shared by every MQTT test.
+
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub topic: String,
+    pub retain: bool,
+    pub json: serde_json::Value,
+}
+
+/// An independent subscriber (what an inventory system runs).
+pub struct Collector {
+    got: Arc<Mutex<Vec<Received>>>,
+}
+
+impl Collector {
+    pub fn start(port: u16, filter: &str, id: &str) -> Self {
+        Self::start_as(port, filter, id, None)
+    }
+
+    /// A subscriber whose session the broker keeps while it is away (and,
+    /// with persistence, across a broker restart).
+    pub fn start_persistent(port: u16, filter: &str, id: &str) -> Self {
+        Self::spawn(port, filter, id, None, false)
+    }
+
+    /// A subscriber that logs in as `login` (user, password).
+    pub fn start_as(port: u16, filter: &str, id: &str, login: Option<(&str, &str)>) -> Self {
+        Self::spawn(port, filter, id, login, true)
+    }
+
+    fn spawn(port: u16, filter: &str, id: &str, login: Option<(&str, &str)>, clean: bool) -> Self {
+        let login = login.map(|(u, p)| (u.to_string(), p.to_string()));
+        let got = Arc::new(Mutex::new(vec![]));
+        let sink = got.clone();
+        let (ready_tx, ready) = std::sync::mpsc::channel();
+        let (filter, id) = (filter.to_string(), id.to_string());
+        std::thread::spawn(move || {
+            let mut opts = MqttOptions::new(id, "127.0.0.1", port);
+            opts.set_keep_alive(Duration::from_secs(5));
+            if let Some((u, p)) = login {
+                opts.set_credentials(u, p);
+            }
+            opts.set_clean_session(clean);
+            let (client, mut conn) = Client::new(opts, 64);
+            client.subscribe(filter, QoS::AtLeastOnce).unwrap();
+            for ev in conn.iter() {
+                match ev {
+                    Ok(Event::Incoming(Packet::SubAck(_))) => {
+                        let _ = ready_tx.send(());
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        let json =
+                            serde_json::from_slice(&p.payload).unwrap_or(serde_json::Value::Null);
+                        sink.lock().unwrap().push(Received {
+                            topic: p.topic.clone(),
+                            retain: p.retain,
+                            json,
+                        });
+                    }
+                    Ok(_) => {}
+                    Err(_) => std::thread::sleep(Duration::from_millis(100)),
+                }
+            }
+        });
+        ready
+            .recv_timeout(Duration::from_secs(10))
+            .expect("subscriber could not subscribe");
+        Self { got }
+    }
+
+    pub fn all(&self) -> Vec<Received> {
+        self.got.lock().unwrap().clone()
+    }
+
+    pub fn wait_for(
+        &self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&[Received]) -> bool,
+    ) -> Vec<Received> {
+        let t = Instant::now();
+        loop {
+            let all = self.all();
+            if pred(&all) {
+                return all;
+            }
+            assert!(
+                t.elapsed() < timeout,
+                "timed out waiting for {what}; got {:#?}",
+                all.iter().map(|r| (&r.topic, &r.json)).collect::<Vec<_>>()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+pub fn schema() -> jsonschema::Validator {
+    let schema: serde_json::Value = serde_json::from_str(stylecam::publish::SCHEMA).unwrap();
+    jsonschema::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .expect("schema compiles")
+}
+
+pub fn assert_valid(v: &jsonschema::Validator, r: &Received) {
+    let errors: Vec<String> = v.iter_errors(&r.json).map(|e| e.to_string()).collect();
+    assert!(
+        errors.is_empty(),
+        "{} payload {} violates the schema: {errors:?}",
+        r.topic,
+        r.json
+    );
+}
+
+pub fn kind<'a>(all: &'a [Received], k: &str) -> Vec<&'a Received> {
+    all.iter().filter(|r| r.json["kind"] == k).collect()
 }

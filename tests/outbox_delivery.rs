@@ -3,7 +3,6 @@
 //! on-disk outbox.
 
 use crate::common::*;
-use crate::mqtt_daemon::{assert_valid, kind, schema, Collector};
 use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::Duration;
@@ -354,7 +353,7 @@ fn losing_the_outbox_file_starts_a_new_epoch_and_loses_no_new_event() {
     for r in &styles {
         assert_valid(&schema(), r);
     }
-    let key = |r: &&crate::mqtt_daemon::Received| {
+    let key = |r: &&Received| {
         (
             r.json["device"].as_str().unwrap().to_string(),
             r.json["camera"].as_str().unwrap().to_string(),

@@ -4,7 +4,6 @@
 //! is never dropped (one `online` for the whole run).
 
 use crate::common::*;
-use crate::mqtt_daemon::{assert_valid, kind, schema, Collector, Received};
 use std::path::Path;
 use std::time::Duration;
 

@@ -4,7 +4,6 @@
 //! `stylecam run` to a real broker.
 
 use crate::common::*;
-use crate::mqtt_daemon::{kind, Collector};
 use std::collections::BTreeSet;
 use std::time::Duration;
 use stylecam::bundle::Bundle;

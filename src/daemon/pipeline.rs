@@ -1,8 +1,8 @@
 //! The rebuildable half of the daemon: sources, preprocessor, backend,
 //! decision and smoothing. [`Parts::open`] opens and checks everything a
 //! config names (the slow, fallible part of a reload, done before anything
-//! is swapped); [`Pipeline::start`] runs them against the long-lived
-//! publisher; [`Pipeline::stop`] drains it and hands back the per-camera
+//! is swapped); `Pipeline::start` runs them against the long-lived
+//! publisher; `Pipeline::stop` drains it and hands back the per-camera
 //! state (keyed by camera name) for the next pipeline.
 
 use super::inference::{CameraState, Inference};

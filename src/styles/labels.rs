@@ -3,7 +3,7 @@
 //! Three layouts, detected per file: the challenge's `id,url,C×{0,1}` and
 //! `id,C×{0,1}` (no header), and a CSV with header `image,<class ids…>`
 //! whose columns may come in any order. Prediction files use the same
-//! layouts with probabilities in [0,1]. Rows are matched by id, never by
+//! layouts with probabilities in \[0,1\]. Rows are matched by id, never by
 //! position. Every error names the file and line.
 
 use super::Taxonomy;
