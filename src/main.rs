@@ -102,7 +102,7 @@ enum Command {
     ///
     ///   [data]
     ///   images = "photos"          # folder with <id>.jpg/.png
-    ///   labels = "labels.csv"
+    ///   labels = "labels.csv"       # its header image,<ids> names the classes
     ///   [train]
     ///   backbones = ["tiny_resnet50"]   # resnet50, densenet121, inception_v4,
     ///                                   # efficientnet_lite0, each also tiny_…
@@ -118,7 +118,9 @@ enum Command {
     ///
     /// More keys (lr, batch_size, augment, resample, negatives_per_positive,
     /// negative_keep, fn_weight, init_from, head_init, val_fraction, seed,
-    /// memory_mib): README, "Training a model".
+    /// memory_mib, classes): README, "Training a model".
+    ///
+    /// Needs a build with the trainer: `cargo build --release --features train`.
     #[command(verbatim_doc_comment)]
     Train(cli::train::TrainArgs),
     /// Export a training checkpoint (`.bpk` + `.json`) to ONNX on its own.

@@ -88,6 +88,20 @@ fn sighup_keeps_serving_on_a_bad_bundle_and_swaps_in_a_good_one() {
     assert_eq!(h["pipeline"]["reloads"], 0);
     assert_eq!(h["pipeline"]["model"], "shop-model 1.0.0");
     assert_valid(&schema(), kind(&all, "health").last().unwrap());
+    // Per-camera counters and per-stage latency travel in the same message.
+    let cam = &h["cameras"][0];
+    assert_eq!(cam["name"], "entrance");
+    assert_eq!(cam["state"], "streaming");
+    assert!(
+        cam["captured"].as_u64() > Some(0) && cam["fps"].as_f64() > Some(0.0),
+        "{cam}"
+    );
+    assert!(
+        h["latency_ms"]["infer"]["count"].as_u64() > Some(0),
+        "{}",
+        h["latency_ms"]
+    );
+    assert!(h["latency_ms"]["infer"]["p99"].as_f64() >= h["latency_ms"]["infer"]["p50"].as_f64());
     let all = sub.wait_for(
         "events after the failed reload",
         Duration::from_secs(30),

@@ -62,7 +62,7 @@ pub fn bench_fashion_mnist(a: &FashionMnistArgs) -> Result<()> {
 
 #[cfg(not(feature = "train"))]
 pub fn bench_fashion_mnist(_: &FashionMnistArgs) -> Result<()> {
-    anyhow::bail!("this stylecam was built without the trainer: rebuild with `--features train` (on by default)")
+    anyhow::bail!("this stylecam was built without the trainer: rebuild with `cargo build --release --features train` (the trainer is off by default; the appliance build leaves it out)")
 }
 
 #[derive(Args)]
@@ -133,10 +133,10 @@ pub fn export(a: &ExportArgs) -> Result<()> {
 
 #[cfg(not(feature = "train"))]
 pub fn train(_: &TrainArgs) -> Result<()> {
-    anyhow::bail!("this stylecam was built without the trainer: rebuild with `--features train` (on by default)")
+    anyhow::bail!("this stylecam was built without the trainer: rebuild with `cargo build --release --features train` (the trainer is off by default; the appliance build leaves it out)")
 }
 
 #[cfg(not(feature = "train"))]
 pub fn export(_: &ExportArgs) -> Result<()> {
-    anyhow::bail!("this stylecam was built without the trainer: rebuild with `--features train` (on by default)")
+    anyhow::bail!("this stylecam was built without the trainer: rebuild with `cargo build --release --features train` (the trainer is off by default; the appliance build leaves it out)")
 }

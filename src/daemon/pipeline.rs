@@ -16,7 +16,7 @@ use crate::preprocess::{CpuPreprocessor, Preprocessor, RunsOn};
 use crate::publish::mqtt::Publisher;
 use crate::publish::Topics;
 use crate::smooth::{Hysteresis, Smoother};
-use crate::telemetry::{Metrics, Stage};
+use crate::telemetry::{CameraStats, Metrics, Stage};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -104,14 +104,15 @@ impl Pipeline {
         let on_cameras = cfg.pipeline.preprocess_on == RunsOn::CaptureThreads;
         let mut stops = vec![];
         let mut captures = vec![];
-        for (i, source) in sources.into_iter().enumerate() {
+        for (i, (source, c)) in sources.into_iter().zip(&cfg.cameras).enumerate() {
             stops.push(source.stopper());
             let pre = on_cameras.then(|| preprocessor.clone());
             let (queues, metrics) = (queues.clone(), out.metrics.clone());
+            let stats = metrics.camera(&c.name);
             captures.push(
                 std::thread::Builder::new()
                     .name(format!("camera-{i}"))
-                    .spawn(move || capture_loop(i, source, pre, queues, metrics))
+                    .spawn(move || capture_loop(i, source, pre, queues, metrics, stats))
                     .expect("spawn camera thread"),
             );
         }
@@ -229,6 +230,7 @@ fn capture_loop(
     mut preprocessor: Option<CpuPreprocessor>,
     queues: Arc<FrameQueues>,
     metrics: Arc<Metrics>,
+    stats: Arc<CameraStats>,
 ) {
     let stop = source.stopper();
     while !stop.is_stopped() {
@@ -238,14 +240,21 @@ fn capture_loop(
             Ok(None) => break,
             Err(CaptureError::Skipped { .. }) => {
                 metrics.frame_skipped();
+                stats.skipped();
                 continue;
             }
             Err(e @ CaptureError::Fatal(_)) => {
                 log::error!("camera #{index} stops: {e}");
+                stats.set_state("failed");
                 break;
             }
         };
         metrics.frame_captured();
+        stats.captured();
+        stats.set_state(match source.state() {
+            SourceState::Reconnecting { .. } => "reconnecting",
+            _ => "streaming",
+        });
         let t1 = Instant::now();
         metrics.time(Stage::Capture, t1 - t0, 1);
         let (seq, captured_at) = (frame.seq, frame.captured_at);
@@ -260,6 +269,7 @@ fn capture_loop(
                     }
                     Err(e) => {
                         metrics.frame_skipped();
+                        stats.skipped();
                         log::warn!("{e}");
                         continue;
                     }
@@ -276,10 +286,14 @@ fn capture_loop(
         };
         if queues.push(item) {
             metrics.frame_dropped();
+            stats.dropped();
         }
     }
     if source.state() == SourceState::Ended {
         log::info!("camera #{index}: no more frames");
+        stats.set_state("ended");
+    } else if stop.is_stopped() {
+        stats.set_state("stopped");
     }
     queues.camera_ended();
 }

@@ -98,6 +98,30 @@ pub struct HealthMessage {
     pub outbox: OutboxCounts,
     pub mqtt_connection_errors: u64,
     pub pipeline: PipelineInfo,
+    /// Per camera, by name.
+    pub cameras: Vec<CameraInfo>,
+    /// Per-frame latency of each stage since start, in ms.
+    pub latency_ms: std::collections::BTreeMap<String, LatencyInfo>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CameraInfo {
+    pub name: String,
+    /// `streaming`, `reconnecting`, `ended`, `stopped`, `failed` (empty before its first frame).
+    pub state: String,
+    pub captured: u64,
+    pub dropped: u64,
+    pub skipped: u64,
+    pub fps: f64,
+}
+
+/// Quantiles as bucket upper edges (at most 2× the true value).
+#[derive(Debug, Clone, Serialize)]
+pub struct LatencyInfo {
+    pub count: u64,
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
 }
 
 /// The model being served and how reloads (SIGHUP) went.
@@ -158,6 +182,33 @@ pub fn health(device: &str, uptime_s: u64, m: &crate::telemetry::Snapshot) -> He
             reload_failures: m.pipeline.reload_failures,
             last_reload_error: m.pipeline.last_reload_error.clone(),
         },
+        cameras: m
+            .cameras
+            .iter()
+            .map(|c| CameraInfo {
+                name: c.name.clone(),
+                state: c.state.clone(),
+                captured: c.captured,
+                dropped: c.dropped,
+                skipped: c.skipped,
+                fps: (c.fps * 100.0).round() / 100.0,
+            })
+            .collect(),
+        latency_ms: crate::telemetry::STAGES
+            .iter()
+            .zip(&m.stage_quantiles)
+            .map(|(s, q)| {
+                (
+                    format!("{s:?}").to_lowercase(),
+                    LatencyInfo {
+                        count: q.count,
+                        p50: q.p50_ms,
+                        p95: q.p95_ms,
+                        p99: q.p99_ms,
+                    },
+                )
+            })
+            .collect(),
     }
 }
 

@@ -1,9 +1,15 @@
 //! Telemetry, a leaf every stage may use: one typed counter or timer per event, updated with
 //! relaxed atomics from any thread, read as a [`Snapshot`].
 
+mod histogram;
+
+pub use histogram::{Histogram, Quantiles};
+
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use std::time::Instant;
 
 /// Pipeline stages whose time is measured per frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,7 +45,62 @@ pub struct Metrics {
     outbox_write_errors: AtomicU64,
     stage_ns: [AtomicU64; 5],
     stage_n: [AtomicU64; 5],
+    stage_hist: [Histogram; 5],
     pipeline: Mutex<PipelineStatus>,
+    cameras: Mutex<BTreeMap<String, Arc<CameraStats>>>,
+}
+
+/// One camera's counters, updated by its capture thread.
+#[derive(Debug, Default)]
+pub struct CameraStats {
+    captured: AtomicU64,
+    dropped: AtomicU64,
+    skipped: AtomicU64,
+    /// (state, last frame time, smoothed frame interval in seconds).
+    live: Mutex<(String, Option<Instant>, f64)>,
+}
+
+impl CameraStats {
+    pub fn captured(&self) {
+        self.captured.fetch_add(1, Relaxed);
+        let mut live = self.live.lock().expect("camera stats");
+        let now = Instant::now();
+        if let Some(last) = live.1 {
+            let dt = (now - last).as_secs_f64();
+            // Exponential average over ~10 frames.
+            live.2 = if live.2 == 0.0 {
+                dt
+            } else {
+                0.9 * live.2 + 0.1 * dt
+            };
+        }
+        live.1 = Some(now);
+    }
+    pub fn dropped(&self) {
+        self.dropped.fetch_add(1, Relaxed);
+    }
+    pub fn skipped(&self) {
+        self.skipped.fetch_add(1, Relaxed);
+    }
+    /// The source's state: `streaming`, `reconnecting`, `ended`, `stopped`.
+    pub fn set_state(&self, state: &str) {
+        let mut live = self.live.lock().expect("camera stats");
+        if live.0 != state {
+            live.0 = state.to_string();
+        }
+    }
+}
+
+/// A camera's counters as the health message shows them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CameraSnapshot {
+    pub name: String,
+    pub state: String,
+    pub captured: u64,
+    pub dropped: u64,
+    pub skipped: u64,
+    /// Frames per second over the last ~10 frames (0 before the second).
+    pub fps: f64,
 }
 
 /// What the running pipeline serves, and how its reloads (SIGHUP) went.
@@ -82,7 +143,11 @@ pub struct Snapshot {
     pub outbox_write_errors: u64,
     /// Mean time per frame of each stage, in [`STAGES`] order.
     pub stage_mean: [Duration; 5],
+    /// Latency quantiles per frame of each stage, in [`STAGES`] order.
+    pub stage_quantiles: [Quantiles; 5],
     pub pipeline: PipelineStatus,
+    /// Per camera, by name.
+    pub cameras: Vec<CameraSnapshot>,
 }
 
 fn idx(s: Stage) -> usize {
@@ -148,6 +213,20 @@ impl Metrics {
     pub fn time(&self, stage: Stage, total: Duration, frames: u64) {
         self.stage_ns[idx(stage)].fetch_add(total.as_nanos() as u64, Relaxed);
         self.stage_n[idx(stage)].fetch_add(frames, Relaxed);
+        if frames > 0 {
+            self.stage_hist[idx(stage)].record(total / frames as u32, frames);
+        }
+    }
+
+    /// The counters of camera `name` (created on first use; a camera keeps
+    /// its counters across reloads).
+    pub fn camera(&self, name: &str) -> Arc<CameraStats> {
+        self.cameras
+            .lock()
+            .expect("camera stats")
+            .entry(name.to_string())
+            .or_default()
+            .clone()
     }
 
     pub fn snapshot(&self) -> Snapshot {
@@ -174,7 +253,25 @@ impl Metrics {
             mqtt_connection_errors: self.mqtt_connection_errors.load(Relaxed),
             outbox_write_errors: self.outbox_write_errors.load(Relaxed),
             stage_mean,
+            stage_quantiles: std::array::from_fn(|i| self.stage_hist[i].quantiles()),
             pipeline: self.pipeline.lock().expect("pipeline status").clone(),
+            cameras: self
+                .cameras
+                .lock()
+                .expect("camera stats")
+                .iter()
+                .map(|(name, c)| {
+                    let live = c.live.lock().expect("camera stats");
+                    CameraSnapshot {
+                        name: name.clone(),
+                        state: live.0.clone(),
+                        captured: c.captured.load(Relaxed),
+                        dropped: c.dropped.load(Relaxed),
+                        skipped: c.skipped.load(Relaxed),
+                        fps: if live.2 > 0.0 { 1.0 / live.2 } else { 0.0 },
+                    }
+                })
+                .collect(),
         }
     }
 }
