@@ -7,8 +7,7 @@ use crate::bundle::Bundle;
 use crate::config::SmoothingConfig;
 use crate::infer::{Backend, InferError};
 use crate::preprocess::Preprocessor;
-use crate::publish::mqtt::Publisher;
-use crate::publish::{payload, Message, Topics};
+use crate::publish::{payload, Message, Sink, Topics};
 use crate::smooth::{Hysteresis, Smoother};
 use crate::styles::DecisionParams;
 use crate::telemetry::{Metrics, Stage};
@@ -52,7 +51,7 @@ impl Inference {
     pub(super) fn run(
         mut self,
         queues: &FrameQueues,
-        publisher: &Publisher,
+        publisher: &dyn Sink,
         metrics: &Metrics,
     ) -> Vec<CameraState> {
         let classes = self.bundle.manifest.classes.len();
@@ -142,7 +141,7 @@ impl Inference {
         }
     }
 
-    fn handle(&mut self, f: &Prepared, p: &[f32], publisher: &Publisher, metrics: &Metrics) {
+    fn handle(&mut self, f: &Prepared, p: &[f32], publisher: &dyn Sink, metrics: &Metrics) {
         let t0 = Instant::now();
         let taxonomy = &self.bundle.manifest.classes;
         let cam = &mut self.cameras[f.camera];
@@ -225,5 +224,131 @@ impl Inference {
             });
         }
         metrics.time(Stage::Publish, t1.elapsed(), 1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::infer::{cpu::CpuBackend, BatchLimits, Slot};
+    use std::sync::Mutex;
+
+    /// The demo bundle's CPU backend, failing its first `fail` runs.
+    struct Flaky {
+        inner: CpuBackend,
+        fail: usize,
+    }
+
+    impl Backend for Flaky {
+        fn name(&self) -> &'static str {
+            "flaky"
+        }
+        fn limits(&self) -> BatchLimits {
+            self.inner.limits()
+        }
+        fn sample_len(&self) -> usize {
+            self.inner.sample_len()
+        }
+        fn classes(&self) -> usize {
+            self.inner.classes()
+        }
+        fn slot(&mut self, i: usize) -> Slot<'_> {
+            self.inner.slot(i)
+        }
+        fn run(&mut self, n: usize) -> Result<&[f32], InferError> {
+            if self.fail > 0 {
+                self.fail -= 1;
+                return Err(InferError::Run("injected failure".into()));
+            }
+            self.inner.run(n)
+        }
+    }
+
+    #[derive(Default)]
+    struct Collect(Mutex<Vec<Message>>);
+
+    impl Sink for Collect {
+        fn send(&self, msg: Message) {
+            self.0.lock().unwrap().push(msg);
+        }
+    }
+
+    /// Failed batches are counted and skipped, the daemon goes on, and the
+    /// third failure in a row re-opens the backend, which then serves.
+    #[test]
+    fn failed_batches_are_counted_and_the_backend_is_reopened() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo-bundle");
+        let bundle = Bundle::load(&dir).unwrap();
+        let classes = bundle.manifest.classes.len();
+        let reopened = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let reopen: Reopen = {
+            let (bundle, reopened) = (bundle.clone(), reopened.clone());
+            Box::new(move || {
+                reopened.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Ok(Box::new(CpuBackend::open(&bundle)?) as Box<dyn Backend>)
+            })
+        };
+        let smoothing = crate::config::SmoothingConfig::default();
+        let inference = Inference {
+            backend: Box::new(Flaky {
+                inner: CpuBackend::open(&bundle).unwrap(),
+                fail: 5,
+            }),
+            reopen,
+            preprocessor: Box::new(crate::preprocess::CpuPreprocessor::new(
+                bundle.manifest.input.clone(),
+            )),
+            decision: bundle.decision(),
+            cameras: vec![CameraState {
+                name: "cam".into(),
+                smoother: Smoother::from_config(&smoothing),
+                hysteresis: Hysteresis::new(classes, 1, 1),
+                events: 0,
+                classes,
+                smoothing,
+            }],
+            topics: Topics {
+                prefix: "stylecam".into(),
+                device: "t".into(),
+            },
+            epoch: "0123456789abcdef".into(),
+            publish_frames: true,
+            max_batch: 1,
+            max_wait: Duration::ZERO,
+            bundle,
+        };
+        let queues = FrameQueues::new(1, 16);
+        let per = 3 * 224 * 224;
+        for seq in 0..8 {
+            queues.push(Prepared {
+                camera: 0,
+                seq,
+                captured_at: std::time::SystemTime::UNIX_EPOCH + Duration::from_millis(seq),
+                input: Input::Tensor(vec![0.1 * seq as f32; per]),
+            });
+        }
+        queues.camera_ended();
+        let (sink, metrics) = (Collect::default(), Metrics::default());
+        let cameras = inference.run(&queues, &sink, &metrics);
+        let snap = metrics.snapshot();
+        // Three failures, a re-open, then the new backend serves the other five.
+        assert_eq!(reopened.load(std::sync::atomic::Ordering::Relaxed), 1);
+        assert_eq!(
+            (
+                snap.frames_failed,
+                snap.backend_reopens,
+                snap.frames_inferred
+            ),
+            (3, 1, 5)
+        );
+        let frames = sink
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|m| m.topic.ends_with("/frames"))
+            .count();
+        assert_eq!(frames, 5, "every inferred frame was decided and published");
+        assert_eq!(cameras.len(), 1);
     }
 }

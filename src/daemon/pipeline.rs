@@ -171,7 +171,7 @@ impl Pipeline {
         let worker = {
             let (queues, publisher, metrics) =
                 (queues.clone(), out.publisher.clone(), out.metrics.clone());
-            tokio::task::spawn_blocking(move || inference.run(&queues, &publisher, &metrics))
+            tokio::task::spawn_blocking(move || inference.run(&queues, &*publisher, &metrics))
         };
         Self {
             queues,

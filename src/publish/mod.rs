@@ -67,3 +67,15 @@ pub struct Message {
     /// after a restart.
     pub event: Option<(String, u64)>,
 }
+
+/// Where the pipeline hands its messages: the MQTT publisher (or, in
+/// tests, a collector).
+pub trait Sink: Send + Sync {
+    fn send(&self, msg: Message);
+}
+
+impl Sink for mqtt::Publisher {
+    fn send(&self, msg: Message) {
+        mqtt::Publisher::send(self, msg)
+    }
+}
