@@ -478,3 +478,26 @@ pub fn assert_valid(v: &jsonschema::Validator, r: &Received) {
 pub fn kind<'a>(all: &'a [Received], k: &str) -> Vec<&'a Received> {
     all.iter().filter(|r| r.json["kind"] == k).collect()
 }
+
+/// The daemon's exit summary as a subscriber sees it: at a clean shutdown
+/// the daemon publishes a last `health` message and then `offline` on the
+/// same connection, so the `nth` (1-based) health directly followed by an
+/// offline status (a last will's `offline` follows no health). Waits for it.
+pub fn exit_summary(sub: &Collector, nth: usize) -> serde_json::Value {
+    fn summaries(all: &[Received]) -> Vec<serde_json::Value> {
+        all.windows(2)
+            .filter(|w| {
+                w[0].json["kind"] == "health"
+                    && w[1].json["kind"] == "status"
+                    && w[1].json["state"] == "offline"
+            })
+            .map(|w| w[0].json.clone())
+            .collect()
+    }
+    let all = sub.wait_for(
+        "health then offline at shutdown",
+        Duration::from_secs(20),
+        |all| summaries(all).len() >= nth,
+    );
+    summaries(&all)[nth - 1].clone()
+}

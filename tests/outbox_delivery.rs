@@ -67,7 +67,7 @@ fn network_outage_during_a_stream_loses_nothing() {
         daemon.log_text()
     );
 
-    let decided = daemon.log_text().matches("tags [").count();
+    let decided = exit_summary(&sub, 1)["events_decided"].as_u64().unwrap() as usize;
     let got = seqs(&sub);
     let unique = assert_once_in_order(&got, decided);
     let onlines = sub
@@ -238,7 +238,7 @@ fn broker_stopped_and_restarted_during_a_stream_loses_nothing() {
         daemon.log_text()
     );
 
-    let decided = daemon.log_text().matches("tags [").count();
+    let decided = exit_summary(&sub, 1)["events_decided"].as_u64().unwrap() as usize;
     sub.wait_for("every event", Duration::from_secs(20), |_| {
         seqs(&sub).iter().copied().collect::<BTreeSet<_>>().len() >= decided
     });
@@ -299,23 +299,16 @@ fn a_full_outbox_drops_the_oldest_counts_it_and_keeps_running() {
         got[0] > 1,
         "the oldest events were dropped, not the newest: {got:?}"
     );
-    let summary = daemon
-        .log_text()
-        .lines()
-        .find(|l| l.contains("stopped."))
-        .unwrap()
-        .to_string();
-    let dropped: u64 = summary
-        .rsplit(", ")
-        .next()
-        .unwrap()
-        .split(' ')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(dropped > 0, "drops are counted: {summary}");
-    eprintln!("outbox limit: first delivered seq {}, {summary}", got[0]);
+    let summary = exit_summary(&sub, 1);
+    assert_valid(&schema(), kind(&sub.all(), "health").last().unwrap());
+    assert!(
+        summary["outbox"]["dropped"].as_u64() > Some(0),
+        "drops are counted: {summary}"
+    );
+    eprintln!(
+        "outbox limit: first delivered seq {}, outbox at exit {}",
+        got[0], summary["outbox"]
+    );
 }
 
 /// The outbox file is lost between two runs (a new SD card, another state
@@ -344,7 +337,9 @@ fn losing_the_outbox_file_starts_a_new_epoch_and_loses_no_new_event() {
             "{}",
             daemon.log_text()
         );
-        decided += daemon.log_text().matches("tags [").count();
+        decided += exit_summary(&sub, run + 1)["events_decided"]
+            .as_u64()
+            .unwrap() as usize;
     }
     let events = sub.wait_for("both runs' events", Duration::from_secs(30), |all| {
         kind(all, "styles").len() >= decided

@@ -118,6 +118,28 @@ fn sighup_keeps_serving_on_a_bad_bundle_and_swaps_in_a_good_one() {
         "logged once"
     );
 
+    // 1b. A config that fails validation: refused the same way, with the key.
+    std::fs::write(old.join("bundle.toml"), &manifest).unwrap();
+    std::fs::write(&cfg, text.replace("[model]\n", "[model]\nmax_batch = 0\n")).unwrap();
+    daemon.signal("HUP");
+    let all = sub.wait_for(
+        "a health message naming the bad key",
+        Duration::from_secs(30),
+        |all| {
+            last_health(all).is_some_and(|h| {
+                h["pipeline"]["last_reload_error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("model.max_batch"))
+            })
+        },
+    );
+    let h = last_health(&all).unwrap();
+    assert_eq!(h["pipeline"]["reload_failures"], 2);
+    assert_eq!(
+        h["pipeline"]["model"], "shop-model 1.0.0",
+        "still the old model"
+    );
+
     // 2. A good new bundle: swapped in; events name it.
     std::fs::write(
         &cfg,

@@ -338,6 +338,19 @@ async fn run(
         );
     }
     if connected {
+        // The exit summary, typed: a last retained health message, then
+        // `offline`.
+        let h = payload::health(
+            &s.topics.device,
+            started.elapsed().as_secs(),
+            &metrics.snapshot(),
+        );
+        if client
+            .publish(s.topics.health(), false, true, payload::to_json(&h))
+            .is_ok()
+        {
+            d.outbox.note_untracked();
+        }
         publish_status(&client, &mut d.outbox, &s.topics, false);
         // Give the offline status a moment to go out before disconnecting.
         let wait = tokio::time::sleep(Duration::from_millis(300));
