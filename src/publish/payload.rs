@@ -2,6 +2,7 @@
 //! inventory systems: change them only with a new `v` and a schema update.
 
 use crate::styles::Taxonomy;
+use crate::telemetry::{CameraSnapshot, PipelineStatus, Quantiles, Snapshot};
 use serde::Serialize;
 use std::time::SystemTime;
 
@@ -97,43 +98,11 @@ pub struct HealthMessage {
     pub events_decided: u64,
     pub outbox: OutboxCounts,
     pub mqtt_connection_errors: u64,
-    pub pipeline: PipelineInfo,
+    pub pipeline: PipelineStatus,
     /// Per camera, by name.
-    pub cameras: Vec<CameraInfo>,
+    pub cameras: Vec<CameraSnapshot>,
     /// Per-frame latency of each stage since start, in ms.
-    pub latency_ms: std::collections::BTreeMap<String, LatencyInfo>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct CameraInfo {
-    pub name: String,
-    /// `streaming`, `reconnecting`, `ended`, `stopped`, `failed` (empty before its first frame).
-    pub state: String,
-    pub captured: u64,
-    pub dropped: u64,
-    pub skipped: u64,
-    pub fps: f64,
-}
-
-/// Quantiles as bucket upper edges (at most 2× the true value).
-#[derive(Debug, Clone, Serialize)]
-pub struct LatencyInfo {
-    pub count: u64,
-    pub p50: f64,
-    pub p95: f64,
-    pub p99: f64,
-}
-
-/// The model being served and how reloads (SIGHUP) went.
-#[derive(Debug, Clone, Serialize)]
-pub struct PipelineInfo {
-    pub model: String,
-    pub backend: String,
-    pub reloads: u64,
-    pub reload_failures: u64,
-    /// Why the last reload failed (the previous pipeline kept serving);
-    /// null after a successful one.
-    pub last_reload_error: Option<String>,
+    pub latency_ms: std::collections::BTreeMap<String, Quantiles>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -153,7 +122,7 @@ pub struct OutboxCounts {
     pub write_errors: u64,
 }
 
-pub fn health(device: &str, uptime_s: u64, m: &crate::telemetry::Snapshot) -> HealthMessage {
+pub fn health(device: &str, uptime_s: u64, m: &Snapshot) -> HealthMessage {
     HealthMessage {
         v: VERSION,
         kind: "health",
@@ -175,39 +144,12 @@ pub fn health(device: &str, uptime_s: u64, m: &crate::telemetry::Snapshot) -> He
             write_errors: m.outbox_write_errors,
         },
         mqtt_connection_errors: m.mqtt_connection_errors,
-        pipeline: PipelineInfo {
-            model: m.pipeline.model.clone(),
-            backend: m.pipeline.backend.clone(),
-            reloads: m.pipeline.reloads,
-            reload_failures: m.pipeline.reload_failures,
-            last_reload_error: m.pipeline.last_reload_error.clone(),
-        },
-        cameras: m
-            .cameras
-            .iter()
-            .map(|c| CameraInfo {
-                name: c.name.clone(),
-                state: c.state.clone(),
-                captured: c.captured,
-                dropped: c.dropped,
-                skipped: c.skipped,
-                fps: (c.fps * 100.0).round() / 100.0,
-            })
-            .collect(),
+        pipeline: m.pipeline.clone(),
+        cameras: m.cameras.clone(),
         latency_ms: crate::telemetry::STAGES
             .iter()
-            .zip(&m.stage_quantiles)
-            .map(|(s, q)| {
-                (
-                    format!("{s:?}").to_lowercase(),
-                    LatencyInfo {
-                        count: q.count,
-                        p50: q.p50_ms,
-                        p95: q.p95_ms,
-                        p99: q.p99_ms,
-                    },
-                )
-            })
+            .zip(m.stage_quantiles)
+            .map(|(s, q)| (format!("{s:?}").to_lowercase(), q))
             .collect(),
     }
 }

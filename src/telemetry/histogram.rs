@@ -14,13 +14,13 @@ pub struct Histogram {
     counts: [AtomicU64; BUCKETS],
 }
 
-/// Quantiles of a histogram, in milliseconds.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+/// Quantiles of a histogram, in milliseconds (bucket upper edges).
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
 pub struct Quantiles {
     pub count: u64,
-    pub p50_ms: f64,
-    pub p95_ms: f64,
-    pub p99_ms: f64,
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
 }
 
 fn bucket(d: Duration) -> usize {
@@ -62,9 +62,9 @@ impl Histogram {
         };
         Quantiles {
             count: total,
-            p50_ms: at(0.50),
-            p95_ms: at(0.95),
-            p99_ms: at(0.99),
+            p50: at(0.50),
+            p95: at(0.95),
+            p99: at(0.99),
         }
     }
 }
@@ -82,11 +82,11 @@ mod tests {
         h.record(Duration::from_millis(700), 1);
         let q = h.quantiles();
         assert_eq!(q.count, 100);
-        assert!(q.p50_ms >= 3.0 && q.p50_ms < 6.0, "{q:?}");
-        assert!(q.p95_ms >= 40.0 && q.p95_ms < 80.0, "{q:?}");
-        assert!(q.p99_ms >= 40.0 && q.p99_ms < 80.0, "{q:?}");
+        assert!(q.p50 >= 3.0 && q.p50 < 6.0, "{q:?}");
+        assert!(q.p95 >= 40.0 && q.p95 < 80.0, "{q:?}");
+        assert!(q.p99 >= 40.0 && q.p99 < 80.0, "{q:?}");
         h.record(Duration::from_millis(700), 10);
-        assert!(h.quantiles().p99_ms >= 700.0);
+        assert!(h.quantiles().p99 >= 700.0);
         assert_eq!(Histogram::default().quantiles(), Quantiles::default());
     }
 }

@@ -92,19 +92,23 @@ impl CameraStats {
 }
 
 /// A camera's counters as the health message shows them.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct CameraSnapshot {
     pub name: String,
+    /// `streaming`, `reconnecting`, `ended`, `stopped`, `failed` (empty
+    /// before its first frame).
     pub state: String,
     pub captured: u64,
     pub dropped: u64,
     pub skipped: u64,
-    /// Frames per second over the last ~10 frames (0 before the second).
+    /// Frames per second over the last ~10 frames (0 before the second),
+    /// to 0.01.
     pub fps: f64,
 }
 
-/// What the running pipeline serves, and how its reloads (SIGHUP) went.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// What the running pipeline serves, and how its reloads (SIGHUP) went
+/// (the health message's `pipeline`).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct PipelineStatus {
     /// `name version` of the bundle being served.
     pub model: String,
@@ -114,7 +118,8 @@ pub struct PipelineStatus {
     pub reloads: u64,
     /// Reloads that failed (the old pipeline kept serving).
     pub reload_failures: u64,
-    /// Why the last reload failed; `None` once a later one succeeds.
+    /// Why the last reload failed (the old pipeline kept serving); `None`
+    /// once a later one succeeds.
     pub last_reload_error: Option<String>,
 }
 
@@ -268,7 +273,11 @@ impl Metrics {
                         captured: c.captured.load(Relaxed),
                         dropped: c.dropped.load(Relaxed),
                         skipped: c.skipped.load(Relaxed),
-                        fps: if live.2 > 0.0 { 1.0 / live.2 } else { 0.0 },
+                        fps: if live.2 > 0.0 {
+                            (100.0 / live.2).round() / 100.0
+                        } else {
+                            0.0
+                        },
                     }
                 })
                 .collect(),
