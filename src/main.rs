@@ -27,7 +27,11 @@ enum Command {
     /// Without --config it runs the built-in default: the photos in
     /// assets/photos as a camera, the demo bundle, an embedded broker on
     /// 127.0.0.1:1883. Stops on Ctrl-C / SIGTERM (flushing pending events)
-    /// or when every camera has run out of frames.
+    /// or when every camera has run out of frames. With --config, SIGHUP
+    /// (`systemctl reload stylecam`) re-reads the file and the bundle and
+    /// swaps in the new pipeline once it has opened and checked; if anything
+    /// fails, the running one goes on and the health message says why. The
+    /// MQTT session stays up; mqtt.*, outbox.* and device need a restart.
     Run {
         /// TOML config file (see `generate-config`). STYLECAM_… variables override it.
         #[arg(long, short)]
