@@ -15,6 +15,7 @@ mod outbox_delivery;
 mod reference;
 mod reload;
 mod styles_real;
+mod systemd;
 #[cfg(feature = "train")]
 mod train_ablation;
 #[cfg(feature = "train")]

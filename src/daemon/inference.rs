@@ -10,7 +10,7 @@ use crate::preprocess::Preprocessor;
 use crate::publish::{payload, Message, Sink, Topics};
 use crate::smooth::{Hysteresis, Smoother};
 use crate::styles::DecisionParams;
-use crate::telemetry::{Metrics, Stage};
+use crate::telemetry::{Beat, Metrics, Stage};
 use std::time::{Duration, Instant};
 
 /// One camera's decision state; it outlives a pipeline (by name).
@@ -57,6 +57,7 @@ impl Inference {
         let classes = self.bundle.manifest.classes.len();
         let mut failures = 0u32;
         while let Some(batch) = queues.take_batch(self.max_batch, self.max_wait) {
+            metrics.beat(Beat::Inference);
             let ready = self.fill(batch, metrics);
             if ready.is_empty() {
                 continue;

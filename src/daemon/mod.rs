@@ -15,6 +15,7 @@
 //! flushed to the broker (up to a timeout) before it returns.
 
 mod inference;
+pub mod notify;
 pub mod pipeline;
 pub mod queue;
 mod settings;
@@ -106,6 +107,16 @@ pub async fn run(
     };
     let mut carried = Carried::new();
     let mut pipeline = Pipeline::start(parts, &mut carried, &out, false);
+    let notifier = notify::Notifier::from_env();
+    let watchdog = notify::watchdog_from_env();
+    if let Some(w) = watchdog {
+        log::info!("systemd watchdog: {} s", w.as_secs_f64());
+    }
+    let supervisor = tokio::spawn(notify::supervise(
+        notifier.clone(),
+        watchdog,
+        metrics.clone(),
+    ));
     tokio::pin!(shutdown);
     loop {
         let next = tokio::select! {
@@ -131,6 +142,7 @@ pub async fn run(
             Next::Reload => {
                 let load = reloads.as_ref().expect("a reload came").load.clone();
                 log::info!("reload requested: reading the config and the bundle again");
+                notifier.reloading();
                 let built = tokio::task::spawn_blocking(move || load())
                     .await
                     .unwrap_or_else(|e| Err(format!("the loader panicked: {e}")));
@@ -149,9 +161,15 @@ pub async fn run(
                         metrics.reload_failed(reason);
                     }
                 }
+                notifier.send(&format!(
+                    "READY=1\nSTATUS={}",
+                    notify::status_line(&metrics)
+                ));
             }
         }
     }
+    notifier.send("STOPPING=1\nSTATUS=stopping: flushing events");
+    supervisor.abort();
     let publisher = Arc::try_unwrap(out.publisher)
         .ok()
         .expect("the pipeline has ended");

@@ -7,6 +7,10 @@ use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+/// The longest `take_batch` waits for a first frame before it returns an
+/// empty batch.
+pub const IDLE: Duration = Duration::from_millis(250);
+
 /// A frame waiting for inference.
 #[derive(Debug)]
 pub struct Prepared {
@@ -81,16 +85,27 @@ impl FrameQueues {
     }
 
     /// Waits for at least one frame, then up to `max_wait` for up to `max`
-    /// frames, oldest first across cameras. `None` when every camera has
-    /// ended (or stop was requested) and nothing is left.
+    /// frames, oldest first across cameras. An empty batch after [`IDLE`]
+    /// without a frame (so that the caller's loop shows it is alive). `None`
+    /// when every camera has ended (or stop was requested) and nothing is
+    /// left.
     pub fn take_batch(&self, max: usize, max_wait: Duration) -> Option<Vec<Prepared>> {
         let count = |s: &State| s.queues.iter().map(VecDeque::len).sum::<usize>();
         let mut s = self.state.lock().expect("queue lock");
+        let idle_until = Instant::now() + IDLE;
         while count(&s) == 0 {
             if s.live == 0 || s.stop {
                 return None;
             }
-            s = self.ready.wait(s).expect("queue lock");
+            let now = Instant::now();
+            if now >= idle_until {
+                return Some(vec![]);
+            }
+            s = self
+                .ready
+                .wait_timeout(s, idle_until - now)
+                .expect("queue lock")
+                .0;
         }
         let deadline = Instant::now() + max_wait;
         while count(&s) < max && s.live > 0 && !s.stop {

@@ -9,7 +9,7 @@ use super::link::{self, Client, Loop, Polled, Protocol};
 use super::outbox::{Limits, Outbox, Pushed};
 use super::store::{Store, Stored};
 use super::{payload, Message, Topics};
-use crate::telemetry::Metrics;
+use crate::telemetry::{Beat, Metrics};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -262,6 +262,7 @@ async fn run(
     let started = tokio::time::Instant::now();
     let mut next_health = started + s.health_interval;
     loop {
+        metrics.beat(Beat::Publisher);
         d.commit(&metrics);
         if tokio::time::Instant::now() >= next_health {
             if connected {
@@ -285,7 +286,10 @@ async fn run(
                 break;
             }
         }
-        let deadline = closing.unwrap_or(next_health);
+        // Wake at least every 250 ms: the watchdog watches this loop turn.
+        let deadline = closing
+            .unwrap_or(next_health)
+            .min(tokio::time::Instant::now() + Duration::from_millis(250));
         tokio::select! {
             msg = rx.recv(), if closing.is_none() => match msg {
                 Some(m) => {
@@ -304,12 +308,14 @@ async fn run(
                 for _ in 0..TURN {
                     match ev {
                         Some(Link::Connected) => {
+                            metrics.mqtt_attempted();
                             log::info!("mqtt: connected to {}:{}", s.host, s.port);
                             connected = true;
                             was_down_logged = false;
                             publish_status(&client, &mut d.outbox, &s.topics, true);
                         }
                         Some(Link::Disconnected(why)) => {
+                            metrics.mqtt_attempted();
                             if connected || !was_down_logged {
                                 log::warn!("mqtt: cannot connect to {}:{}: {why}; {} messages wait", s.host, s.port, d.outbox.len());
                                 was_down_logged = true;

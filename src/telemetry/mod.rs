@@ -48,6 +48,25 @@ pub struct Metrics {
     stage_hist: [Histogram; 5],
     pipeline: Mutex<PipelineStatus>,
     cameras: Mutex<BTreeMap<String, Arc<CameraStats>>>,
+    /// Milliseconds since [`START`] of each loop's last turn ([`Beat`]).
+    beats: [AtomicU64; 2],
+    mqtt_attempted: std::sync::atomic::AtomicBool,
+}
+
+/// The loops whose turns the watchdog watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Beat {
+    /// The inference thread (it turns at least every 250 ms, idle or not).
+    Inference = 0,
+    /// The MQTT publisher task (likewise).
+    Publisher = 1,
+}
+
+/// The process's time origin for heartbeats.
+static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+
+fn since_start() -> Duration {
+    START.get_or_init(Instant::now).elapsed()
 }
 
 /// One camera's counters, updated by its capture thread.
@@ -181,6 +200,29 @@ impl Metrics {
     pub fn backend_reopened(&self) {
         self.backend_reopens.fetch_add(1, Relaxed);
     }
+    /// `loop` made a turn: it is alive.
+    pub fn beat(&self, which: Beat) {
+        let ms = since_start().as_millis() as u64 + 1;
+        self.beats[which as usize].store(ms, Relaxed);
+    }
+
+    /// How long ago `loop` last turned (`None`: never).
+    pub fn since_beat(&self, which: Beat) -> Option<Duration> {
+        match self.beats[which as usize].load(Relaxed) {
+            0 => None,
+            ms => Some(since_start().saturating_sub(Duration::from_millis(ms - 1))),
+        }
+    }
+
+    /// The publisher has made its first connection attempt (either way).
+    pub fn mqtt_attempted(&self) {
+        self.mqtt_attempted.store(true, Relaxed);
+    }
+
+    pub fn has_attempted_mqtt(&self) -> bool {
+        self.mqtt_attempted.load(Relaxed)
+    }
+
     /// A pipeline started serving `model` on `backend`; `reload` when it
     /// replaced a running one.
     pub fn pipeline_started(&self, model: String, backend: &str, reload: bool) {

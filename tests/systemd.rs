@@ -1,0 +1,133 @@
+//! systemd `Type=notify` from the real binary over a real `NOTIFY_SOCKET`
+//! datagram socket: READY=1 once (after the first broker connection
+//! attempt; no broker here, so it is a refused one), STATUS= lines naming
+//! the model and backend, WATCHDOG=1 about every half of WATCHDOG_USEC,
+//! RELOADING=1 with MONOTONIC_USEC then READY=1 around a SIGHUP, and
+//! STOPPING=1 at SIGTERM. (A stalled loop stopping the pings:
+//! `daemon::notify`'s unit test.)
+
+use crate::common::*;
+use std::os::unix::net::UnixDatagram;
+use std::time::{Duration, Instant};
+
+fn collect(sock: &UnixDatagram, got: &mut Vec<String>, for_: Duration) {
+    let t = Instant::now();
+    let mut buf = [0u8; 4096];
+    while t.elapsed() < for_ {
+        match sock.recv(&mut buf) {
+            Ok(n) => got.push(String::from_utf8_lossy(&buf[..n]).into_owned()),
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+#[test]
+fn notify_ready_status_watchdog_reload_and_stopping() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&path).unwrap();
+    sock.set_nonblocking(true).unwrap();
+    let cfg = daemon_config(
+        dir.path(),
+        &photos(dir.path()),
+        free_port(),
+        "it-notify",
+        "",
+    );
+    let mut daemon = run_daemon(
+        &cfg,
+        &[
+            ("NOTIFY_SOCKET", path.to_str().unwrap()),
+            ("WATCHDOG_USEC", "1000000"),
+        ],
+    );
+    let mut got = vec![];
+    collect(&sock, &mut got, Duration::from_secs(4));
+    let ready = got.iter().filter(|m| m.starts_with("READY=1")).count();
+    let pings = got.iter().filter(|m| m.starts_with("WATCHDOG=1")).count();
+    eprintln!(
+        "{} notifications in 4 s: {ready} READY, {pings} WATCHDOG; first: {:?}",
+        got.len(),
+        got.first()
+    );
+    assert_eq!(ready, 1, "{got:?}\n{}", daemon.log_text());
+    assert!(
+        got[0].contains("STATUS=serving stylecam-demo 0.1.0 on cpu"),
+        "{got:?}"
+    );
+    // Half a second apart for 1 s of watchdog: about 7 in the ~3.5 s after READY.
+    assert!(pings >= 4, "{got:?}");
+    assert!(
+        daemon.log_text().contains("systemd watchdog: 1 s"),
+        "{}",
+        daemon.log_text()
+    );
+
+    daemon.signal("HUP");
+    let mut reload = vec![];
+    collect(&sock, &mut reload, Duration::from_secs(3));
+    let r = reload
+        .iter()
+        .position(|m| m.starts_with("RELOADING=1\nMONOTONIC_USEC="))
+        .expect("RELOADING");
+    assert!(
+        reload[r + 1..].iter().any(|m| m.starts_with("READY=1")),
+        "{reload:?}"
+    );
+
+    daemon.signal("TERM");
+    assert!(
+        daemon.wait(Duration::from_secs(20)).success(),
+        "{}",
+        daemon.log_text()
+    );
+    let mut end = vec![];
+    collect(&sock, &mut end, Duration::from_millis(300));
+    assert!(end.iter().any(|m| m.starts_with("STOPPING=1")), "{end:?}");
+}
+
+/// `systemd-analyze verify` accepts the shipped unit (with its paths pointed
+/// at the binary under test) and `systemd-analyze security` scores it.
+#[test]
+fn the_shipped_unit_verifies() {
+    let analyze = ["/usr/bin/systemd-analyze", "/bin/systemd-analyze"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists());
+    if !available(
+        "systemd-analyze (Debian package systemd)",
+        analyze.is_some(),
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let unit = std::fs::read_to_string(repo().join("systemd/stylecam.service"))
+        .unwrap()
+        .replace("/usr/local/bin/stylecam", env!("CARGO_BIN_EXE_stylecam"));
+    let path = dir.path().join("stylecam.service");
+    std::fs::write(&path, unit).unwrap();
+    let out = std::process::Command::new(analyze.unwrap())
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && text.trim().is_empty(),
+        "systemd-analyze verify: {text}"
+    );
+    let out = std::process::Command::new(analyze.unwrap())
+        .args(["security", "--offline=yes"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let score = text
+        .lines()
+        .find(|l| l.contains("Overall exposure level"))
+        .unwrap_or("(no score)");
+    eprintln!("{score}");
+}
