@@ -41,12 +41,23 @@ fn notify_ready_status_watchdog_reload_and_stopping() {
             ("WATCHDOG_USEC", "1000000"),
         ],
     );
-    let mut got = vec![];
-    collect(&sock, &mut got, Duration::from_secs(4));
+    // READY (the daemon may take a while to start on a loaded machine),
+    // then 3 s of notifications.
+    let mut got: Vec<String> = vec![];
+    let t = Instant::now();
+    while !got.iter().any(|m| m.starts_with("READY=1")) {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "no READY=1: {got:?}\n{}",
+            daemon.log_text()
+        );
+        collect(&sock, &mut got, Duration::from_millis(100));
+    }
+    collect(&sock, &mut got, Duration::from_secs(3));
     let ready = got.iter().filter(|m| m.starts_with("READY=1")).count();
     let pings = got.iter().filter(|m| m.starts_with("WATCHDOG=1")).count();
     eprintln!(
-        "{} notifications in 4 s: {ready} READY, {pings} WATCHDOG; first: {:?}",
+        "{} notifications (READY, then 3 s): {ready} READY, {pings} WATCHDOG; first: {:?}",
         got.len(),
         got.first()
     );
@@ -55,8 +66,8 @@ fn notify_ready_status_watchdog_reload_and_stopping() {
         got[0].contains("STATUS=serving stylecam-demo 0.1.0 on cpu"),
         "{got:?}"
     );
-    // Half a second apart for 1 s of watchdog: about 7 in the ~3.5 s after READY.
-    assert!(pings >= 4, "{got:?}");
+    // Half a second apart for a 1 s watchdog: about 6 in 3 s.
+    assert!(pings >= 3, "{got:?}");
     assert!(
         daemon.log_text().contains("systemd watchdog: 1 s"),
         "{}",

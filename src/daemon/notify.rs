@@ -205,7 +205,8 @@ mod tests {
                 }
             })
         };
-        let watchdog = Duration::from_millis(400);
+        // 2 s: a ping every second while alive, a stall after 1 s without a turn.
+        let watchdog = Duration::from_secs(2);
         let task = tokio::spawn(supervise(
             Notifier::to(path.clone()),
             Some(watchdog),
@@ -217,17 +218,17 @@ mod tests {
             "no READY before the first MQTT attempt"
         );
         metrics.mqtt_attempted();
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        tokio::time::sleep(Duration::from_millis(3500)).await;
         let got = recv_all(&sock);
         assert!(got[0].starts_with("READY=1\nSTATUS=serving"), "{got:?}");
         let pings = got.iter().filter(|m| m.starts_with("WATCHDOG=1")).count();
-        assert!(pings >= 3, "pings while alive: {got:?}");
+        assert!(pings >= 2, "pings while alive: {got:?}");
 
         // The inference loop stalls: the pings stop, the status says why.
         beating.store(false, std::sync::atomic::Ordering::Relaxed);
-        tokio::time::sleep(Duration::from_millis(1000)).await;
+        tokio::time::sleep(Duration::from_millis(2500)).await;
         recv_all(&sock);
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        tokio::time::sleep(Duration::from_millis(2500)).await;
         let got = recv_all(&sock);
         assert!(!got.iter().any(|m| m.starts_with("WATCHDOG=1")), "{got:?}");
         assert!(
@@ -238,7 +239,7 @@ mod tests {
 
         // It turns again: pings resume.
         beating.store(true, std::sync::atomic::Ordering::Relaxed);
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        tokio::time::sleep(Duration::from_millis(3000)).await;
         assert!(recv_all(&sock).iter().any(|m| m.starts_with("WATCHDOG=1")));
         task.abort();
         pump.abort();
