@@ -309,6 +309,10 @@ pub struct MqttConfig {
     pub client_cert_file: Option<PathBuf>,
     #[serde(default)]
     pub client_key_file: Option<PathBuf>,
+    /// Allow a broker password over plain TCP to a host that is not this
+    /// machine (only on a network you trust).
+    #[serde(default)]
+    pub allow_insecure: bool,
 }
 
 /// `model.backend`: which inference backend runs the bundle.
@@ -532,6 +536,7 @@ impl Default for MqttConfig {
             ca_file: None,
             client_cert_file: None,
             client_key_file: None,
+            allow_insecure: false,
         }
     }
 }

@@ -359,6 +359,25 @@ impl Config {
                 "set mqtt.health_interval_s = 60",
             ));
         }
+        let loopback = q.host == "localhost"
+            || q.host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if (q.password.is_some() || q.password_file.is_some())
+            && !q.tls
+            && !loopback
+            && !q.allow_insecure
+        {
+            return Err(err(
+                "mqtt.allow_insecure",
+                "false",
+                &format!(
+                    "a broker password would cross the network in clear text (mqtt.tls = false, mqtt.host = {:?})",
+                    q.host
+                ),
+                "set mqtt.tls = true (usually with mqtt.port = 8883), or mqtt.allow_insecure = true on a network you trust",
+            ));
+        }
         if q.client_cert_file.is_some() != q.client_key_file.is_some() {
             return Err(err(
                 "mqtt.client_key_file",
@@ -485,6 +504,22 @@ mod tests {
         let e = c.validate().unwrap_err().to_string();
         assert!(e.contains("mqtt.username") && !e.contains("hunter2"), "{e}");
         assert_eq!(format!("{:?}", Secret("hunter2".into())), "\"***\"");
+
+        // A password in clear text to another host needs an explicit yes.
+        let mut c = default_config();
+        c.mqtt.username = Some("u".into());
+        c.mqtt.password = Some(Secret("p".into()));
+        c.mqtt.host = "broker.store.lan".into();
+        let e = c.clone().validate().unwrap_err().to_string();
+        assert!(
+            e.contains("mqtt.allow_insecure") && e.contains("mqtt.tls = true"),
+            "{e}"
+        );
+        c.mqtt.allow_insecure = true;
+        c.clone().validate().unwrap();
+        c.mqtt.allow_insecure = false;
+        c.mqtt.host = "127.0.0.1".into();
+        c.validate().unwrap();
 
         let mut c = default_config();
         c.device = "a/b".into();

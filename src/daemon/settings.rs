@@ -50,6 +50,7 @@ pub fn credentials(cfg: &Validated) -> Result<Option<(String, Secret)>, DaemonEr
     let password = match (&q.password, &q.password_file) {
         (Some(p), _) => p.clone(),
         (None, Some(path)) => {
+            warn_if_readable("mqtt.password_file", path);
             let text = std::fs::read_to_string(path).map_err(|e| DaemonError::File {
                 key: "mqtt.password_file",
                 path: path.display().to_string(),
@@ -61,6 +62,22 @@ pub fn credentials(cfg: &Validated) -> Result<Option<(String, Secret)>, DaemonEr
         (None, None) => Secret(String::new()),
     };
     Ok(Some((user, password)))
+}
+
+/// Whether a secret's file can be read by users other than its owner and
+/// group (logged as a warning: the daemon still starts).
+pub fn readable_by_others(path: &std::path::Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o004 != 0)
+}
+
+fn warn_if_readable(key: &str, path: &std::path::Path) {
+    if readable_by_others(path) {
+        log::warn!(
+            "config key `{key}` = {}: the file is readable by every user; make it private (chmod 0600, or 0640 with the service's group)",
+            path.display()
+        );
+    }
 }
 
 /// Where Linux distributions keep the system's CA bundle.
@@ -111,22 +128,40 @@ pub fn tls(cfg: &Validated) -> Result<Option<Tls>, DaemonError> {
         }
     };
     let client_auth = match (&q.client_cert_file, &q.client_key_file) {
-        (Some(c), Some(k)) => Some((
-            read(
-                "mqtt.client_cert_file",
-                c,
-                "point it at the PEM client certificate",
-            )?,
-            read(
-                "mqtt.client_key_file",
-                k,
-                "point it at the PEM private key of the client certificate",
-            )?,
-        )),
+        (Some(c), Some(k)) => {
+            warn_if_readable("mqtt.client_key_file", k);
+            Some((
+                read(
+                    "mqtt.client_cert_file",
+                    c,
+                    "point it at the PEM client certificate",
+                )?,
+                read(
+                    "mqtt.client_key_file",
+                    k,
+                    "point it at the PEM private key of the client certificate",
+                )?,
+            ))
+        }
         _ => None,
     };
     Ok(Some(Tls {
         ca_pem,
         client_auth,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_world_readable_secret_is_noticed() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("password");
+        std::fs::write(&p, "x").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(!super::readable_by_others(&p));
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(super::readable_by_others(&p));
+    }
 }
