@@ -21,14 +21,11 @@ const STAGES: [&str; 8] = [
 
 /// The modules `crate::…` paths in `dir` (a folder or one file) name.
 fn uses(path: &Path) -> BTreeSet<String> {
-    let mut files = vec![];
-    if path.is_dir() {
-        for e in walk(path) {
-            files.push(e);
-        }
+    let files = if path.is_dir() {
+        walk(path)
     } else {
-        files.push(path.to_path_buf());
-    }
+        vec![path.to_path_buf()]
+    };
     let mut out = BTreeSet::new();
     for f in files {
         let text = std::fs::read_to_string(&f).unwrap();

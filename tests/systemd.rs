@@ -38,11 +38,14 @@ fn notify_ready_status_watchdog_reload_and_stopping() {
         &cfg,
         &[
             ("NOTIFY_SOCKET", path.to_str().unwrap()),
-            ("WATCHDOG_USEC", "1000000"),
+            // 4 s: a ping every 2 s. Shorter watchdogs flake on a loaded
+            // CI machine, where an outbox fsync can hold the publisher loop
+            // for over half a second.
+            ("WATCHDOG_USEC", "4000000"),
         ],
     );
     // READY (the daemon may take a while to start on a loaded machine),
-    // then 3 s of notifications.
+    // then 7 s of notifications.
     let mut got: Vec<String> = vec![];
     let t = Instant::now();
     while !got.iter().any(|m| m.starts_with("READY=1")) {
@@ -53,11 +56,11 @@ fn notify_ready_status_watchdog_reload_and_stopping() {
         );
         collect(&sock, &mut got, Duration::from_millis(100));
     }
-    collect(&sock, &mut got, Duration::from_secs(3));
+    collect(&sock, &mut got, Duration::from_secs(7));
     let ready = got.iter().filter(|m| m.starts_with("READY=1")).count();
     let pings = got.iter().filter(|m| m.starts_with("WATCHDOG=1")).count();
     eprintln!(
-        "{} notifications (READY, then 3 s): {ready} READY, {pings} WATCHDOG; first: {:?}",
+        "{} notifications (READY, then 7 s): {ready} READY, {pings} WATCHDOG; first: {:?}",
         got.len(),
         got.first()
     );
@@ -66,10 +69,10 @@ fn notify_ready_status_watchdog_reload_and_stopping() {
         got[0].contains("STATUS=serving stylecam-demo 0.1.0 on cpu"),
         "{got:?}"
     );
-    // Half a second apart for a 1 s watchdog: about 6 in 3 s.
-    assert!(pings >= 3, "{got:?}");
+    // Two seconds apart for a 4 s watchdog: about 3 in 7 s.
+    assert!(pings >= 2, "{got:?}");
     assert!(
-        daemon.log_text().contains("systemd watchdog: 1 s"),
+        daemon.log_text().contains("systemd watchdog: 4 s"),
         "{}",
         daemon.log_text()
     );
@@ -121,11 +124,7 @@ fn the_shipped_unit_verifies() {
         .arg(&path)
         .output()
         .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = output_text(&out);
     assert!(
         out.status.success() && text.trim().is_empty(),
         "systemd-analyze verify: {text}"

@@ -59,12 +59,7 @@ fn train(cfg: &Path, extra: &[&std::ffi::OsStr]) -> (bool, String) {
         .args(extra)
         .output()
         .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    (out.status.success(), output_text(&out))
 }
 
 #[test]

@@ -330,8 +330,6 @@ pub enum BackendKind {
 }
 
 impl BackendKind {
-    pub const ALL: [BackendKind; 4] = [Self::Auto, Self::Cpu, Self::Onnxruntime, Self::Tensorrt];
-
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Auto => "auto",

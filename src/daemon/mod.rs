@@ -148,7 +148,7 @@ pub async fn run(
                     .unwrap_or_else(|e| Err(format!("the loader panicked: {e}")));
                 match built {
                     Ok(parts) => {
-                        for key in unchanged_keys(&cfg, &parts.cfg) {
+                        for key in keys_needing_restart(&cfg, &parts.cfg) {
                             log::warn!("reload: `{key}` changed; it takes effect after a restart (the MQTT session and the outbox stay)");
                         }
                         let (model, backend) = (model_name(&parts.bundle), parts.backend.name());
@@ -179,7 +179,7 @@ pub async fn run(
 
 /// Keys a reload cannot apply (they belong to the long-lived publisher),
 /// when they differ between the running and the new config.
-fn unchanged_keys(
+fn keys_needing_restart(
     old: &crate::config::Validated,
     new: &crate::config::Validated,
 ) -> Vec<&'static str> {

@@ -47,10 +47,6 @@ impl Notifier {
         }
     }
 
-    pub fn is_enabled(&self) -> bool {
-        self.target.is_some()
-    }
-
     /// Sends one notification (`KEY=value` lines); a failure is logged at
     /// debug level and otherwise ignored: systemd is optional.
     pub fn send(&self, msg: &str) {

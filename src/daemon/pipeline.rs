@@ -250,8 +250,7 @@ fn capture_loop(
             }
         };
         metrics.frame_captured();
-        stats.captured();
-        stats.set_state(match source.state() {
+        stats.captured(match source.state() {
             SourceState::Reconnecting { .. } => "reconnecting",
             _ => "streaming",
         });

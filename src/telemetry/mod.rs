@@ -75,25 +75,37 @@ pub struct CameraStats {
     captured: AtomicU64,
     dropped: AtomicU64,
     skipped: AtomicU64,
-    /// (state, last frame time, smoothed frame interval in seconds).
-    live: Mutex<(String, Option<Instant>, f64)>,
+    live: Mutex<Live>,
+}
+
+/// What a camera's thread updates under one lock per frame.
+#[derive(Debug, Default)]
+struct Live {
+    /// `streaming`, `reconnecting`, `ended`, `stopped`, `failed` ("" before
+    /// the first frame).
+    state: &'static str,
+    last_frame: Option<Instant>,
+    /// Smoothed frame interval, seconds (0 before the second frame).
+    interval: f64,
 }
 
 impl CameraStats {
-    pub fn captured(&self) {
+    /// A frame arrived while the source is in `state`.
+    pub fn captured(&self, state: &'static str) {
         self.captured.fetch_add(1, Relaxed);
         let mut live = self.live.lock().expect("camera stats");
         let now = Instant::now();
-        if let Some(last) = live.1 {
+        if let Some(last) = live.last_frame {
             let dt = (now - last).as_secs_f64();
             // Exponential average over ~10 frames.
-            live.2 = if live.2 == 0.0 {
+            live.interval = if live.interval == 0.0 {
                 dt
             } else {
-                0.9 * live.2 + 0.1 * dt
+                0.9 * live.interval + 0.1 * dt
             };
         }
-        live.1 = Some(now);
+        live.last_frame = Some(now);
+        live.state = state;
     }
     pub fn dropped(&self) {
         self.dropped.fetch_add(1, Relaxed);
@@ -101,12 +113,9 @@ impl CameraStats {
     pub fn skipped(&self) {
         self.skipped.fetch_add(1, Relaxed);
     }
-    /// The source's state: `streaming`, `reconnecting`, `ended`, `stopped`.
-    pub fn set_state(&self, state: &str) {
-        let mut live = self.live.lock().expect("camera stats");
-        if live.0 != state {
-            live.0 = state.to_string();
-        }
+    /// The source's state changed without a frame (`ended`, `stopped`, `failed`).
+    pub fn set_state(&self, state: &'static str) {
+        self.live.lock().expect("camera stats").state = state;
     }
 }
 
@@ -311,12 +320,12 @@ impl Metrics {
                     let live = c.live.lock().expect("camera stats");
                     CameraSnapshot {
                         name: name.clone(),
-                        state: live.0.clone(),
+                        state: live.state.to_string(),
                         captured: c.captured.load(Relaxed),
                         dropped: c.dropped.load(Relaxed),
                         skipped: c.skipped.load(Relaxed),
-                        fps: if live.2 > 0.0 {
-                            (100.0 / live.2).round() / 100.0
+                        fps: if live.interval > 0.0 {
+                            (100.0 / live.interval).round() / 100.0
                         } else {
                             0.0
                         },
