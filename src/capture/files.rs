@@ -167,6 +167,8 @@ fn still(camera: Arc<str>, seq: u64, (width, height, format, data): Decoded) -> 
         seq,
         captured_at: SystemTime::now(),
         driver_timestamp: None,
+        driver_sequence: None,
+        lost_before: 0,
         width,
         height,
         format,

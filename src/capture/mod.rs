@@ -4,12 +4,14 @@
 //! target fps and reports its [`SourceState`]. Each camera runs its source on
 //! its own thread (a blocking task), so a slow or lost camera never holds up
 //! another. Sources: [`files::FilesSource`] (a folder or glob of JPEG/PNG)
-//! and [`synthetic::SyntheticSource`] (a moving test pattern). The frame type
-//! already carries what V4L2 delivers: YUYV, MJPEG and NV12 payloads, row
-//! stride and the driver's timestamp.
+//! [`synthetic::SyntheticSource`] (a moving test pattern) and
+//! [`v4l2::V4l2Source`] (a USB/CSI camera, reconnecting by itself). The frame
+//! carries what V4L2 delivers: YUYV, MJPEG and NV12 payloads, row stride,
+//! the driver's timestamp and sequence.
 
 pub mod files;
 pub mod synthetic;
+pub mod v4l2;
 
 use crate::config::{CameraConfig, SourceConfig};
 use std::sync::Arc;
@@ -39,6 +41,12 @@ pub struct Frame {
     pub captured_at: SystemTime,
     /// The driver's monotonic timestamp, where the source has one.
     pub driver_timestamp: Option<Duration>,
+    /// The driver's frame counter (V4L2 `sequence`), where there is one.
+    pub driver_sequence: Option<u32>,
+    /// Frames the source lost just before this one (a gap in the driver's
+    /// sequence: the driver had no free buffer). Counted as drops at the
+    /// source.
+    pub lost_before: u32,
     pub width: u32,
     pub height: u32,
     pub format: PixelFormat,
@@ -80,6 +88,10 @@ pub enum CaptureError {
     /// One input could not be used; the source goes on with the next.
     #[error("skipped {what}: {reason}")]
     Skipped { what: String, reason: String },
+    /// The device went away, failed or stalled (or could not be opened yet):
+    /// the source is reconnecting with backoff; call `next_frame` again.
+    #[error("{0}")]
+    Interrupted(String),
     /// The source cannot go on at all.
     #[error("camera source failed: {0}")]
     Fatal(String),
@@ -124,6 +136,7 @@ pub fn open(cfg: &CameraConfig) -> Result<Box<dyn FrameSource>, CaptureError> {
         SourceConfig::Synthetic(s) => Ok(Box::new(synthetic::SyntheticSource::new(
             &cfg.name, cfg.fps, s,
         ))),
+        SourceConfig::V4l2(v) => Ok(Box::new(v4l2::V4l2Source::new(&cfg.name, cfg.fps, v))),
     }
 }
 

@@ -148,6 +148,8 @@ impl FrameSource for SyntheticSource {
             seq,
             captured_at: SystemTime::now(),
             driver_timestamp: None,
+            driver_sequence: None,
+            lost_before: 0,
             width: self.width,
             height: self.height,
             format: self.format,

@@ -235,3 +235,59 @@ pub fn eval(preds: &Path, labels: &Path, bundle_dir: Option<&Path>) -> Result<()
     println!("images: {}", p.len());
     Ok(())
 }
+
+/// `stylecam cameras`: every V4L2 capture node under `dev`, described.
+pub fn cameras(dev: &Path) -> Result<()> {
+    use stylecam::capture::v4l2::{self, sys};
+    let nodes = v4l2::list(dev).with_context(|| format!("reading {}", dev.display()))?;
+    if nodes.is_empty() {
+        println!(
+            "no V4L2 devices found under {} (no {}/video* capture node). Plug a camera in, or check that its driver (uvcvideo) is loaded.",
+            dev.display(),
+            dev.display()
+        );
+        return Ok(());
+    }
+    for node in nodes {
+        let l = match node {
+            Ok(l) => l,
+            Err((path, why)) => {
+                println!("{}: {why}\n", path.display());
+                continue;
+            }
+        };
+        let id = &l.identity;
+        println!(
+            "{}: {} (driver {}, bus {})",
+            l.path.display(),
+            id.card,
+            id.driver,
+            id.bus
+        );
+        for s in &l.stable {
+            println!("  also: {}", s.display());
+        }
+        for f in &l.formats {
+            println!("  {} ({}):", sys::fourcc_str(f.fourcc), f.description);
+            for z in &f.sizes {
+                let rates: Vec<String> = z
+                    .fps
+                    .iter()
+                    .map(|r| format!("{}", (r * 100.0).round() / 100.0))
+                    .collect();
+                let rates = if rates.is_empty() {
+                    "rate not listed".to_string()
+                } else {
+                    format!("{} fps", rates.join(", "))
+                };
+                println!("    {}x{}: {rates}", z.width, z.height);
+            }
+        }
+        println!("  config:");
+        for line in v4l2::snippet(&l).lines() {
+            println!("    {line}");
+        }
+        println!();
+    }
+    Ok(())
+}

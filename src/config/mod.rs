@@ -81,6 +81,39 @@ pub struct CameraConfig {
 pub enum SourceConfig {
     Files(FilesCamera),
     Synthetic(SyntheticCamera),
+    V4l2(V4l2Camera),
+}
+
+/// `source = "v4l2"`: a USB/CSI camera through V4L2.
+#[derive(Debug, Clone, PartialEq)]
+pub struct V4l2Camera {
+    /// The node: `/dev/video0`, or better a stable name
+    /// (`/dev/v4l/by-id/…`, `/dev/v4l/by-path/…`) that survives re-plugging
+    /// into another port order.
+    pub device: String,
+    /// Pixel formats to ask for, most wanted first; the first the camera
+    /// offers is used.
+    pub formats: Vec<CameraFormat>,
+    pub width: u32,
+    pub height: u32,
+    /// mmap buffers shared with the driver (2..=32).
+    pub buffers: u32,
+    /// No frame for this many frame intervals (at least 500 ms; 2 s for the
+    /// first frame after a (re)start) counts as a stalled stream.
+    pub stall_frames: u32,
+    /// Reconnect backoff: the first retry waits `backoff_min_ms`, each
+    /// failed one doubles it up to `backoff_max_ms`.
+    pub backoff_min_ms: u64,
+    pub backoff_max_ms: u64,
+}
+
+/// What a V4L2 camera may deliver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CameraFormat {
+    Mjpeg,
+    Yuyv,
+    Nv12,
 }
 
 /// `source = "files"`: still images as a camera.
@@ -120,6 +153,31 @@ pub enum SyntheticFormat {
 enum RawCamera {
     Files(RawFiles),
     Synthetic(RawSynthetic),
+    V4l2(RawV4l2),
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawV4l2 {
+    name: String,
+    #[serde(default = "default_v4l2_fps")]
+    fps: f64,
+    #[serde(default)]
+    device: String,
+    #[serde(default = "default_camera_formats")]
+    formats: Vec<CameraFormat>,
+    #[serde(default = "default_v4l2_width")]
+    width: u32,
+    #[serde(default = "default_v4l2_height")]
+    height: u32,
+    #[serde(default = "default_buffers")]
+    buffers: u32,
+    #[serde(default = "default_stall_frames")]
+    stall_frames: u32,
+    #[serde(default = "default_backoff_min_ms")]
+    backoff_min_ms: u64,
+    #[serde(default = "default_backoff_max_ms")]
+    backoff_max_ms: u64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -174,6 +232,20 @@ impl From<RawCamera> for CameraConfig {
                     frames: s.frames,
                 }),
             },
+            RawCamera::V4l2(v) => Self {
+                name: v.name,
+                fps: v.fps,
+                source: SourceConfig::V4l2(V4l2Camera {
+                    device: v.device,
+                    formats: v.formats,
+                    width: v.width,
+                    height: v.height,
+                    buffers: v.buffers,
+                    stall_frames: v.stall_frames,
+                    backoff_min_ms: v.backoff_min_ms,
+                    backoff_max_ms: v.backoff_max_ms,
+                }),
+            },
         }
     }
 }
@@ -196,6 +268,18 @@ impl From<CameraConfig> for RawCamera {
                 pixel_format: s.pixel_format,
                 frames: s.frames,
             }),
+            SourceConfig::V4l2(v) => RawCamera::V4l2(RawV4l2 {
+                name: c.name,
+                fps: c.fps,
+                device: v.device,
+                formats: v.formats,
+                width: v.width,
+                height: v.height,
+                buffers: v.buffers,
+                stall_frames: v.stall_frames,
+                backoff_min_ms: v.backoff_min_ms,
+                backoff_max_ms: v.backoff_max_ms,
+            }),
         }
     }
 }
@@ -206,6 +290,7 @@ impl SourceConfig {
         match self {
             Self::Files(_) => "files",
             Self::Synthetic(_) => "synthetic",
+            Self::V4l2(_) => "v4l2",
         }
     }
 }
@@ -417,6 +502,30 @@ fn default_width() -> u32 {
 fn default_height() -> u32 {
     480
 }
+fn default_v4l2_fps() -> f64 {
+    30.0
+}
+fn default_camera_formats() -> Vec<CameraFormat> {
+    vec![CameraFormat::Mjpeg, CameraFormat::Yuyv, CameraFormat::Nv12]
+}
+fn default_v4l2_width() -> u32 {
+    1280
+}
+fn default_v4l2_height() -> u32 {
+    720
+}
+fn default_buffers() -> u32 {
+    4
+}
+fn default_stall_frames() -> u32 {
+    15
+}
+fn default_backoff_min_ms() -> u64 {
+    250
+}
+fn default_backoff_max_ms() -> u64 {
+    10_000
+}
 fn default_pixel_format() -> SyntheticFormat {
     SyntheticFormat::Yuyv
 }
@@ -572,6 +681,24 @@ impl CameraConfig {
         match &mut self.source {
             SourceConfig::Files(f) => Some(f),
             _ => None,
+        }
+    }
+
+    /// A V4L2 camera on `device` with the default keys.
+    pub fn v4l2(name: &str, device: &str) -> Self {
+        Self {
+            name: name.into(),
+            fps: default_v4l2_fps(),
+            source: SourceConfig::V4l2(V4l2Camera {
+                device: device.into(),
+                formats: default_camera_formats(),
+                width: default_v4l2_width(),
+                height: default_v4l2_height(),
+                buffers: default_buffers(),
+                stall_frames: default_stall_frames(),
+                backoff_min_ms: default_backoff_min_ms(),
+                backoff_max_ms: default_backoff_max_ms(),
+            }),
         }
     }
 

@@ -465,6 +465,56 @@ fn validate_camera(i: usize, c: &CameraConfig) -> Result<(), ConfigError> {
                 ));
             }
         }
+        SourceConfig::V4l2(v) => {
+            if v.device.is_empty() {
+                return Err(err(
+                    &key("device"),
+                    "(missing)",
+                    "a v4l2 camera needs its device node",
+                    "set device = \"/dev/v4l/by-id/…\" (run `stylecam cameras` to list them)",
+                ));
+            }
+            if v.formats.is_empty() {
+                return Err(err(
+                    &key("formats"),
+                    "[]",
+                    "needs at least one pixel format",
+                    "set formats = [\"mjpeg\", \"yuyv\", \"nv12\"]",
+                ));
+            }
+            if v.width < 16 || v.height < 16 || v.width > 8192 || v.height > 8192 {
+                return Err(err(
+                    &key("width"),
+                    format!("{}x{}", v.width, v.height),
+                    "frame size must be within 16..=8192 on each side",
+                    "set width = 1280 and height = 720",
+                ));
+            }
+            if !(2..=32).contains(&v.buffers) {
+                return Err(err(
+                    &key("buffers"),
+                    v.buffers,
+                    "must be in 2..=32",
+                    "set buffers = 4",
+                ));
+            }
+            if v.stall_frames == 0 {
+                return Err(err(
+                    &key("stall_frames"),
+                    0,
+                    "must be at least 1",
+                    "set stall_frames = 15",
+                ));
+            }
+            if v.backoff_min_ms == 0 || v.backoff_max_ms < v.backoff_min_ms {
+                return Err(err(
+                    &key("backoff_max_ms"),
+                    format!("{}..{}", v.backoff_min_ms, v.backoff_max_ms),
+                    "backoff_min_ms must be at least 1 and backoff_max_ms at least backoff_min_ms",
+                    "set backoff_min_ms = 250 and backoff_max_ms = 10000",
+                ));
+            }
+        }
     }
     Ok(())
 }

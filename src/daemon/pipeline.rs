@@ -243,6 +243,10 @@ fn capture_loop(
                 stats.skipped();
                 continue;
             }
+            Err(CaptureError::Interrupted(why)) => {
+                stats.interrupted(&why);
+                continue;
+            }
             Err(e @ CaptureError::Fatal(_)) => {
                 log::error!("camera #{index} stops: {e}");
                 stats.set_state("failed");
@@ -250,6 +254,9 @@ fn capture_loop(
             }
         };
         metrics.frame_captured();
+        if frame.lost_before > 0 {
+            stats.lost(frame.lost_before);
+        }
         stats.captured(match source.state() {
             SourceState::Reconnecting { .. } => "reconnecting",
             _ => "streaming",

@@ -180,6 +180,8 @@ mod tests {
             seq: 0,
             captured_at: SystemTime::now(),
             driver_timestamp: None,
+            driver_sequence: None,
+            lost_before: 0,
             width: w,
             height: h,
             format,

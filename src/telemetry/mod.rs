@@ -75,6 +75,8 @@ pub struct CameraStats {
     captured: AtomicU64,
     dropped: AtomicU64,
     skipped: AtomicU64,
+    lost: AtomicU64,
+    reconnects: AtomicU64,
     live: Mutex<Live>,
 }
 
@@ -87,6 +89,8 @@ struct Live {
     last_frame: Option<Instant>,
     /// Smoothed frame interval, seconds (0 before the second frame).
     interval: f64,
+    /// Why the source last went to `reconnecting`.
+    last_error: Option<String>,
 }
 
 impl CameraStats {
@@ -117,6 +121,21 @@ impl CameraStats {
     pub fn set_state(&self, state: &'static str) {
         self.live.lock().expect("camera stats").state = state;
     }
+    /// The source lost `n` frames before the one it delivered (a gap in the
+    /// driver's sequence).
+    pub fn lost(&self, n: u32) {
+        self.lost.fetch_add(n as u64, Relaxed);
+    }
+    /// The source lost its device (or failed to get it back) and is
+    /// reconnecting; `why` is kept for the health message.
+    pub fn interrupted(&self, why: &str) {
+        self.reconnects.fetch_add(1, Relaxed);
+        let mut live = self.live.lock().expect("camera stats");
+        live.state = "reconnecting";
+        live.interval = 0.0;
+        live.last_frame = None;
+        live.last_error = Some(why.to_string());
+    }
 }
 
 /// A camera's counters as the health message shows them.
@@ -129,6 +148,12 @@ pub struct CameraSnapshot {
     pub captured: u64,
     pub dropped: u64,
     pub skipped: u64,
+    /// Frames the source itself lost (gaps in the driver's sequence).
+    pub lost: u64,
+    /// Times the source lost its device or failed to get it back.
+    pub reconnects: u64,
+    /// Why it last went to `reconnecting` (kept after it recovers).
+    pub last_error: Option<String>,
     /// Frames per second over the last ~10 frames (0 before the second),
     /// to 0.01.
     pub fps: f64,
@@ -324,6 +349,9 @@ impl Metrics {
                         captured: c.captured.load(Relaxed),
                         dropped: c.dropped.load(Relaxed),
                         skipped: c.skipped.load(Relaxed),
+                        lost: c.lost.load(Relaxed),
+                        reconnects: c.reconnects.load(Relaxed),
+                        last_error: live.last_error.clone(),
                         fps: if live.interval > 0.0 {
                             (100.0 / live.interval).round() / 100.0
                         } else {
