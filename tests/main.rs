@@ -16,6 +16,7 @@ mod reference;
 mod reload;
 mod styles_real;
 mod systemd;
+mod v4l2;
 #[cfg(feature = "train")]
 mod train_ablation;
 #[cfg(feature = "train")]

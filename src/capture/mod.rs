@@ -9,6 +9,7 @@
 //! carries what V4L2 delivers: YUYV, MJPEG and NV12 payloads, row stride,
 //! the driver's timestamp and sequence.
 
+pub mod encode;
 pub mod files;
 pub mod synthetic;
 pub mod v4l2;
@@ -90,8 +91,12 @@ pub enum CaptureError {
     Skipped { what: String, reason: String },
     /// The device went away, failed or stalled (or could not be opened yet):
     /// the source is reconnecting with backoff; call `next_frame` again.
-    #[error("{0}")]
-    Interrupted(String),
+    #[error("{reason}")]
+    Interrupted {
+        reason: String,
+        /// It was streaming (a device lost), not failing to (re)open.
+        lost_stream: bool,
+    },
     /// The source cannot go on at all.
     #[error("camera source failed: {0}")]
     Fatal(String),

@@ -243,8 +243,8 @@ fn capture_loop(
                 stats.skipped();
                 continue;
             }
-            Err(CaptureError::Interrupted(why)) => {
-                stats.interrupted(&why);
+            Err(CaptureError::Interrupted { reason, lost_stream }) => {
+                stats.interrupted(&reason, lost_stream);
                 continue;
             }
             Err(e @ CaptureError::Fatal(_)) => {

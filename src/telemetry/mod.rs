@@ -77,6 +77,7 @@ pub struct CameraStats {
     skipped: AtomicU64,
     lost: AtomicU64,
     reconnects: AtomicU64,
+    connect_failures: AtomicU64,
     live: Mutex<Live>,
 }
 
@@ -126,10 +127,14 @@ impl CameraStats {
     pub fn lost(&self, n: u32) {
         self.lost.fetch_add(n as u64, Relaxed);
     }
-    /// The source lost its device (or failed to get it back) and is
-    /// reconnecting; `why` is kept for the health message.
-    pub fn interrupted(&self, why: &str) {
-        self.reconnects.fetch_add(1, Relaxed);
+    /// The source lost its streaming device (`lost_stream`) or failed to
+    /// (re)open it, and is reconnecting; `why` is kept for the health message.
+    pub fn interrupted(&self, why: &str, lost_stream: bool) {
+        if lost_stream {
+            self.reconnects.fetch_add(1, Relaxed);
+        } else {
+            self.connect_failures.fetch_add(1, Relaxed);
+        }
         let mut live = self.live.lock().expect("camera stats");
         live.state = "reconnecting";
         live.interval = 0.0;
@@ -150,8 +155,10 @@ pub struct CameraSnapshot {
     pub skipped: u64,
     /// Frames the source itself lost (gaps in the driver's sequence).
     pub lost: u64,
-    /// Times the source lost its device or failed to get it back.
+    /// Times a streaming device was lost (unplug, I/O error, stall).
     pub reconnects: u64,
+    /// Failed attempts to open (or re-open) the device.
+    pub connect_failures: u64,
     /// Why it last went to `reconnecting` (kept after it recovers).
     pub last_error: Option<String>,
     /// Frames per second over the last ~10 frames (0 before the second),
@@ -351,6 +358,7 @@ impl Metrics {
                         skipped: c.skipped.load(Relaxed),
                         lost: c.lost.load(Relaxed),
                         reconnects: c.reconnects.load(Relaxed),
+                        connect_failures: c.connect_failures.load(Relaxed),
                         last_error: live.last_error.clone(),
                         fps: if live.interval > 0.0 {
                             (100.0 / live.interval).round() / 100.0

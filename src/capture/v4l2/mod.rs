@@ -219,7 +219,7 @@ impl V4l2Source {
 
     /// Drops the stream and schedules a reconnect.
     fn lose(&mut self, reason: String) -> CaptureError {
-        self.stream = None;
+        let lost_stream = self.stream.take().is_some();
         let wait = self.supervisor.failed(Instant::now());
         let attempt = self.supervisor.attempt();
         self.state = SourceState::Reconnecting { attempt };
@@ -234,7 +234,10 @@ impl V4l2Source {
         } else {
             log::info!("{msg}");
         }
-        CaptureError::Interrupted(msg)
+        CaptureError::Interrupted {
+            reason: msg,
+            lost_stream,
+        }
     }
 
     /// Delivers the buffer as a frame, or `None` to skip it (decimation).
