@@ -16,7 +16,6 @@ mod reference;
 mod reload;
 mod styles_real;
 mod systemd;
-mod v4l2;
 #[cfg(feature = "train")]
 mod train_ablation;
 #[cfg(feature = "train")]
@@ -27,3 +26,4 @@ mod train_export;
 mod train_fashion;
 #[cfg(feature = "train")]
 mod train_import;
+mod v4l2;

@@ -16,7 +16,8 @@ use stylecam::capture::encode;
 fn fake_lib() -> &'static Path {
     static LIB: OnceLock<PathBuf> = OnceLock::new();
     LIB.get_or_init(|| {
-        let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("libfake_v4l2-{}.so", std::process::id()));
+        let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("libfake_v4l2-{}.so", std::process::id()));
         let status = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
             .args(["-shared", "-fPIC", "-O2", "-Wall", "-Werror", "-o"])
             .arg(&out)
@@ -44,8 +45,14 @@ fn frames(dir: &Path, fourcc: &str, w: u32, h: u32) -> Vec<PathBuf> {
         .map(|name| {
             let scene = encode::scene(&photo(name), w, h);
             let (bytes, ext) = match fourcc {
-                "YUYV" => (encode::rgb_to_yuyv(scene.as_raw(), w as usize, h as usize), "yuyv"),
-                "NV12" => (encode::rgb_to_nv12(scene.as_raw(), w as usize, h as usize), "nv12"),
+                "YUYV" => (
+                    encode::rgb_to_yuyv(scene.as_raw(), w as usize, h as usize),
+                    "yuyv",
+                ),
+                "NV12" => (
+                    encode::rgb_to_nv12(scene.as_raw(), w as usize, h as usize),
+                    "nv12",
+                ),
                 "MJPG" => (encode::rgb_to_jpeg(&scene, 85), "jpg"),
                 other => panic!("no frames for {other}"),
             };
@@ -81,7 +88,12 @@ impl Rig {
     }
 
     /// Adds `videoN` with a by-id link; `formats` are `(fourcc, w, h, fps)`.
-    fn node(&mut self, card: &str, formats: &[(&str, u32, u32, u32)], faults: &[(&str, i64)]) -> PathBuf {
+    fn node(
+        &mut self,
+        card: &str,
+        formats: &[(&str, u32, u32, u32)],
+        faults: &[(&str, i64)],
+    ) -> PathBuf {
         let dev = self.dev();
         std::fs::create_dir_all(dev.join("v4l/by-id")).unwrap();
         let path = dev.join(format!("video{}", self.nodes.len() * 2));
@@ -114,7 +126,9 @@ impl Rig {
 
     /// A UVC metadata node next to the last one (not a capture node).
     fn meta_node(&mut self) {
-        let path = self.dev().join(format!("video{}", self.nodes.len() * 2 - 1));
+        let path = self
+            .dev()
+            .join(format!("video{}", self.nodes.len() * 2 - 1));
         std::fs::write(&path, b"").unwrap();
         self.nodes.push(Node {
             path: path.clone(),
@@ -134,7 +148,10 @@ impl Rig {
         vec![
             ("LD_PRELOAD".into(), fake_lib().display().to_string()),
             ("FAKE_V4L2_CONFIG".into(), cfg.display().to_string()),
-            ("FAKE_V4L2_LOG".into(), self.log_path().display().to_string()),
+            (
+                "FAKE_V4L2_LOG".into(),
+                self.log_path().display().to_string(),
+            ),
         ]
     }
 
@@ -150,7 +167,10 @@ impl Rig {
 fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
     let t = Instant::now();
     while !ok() {
-        assert!(t.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            t.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -166,7 +186,10 @@ fn hand_written_uapi_matches_the_kernel_header() {
         .arg(repo().join("tests/fake_v4l2/layout.c"))
         .status()
         .expect("cc");
-    assert!(ok.success(), "compiling layout.c against linux/videodev2.h failed");
+    assert!(
+        ok.success(),
+        "compiling layout.c against linux/videodev2.h failed"
+    );
     let out = Command::new(&exe).output().unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
     let c: std::collections::HashMap<&str, u64> = text
@@ -196,7 +219,15 @@ fn hand_written_uapi_matches_the_kernel_header() {
 #[test]
 fn cameras_lists_fake_nodes_with_formats_sizes_rates_and_a_snippet() {
     let mut rig = Rig::new();
-    let a = rig.node("Door Cam", &[("MJPG", 1280, 720, 30), ("MJPG", 640, 480, 30), ("YUYV", 640, 480, 15)], &[]);
+    let a = rig.node(
+        "Door Cam",
+        &[
+            ("MJPG", 1280, 720, 30),
+            ("MJPG", 640, 480, 30),
+            ("YUYV", 640, 480, 15),
+        ],
+        &[],
+    );
     rig.meta_node();
     rig.node("Till Cam", &[("NV12", 640, 480, 30)], &[]);
     let out = stylecam()
@@ -224,14 +255,28 @@ fn cameras_lists_fake_nodes_with_formats_sizes_rates_and_a_snippet() {
     ] {
         assert!(text.contains(want), "missing {want:?} in:\n{text}");
     }
-    assert!(text.contains(&format!("device = \"{}\"", a.display())), "the snippet uses the stable name:\n{text}");
+    assert!(
+        text.contains(&format!("device = \"{}\"", a.display())),
+        "the snippet uses the stable name:\n{text}"
+    );
     assert!(text.contains(&format!("also: {}", a.display())));
-    assert_eq!(text.matches("[[cameras]]").count(), 2, "the metadata node is not listed:\n{text}");
+    assert_eq!(
+        text.matches("[[cameras]]").count(),
+        2,
+        "the metadata node is not listed:\n{text}"
+    );
 
     let empty = tempfile::tempdir().unwrap();
-    let out = stylecam().args(["cameras", "--dev"]).arg(empty.path()).output().unwrap();
+    let out = stylecam()
+        .args(["cameras", "--dev"])
+        .arg(empty.path())
+        .output()
+        .unwrap();
     let text = output_text(&out);
-    assert!(out.status.success() && text.contains("no V4L2 devices found"), "{text}");
+    assert!(
+        out.status.success() && text.contains("no V4L2 devices found"),
+        "{text}"
+    );
 }
 
 /// A daemon config with the given v4l2 camera tables.
@@ -289,7 +334,11 @@ fn styles_of(all: &[Received], camera: &str) -> usize {
 
 /// Open fds and threads of a process.
 fn resources(pid: u32) -> (usize, usize) {
-    let n = |d: &str| std::fs::read_dir(format!("/proc/{pid}/{d}")).unwrap().count();
+    let n = |d: &str| {
+        std::fs::read_dir(format!("/proc/{pid}/{d}"))
+            .unwrap()
+            .count()
+    };
     (n("fd"), n("task"))
 }
 
@@ -304,13 +353,28 @@ fn daemon_streams_mjpeg_and_yuyv_and_survives_unplug_eio_and_stall() {
     let door = rig.node(
         "Door Cam",
         &[("MJPG", 1280, 720, 30)],
-        &[("unplug_after", 45), ("down_ms", 1500), ("cycles", 1), ("eio_at", 120), ("stall_at", 200), ("stall_ms", 1500), ("error_at", 30), ("drop_every", 50)],
+        &[
+            ("unplug_after", 45),
+            ("down_ms", 1500),
+            ("cycles", 1),
+            ("eio_at", 120),
+            ("stall_at", 200),
+            ("stall_ms", 1500),
+            ("error_at", 30),
+            ("drop_every", 50),
+        ],
     );
     let till = rig.node("Till Cam", &[("YUYV", 640, 480, 30)], &[]);
     let broker = Mosquitto::start(free_port());
     let dir = tempfile::tempdir().unwrap();
-    let cameras = camera("door", &door, "\"mjpeg\"", 1280, 720, "backoff_min_ms = 100\nstall_frames = 15")
-        + &camera("till", &till, "\"yuyv\"", 640, 480, "");
+    let cameras = camera(
+        "door",
+        &door,
+        "\"mjpeg\"",
+        1280,
+        720,
+        "backoff_min_ms = 100\nstall_frames = 15",
+    ) + &camera("till", &till, "\"yuyv\"", 640, 480, "");
     let cfg = config(dir.path(), broker.port, "it-v4l2", &cameras);
     let sub = Collector::start(broker.port, "stylecam/it-v4l2/#", "it-v4l2-sub");
     let mut cmd = stylecam();
@@ -319,28 +383,54 @@ fn daemon_streams_mjpeg_and_yuyv_and_survives_unplug_eio_and_stall() {
 
     let validator = schema();
     // Both cameras produce events.
-    sub.wait_for("styles events from both cameras", Duration::from_secs(60), |all| {
-        styles_of(all, "door") >= 2 && styles_of(all, "till") >= 2
-    });
+    sub.wait_for(
+        "styles events from both cameras",
+        Duration::from_secs(60),
+        |all| styles_of(all, "door") >= 2 && styles_of(all, "till") >= 2,
+    );
     // door goes away and the health message says so, while till keeps its rate.
-    let all = sub.wait_for("door reconnecting in a health message", Duration::from_secs(30), |all| {
-        kind(all, "health").iter().any(|h| cam(&health_cameras(h), "door").is_some_and(|c| c["state"] == "reconnecting"))
-    });
+    let all = sub.wait_for(
+        "door reconnecting in a health message",
+        Duration::from_secs(30),
+        |all| {
+            kind(all, "health").iter().any(|h| {
+                cam(&health_cameras(h), "door").is_some_and(|c| c["state"] == "reconnecting")
+            })
+        },
+    );
     let before_replug = styles_of(&all, "door");
     // It comes back by itself: events resume.
-    sub.wait_for("door streaming again with new events", Duration::from_secs(30), |all| {
-        rig.count("replug") >= 1 && styles_of(all, "door") > before_replug + 2
-    });
+    sub.wait_for(
+        "door streaming again with new events",
+        Duration::from_secs(30),
+        |all| rig.count("replug") >= 1 && styles_of(all, "door") > before_replug + 2,
+    );
     assert!(rig.count("unplug") >= 1);
     // Then the EIO and the stall: two more reconnects, and it recovers from each.
-    wait_until("the EIO and the stall", Duration::from_secs(40), || rig.count("eio") >= 1 && rig.count("stall") >= 1);
-    let all = sub.wait_for("door recovered from EIO and stall", Duration::from_secs(40), |all| {
-        kind(all, "health").last().is_some_and(|h| {
-            cam(&health_cameras(h), "door").is_some_and(|c| c["reconnects"].as_u64() >= Some(3) && c["state"] == "streaming" && c["fps"].as_f64() > Some(20.0))
-        })
+    wait_until("the EIO and the stall", Duration::from_secs(40), || {
+        rig.count("eio") >= 1 && rig.count("stall") >= 1
     });
+    let all = sub.wait_for(
+        "door recovered from EIO and stall",
+        Duration::from_secs(40),
+        |all| {
+            kind(all, "health").last().is_some_and(|h| {
+                cam(&health_cameras(h), "door").is_some_and(|c| {
+                    c["reconnects"].as_u64() >= Some(3)
+                        && c["state"] == "streaming"
+                        && c["fps"].as_f64() > Some(20.0)
+                })
+            })
+        },
+    );
     let log = daemon.log_text();
-    for want in ["the device is gone (unplugged)", "I/O error from the device", "(stalled stream)", "MJPG 1280x720 at 30 fps", "YUYV 640x480 at 30 fps"] {
+    for want in [
+        "the device is gone (unplugged)",
+        "I/O error from the device",
+        "(stalled stream)",
+        "MJPG 1280x720 at 30 fps",
+        "YUYV 640x480 at 30 fps",
+    ] {
         assert!(log.contains(want), "log lacks {want:?}:\n{log}");
     }
     for r in &all {
@@ -351,20 +441,41 @@ fn daemon_streams_mjpeg_and_yuyv_and_survives_unplug_eio_and_stall() {
     let healths = kind(&all, "health");
     let till_states: Vec<(String, f64, u64)> = healths
         .iter()
-        .filter_map(|h| cam(&health_cameras(h), "till").map(|c| (c["state"].as_str().unwrap().to_string(), c["fps"].as_f64().unwrap(), c["reconnects"].as_u64().unwrap())))
+        .filter_map(|h| {
+            cam(&health_cameras(h), "till").map(|c| {
+                (
+                    c["state"].as_str().unwrap().to_string(),
+                    c["fps"].as_f64().unwrap(),
+                    c["reconnects"].as_u64().unwrap(),
+                )
+            })
+        })
         .filter(|(_, fps, _)| *fps > 0.0)
         .collect();
     assert!(till_states.len() >= 5, "{till_states:?}");
     for (state, fps, reconnects) in &till_states {
-        assert_eq!((state.as_str(), *reconnects), ("streaming", 0), "{till_states:?}");
-        assert!((25.0..=35.0).contains(fps), "till's rate moved while door failed: {till_states:?}");
+        assert_eq!(
+            (state.as_str(), *reconnects),
+            ("streaming", 0),
+            "{till_states:?}"
+        );
+        assert!(
+            (25.0..=35.0).contains(fps),
+            "till's rate moved while door failed: {till_states:?}"
+        );
     }
     let last = healths.last().unwrap();
     let cams = health_cameras(last);
     let d = cam(&cams, "door").unwrap();
     eprintln!("door in the last health message: {d}");
-    assert!(d["lost"].as_u64().unwrap() >= 1, "the driver's sequence gaps are counted: {d}");
-    assert!(d["skipped"].as_u64().unwrap() >= 1, "the ERROR-flagged buffer was skipped: {d}");
+    assert!(
+        d["lost"].as_u64().unwrap() >= 1,
+        "the driver's sequence gaps are counted: {d}"
+    );
+    assert!(
+        d["skipped"].as_u64().unwrap() >= 1,
+        "the ERROR-flagged buffer was skipped: {d}"
+    );
     assert!(d["last_error"].as_str().unwrap().contains("stalled"), "{d}");
     daemon.signal("TERM");
     assert!(daemon.wait(Duration::from_secs(20)).success());
@@ -385,34 +496,49 @@ fn twenty_reconnect_cycles_leak_no_fd_mapping_or_thread() {
     let steady = rig.node("Steady Cam", &[("MJPG", 640, 480, 30)], &[]);
     let broker = Mosquitto::start(free_port());
     let dir = tempfile::tempdir().unwrap();
-    let cameras = camera("flaky", &flaky, "\"yuyv\"", 640, 480, "backoff_min_ms = 50\nbackoff_max_ms = 200")
-        + &camera("steady", &steady, "\"mjpeg\"", 640, 480, "");
+    let cameras = camera(
+        "flaky",
+        &flaky,
+        "\"yuyv\"",
+        640,
+        480,
+        "backoff_min_ms = 50\nbackoff_max_ms = 200",
+    ) + &camera("steady", &steady, "\"mjpeg\"", 640, 480, "");
     let cfg = config(dir.path(), broker.port, "it-v4l2-leak", &cameras);
     let sub = Collector::start(broker.port, "stylecam/it-v4l2-leak/#", "it-v4l2-leak-sub");
     let mut cmd = stylecam();
     cmd.args(["run", "--config"]).arg(&cfg).envs(rig.env());
     let mut daemon = Daemon::spawn(cmd);
     let pid = daemon.child.id();
-    let maps = || std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap().matches("fake-v4l2").count();
+    let maps = || {
+        std::fs::read_to_string(format!("/proc/{pid}/maps"))
+            .unwrap()
+            .matches("fake-v4l2")
+            .count()
+    };
 
     sub.wait_for("events from both cameras", Duration::from_secs(60), |all| {
         styles_of(all, "flaky") >= 1 && styles_of(all, "steady") >= 1
     });
     // Measured while both stream, after the first unplug cycle.
-    wait_until("the first replug", Duration::from_secs(20), || rig.count("replug") >= 1);
-    wait_until("streaming after it", Duration::from_secs(20), || rig.count("streamon") >= 3);
+    wait_until("the first replug", Duration::from_secs(20), || {
+        rig.count("replug") >= 1
+    });
+    wait_until("streaming after it", Duration::from_secs(20), || {
+        rig.count("streamon") >= 3
+    });
     let (fds0, threads0) = resources(pid);
     let maps0 = maps();
-    wait_until(
-        "20 unplug cycles",
-        Duration::from_secs(120),
-        || rig.count("unplug") >= cycles as usize,
-    );
+    wait_until("20 unplug cycles", Duration::from_secs(120), || {
+        rig.count("unplug") >= cycles as usize
+    });
     // The last cycle's replug and restart, then frames again.
     let streamons = rig.count("streamon");
-    wait_until("streaming after the last cycle", Duration::from_secs(20), || {
-        rig.count("replug") >= cycles as usize && rig.count("streamon") > streamons
-    });
+    wait_until(
+        "streaming after the last cycle",
+        Duration::from_secs(20),
+        || rig.count("replug") >= cycles as usize && rig.count("streamon") > streamons,
+    );
     std::thread::sleep(Duration::from_millis(500));
     let (fds1, threads1) = resources(pid);
     let maps1 = maps();
@@ -420,7 +546,10 @@ fn twenty_reconnect_cycles_leak_no_fd_mapping_or_thread() {
     assert_eq!(fds1, fds0, "open fds");
     assert_eq!(threads1, threads0, "threads");
     assert_eq!(maps1, maps0, "mapped buffers");
-    assert!(maps0 >= 4, "the buffers of both cameras are mapped: {maps0}");
+    assert!(
+        maps0 >= 4,
+        "the buffers of both cameras are mapped: {maps0}"
+    );
     let all = sub.all();
     let last = kind(&all, "health").last().copied().cloned().unwrap();
     let f = cam(&health_cameras(&last), "flaky").unwrap().clone();
@@ -440,25 +569,156 @@ fn a_busy_or_absent_camera_is_retried_until_it_can_be_used() {
     let dir = tempfile::tempdir().unwrap();
     let absent = rig.dev().join("video9");
     let cameras = camera("busy", &busy, "\"nv12\"", 640, 480, "backoff_min_ms = 100")
-        + &camera("absent", &absent, "\"yuyv\"", 640, 480, "backoff_min_ms = 100\nbackoff_max_ms = 400");
+        + &camera(
+            "absent",
+            &absent,
+            "\"yuyv\"",
+            640,
+            480,
+            "backoff_min_ms = 100\nbackoff_max_ms = 400",
+        );
     let cfg = config(dir.path(), broker.port, "it-v4l2-busy", &cameras);
     let sub = Collector::start(broker.port, "stylecam/it-v4l2-busy/#", "it-v4l2-busy-sub");
     let mut cmd = stylecam();
     cmd.args(["run", "--config"]).arg(&cfg).envs(rig.env());
     let mut daemon = Daemon::spawn(cmd);
-    let all = sub.wait_for("events from the busy camera once it is free", Duration::from_secs(60), |all| {
-        styles_of(all, "busy") >= 2
-            && kind(all, "health").last().is_some_and(|h| cam(&health_cameras(h), "absent").is_some_and(|c| c["connect_failures"].as_u64() >= Some(3)))
-    });
+    let all = sub.wait_for(
+        "events from the busy camera once it is free",
+        Duration::from_secs(60),
+        |all| {
+            styles_of(all, "busy") >= 2
+                && kind(all, "health").last().is_some_and(|h| {
+                    cam(&health_cameras(h), "absent")
+                        .is_some_and(|c| c["connect_failures"].as_u64() >= Some(3))
+                })
+        },
+    );
     let log = daemon.log_text();
-    assert!(log.contains("busy: another program is streaming from the camera"), "{log}");
+    assert!(
+        log.contains("busy: another program is streaming from the camera"),
+        "{log}"
+    );
     assert!(log.contains("not there (unplugged?)"), "{log}");
     let h = kind(&all, "health").last().copied().cloned().unwrap();
     let a = cam(&health_cameras(&h), "absent").unwrap().clone();
     assert_eq!(a["state"], "reconnecting", "{a}");
-    assert_eq!((a["captured"].as_u64(), a["reconnects"].as_u64()), (Some(0), Some(0)), "{a}");
+    assert_eq!(
+        (a["captured"].as_u64(), a["reconnects"].as_u64()),
+        (Some(0), Some(0)),
+        "{a}"
+    );
     let b = cam(&health_cameras(&h), "busy").unwrap().clone();
-    assert!(b["connect_failures"].as_u64() >= Some(1) && b["state"] == "streaming", "{b}");
+    assert!(
+        b["connect_failures"].as_u64() >= Some(1) && b["state"] == "streaming",
+        "{b}"
+    );
     daemon.signal("TERM");
     assert!(daemon.wait(Duration::from_secs(20)).success());
+}
+
+/// Runs `body` in a copy of this test binary with the fake camera
+/// preloaded (the test process itself cannot preload it).
+fn in_preloaded_child(test: &str, rig: &Rig, body: impl FnOnce()) {
+    if std::env::var_os("FAKE_V4L2_CHILD").is_some() {
+        body();
+        return;
+    }
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--nocapture", "--test-threads", "1"])
+        .envs(rig.env())
+        .env("FAKE_V4L2_CHILD", "1")
+        .env("FAKE_V4L2_DEV", rig.dev())
+        .output()
+        .unwrap();
+    let text = output_text(&out);
+    assert!(
+        out.status.success() && text.contains("1 passed"),
+        "child failed:\n{text}"
+    );
+    eprintln!("{text}");
+}
+
+#[test]
+fn driver_timestamps_and_sequence_reach_the_frame() {
+    use stylecam::capture::v4l2::{monotonic_now, V4l2Source};
+    use stylecam::capture::{CaptureError, FrameSource, PixelFormat};
+    let mut rig = Rig::new();
+    // Set up the same rig in parent and child (the child reads the config
+    // the parent wrote: same node paths under FAKE_V4L2_DEV).
+    let dev = match std::env::var_os("FAKE_V4L2_DEV") {
+        Some(d) => PathBuf::from(d).join("v4l/by-id/usb-Fake_Seq_Cam-video-index0"),
+        None => rig.node(
+            "Seq Cam",
+            &[("YUYV", 320, 240, 30)],
+            &[("drop_every", 5), ("error_at", 12)],
+        ),
+    };
+    in_preloaded_child(
+        "v4l2::driver_timestamps_and_sequence_reach_the_frame",
+        &rig,
+        || {
+            let mut cfg =
+                match stylecam::config::CameraConfig::v4l2("seq", dev.to_str().unwrap()).source {
+                    stylecam::config::SourceConfig::V4l2(v) => v,
+                    _ => unreachable!(),
+                };
+            cfg.width = 320;
+            cfg.height = 240;
+            let mut source = V4l2Source::new("seq", 30.0, &cfg);
+            let mut frames = vec![];
+            let mut skipped = 0;
+            while frames.len() < 20 {
+                match source.next_frame() {
+                    Ok(Some(f)) => frames.push(f),
+                    Err(CaptureError::Skipped { reason, .. }) => {
+                        assert!(reason.contains("V4L2_BUF_FLAG_ERROR"), "{reason}");
+                        skipped += 1;
+                    }
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            assert_eq!(skipped, 1, "the ERROR-flagged buffer is skipped");
+            let now = monotonic_now();
+            for (i, f) in frames.iter().enumerate() {
+                assert_eq!(
+                    (f.format, f.width, f.height, f.stride, f.data.len()),
+                    (PixelFormat::Yuyv, 320, 240, 640, 320 * 240 * 2)
+                );
+                assert_eq!(f.seq, i as u64, "our own count has no gaps");
+                let ts = f.driver_timestamp.expect("driver timestamp");
+                assert!(
+                    now - ts < Duration::from_secs(5),
+                    "a CLOCK_MONOTONIC timestamp"
+                );
+                let age = std::time::SystemTime::now()
+                    .duration_since(f.captured_at)
+                    .unwrap();
+                assert!(
+                    age < Duration::from_secs(5),
+                    "wall-clock time from the driver's timestamp"
+                );
+            }
+            let seqs: Vec<u32> = frames.iter().map(|f| f.driver_sequence.unwrap()).collect();
+            let lost: Vec<u32> = frames.iter().map(|f| f.lost_before).collect();
+            eprintln!("driver sequence {seqs:?}, lost before each {lost:?}");
+            for w in frames.windows(2) {
+                let (a, b) = (&w[0], &w[1]);
+                assert!(b.driver_timestamp > a.driver_timestamp);
+                let dt = b.driver_timestamp.unwrap() - a.driver_timestamp.unwrap();
+                assert!(
+                    dt >= Duration::from_millis(25) * (1 + b.lost_before),
+                    "timestamps follow the 30 fps clock: {dt:?}"
+                );
+            }
+            let gaps: u32 = seqs.windows(2).map(|w| w[1] - w[0] - 1).sum();
+            assert_eq!(
+                gaps,
+                lost.iter().sum::<u32>() + skipped,
+                "every gap is a lost frame or the skipped one"
+            );
+            // The fake skips every 5th sequence number, and frame 12's buffer
+            // was flagged: at least 3 gaps in 20 frames.
+            assert!(lost.iter().filter(|&&l| l > 0).count() >= 3, "{lost:?}");
+        },
+    );
 }

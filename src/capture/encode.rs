@@ -52,7 +52,8 @@ pub fn scene(photo: &image::RgbImage, width: u32, height: u32) -> image::RgbImag
         ((h as f64 * s).round() as u32).max(height),
     );
     let scaled = image::imageops::resize(photo, sw, sh, image::imageops::FilterType::Triangle);
-    image::imageops::crop_imm(&scaled, (sw - width) / 2, (sh - height) / 2, width, height).to_image()
+    image::imageops::crop_imm(&scaled, (sw - width) / 2, (sh - height) / 2, width, height)
+        .to_image()
 }
 
 /// RGB8 → a baseline JPEG at `quality` (what an MJPEG camera sends).

@@ -243,7 +243,10 @@ fn capture_loop(
                 stats.skipped();
                 continue;
             }
-            Err(CaptureError::Interrupted { reason, lost_stream }) => {
+            Err(CaptureError::Interrupted {
+                reason,
+                lost_stream,
+            }) => {
                 stats.interrupted(&reason, lost_stream);
                 continue;
             }

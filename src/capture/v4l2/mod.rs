@@ -137,6 +137,9 @@ struct Live {
     granted: Granted,
     last_sequence: Option<u32>,
     last_delivered: Option<Instant>,
+    /// Frames lost before buffers we did not deliver (flagged, decimated):
+    /// reported with the next delivered frame.
+    pending_lost: u32,
 }
 
 impl V4l2Source {
@@ -214,6 +217,7 @@ impl V4l2Source {
             granted,
             last_sequence: None,
             last_delivered: None,
+            pending_lost: 0,
         })
     }
 
@@ -244,15 +248,16 @@ impl V4l2Source {
     fn take(&mut self, filled: device::Filled) -> Result<Option<Frame>, CaptureError> {
         let now = Instant::now();
         let live = self.stream.as_mut().expect("streaming");
-        let lost = match live.last_sequence {
-            // A gap in the driver's counter: frames it dropped (no free buffer).
-            Some(prev) => filled
-                .sequence
-                .wrapping_sub(prev)
-                .saturating_sub(1)
-                .min(10_000),
-            None => 0,
-        };
+        let lost = live.pending_lost
+            + match live.last_sequence {
+                // A gap in the driver's counter: frames it dropped (no free buffer).
+                Some(prev) => filled
+                    .sequence
+                    .wrapping_sub(prev)
+                    .saturating_sub(1)
+                    .min(10_000),
+                None => 0,
+            };
         live.last_sequence = Some(filled.sequence);
         // The driver runs faster than the camera's configured fps: skip
         // frames that come early (not counted as drops).
@@ -265,6 +270,7 @@ impl V4l2Source {
         };
         if filled.error || early {
             let error = filled.error;
+            live.pending_lost = lost;
             if let Err(e) = live.stream.requeue(filled) {
                 return Err(self.lose(io_error("VIDIOC_QBUF", &e)));
             }
@@ -284,6 +290,7 @@ impl V4l2Source {
             return Err(self.lose(io_error("VIDIOC_QBUF", &e)));
         }
         live.last_delivered = Some(now);
+        live.pending_lost = 0;
         self.supervisor.frame(now);
         self.state = SourceState::Streaming;
         let format = g.pixel_format().expect("checked at connect");
