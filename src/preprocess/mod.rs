@@ -24,12 +24,13 @@
 //! normalisation that is ≤ 2/(255·std_c) per channel.
 
 mod convert;
+mod fused;
 mod resize;
 
 pub use convert::to_rgb8;
 pub use resize::{resample_rgb, Placement};
 
-use crate::capture::Frame;
+use crate::capture::{Frame, PixelFormat};
 pub use crate::slot::{DeviceSlot, Slot};
 use serde::{Deserialize, Serialize};
 
@@ -134,8 +135,30 @@ impl Spec {
     }
 }
 
-/// Converts, resizes and normalises `frame` into `out` (`spec.len()` values, CHW).
+/// Converts, resizes and normalises `frame` into `out` (`spec.len()` values,
+/// CHW), on the fast path for its pixel format: YUYV and NV12 resampled in
+/// YUV and converted at model size, MJPEG decoded at a reduced scale. Each
+/// stays within its stated tolerance of [`preprocess_reference_into`].
 pub fn preprocess_into(frame: &Frame, spec: &Spec, out: &mut [f32]) -> Result<(), PreprocessError> {
+    assert_eq!(
+        out.len(),
+        spec.len(),
+        "output buffer must hold 3*H*W values"
+    );
+    match frame.format {
+        PixelFormat::Yuyv | PixelFormat::Nv12 => fused::yuv_into(frame, spec, out),
+        _ => preprocess_reference_into(frame, spec, out),
+    }
+}
+
+/// The reference path: the whole frame converted to RGB8 (MJPEG decoded at
+/// full size), resampled, normalised. Slower; every fast path and the CUDA
+/// kernels are measured against it.
+pub fn preprocess_reference_into(
+    frame: &Frame,
+    spec: &Spec,
+    out: &mut [f32],
+) -> Result<(), PreprocessError> {
     assert_eq!(
         out.len(),
         spec.len(),

@@ -42,16 +42,16 @@ impl Placement {
 }
 
 /// Filter taps of one output sample: first source index and weights.
-struct Taps {
-    start: Vec<usize>,
-    len: Vec<usize>,
-    weights: Vec<f32>,
-    ksize: usize,
+pub(super) struct Taps {
+    pub(super) start: Vec<usize>,
+    pub(super) len: Vec<usize>,
+    pub(super) weights: Vec<f32>,
+    pub(super) ksize: usize,
 }
 
 /// Pillow's `precompute_coeffs` for a triangle filter, for output samples
 /// `first..first+count` of an axis resized from `in_size` to `out_size`.
-fn taps(in_size: u32, out_size: u32, first: i64, count: usize) -> Taps {
+pub(super) fn taps(in_size: u32, out_size: u32, first: i64, count: usize) -> Taps {
     let scale = in_size as f64 / out_size as f64;
     let filterscale = scale.max(1.0);
     let support = filterscale;
