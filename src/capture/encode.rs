@@ -7,7 +7,7 @@ use super::synthetic::rgb_to_ycbcr;
 /// Packed RGB8 → YUYV 4:2:2 (chroma of each pixel pair averaged).
 /// `width` must be even.
 pub fn rgb_to_yuyv(rgb: &[u8], width: usize, height: usize) -> Vec<u8> {
-    assert!(width % 2 == 0, "YUYV needs an even width");
+    assert!(width.is_multiple_of(2), "YUYV needs an even width");
     let mut out = Vec::with_capacity(width * height * 2);
     for pair in rgb[..width * height * 3].chunks_exact(6) {
         let [y0, u0, v0] = rgb_to_ycbcr([pair[0], pair[1], pair[2]]);
@@ -25,7 +25,10 @@ pub fn rgb_to_yuyv(rgb: &[u8], width: usize, height: usize) -> Vec<u8> {
 /// Packed RGB8 → NV12 (chroma of each 2×2 block averaged). Width and
 /// height must be even.
 pub fn rgb_to_nv12(rgb: &[u8], width: usize, height: usize) -> Vec<u8> {
-    assert!(width % 2 == 0 && height % 2 == 0, "NV12 needs even sizes");
+    assert!(
+        width.is_multiple_of(2) && height.is_multiple_of(2),
+        "NV12 needs even sizes"
+    );
     let yuv: Vec<[u8; 3]> = rgb[..width * height * 3]
         .chunks_exact(3)
         .map(|p| rgb_to_ycbcr([p[0], p[1], p[2]]))

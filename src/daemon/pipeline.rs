@@ -102,6 +102,15 @@ impl Pipeline {
         let queues = Arc::new(FrameQueues::new(sources.len(), cfg.pipeline.queue_depth));
         let preprocessor = CpuPreprocessor::new(bundle.manifest.input.clone());
         let on_cameras = cfg.pipeline.preprocess_on == RunsOn::CaptureThreads;
+        let mjpeg_cameras = cfg.cameras.iter().any(|c| {
+            matches!(&c.source, crate::config::SourceConfig::V4l2(v) if v.formats.contains(&crate::config::CameraFormat::Mjpeg))
+        });
+        if mjpeg_cameras {
+            log::info!(
+                "MJPEG frames are decoded at reduced scale by {}",
+                crate::preprocess::mjpeg::auto_decoder()
+            );
+        }
         let mut stops = vec![];
         let mut captures = vec![];
         for (i, (source, c)) in sources.into_iter().zip(&cfg.cameras).enumerate() {

@@ -33,9 +33,20 @@ fn yuv_to_rgb(y: u8, u: u8, v: u8) -> [u8; 3] {
 pub fn to_rgb8(frame: &Frame) -> Result<(Cow<'_, [u8]>, u32, u32), PreprocessError> {
     let (w, h) = (frame.width as usize, frame.height as usize);
     if frame.format == PixelFormat::Mjpeg {
-        let img = image::load_from_memory_with_format(&frame.data, image::ImageFormat::Jpeg)
-            .map_err(|e| bad(frame, format!("MJPEG frame does not decode: {e}")))?
-            .into_rgb8();
+        let img = match image::load_from_memory_with_format(&frame.data, image::ImageFormat::Jpeg) {
+            Ok(img) => img.into_rgb8(),
+            // A UVC frame without Huffman tables: decoded with the standard ones.
+            Err(_) if super::mjpeg::info(&frame.data).is_some_and(|i| !i.has_huffman_tables) => {
+                let full = super::mjpeg::decode(
+                    &frame.data,
+                    (u32::MAX, u32::MAX),
+                    super::mjpeg::Decoder::Rust,
+                )
+                .map_err(|e| bad(frame, e))?;
+                return Ok((Cow::Owned(full.rgb), full.width, full.height));
+            }
+            Err(e) => return Err(bad(frame, format!("MJPEG frame does not decode: {e}"))),
+        };
         let (iw, ih) = img.dimensions();
         return Ok((Cow::Owned(img.into_raw()), iw, ih));
     }

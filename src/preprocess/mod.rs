@@ -25,6 +25,7 @@
 
 mod convert;
 mod fused;
+pub mod mjpeg;
 mod resize;
 
 pub use convert::to_rgb8;
@@ -147,8 +148,44 @@ pub fn preprocess_into(frame: &Frame, spec: &Spec, out: &mut [f32]) -> Result<()
     );
     match frame.format {
         PixelFormat::Yuyv | PixelFormat::Nv12 => fused::yuv_into(frame, spec, out),
+        PixelFormat::Mjpeg => mjpeg_into(frame, spec, out, mjpeg::Decoder::Auto),
         _ => preprocess_reference_into(frame, spec, out),
     }
+}
+
+/// MJPEG decoded at the smallest scale that covers the resized size, then
+/// resampled and normalised (see [`mjpeg`]).
+pub fn mjpeg_into(
+    frame: &Frame,
+    spec: &Spec,
+    out: &mut [f32],
+    decoder: mjpeg::Decoder,
+) -> Result<(), PreprocessError> {
+    let bad = |reason: String| PreprocessError::BadFrame {
+        camera: frame.camera.to_string(),
+        seq: frame.seq,
+        reason,
+    };
+    let info = mjpeg::info(&frame.data)
+        .ok_or_else(|| bad("not a JPEG frame (no SOI/SOF marker)".into()))?;
+    let p = Placement::new(
+        info.width,
+        info.height,
+        spec.width,
+        spec.height,
+        spec.resize,
+    );
+    let d = mjpeg::decode(&frame.data, (p.resized_w, p.resized_h), decoder).map_err(bad)?;
+    let resized = resample_rgb(
+        &d.rgb,
+        d.width,
+        d.height,
+        spec.width,
+        spec.height,
+        spec.resize,
+    );
+    normalize_into(&resized, spec, out);
+    Ok(())
 }
 
 /// The reference path: the whole frame converted to RGB8 (MJPEG decoded at
