@@ -56,7 +56,10 @@ fn main() {
     // jpeg-decoder decodes colour components on a rayon pool: one thread,
     // like every other row here.
     std::env::set_var("RAYON_NUM_THREADS", "1");
-    let runs: usize = std::env::var("BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(40);
+    let runs: usize = std::env::var("BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(40);
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let photos = [
         root.join("tests/data/photos/coffee.jpg"),
@@ -81,8 +84,16 @@ fn main() {
             let scene = encode::scene(&image::open(path).unwrap().into_rgb8(), w, h);
             let (wu, hu) = (w as usize, h as usize);
             let cases = [
-                ("yuyv", PixelFormat::Yuyv, encode::rgb_to_yuyv(scene.as_raw(), wu, hu)),
-                ("nv12", PixelFormat::Nv12, encode::rgb_to_nv12(scene.as_raw(), wu, hu)),
+                (
+                    "yuyv",
+                    PixelFormat::Yuyv,
+                    encode::rgb_to_yuyv(scene.as_raw(), wu, hu),
+                ),
+                (
+                    "nv12",
+                    PixelFormat::Nv12,
+                    encode::rgb_to_nv12(scene.as_raw(), wu, hu),
+                ),
                 ("jpg", PixelFormat::Mjpeg, encode::rgb_to_jpeg(&scene, 85)),
             ];
             for (ext, format, data) in cases {
@@ -94,14 +105,32 @@ fn main() {
                 let mut add = |variant: &'static str, ms: f64| {
                     *ours.entry((case.clone(), variant)).or_default() += ms / photos.len() as f64;
                 };
-                add("reference", median_ms(runs, || preprocess_reference_into(&f, &spec, &mut out).unwrap()));
+                add(
+                    "reference",
+                    median_ms(runs, || {
+                        preprocess_reference_into(&f, &spec, &mut out).unwrap()
+                    }),
+                );
                 if format == PixelFormat::Mjpeg {
                     if turbo {
-                        add("turbojpeg", median_ms(runs, || mjpeg_into(&f, &spec, &mut out, Decoder::TurboJpeg).unwrap()));
+                        add(
+                            "turbojpeg",
+                            median_ms(runs, || {
+                                mjpeg_into(&f, &spec, &mut out, Decoder::TurboJpeg).unwrap()
+                            }),
+                        );
                     }
-                    add("jpeg-decoder", median_ms(runs, || mjpeg_into(&f, &spec, &mut out, Decoder::Rust).unwrap()));
+                    add(
+                        "jpeg-decoder",
+                        median_ms(runs, || {
+                            mjpeg_into(&f, &spec, &mut out, Decoder::Rust).unwrap()
+                        }),
+                    );
                 } else {
-                    add("fused", median_ms(runs, || preprocess_into(&f, &spec, &mut out).unwrap()));
+                    add(
+                        "fused",
+                        median_ms(runs, || preprocess_into(&f, &spec, &mut out).unwrap()),
+                    );
                 }
             }
         }
@@ -120,11 +149,17 @@ fn main() {
         Ok(o) if o.status.success() => {
             for line in String::from_utf8_lossy(&o.stdout).lines() {
                 let mut it = line.split_whitespace();
-                let (Some(name), Some(ms)) = (it.next(), it.next().and_then(|v| v.parse::<f64>().ok())) else {
+                let (Some(name), Some(ms)) =
+                    (it.next(), it.next().and_then(|v| v.parse::<f64>().ok()))
+                else {
                     continue;
                 };
                 let mut parts = name.split('.');
-                let (_, dims, kind) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
+                let (_, dims, kind) = (
+                    parts.next().unwrap(),
+                    parts.next().unwrap(),
+                    parts.next().unwrap(),
+                );
                 let (fmt, variant) = match kind {
                     "jpg-full" => ("mjpeg", "full decode"),
                     "jpg-reduced" => ("mjpeg", "reduced decode"),
@@ -133,19 +168,27 @@ fn main() {
                 if let Some(r) = it.next() {
                     reduced.insert(format!("{dims} {fmt}"), r.to_string());
                 }
-                *opencv.entry((format!("{dims} {fmt}"), variant)).or_default() += ms / photos.len() as f64;
+                *opencv
+                    .entry((format!("{dims} {fmt}"), variant))
+                    .or_default() += ms / photos.len() as f64;
             }
         }
         Ok(o) => eprintln!(
             "OpenCV peer failed (pip install opencv-python-headless): {}",
-            String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or("")
+            String::from_utf8_lossy(&o.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
         ),
         Err(e) => eprintln!("OpenCV peer did not run (python3: {e})"),
     }
 
     println!("\nCamera frame → 224x224 CHW f32, one thread, ms per frame (median of {runs}, mean over 3 real photos)");
     println!("MJPEG decoders here: {}", mjpeg::auto_decoder());
-    println!("{:<16} {:<28} {:>9} {:>12}", "frame", "path", "ms", "vs OpenCV");
+    println!(
+        "{:<16} {:<28} {:>9} {:>12}",
+        "frame", "path", "ms", "vs OpenCV"
+    );
     let cases: Vec<String> = {
         let mut c: Vec<String> = ours.keys().map(|(c, _)| c.clone()).collect();
         c.dedup();
@@ -162,8 +205,13 @@ fn main() {
             if *c != case {
                 continue;
             }
-            let ratio = best_peer.map(|p| format!("{:.2}x", ms / p)).unwrap_or_else(|| "-".into());
-            println!("{case:<16} {:<28} {ms:>9.2} {ratio:>12}", format!("ours: {variant}"));
+            let ratio = best_peer
+                .map(|p| format!("{:.2}x", ms / p))
+                .unwrap_or_else(|| "-".into());
+            println!(
+                "{case:<16} {:<28} {ms:>9.2} {ratio:>12}",
+                format!("ours: {variant}")
+            );
         }
         for ((c, variant), ms) in &opencv {
             if *c == case {
@@ -172,7 +220,11 @@ fn main() {
                 } else {
                     format!("OpenCV: {variant}")
                 };
-                let mark = if *variant == best_peer_name { "(peer)" } else { "" };
+                let mark = if *variant == best_peer_name {
+                    "(peer)"
+                } else {
+                    ""
+                };
                 println!("{case:<16} {label:<28} {ms:>9.2} {mark:>12}");
             }
         }

@@ -533,6 +533,79 @@ mod tests {
     }
 
     #[test]
+    fn v4l2_cameras_are_checked_key_by_key() {
+        let mut c = default_config();
+        c.cameras = vec![CameraConfig::v4l2(
+            "door",
+            "/dev/v4l/by-id/usb-cam-video-index0",
+        )];
+        c.clone().validate().unwrap();
+        let parsed: CameraConfig = toml::from_str(
+            "name = 'door'\nsource = 'v4l2'\ndevice = '/dev/video0'\nformats = ['yuyv', 'mjpeg']\nwidth = 640\nheight = 480\nfps = 15.0",
+        )
+        .unwrap();
+        match &parsed.source {
+            SourceConfig::V4l2(v) => {
+                assert_eq!(v.formats, [CameraFormat::Yuyv, CameraFormat::Mjpeg]);
+                assert_eq!(
+                    (v.width, v.height, v.buffers, v.stall_frames),
+                    (640, 480, 4, 15)
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let e = toml::from_str::<CameraConfig>(
+            "name = 'd'\nsource = 'v4l2'\ndevice = '/dev/video0'\npath = 'x'",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("unknown field `path`"),
+            "a files key on a v4l2 camera: {e}"
+        );
+        let e = toml::from_str::<CameraConfig>(
+            "name = 'd'\nsource = 'v4l2'\ndevice = 'x'\nformats = ['h264']",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("h264") && e.contains("mjpeg"), "{e}");
+        for (change, key) in [
+            (
+                Box::new(|v: &mut V4l2Camera| v.device.clear()) as Box<dyn Fn(&mut V4l2Camera)>,
+                "cameras[0].device",
+            ),
+            (
+                Box::new(|v: &mut V4l2Camera| v.formats.clear()),
+                "cameras[0].formats",
+            ),
+            (
+                Box::new(|v: &mut V4l2Camera| v.buffers = 1),
+                "cameras[0].buffers",
+            ),
+            (
+                Box::new(|v: &mut V4l2Camera| v.width = 8),
+                "cameras[0].width",
+            ),
+            (
+                Box::new(|v: &mut V4l2Camera| v.stall_frames = 0),
+                "cameras[0].stall_frames",
+            ),
+            (
+                Box::new(|v: &mut V4l2Camera| v.backoff_max_ms = 10),
+                "cameras[0].backoff_max_ms",
+            ),
+        ] {
+            let mut bad = c.clone();
+            match &mut bad.cameras[0].source {
+                SourceConfig::V4l2(v) => change(v),
+                _ => unreachable!(),
+            }
+            let e = bad.validate().unwrap_err().to_string();
+            assert!(e.contains(key) && e.contains("Fix:"), "{key}: {e}");
+        }
+    }
+
+    #[test]
     fn bad_values_name_key_and_fix() {
         let mut c = default_config();
         c.mqtt.port = 0;
