@@ -156,6 +156,28 @@ enum BenchCommand {
     FashionMnist(cli::train::FashionMnistArgs),
 }
 
+/// Whether stderr is the journal stream systemd connected us to
+/// (`JOURNAL_STREAM=<device>:<inode>` naming our fd 2), as systemd's docs
+/// recommend checking rather than trusting the variable alone.
+fn stderr_is_journal() -> bool {
+    let Ok(v) = std::env::var("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Some((dev, ino)) = v.split_once(':') else {
+        return false;
+    };
+    let (Ok(dev), Ok(ino)) = (dev.parse::<u64>(), ino.parse::<u64>()) else {
+        return false;
+    };
+    // SAFETY: fstat fills a zeroed stat for fd 2.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    if unsafe { libc::fstat(2, &mut st) } != 0 {
+        return false;
+    }
+    st.st_dev as u64 == dev && st.st_ino as u64 == ino
+}
+
 fn main() -> ExitCode {
     // Under a file-size limit (`ulimit -f`) a write past it raises SIGXFSZ,
     // which would kill the daemon; ignored, the write fails with EFBIG and
@@ -166,12 +188,26 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
-    env_logger::Builder::from_env(
+    let mut logger = env_logger::Builder::from_env(
         env_logger::Env::default()
             .default_filter_or("info,rumqttd=off,tracing::span=off,rumqttc=warn"),
-    )
-    .format_target(false)
-    .init();
+    );
+    logger.format_target(false);
+    if stderr_is_journal() {
+        // journald stamps each line itself and reads `<N>` as its syslog
+        // priority, so levels survive into `journalctl -p`.
+        logger.format(|buf, record| {
+            use std::io::Write;
+            let priority = match record.level() {
+                log::Level::Error => 3,
+                log::Level::Warn => 4,
+                log::Level::Info => 6,
+                log::Level::Debug | log::Level::Trace => 7,
+            };
+            writeln!(buf, "<{priority}>{}", record.args())
+        });
+    }
+    logger.init();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run { config } => cli::run(config.as_deref()),

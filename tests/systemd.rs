@@ -4,7 +4,8 @@
 //! the model and backend, WATCHDOG=1 about every half of WATCHDOG_USEC,
 //! RELOADING=1 with MONOTONIC_USEC then READY=1 around a SIGHUP, and
 //! STOPPING=1 at SIGTERM. (A stalled loop stopping the pings:
-//! `daemon::notify`'s unit test.)
+//! `daemon::notify`'s unit test.) Under journald (`JOURNAL_STREAM` naming
+//! our stderr) log lines carry syslog priorities instead of timestamps.
 
 use crate::common::*;
 use std::os::unix::net::UnixDatagram;
@@ -140,4 +141,85 @@ fn the_shipped_unit_verifies() {
         .find(|l| l.contains("Overall exposure level"))
         .unwrap_or("(no score)");
     eprintln!("{score}");
+}
+
+/// Runs the daemon for a moment with stderr in a file, `JOURNAL_STREAM`
+/// naming that file or not; returns what it wrote.
+fn stderr_of_a_short_run(journal: bool) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    // No broker on this port: a refused connection, logged as a warning.
+    let cfg = daemon_config(
+        dir.path(),
+        &photos(dir.path()),
+        free_port(),
+        "it-journal",
+        "",
+    );
+    let log_path = dir.path().join("stderr.log");
+    let file = std::fs::File::create(&log_path).unwrap();
+    let meta = file.metadata().unwrap();
+    let mut cmd = stylecam();
+    cmd.args(["run", "--config"])
+        .arg(&cfg)
+        .stderr(file)
+        .stdout(std::process::Stdio::null());
+    if journal {
+        cmd.env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()));
+    } else {
+        // A JOURNAL_STREAM that names another file is not ours.
+        cmd.env(
+            "JOURNAL_STREAM",
+            format!("{}:{}", meta.dev(), meta.ino() + 1),
+        );
+    }
+    let mut child = cmd.spawn().unwrap();
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(30) {
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        if text.contains("cannot connect") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let _ = child.wait();
+    std::fs::read_to_string(&log_path).unwrap()
+}
+
+#[test]
+fn under_journald_lines_carry_syslog_priorities_and_no_timestamps() {
+    let text = stderr_of_a_short_run(true);
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(lines.len() >= 3, "{text}");
+    for l in &lines {
+        assert!(
+            l.starts_with("<3>")
+                || l.starts_with("<4>")
+                || l.starts_with("<6>")
+                || l.starts_with("<7>"),
+            "every line starts with a priority: {l:?}\n{text}"
+        );
+        assert!(!l.contains("[20"), "no timestamp of our own: {l:?}");
+    }
+    assert!(
+        lines.iter().any(|l| l.starts_with("<6>")),
+        "info lines: {text}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("<4>")),
+        "the refused broker is a warning: {text}"
+    );
+
+    let plain = stderr_of_a_short_run(false);
+    assert!(
+        plain
+            .lines()
+            .any(|l| l.starts_with("[20") && l.contains("INFO")),
+        "outside journald: timestamps and level names:\n{plain}"
+    );
+    assert!(!plain.contains("<6>"));
 }

@@ -418,7 +418,7 @@ fn daemon_streams_mjpeg_and_yuyv_and_survives_unplug_eio_and_stall() {
                 cam(&health_cameras(h), "door").is_some_and(|c| {
                     c["reconnects"].as_u64() >= Some(3)
                         && c["state"] == "streaming"
-                        && c["fps"].as_f64() > Some(20.0)
+                        && c["fps"].as_f64() > Some(10.0)
                 })
             })
         },
@@ -436,34 +436,42 @@ fn daemon_streams_mjpeg_and_yuyv_and_survives_unplug_eio_and_stall() {
     for r in &all {
         assert_valid(&validator, r);
     }
-    // till kept its frame rate throughout: every health message after its
-    // first second shows it streaming at ~30 fps, never reconnecting.
+    // till kept its frame rate throughout: `streaming` and never
+    // reconnecting in every health message, and ~30 frames per second of
+    // health-message time from its first to its last (the per-message fps
+    // is a 10-frame average, noisy on a loaded machine: only a sanity band).
     let healths = kind(&all, "health");
-    let till_states: Vec<(String, f64, u64)> = healths
+    let till: Vec<(f64, u64, String, f64, u64)> = healths
         .iter()
         .filter_map(|h| {
-            cam(&health_cameras(h), "till").map(|c| {
-                (
-                    c["state"].as_str().unwrap().to_string(),
-                    c["fps"].as_f64().unwrap(),
-                    c["reconnects"].as_u64().unwrap(),
-                )
-            })
+            let c = cam(&health_cameras(h), "till")?.clone();
+            let at = humantime::parse_rfc3339(h.json["at"].as_str()?).ok()?;
+            let at = at.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs_f64();
+            Some((
+                at,
+                c["captured"].as_u64()?,
+                c["state"].as_str()?.to_string(),
+                c["fps"].as_f64()?,
+                c["reconnects"].as_u64()?,
+            ))
         })
-        .filter(|(_, fps, _)| *fps > 0.0)
+        .filter(|t| t.1 > 0)
         .collect();
-    assert!(till_states.len() >= 5, "{till_states:?}");
-    for (state, fps, reconnects) in &till_states {
-        assert_eq!(
-            (state.as_str(), *reconnects),
-            ("streaming", 0),
-            "{till_states:?}"
-        );
-        assert!(
-            (25.0..=35.0).contains(fps),
-            "till's rate moved while door failed: {till_states:?}"
-        );
+    assert!(till.len() >= 5, "{till:?}");
+    for (_, _, state, fps, reconnects) in &till[1..] {
+        assert_eq!((state.as_str(), *reconnects), ("streaming", 0), "{till:?}");
+        assert!((10.0..=60.0).contains(fps), "{till:?}");
     }
+    let (first, last) = (&till[0], &till[till.len() - 1]);
+    let rate = (last.1 - first.1) as f64 / (last.0 - first.0);
+    eprintln!(
+        "till while door failed: {rate:.1} fps over {:.1} s",
+        last.0 - first.0
+    );
+    assert!(
+        (24.0..=36.0).contains(&rate),
+        "till's rate moved while door failed: {rate:.1} fps; {till:?}"
+    );
     let last = healths.last().unwrap();
     let cams = health_cameras(last);
     let d = cam(&cams, "door").unwrap();

@@ -129,6 +129,14 @@ pub struct V4l2Source {
     state: SourceState,
     stop: StopToken,
     seq: u64,
+    down: Option<Down>,
+}
+
+/// Since when and why a camera is away (for logging once per change).
+struct Down {
+    since: Instant,
+    failures: u32,
+    last: String,
 }
 
 /// The open stream and what was negotiated for it.
@@ -155,6 +163,7 @@ impl V4l2Source {
             state: SourceState::Reconnecting { attempt: 0 },
             stop: StopToken::new(),
             seq: 0,
+            down: None,
         }
     }
 
@@ -232,11 +241,25 @@ impl V4l2Source {
             self.name,
             humantime::format_duration(round_ms(wait))
         );
-        // The first failure is a warning; retries while it stays away are quieter.
+        // Logged once per change: the first failure is a warning, a retry
+        // failing for another reason is info, the same failure again debug;
+        // the recovery says how long it took and how many attempts failed.
+        let kind = reason.split(" (").next().unwrap_or(&reason).to_string();
         if attempt == 1 {
             log::warn!("{msg}");
-        } else {
-            log::info!("{msg}");
+            self.down = Some(Down {
+                since: Instant::now(),
+                failures: 1,
+                last: kind,
+            });
+        } else if let Some(down) = self.down.as_mut() {
+            down.failures += 1;
+            if down.last != kind {
+                log::info!("{msg}");
+                down.last = kind;
+            } else {
+                log::debug!("{msg}");
+            }
         }
         CaptureError::Interrupted {
             reason: msg,
@@ -293,6 +316,14 @@ impl V4l2Source {
         live.pending_lost = 0;
         self.supervisor.frame(now);
         self.state = SourceState::Streaming;
+        if let Some(down) = self.down.take() {
+            log::info!(
+                "camera {}: streaming again after {} ({} failed attempts)",
+                self.name,
+                humantime::format_duration(round_ms(now - down.since)),
+                down.failures
+            );
+        }
         let format = g.pixel_format().expect("checked at connect");
         let frame = Frame {
             camera: self.name.clone(),
