@@ -37,19 +37,7 @@ fn median_ms(runs: usize, mut f: impl FnMut()) -> f64 {
 }
 
 fn frame(format: PixelFormat, w: u32, h: u32, data: Vec<u8>) -> Frame {
-    Frame {
-        camera: "bench".into(),
-        seq: 0,
-        captured_at: std::time::SystemTime::now(),
-        driver_timestamp: None,
-        driver_sequence: None,
-        lost_before: 0,
-        width: w,
-        height: h,
-        format,
-        stride: 0,
-        data,
-    }
+    Frame::still("bench", format, w, h, data)
 }
 
 fn main() {

@@ -155,6 +155,13 @@ impl Rig {
         ]
     }
 
+    /// `stylecam run --config cfg` seeing the fake nodes.
+    fn daemon(&self, cfg: &Path) -> Daemon {
+        let mut cmd = stylecam();
+        cmd.args(["run", "--config"]).arg(cfg).envs(self.env());
+        Daemon::spawn(cmd)
+    }
+
     fn log(&self) -> String {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
@@ -377,9 +384,7 @@ fn daemon_streams_mjpeg_and_yuyv_and_survives_unplug_eio_and_stall() {
     ) + &camera("till", &till, "\"yuyv\"", 640, 480, "");
     let cfg = config(dir.path(), broker.port, "it-v4l2", &cameras);
     let sub = Collector::start(broker.port, "stylecam/it-v4l2/#", "it-v4l2-sub");
-    let mut cmd = stylecam();
-    cmd.args(["run", "--config"]).arg(&cfg).envs(rig.env());
-    let mut daemon = Daemon::spawn(cmd);
+    let mut daemon = rig.daemon(&cfg);
 
     let validator = schema();
     // Both cameras produce events.
@@ -514,9 +519,7 @@ fn twenty_reconnect_cycles_leak_no_fd_mapping_or_thread() {
     ) + &camera("steady", &steady, "\"mjpeg\"", 640, 480, "");
     let cfg = config(dir.path(), broker.port, "it-v4l2-leak", &cameras);
     let sub = Collector::start(broker.port, "stylecam/it-v4l2-leak/#", "it-v4l2-leak-sub");
-    let mut cmd = stylecam();
-    cmd.args(["run", "--config"]).arg(&cfg).envs(rig.env());
-    let mut daemon = Daemon::spawn(cmd);
+    let mut daemon = rig.daemon(&cfg);
     let pid = daemon.child.id();
     let maps = || {
         std::fs::read_to_string(format!("/proc/{pid}/maps"))
@@ -587,9 +590,7 @@ fn a_busy_or_absent_camera_is_retried_until_it_can_be_used() {
         );
     let cfg = config(dir.path(), broker.port, "it-v4l2-busy", &cameras);
     let sub = Collector::start(broker.port, "stylecam/it-v4l2-busy/#", "it-v4l2-busy-sub");
-    let mut cmd = stylecam();
-    cmd.args(["run", "--config"]).arg(&cfg).envs(rig.env());
-    let mut daemon = Daemon::spawn(cmd);
+    let mut daemon = rig.daemon(&cfg);
     let all = sub.wait_for(
         "events from the busy camera once it is free",
         Duration::from_secs(60),

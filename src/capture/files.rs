@@ -8,7 +8,6 @@ use crate::config::FilesCamera;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::SystemTime;
 
 pub struct FilesSource {
     camera: Arc<str>,
@@ -163,17 +162,8 @@ pub fn image_frame(path: &Path, camera: &str) -> Result<Frame, String> {
 /// A decoded image as a frame captured now.
 fn still(camera: Arc<str>, seq: u64, (width, height, format, data): Decoded) -> Frame {
     Frame {
-        camera,
         seq,
-        captured_at: SystemTime::now(),
-        driver_timestamp: None,
-        driver_sequence: None,
-        lost_before: 0,
-        width,
-        height,
-        format,
-        stride: 0,
-        data,
+        ..Frame::still(camera, format, width, height, data)
     }
 }
 

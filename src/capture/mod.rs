@@ -57,6 +57,30 @@ pub struct Frame {
 }
 
 impl Frame {
+    /// A tightly packed frame with no driver metadata, captured now, as
+    /// camera `camera` frame 0 (for tests, benchmarks and still images).
+    pub fn still(
+        camera: impl Into<Arc<str>>,
+        format: PixelFormat,
+        width: u32,
+        height: u32,
+        data: Vec<u8>,
+    ) -> Self {
+        Self {
+            camera: camera.into(),
+            seq: 0,
+            captured_at: SystemTime::now(),
+            driver_timestamp: None,
+            driver_sequence: None,
+            lost_before: 0,
+            width,
+            height,
+            format,
+            stride: 0,
+            data,
+        }
+    }
+
     /// Bytes per row of the first plane.
     pub fn row_bytes(&self) -> usize {
         if self.stride != 0 {

@@ -233,7 +233,6 @@ pub(crate) mod tests {
     use super::super::{preprocess_reference_into, ResizeMode, Spec};
     use super::*;
     use crate::capture::encode;
-    use std::time::SystemTime;
 
     pub(crate) fn photo(name: &str) -> image::RgbImage {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -252,17 +251,8 @@ pub(crate) mod tests {
         stride: usize,
     ) -> Frame {
         Frame {
-            camera: "t".into(),
-            seq: 0,
-            captured_at: SystemTime::now(),
-            driver_timestamp: None,
-            driver_sequence: None,
-            lost_before: 0,
-            width: w,
-            height: h,
-            format,
             stride,
-            data,
+            ..Frame::still("t", format, w, h, data)
         }
     }
 

@@ -232,22 +232,9 @@ fn normalize_into(hwc: &[f32], spec: &Spec, out: &mut [f32]) {
 mod tests {
     use super::*;
     use crate::capture::PixelFormat;
-    use std::time::SystemTime;
 
     fn frame(w: u32, h: u32, format: PixelFormat, data: Vec<u8>) -> Frame {
-        Frame {
-            camera: "t".into(),
-            seq: 0,
-            captured_at: SystemTime::now(),
-            driver_timestamp: None,
-            driver_sequence: None,
-            lost_before: 0,
-            width: w,
-            height: h,
-            format,
-            stride: 0,
-            data,
-        }
+        Frame::still("t", format, w, h, data)
     }
 
     #[test]
