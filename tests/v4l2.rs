@@ -731,3 +731,162 @@ fn driver_timestamps_and_sequence_reach_the_frame() {
         },
     );
 }
+
+/// One HTTP GET to the daemon: (status code, body).
+fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let code = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n")?.1.to_string();
+    Some((code, body))
+}
+
+#[test]
+fn metrics_parse_and_healthz_follows_a_lost_camera() {
+    if !available("mosquitto", mosquitto_path().is_some())
+        || !available("Python prometheus_client", python_has("prometheus_client"))
+    {
+        return;
+    }
+    let mut rig = Rig::new();
+    // Unplugged after 90 frames (3 s) for 4 s: longer than the 1 s grace.
+    let door = rig.node(
+        "Door Cam",
+        &[("MJPG", 640, 480, 30)],
+        &[("unplug_after", 90), ("down_ms", 4000), ("cycles", 1)],
+    );
+    let till = rig.node("Till Cam", &[("NV12", 640, 480, 30)], &[]);
+    let broker = Mosquitto::start(free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cameras = camera(
+        "door",
+        &door,
+        "\"mjpeg\"",
+        640,
+        480,
+        "backoff_min_ms = 100\nbackoff_max_ms = 400",
+    ) + &camera("till", &till, "\"nv12\"", 640, 480, "");
+    let cfg = config(dir.path(), broker.port, "it-metrics", &cameras);
+    let text = std::fs::read_to_string(&cfg).unwrap()
+        + &format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\ncamera_grace_s = 1\n");
+    std::fs::write(&cfg, text).unwrap();
+    let sub = Collector::start(broker.port, "stylecam/it-metrics/#", "it-metrics-sub");
+    let daemon = rig.daemon(&cfg);
+    sub.wait_for("events from both cameras", Duration::from_secs(60), |all| {
+        styles_of(all, "door") >= 1 && styles_of(all, "till") >= 1
+    });
+    std::thread::sleep(Duration::from_secs(1)); // ~30 frames each
+    let (code, body) = http_get(port, "/healthz").expect("healthz answers");
+    assert_eq!(
+        (code, body.trim()),
+        (200, "{\"status\":\"ok\"}"),
+        "while both stream"
+    );
+
+    // Scrape and parse with the Python client's OpenMetrics parser.
+    let (code, metrics) = http_get(port, "/metrics").unwrap();
+    assert_eq!(code, 200);
+    let mut py = Command::new("python3")
+        .arg(repo().join("tests/ref/parse_metrics.py"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        py.stdin
+            .take()
+            .unwrap()
+            .write_all(metrics.as_bytes())
+            .unwrap();
+    }
+    let out = py.wait_with_output().unwrap();
+    assert!(out.status.success(), "the parser rejected:\n{metrics}");
+    let families: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for name in [
+        "stylecam_build",
+        "stylecam_model",
+        "stylecam_camera_frames",
+        "stylecam_camera_fps",
+        "stylecam_camera_state",
+        "stylecam_camera_reconnects",
+        "stylecam_camera_connect_failures",
+        "stylecam_frames_inferred",
+        "stylecam_inference_seconds",
+        "stylecam_inference_batch_size",
+        "stylecam_events",
+        "stylecam_mqtt_acked",
+        "stylecam_outbox_pending",
+        "stylecam_outbox_dropped",
+        "stylecam_mqtt_connected",
+        "stylecam_mqtt_connection_errors",
+    ] {
+        assert!(
+            families.get(name).is_some(),
+            "{name} missing from\n{metrics}"
+        );
+    }
+    let samples = |family: &str| families[family].as_array().unwrap().clone();
+    let of = |family: &str, camera: &str, key: &str, val: &str| {
+        samples(family)
+            .iter()
+            .find(|s| s[0]["camera"] == camera && (key.is_empty() || s[0][key] == val))
+            .map(|s| s[1].as_f64().unwrap())
+    };
+    for cam in ["door", "till"] {
+        assert!(
+            of("stylecam_camera_frames", cam, "outcome", "captured") > Some(10.0),
+            "{cam}"
+        );
+        assert_eq!(
+            of("stylecam_camera_state", cam, "state", "streaming"),
+            Some(1.0)
+        );
+        assert!(of("stylecam_camera_fps", cam, "", "") > Some(5.0));
+    }
+    assert_eq!(samples("stylecam_mqtt_connected")[0][1], 1.0);
+    assert!(samples("stylecam_inference_seconds")
+        .iter()
+        .any(|s| s[2] == "stylecam_inference_seconds_count" && s[1].as_f64() > Some(0.0)));
+    let model = &samples("stylecam_model")[0][0];
+    assert_eq!(model["backend"], "cpu", "{model}");
+
+    // door goes away for 4 s: after the 1 s grace /healthz says why.
+    wait_until("the unplug", Duration::from_secs(30), || {
+        rig.count("unplug") >= 1
+    });
+    let mut unhealthy = None;
+    wait_until("/healthz 503", Duration::from_secs(10), || {
+        unhealthy = http_get(port, "/healthz").filter(|(c, _)| *c == 503);
+        unhealthy.is_some()
+    });
+    let (_, body) = unhealthy.unwrap();
+    let reasons: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(reasons["status"], "unhealthy");
+    let why = reasons["reasons"][0].as_str().unwrap();
+    assert!(
+        why.contains("camera door has been reconnecting") && why.contains("camera_grace_s"),
+        "{body}"
+    );
+    let (_, m) = http_get(port, "/metrics").unwrap();
+    assert!(
+        m.contains("stylecam_camera_state{camera=\"door\",state=\"reconnecting\"} 1"),
+        "{m}"
+    );
+    // Back when it returns.
+    wait_until("/healthz 200 again", Duration::from_secs(20), || {
+        http_get(port, "/healthz").is_some_and(|(c, _)| c == 200)
+    });
+    assert!(rig.count("replug") >= 1);
+    let (_, m) = http_get(port, "/metrics").unwrap();
+    assert!(
+        m.contains("stylecam_camera_reconnects_total{camera=\"door\"} 1"),
+        "{m}"
+    );
+    drop(daemon);
+}

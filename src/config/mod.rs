@@ -38,6 +38,36 @@ pub struct Config {
     pub mqtt: MqttConfig,
     #[serde(default)]
     pub outbox: OutboxConfig,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+/// `/metrics` (Prometheus/OpenMetrics text) and `/healthz` over HTTP.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// `host:port` to serve on; loopback by default; "" turns it off.
+    #[serde(default = "default_metrics_listen")]
+    pub listen: String,
+    /// `/healthz` fails once a camera has been reconnecting this long.
+    #[serde(default = "default_camera_grace_s")]
+    pub camera_grace_s: u64,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_metrics_listen(),
+            camera_grace_s: default_camera_grace_s(),
+        }
+    }
+}
+
+fn default_metrics_listen() -> String {
+    "127.0.0.1:9464".into()
+}
+fn default_camera_grace_s() -> u64 {
+    30
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -406,6 +406,16 @@ impl Config {
                 "set mqtt.keep_alive_s = 30",
             ));
         }
+        if !self.metrics.listen.is_empty()
+            && self.metrics.listen.parse::<std::net::SocketAddr>().is_err()
+        {
+            return Err(err(
+                "metrics.listen",
+                format!("{:?}", self.metrics.listen),
+                "is not a host:port address",
+                "set metrics.listen = \"127.0.0.1:9464\" (or \"\" to turn /metrics and /healthz off)",
+            ));
+        }
         Ok(Validated(self))
     }
 }

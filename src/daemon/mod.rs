@@ -14,6 +14,7 @@
 //! resolves; either way queued frames are finished and pending events are
 //! flushed to the broker (up to a timeout) before it returns.
 
+pub mod http;
 mod inference;
 pub mod notify;
 pub mod pipeline;
@@ -98,6 +99,17 @@ pub async fn run(
     }
     let (store, restored) = Store::open(&outbox_path)?;
     let publisher = Publisher::start(settings.clone(), store, restored.pending, metrics.clone());
+    if !cfg.metrics.listen.is_empty() {
+        let rules = http::Rules {
+            camera_grace: std::time::Duration::from_secs(cfg.metrics.camera_grace_s),
+            outbox_limit: cfg.outbox.max_events as u64,
+        };
+        tokio::spawn(http::serve(
+            cfg.metrics.listen.clone(),
+            metrics.clone(),
+            rules,
+        ));
+    }
     let out = Outlet {
         publisher: Arc::new(publisher),
         topics,
@@ -192,6 +204,9 @@ fn keys_needing_restart(
     }
     if old.outbox != new.outbox {
         keys.push("outbox");
+    }
+    if old.metrics != new.metrics {
+        keys.push("metrics");
     }
     keys
 }

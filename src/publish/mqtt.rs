@@ -311,6 +311,7 @@ async fn run(
                             metrics.mqtt_attempted();
                             log::info!("mqtt: connected to {}:{}", s.host, s.port);
                             connected = true;
+                            metrics.set_mqtt_connected(true);
                             was_down_logged = false;
                             publish_status(&client, &mut d.outbox, &s.topics, true);
                         }
@@ -321,6 +322,7 @@ async fn run(
                                 was_down_logged = true;
                             }
                             connected = false;
+                            metrics.set_mqtt_connected(false);
                             d.outbox.on_disconnect();
                         }
                         Some(Link::Written(pkid)) => d.outbox.on_written(pkid),

@@ -2,6 +2,7 @@
 //! relaxed atomics from any thread, read as a [`Snapshot`].
 
 mod histogram;
+pub mod prometheus;
 
 pub use histogram::{Histogram, Quantiles};
 
@@ -51,6 +52,10 @@ pub struct Metrics {
     /// Milliseconds since [`START`] of each loop's last turn ([`Beat`]).
     beats: [AtomicU64; 2],
     mqtt_attempted: std::sync::atomic::AtomicBool,
+    mqtt_connected: std::sync::atomic::AtomicBool,
+    /// Inference time per batch, and batch sizes, for `/metrics`.
+    infer_seconds: std::sync::OnceLock<prometheus_client::metrics::histogram::Histogram>,
+    batch_sizes: std::sync::OnceLock<prometheus_client::metrics::histogram::Histogram>,
 }
 
 /// The loops whose turns the watchdog watches.
@@ -92,6 +97,17 @@ struct Live {
     interval: f64,
     /// Why the source last went to `reconnecting`.
     last_error: Option<String>,
+    /// When `state` last changed.
+    since: Option<Instant>,
+}
+
+impl Live {
+    fn enter(&mut self, state: &'static str) {
+        if self.state != state {
+            self.state = state;
+            self.since = Some(Instant::now());
+        }
+    }
 }
 
 impl CameraStats {
@@ -110,7 +126,7 @@ impl CameraStats {
             };
         }
         live.last_frame = Some(now);
-        live.state = state;
+        live.enter(state);
     }
     pub fn dropped(&self) {
         self.dropped.fetch_add(1, Relaxed);
@@ -120,7 +136,7 @@ impl CameraStats {
     }
     /// The source's state changed without a frame (`ended`, `stopped`, `failed`).
     pub fn set_state(&self, state: &'static str) {
-        self.live.lock().expect("camera stats").state = state;
+        self.live.lock().expect("camera stats").enter(state);
     }
     /// The source lost `n` frames before the one it delivered (a gap in the
     /// driver's sequence).
@@ -136,7 +152,7 @@ impl CameraStats {
             self.connect_failures.fetch_add(1, Relaxed);
         }
         let mut live = self.live.lock().expect("camera stats");
-        live.state = "reconnecting";
+        live.enter("reconnecting");
         live.interval = 0.0;
         live.last_frame = None;
         live.last_error = Some(why.to_string());
@@ -264,6 +280,86 @@ impl Metrics {
         self.mqtt_attempted.load(Relaxed)
     }
 
+    /// The MQTT session is up (`true` after CONNACK, `false` when it drops).
+    pub fn set_mqtt_connected(&self, up: bool) {
+        self.mqtt_connected.store(up, Relaxed);
+    }
+
+    pub fn mqtt_connected(&self) -> bool {
+        self.mqtt_connected.load(Relaxed)
+    }
+
+    /// Inference time per batch (seconds, 100 µs to ~3 s).
+    pub fn infer_seconds(&self) -> &prometheus_client::metrics::histogram::Histogram {
+        self.infer_seconds.get_or_init(|| {
+            prometheus_client::metrics::histogram::Histogram::new(
+                prometheus_client::metrics::histogram::exponential_buckets(1e-4, 2.0, 16),
+            )
+        })
+    }
+
+    /// Frames per inference batch.
+    pub fn batch_sizes(&self) -> &prometheus_client::metrics::histogram::Histogram {
+        self.batch_sizes.get_or_init(|| {
+            prometheus_client::metrics::histogram::Histogram::new([1.0, 2.0, 4.0, 8.0, 16.0, 32.0])
+        })
+    }
+
+    /// Each camera's state and how long it has been in it.
+    pub fn camera_states(&self) -> Vec<(String, &'static str, Duration)> {
+        self.cameras
+            .lock()
+            .expect("camera stats")
+            .iter()
+            .map(|(name, c)| {
+                let live = c.live.lock().expect("camera stats");
+                let age = live.since.map(|t| t.elapsed()).unwrap_or(since_start());
+                (name.clone(), live.state, age)
+            })
+            .collect()
+    }
+
+    /// `/healthz`: `Ok` when every stage is live, else the reasons: a camera
+    /// reconnecting (or failed) for longer than `camera_grace`, the inference
+    /// or publisher loop not turning for 10 s, the outbox at `outbox_limit`.
+    pub fn health(&self, camera_grace: Duration, outbox_limit: u64) -> Result<(), Vec<String>> {
+        let mut why = vec![];
+        for (name, state, age) in self.camera_states() {
+            if matches!(state, "reconnecting" | "failed") && age > camera_grace {
+                why.push(format!(
+                    "camera {name} has been {state} for {} s (metrics.camera_grace_s = {})",
+                    age.as_secs(),
+                    camera_grace.as_secs()
+                ));
+            }
+        }
+        for (beat, what) in [
+            (Beat::Inference, "inference loop"),
+            (Beat::Publisher, "MQTT publisher loop"),
+        ] {
+            match self.since_beat(beat) {
+                Some(d) if d > Duration::from_secs(10) => {
+                    why.push(format!("the {what} has not turned for {} s", d.as_secs()))
+                }
+                None if since_start() > Duration::from_secs(60) => {
+                    why.push(format!("the {what} never started"))
+                }
+                _ => {}
+            }
+        }
+        let pending = self.outbox_pending.load(Relaxed);
+        if outbox_limit > 0 && pending >= outbox_limit {
+            why.push(format!(
+                "the outbox is full ({pending} messages waiting, outbox.max_events = {outbox_limit}): the broker has been away"
+            ));
+        }
+        if why.is_empty() {
+            Ok(())
+        } else {
+            Err(why)
+        }
+    }
+
     /// A pipeline started serving `model` on `backend`; `reload` when it
     /// replaced a running one.
     pub fn pipeline_started(&self, model: String, backend: &str, reload: bool) {
@@ -303,6 +399,10 @@ impl Metrics {
         self.stage_n[idx(stage)].fetch_add(frames, Relaxed);
         if frames > 0 {
             self.stage_hist[idx(stage)].record(total / frames as u32, frames);
+        }
+        if stage == Stage::Infer && frames > 0 {
+            self.infer_seconds().observe(total.as_secs_f64());
+            self.batch_sizes().observe(frames as f64);
         }
     }
 

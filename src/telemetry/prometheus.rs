@@ -1,0 +1,212 @@
+//! `/metrics`: the telemetry as OpenMetrics text (which Prometheus
+//! scrapes), through `prometheus-client`. Counters and gauges are read from
+//! a [`Snapshot`](super::Snapshot) at scrape time; the inference latency
+//! and batch-size histograms are live in [`Metrics`].
+
+use super::Metrics;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+
+type Labels = Vec<(String, String)>;
+
+/// Every camera state a source reports (one series each, 1 for the current).
+const CAMERA_STATES: [&str; 5] = ["streaming", "reconnecting", "ended", "stopped", "failed"];
+
+fn counter(v: u64) -> Counter {
+    let c = Counter::default();
+    c.inc_by(v);
+    c
+}
+
+fn gauge(v: i64) -> Gauge {
+    let g = Gauge::default();
+    g.set(v);
+    g
+}
+
+fn labels(pairs: &[(&str, &str)]) -> Labels {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// The OpenMetrics text of `metrics` (ends with `# EOF`).
+pub fn render(metrics: &Metrics) -> String {
+    let s = metrics.snapshot();
+    let mut r = Registry::with_prefix("stylecam");
+    r.register(
+        "build",
+        "The running stylecam's version",
+        Info::new(labels(&[("version", env!("CARGO_PKG_VERSION"))])),
+    );
+    r.register(
+        "model",
+        "The model bundle being served and the backend it runs on",
+        Info::new(labels(&[
+            ("model", &s.pipeline.model),
+            ("backend", &s.pipeline.backend),
+        ])),
+    );
+
+    let frames = Family::<Labels, Counter>::default();
+    let fps = Family::<Labels, Gauge<f64, AtomicU64>>::default();
+    let state = Family::<Labels, Gauge>::default();
+    let reconnects = Family::<Labels, Counter>::default();
+    let connect_failures = Family::<Labels, Counter>::default();
+    for c in &s.cameras {
+        for (outcome, n) in [
+            ("captured", c.captured),
+            ("dropped_stale", c.dropped),
+            ("lost_at_source", c.lost),
+            ("skipped", c.skipped),
+        ] {
+            frames
+                .get_or_create(&labels(&[("camera", &c.name), ("outcome", outcome)]))
+                .inc_by(n);
+        }
+        fps.get_or_create(&labels(&[("camera", &c.name)]))
+            .set(c.fps);
+        for st in CAMERA_STATES {
+            state
+                .get_or_create(&labels(&[("camera", &c.name), ("state", st)]))
+                .set(i64::from(c.state == st));
+        }
+        reconnects
+            .get_or_create(&labels(&[("camera", &c.name)]))
+            .inc_by(c.reconnects);
+        connect_failures
+            .get_or_create(&labels(&[("camera", &c.name)]))
+            .inc_by(c.connect_failures);
+    }
+    r.register(
+        "camera_frames",
+        "Frames per camera by outcome: captured, dropped as stale (inference lagged), lost at the source (gaps in the driver's sequence), skipped (undecodable or corrupt)",
+        frames,
+    );
+    r.register(
+        "camera_fps",
+        "Frames per second over the last ~10 frames",
+        fps,
+    );
+    r.register(
+        "camera_state",
+        "1 for the camera's current source state",
+        state,
+    );
+    r.register(
+        "camera_reconnects",
+        "Times a streaming device was lost (unplug, I/O error, stall)",
+        reconnects,
+    );
+    r.register(
+        "camera_connect_failures",
+        "Failed attempts to open or re-open the device",
+        connect_failures,
+    );
+
+    r.register(
+        "frames_inferred",
+        "Frames the backend ran",
+        counter(s.frames_inferred),
+    );
+    r.register(
+        "frames_failed",
+        "Frames in batches the backend failed to run",
+        counter(s.frames_failed),
+    );
+    r.register(
+        "backend_reopens",
+        "Times the backend was re-opened after repeated failures",
+        counter(s.backend_reopens),
+    );
+    r.register(
+        "inference_seconds",
+        "Time per inference batch",
+        metrics.infer_seconds().clone(),
+    );
+    r.register(
+        "inference_batch_size",
+        "Frames per inference batch",
+        metrics.batch_sizes().clone(),
+    );
+    r.register("events", "Tag events decided", counter(s.events));
+    r.register(
+        "mqtt_acked",
+        "QoS 1 messages the broker acknowledged",
+        counter(s.events_acked),
+    );
+    r.register(
+        "outbox_pending",
+        "QoS 1 messages waiting in the outbox for the broker",
+        gauge(s.outbox_pending as i64),
+    );
+    r.register(
+        "outbox_dropped",
+        "QoS 1 messages dropped because the outbox was full or too old",
+        counter(s.events_dropped),
+    );
+    r.register(
+        "outbox_write_errors",
+        "Failed writes to the outbox (full or read-only disk)",
+        counter(s.outbox_write_errors),
+    );
+    r.register(
+        "mqtt_connected",
+        "1 while the MQTT session is up",
+        gauge(i64::from(metrics.mqtt_connected())),
+    );
+    r.register(
+        "mqtt_connection_errors",
+        "Failed or lost MQTT connections",
+        counter(s.mqtt_connection_errors),
+    );
+    r.register(
+        "reloads",
+        "Reloads (SIGHUP) that swapped in a new pipeline",
+        counter(s.pipeline.reloads),
+    );
+    r.register(
+        "reload_failures",
+        "Reloads that failed (the old pipeline kept serving)",
+        counter(s.pipeline.reload_failures),
+    );
+    let mut out = String::new();
+    encode(&mut out, &r).expect("writing to a String");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::Stage;
+    use std::time::Duration;
+
+    #[test]
+    fn every_series_is_there_with_labels_per_camera() {
+        let m = Metrics::default();
+        m.camera("door").captured("streaming");
+        m.camera("till").interrupted("unplugged", true);
+        m.time(Stage::Infer, Duration::from_millis(8), 4);
+        m.set_mqtt_connected(true);
+        let text = render(&m);
+        for want in [
+            "stylecam_build_info{version=\"",
+            "stylecam_camera_frames_total{camera=\"door\",outcome=\"captured\"} 1",
+            "stylecam_camera_state{camera=\"till\",state=\"reconnecting\"} 1",
+            "stylecam_camera_state{camera=\"door\",state=\"streaming\"} 1",
+            "stylecam_camera_reconnects_total{camera=\"till\"} 1",
+            "stylecam_inference_seconds_count 1",
+            "stylecam_inference_batch_size_bucket{le=\"4.0\"} 1",
+            "stylecam_mqtt_connected 1",
+            "# EOF",
+        ] {
+            assert!(text.contains(want), "missing {want:?} in\n{text}");
+        }
+    }
+}
