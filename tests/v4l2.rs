@@ -816,6 +816,7 @@ fn metrics_parse_and_healthz_follows_a_lost_camera() {
         "stylecam_camera_state",
         "stylecam_camera_reconnects",
         "stylecam_camera_connect_failures",
+        "stylecam_queue_depth",
         "stylecam_frames_inferred",
         "stylecam_inference_seconds",
         "stylecam_inference_batch_size",
@@ -848,6 +849,10 @@ fn metrics_parse_and_healthz_follows_a_lost_camera() {
             Some(1.0)
         );
         assert!(of("stylecam_camera_fps", cam, "", "") > Some(5.0));
+        assert!(
+            of("stylecam_queue_depth", cam, "", "").is_some_and(|d| d <= 2.0),
+            "{cam}: at most pipeline.queue_depth"
+        );
     }
     assert_eq!(samples("stylecam_mqtt_connected")[0][1], 1.0);
     assert!(samples("stylecam_inference_seconds")

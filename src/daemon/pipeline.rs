@@ -111,6 +111,11 @@ impl Pipeline {
                 crate::preprocess::mjpeg::auto_decoder()
             );
         }
+        let names: Vec<String> = cfg.cameras.iter().map(|c| c.name.clone()).collect();
+        let probe_queues = queues.clone();
+        out.metrics.set_queue_probe(Arc::new(move || {
+            names.iter().cloned().zip(probe_queues.depths()).collect()
+        }));
         let mut stops = vec![];
         let mut captures = vec![];
         for (i, (source, c)) in sources.into_iter().zip(&cfg.cameras).enumerate() {

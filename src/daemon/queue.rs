@@ -68,6 +68,12 @@ impl FrameQueues {
         dropped
     }
 
+    /// Frames waiting, per camera (in camera order).
+    pub fn depths(&self) -> Vec<usize> {
+        let s = self.state.lock().expect("queue lock");
+        s.queues.iter().map(VecDeque::len).collect()
+    }
+
     /// A camera will send no more frames.
     pub fn camera_ended(&self) {
         self.state.lock().expect("queue lock").live -= 1;

@@ -56,7 +56,20 @@ pub struct Metrics {
     /// Inference time per batch, and batch sizes, for `/metrics`.
     infer_seconds: std::sync::OnceLock<prometheus_client::metrics::histogram::Histogram>,
     batch_sizes: std::sync::OnceLock<prometheus_client::metrics::histogram::Histogram>,
+    /// Reads the running pipeline's queue depths (camera name, frames waiting).
+    queue_depths: Mutex<Option<Probe>>,
 }
+
+struct Probe(QueueProbe);
+
+impl std::fmt::Debug for Probe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("QueueProbe")
+    }
+}
+
+/// A running pipeline's frames waiting per camera, read at scrape time.
+pub type QueueProbe = Arc<dyn Fn() -> Vec<(String, usize)> + Send + Sync>;
 
 /// The loops whose turns the watchdog watches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -278,6 +291,22 @@ impl Metrics {
 
     pub fn has_attempted_mqtt(&self) -> bool {
         self.mqtt_attempted.load(Relaxed)
+    }
+
+    /// The running pipeline's queue depths, for `/metrics` (replaced on reload).
+    pub fn set_queue_probe(&self, probe: QueueProbe) {
+        *self.queue_depths.lock().expect("queue probe") = Some(Probe(probe));
+    }
+
+    /// Frames waiting per camera in the running pipeline.
+    pub fn queue_depths(&self) -> Vec<(String, usize)> {
+        let probe = self
+            .queue_depths
+            .lock()
+            .expect("queue probe")
+            .as_ref()
+            .map(|p| p.0.clone());
+        probe.map(|p| p()).unwrap_or_default()
     }
 
     /// The MQTT session is up (`true` after CONNACK, `false` when it drops).

@@ -110,6 +110,17 @@ pub fn render(metrics: &Metrics) -> String {
         connect_failures,
     );
 
+    let queued = Family::<Labels, Gauge>::default();
+    for (camera, n) in metrics.queue_depths() {
+        queued
+            .get_or_create(&labels(&[("camera", &camera)]))
+            .set(n as i64);
+    }
+    r.register(
+        "queue_depth",
+        "Frames waiting for inference, per camera (pipeline.queue_depth at most)",
+        queued,
+    );
     r.register(
         "frames_inferred",
         "Frames the backend ran",
