@@ -52,6 +52,36 @@ enum Command {
     CheckConfig { file: PathBuf },
     /// Print a commented default config that passes check-config.
     GenerateConfig,
+    /// Soak test: run the daemon (this binary) with N synthetic cameras on
+    /// the CPU backend and an embedded broker for a while, sampling its
+    /// memory (RSS), open fds and threads; print start, end, the slope
+    /// after warm-up and the RSS growth.
+    ///
+    /// e.g. `stylecam soak --cameras 8 --minutes 30 --max-rss-growth 2`
+    /// (exits non-zero when RSS grows more than 2% after warm-up, or fds
+    /// or threads change).
+    Soak {
+        #[arg(long, default_value_t = 8)]
+        cameras: usize,
+        /// How long to run, in minutes (fractions allowed).
+        #[arg(long, default_value_t = 30.0)]
+        minutes: f64,
+        /// Seconds between samples.
+        #[arg(long, default_value_t = 10.0)]
+        interval: f64,
+        /// Minutes of warm-up the growth and slopes leave out.
+        #[arg(long, default_value_t = 5.0)]
+        warmup: f64,
+        /// Frames per second per camera.
+        #[arg(long, default_value_t = 5.0)]
+        fps: f64,
+        /// Model bundle to serve.
+        #[arg(long, default_value = "assets/demo-bundle")]
+        bundle: PathBuf,
+        /// Fail when RSS grows more than this many percent after warm-up.
+        #[arg(long)]
+        max_rss_growth: Option<f64>,
+    },
     /// List the V4L2 cameras: name, bus, pixel formats with sizes and
     /// frame rates, and a `[[cameras]]` snippet for each to paste into the
     /// config (it uses the stable /dev/v4l/by-id name where there is one).
@@ -214,6 +244,23 @@ fn main() -> ExitCode {
         Command::Demo { seconds } => cli::demo(seconds),
         Command::CheckConfig { file } => cli::check_config(&file),
         Command::Cameras { dev } => cli::cameras(&dev),
+        Command::Soak {
+            cameras,
+            minutes,
+            interval,
+            warmup,
+            fps,
+            bundle,
+            max_rss_growth,
+        } => cli::soak::soak(&cli::soak::Plan {
+            cameras,
+            duration: std::time::Duration::from_secs_f64(minutes.max(0.0) * 60.0),
+            interval: std::time::Duration::from_secs_f64(interval.max(0.1)),
+            warmup: std::time::Duration::from_secs_f64(warmup.max(0.0) * 60.0),
+            fps,
+            bundle: std::path::absolute(&bundle).unwrap_or(bundle),
+            max_rss_growth,
+        }),
         Command::GenerateConfig => {
             print!("{}", stylecam::config::DEFAULT_TOML);
             Ok(())

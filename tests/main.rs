@@ -14,6 +14,7 @@ mod mqtt_daemon;
 mod outbox_delivery;
 mod reference;
 mod reload;
+mod soak;
 mod styles_real;
 mod systemd;
 #[cfg(feature = "train")]

@@ -2,6 +2,7 @@
 //! `anyhow` with context.
 
 mod demo;
+pub mod soak;
 pub mod train;
 
 pub use demo::demo;
