@@ -414,9 +414,18 @@ impl Collector {
             }
             opts.set_clean_session(clean);
             let (client, mut conn) = Client::new(opts, 64);
-            client.subscribe(filter, QoS::AtLeastOnce).unwrap();
+            client.subscribe(filter.clone(), QoS::AtLeastOnce).unwrap();
             for ev in conn.iter() {
                 match ev {
+                    // A broker that lost our session (restarted without it)
+                    // or our shared subscription (mosquitto 2.0 keeps
+                    // `$share/…` subscriptions out of its persistence file):
+                    // subscribe again, as a real consumer does.
+                    Ok(Event::Incoming(Packet::ConnAck(ack)))
+                        if !ack.session_present || filter.starts_with("$share/") =>
+                    {
+                        let _ = client.try_subscribe(filter.clone(), QoS::AtLeastOnce);
+                    }
                     Ok(Event::Incoming(Packet::SubAck(_))) => {
                         let _ = ready_tx.send(());
                     }

@@ -9,6 +9,7 @@ mod architecture;
 mod backend_suite;
 mod broker_auth;
 mod bundle_and_cli;
+mod fleet;
 mod label_files;
 mod mqtt_daemon;
 mod outbox_delivery;
