@@ -96,7 +96,16 @@ pub fn soak(plan: &Plan) -> Result<()> {
     let cfg = dir.path().join("soak.toml");
     std::fs::write(&cfg, config(dir.path(), plan, port))?;
     let exe = std::env::current_exe().context("finding this binary")?;
-    let mut child = std::process::Command::new(exe)
+    let mut cmd = std::process::Command::new(exe);
+    // The daemon goes when the soak does (Ctrl-C, kill).
+    // SAFETY: prctl in the forked child before exec, async-signal-safe.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
+    }
+    let mut child = cmd
         .args(["run", "--config"])
         .arg(&cfg)
         .env("RUST_LOG", "warn,rumqttd=off,tracing::span=off")

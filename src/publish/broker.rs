@@ -27,6 +27,10 @@ pub fn start(host: &str, port: u16) -> Result<SocketAddr, BrokerError> {
         addr: addr.to_string(),
         source,
     })?);
+    // rumqttd keeps each topic's recent messages in memory, up to
+    // max_segment_size × max_segment_count: 1 MiB × 2 bounds the embedded
+    // broker's memory on a box (the soak run showed it growing with the
+    // former 10 MiB × 10) while keeping thousands of messages per topic.
     let text = format!(
         r#"
 id = 0
@@ -34,8 +38,8 @@ id = 0
 id = 0
 max_connections = 1000
 max_outgoing_packet_count = 200
-max_segment_size = 10485760
-max_segment_count = 10
+max_segment_size = 1048576
+max_segment_count = 2
 
 [v4.1]
 name = "stylecam-embedded"
