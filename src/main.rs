@@ -52,6 +52,18 @@ enum Command {
     CheckConfig { file: PathBuf },
     /// Print a commented default config that passes check-config.
     GenerateConfig,
+    /// List the V4L2 cameras: name, bus, pixel formats with sizes and
+    /// frame rates, and a `[[cameras]]` snippet for each to paste into the
+    /// config (it uses the stable /dev/v4l/by-id name where there is one).
+    ///
+    /// A camera another program is streaming from is still listed; one
+    /// that cannot be opened is listed with the reason (often: the user is
+    /// not in the `video` group).
+    Cameras {
+        /// Where to look for video* nodes and v4l/by-id, v4l/by-path links.
+        #[arg(long, default_value = "/dev")]
+        dev: PathBuf,
+    },
     /// Soak test: run the daemon (this binary) with N synthetic cameras on
     /// the CPU backend and an embedded broker for a while, sampling its
     /// memory (RSS), open fds and threads; print start, end, the slope
@@ -81,18 +93,6 @@ enum Command {
         /// Fail when RSS grows more than this many percent after warm-up.
         #[arg(long)]
         max_rss_growth: Option<f64>,
-    },
-    /// List the V4L2 cameras: name, bus, pixel formats with sizes and
-    /// frame rates, and a `[[cameras]]` snippet for each to paste into the
-    /// config (it uses the stable /dev/v4l/by-id name where there is one).
-    ///
-    /// A camera another program is streaming from is still listed; one
-    /// that cannot be opened is listed with the reason (often: the user is
-    /// not in the `video` group).
-    Cameras {
-        /// Where to look for video* nodes and v4l/by-id, v4l/by-path links.
-        #[arg(long, default_value = "/dev")]
-        dev: PathBuf,
     },
     /// Fit the decision (thresholds, relations α/β, cardinality) on
     /// validation predictions and write it into the bundle's [decision].
