@@ -223,3 +223,27 @@ fn under_journald_lines_carry_syslog_priorities_and_no_timestamps() {
     );
     assert!(!plain.contains("<6>"));
 }
+
+#[test]
+fn the_tmpfiles_entry_creates_the_config_folders() {
+    let tool = ["/usr/bin/systemd-tmpfiles", "/bin/systemd-tmpfiles"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists());
+    if !available("systemd-tmpfiles (Debian package systemd)", tool.is_some()) {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(tool.unwrap())
+        .arg("--create")
+        .arg(format!("--root={}", root.path().display()))
+        .arg(repo().join("systemd/stylecam.tmpfiles"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", output_text(&out));
+    use std::os::unix::fs::PermissionsExt;
+    for d in ["etc/stylecam", "etc/stylecam/bundle"] {
+        let m = std::fs::metadata(root.path().join(d)).unwrap();
+        assert!(m.is_dir(), "{d}");
+        assert_eq!(m.permissions().mode() & 0o777, 0o755, "{d}");
+    }
+}
