@@ -474,7 +474,7 @@ fn daemon_streams_mjpeg_and_yuyv_and_survives_unplug_eio_and_stall() {
         last.0 - first.0
     );
     assert!(
-        (24.0..=36.0).contains(&rate),
+        (22.0..=36.0).contains(&rate),
         "till's rate moved while door failed: {rate:.1} fps; {till:?}"
     );
     let last = healths.last().unwrap();
