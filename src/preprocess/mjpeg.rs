@@ -112,6 +112,16 @@ fn pick(full: (u32, u32), need: (u32, u32), scales: &[u32]) -> u32 {
 /// (`(w, h)`, the resized size before cropping).
 pub fn decode(data: &[u8], need: (u32, u32), decoder: Decoder) -> Result<Decoded, String> {
     let info = info(data).ok_or("not a JPEG frame (no SOI/SOF marker)")?;
+    decode_known(data, info, need, decoder)
+}
+
+/// [`decode`] of a frame whose [`info`] the caller has already read.
+pub fn decode_known(
+    data: &[u8],
+    info: Info,
+    need: (u32, u32),
+    decoder: Decoder,
+) -> Result<Decoded, String> {
     let turbo = match decoder {
         Decoder::Rust => None,
         Decoder::Auto => turbojpeg(),
@@ -179,15 +189,6 @@ struct TjScalingFactor {
 /// The TurboJPEG functions we use (the 2.x API, also in 3.x).
 struct TurboJpeg {
     init_decompress: unsafe extern "C" fn() -> TjHandle,
-    decompress_header3: unsafe extern "C" fn(
-        TjHandle,
-        *const u8,
-        c_ulong,
-        *mut c_int,
-        *mut c_int,
-        *mut c_int,
-        *mut c_int,
-    ) -> c_int,
     decompress2: unsafe extern "C" fn(
         TjHandle,
         *const u8,
@@ -275,7 +276,6 @@ fn load_turbojpeg() -> Result<TurboJpeg, String> {
             }
             TurboJpeg {
                 init_decompress: fn_ptr(sym(c"tjInitDecompress")?),
-                decompress_header3: fn_ptr(sym(c"tjDecompressHeader3")?),
                 decompress2: fn_ptr(sym(c"tjDecompress2")?),
                 destroy: fn_ptr(sym(c"tjDestroy")?),
                 error_str2: fn_ptr(sym(c"tjGetErrorStr2")?),
@@ -314,7 +314,7 @@ thread_local! {
 }
 
 impl TurboJpeg {
-    fn decode(&self, data: &[u8], _info: Info, need: (u32, u32)) -> Result<Decoded, String> {
+    fn decode(&self, data: &[u8], info: Info, need: (u32, u32)) -> Result<Decoded, String> {
         HANDLE.with(|cell| {
             let mut slot = cell.borrow_mut();
             if slot.is_none() {
@@ -336,23 +336,8 @@ impl TurboJpeg {
                     unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
                 }
             };
-            let (mut w, mut hh, mut sub, mut cs) = (0, 0, 0, 0);
-            // SAFETY: data is a valid buffer of data.len() bytes.
-            let r = unsafe {
-                (self.decompress_header3)(
-                    h,
-                    data.as_ptr(),
-                    data.len() as c_ulong,
-                    &mut w,
-                    &mut hh,
-                    &mut sub,
-                    &mut cs,
-                )
-            };
-            if r != 0 {
-                return Err(format!("MJPEG frame does not decode: {}", err()));
-            }
-            let full = (w as u32, hh as u32);
+            // libjpeg-turbo reads the same SOF; our parse gives the size.
+            let full = (info.width, info.height);
             let n = pick(full, need, &self.eighths);
             let (sw, sh) = (scaled(full.0, n), scaled(full.1, n));
             let mut rgb = vec![0u8; sw as usize * sh as usize * 3];

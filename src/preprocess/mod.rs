@@ -175,7 +175,8 @@ pub fn mjpeg_into(
         spec.height,
         spec.resize,
     );
-    let d = mjpeg::decode(&frame.data, (p.resized_w, p.resized_h), decoder).map_err(bad)?;
+    let d =
+        mjpeg::decode_known(&frame.data, info, (p.resized_w, p.resized_h), decoder).map_err(bad)?;
     let resized = resample_rgb(
         &d.rgb,
         d.width,
