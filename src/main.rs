@@ -52,6 +52,16 @@ enum Command {
     CheckConfig { file: PathBuf },
     /// Print a commented default config that passes check-config.
     GenerateConfig,
+    /// Build the TensorRT engine for the config's bundle on this GPU, if
+    /// the config runs TensorRT (`model.backend = "tensorrt"`, or `auto`
+    /// where TensorRT is usable). The systemd unit stylecam-engine.service
+    /// runs this before the daemon; on another backend, or with `auto` and
+    /// no TensorRT here, it prints why no engine is needed and exits 0.
+    BuildEngine {
+        /// TOML config file (without it: the built-in default config).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
     /// List the V4L2 cameras: name, bus, pixel formats with sizes and
     /// frame rates, and a `[[cameras]]` snippet for each to paste into the
     /// config (it uses the stable /dev/v4l/by-id name where there is one).
@@ -243,6 +253,7 @@ fn main() -> ExitCode {
         Command::Run { config } => cli::run(config.as_deref()),
         Command::Demo { seconds } => cli::demo(seconds),
         Command::CheckConfig { file } => cli::check_config(&file),
+        Command::BuildEngine { config } => cli::build_engine(config.as_deref()),
         Command::Cameras { dev } => cli::cameras(&dev),
         Command::Soak {
             cameras,

@@ -13,6 +13,7 @@ mod fleet;
 mod label_files;
 mod mqtt_daemon;
 mod outbox_delivery;
+mod package;
 mod reference;
 mod reload;
 mod soak;

@@ -733,18 +733,6 @@ fn driver_timestamps_and_sequence_reach_the_frame() {
 }
 
 /// One HTTP GET to the daemon: (status code, body).
-fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    let code = text.split_whitespace().nth(1)?.parse().ok()?;
-    let body = text.split_once("\r\n\r\n")?.1.to_string();
-    Some((code, body))
-}
-
 #[test]
 fn metrics_parse_and_healthz_follows_a_lost_camera() {
     if !available("mosquitto", mosquitto_path().is_some())

@@ -151,6 +151,48 @@ pub fn check_config(file: &Path) -> Result<()> {
     Ok(())
 }
 
+/// `stylecam build-engine`: builds the bundle's TensorRT engine where the
+/// config runs, or may run, TensorRT (what stylecam-engine.service runs
+/// before the daemon). Where the bundle runs on another backend, or
+/// `auto` finds no TensorRT, it says why no engine is needed and succeeds,
+/// so the unit is harmless on a box without a GPU.
+pub fn build_engine(file: Option<&Path>) -> Result<()> {
+    use stylecam::config::BackendKind;
+    use stylecam::infer::tensorrt;
+    let cfg = config::load_validated(file)?;
+    let bundle = load_bundle(&cfg)?;
+    let key = || {
+        format!(
+            "config key `model.backend` = {:?}",
+            cfg.model.backend.as_str()
+        )
+    };
+    match cfg.model.backend {
+        BackendKind::Cpu | BackendKind::Onnxruntime => {
+            println!(
+                "{}: the bundle runs without a TensorRT engine; nothing to build",
+                key()
+            );
+            return Ok(());
+        }
+        BackendKind::Auto => {
+            if let Err(e) = tensorrt::probe() {
+                println!(
+                    "{}: TensorRT is not usable here ({e}); the daemon runs onnxruntime or cpu, so there is nothing to build",
+                    key()
+                );
+                return Ok(());
+            }
+        }
+        BackendKind::Tensorrt => {
+            tensorrt::probe().with_context(key)?;
+        }
+    }
+    let engine = tensorrt::build_engine(&bundle).with_context(key)?;
+    println!("engine for {}: {}", bundle.manifest.name, engine.display());
+    Ok(())
+}
+
 fn read_pair(
     preds: &Path,
     labels: &Path,

@@ -34,6 +34,14 @@ pub fn probe() -> Result<String, InferError> {
     Err(unavailable())
 }
 
+/// Builds (or finds in the cache) the TensorRT engine for `bundle` and
+/// returns its path: what `stylecam build-engine` and the engine oneshot
+/// unit run. The builder is the TensorRT issue's work; until it lands this
+/// says so.
+pub fn build_engine(_bundle: &Bundle) -> Result<std::path::PathBuf, InferError> {
+    Err(unavailable())
+}
+
 impl TensorRtBackend {
     pub fn load(_bundle: &Bundle) -> Result<Self, InferError> {
         Err(unavailable())
