@@ -19,5 +19,6 @@ pub mod telemetry;
 #[cfg(feature = "train")]
 pub mod train;
 
+mod dl;
 pub mod rng;
 mod short_float;

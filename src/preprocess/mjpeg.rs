@@ -262,7 +262,7 @@ fn load_turbojpeg() -> Result<TurboJpeg, String> {
         // SAFETY: each symbol has the TurboJPEG 2.x signature it is cast to.
         let t = unsafe {
             let factors: unsafe extern "C" fn(*mut c_int) -> *mut TjScalingFactor =
-                fn_ptr(sym(c"tjGetScalingFactors")?);
+                crate::dl::fn_ptr(sym(c"tjGetScalingFactors")?);
             let mut n = 0;
             let list = factors(&mut n);
             let mut eighths = vec![];
@@ -275,26 +275,16 @@ fn load_turbojpeg() -> Result<TurboJpeg, String> {
                 }
             }
             TurboJpeg {
-                init_decompress: fn_ptr(sym(c"tjInitDecompress")?),
-                decompress2: fn_ptr(sym(c"tjDecompress2")?),
-                destroy: fn_ptr(sym(c"tjDestroy")?),
-                error_str2: fn_ptr(sym(c"tjGetErrorStr2")?),
+                init_decompress: crate::dl::fn_ptr(sym(c"tjInitDecompress")?),
+                decompress2: crate::dl::fn_ptr(sym(c"tjDecompress2")?),
+                destroy: crate::dl::fn_ptr(sym(c"tjDestroy")?),
+                error_str2: crate::dl::fn_ptr(sym(c"tjGetErrorStr2")?),
                 eighths: if eighths.is_empty() { vec![8] } else { eighths },
             }
         };
         return Ok(t);
     }
     Err(format!("libturbojpeg not found: {}", why.join("; ")))
-}
-
-/// A symbol's address as the function pointer type `F`.
-///
-/// # Safety
-/// `F` must be a function pointer type matching the symbol's signature.
-unsafe fn fn_ptr<F: Copy>(p: *mut c_void) -> F {
-    assert_eq!(std::mem::size_of::<F>(), std::mem::size_of::<*mut c_void>());
-    // SAFETY: same size; the caller vouches for the signature.
-    unsafe { std::mem::transmute_copy(&p) }
 }
 
 /// One TurboJPEG decompressor per thread (a handle is not thread-safe).

@@ -25,7 +25,9 @@
 
 mod convert;
 mod fused;
+pub mod kernels;
 pub mod mjpeg;
+pub mod nvrtc;
 mod resize;
 
 pub use convert::to_rgb8;
@@ -218,9 +220,9 @@ pub fn preprocess(frame: &Frame, spec: &Spec) -> Result<Vec<f32>, PreprocessErro
 /// HWC values in 0..=255 (padding marked as NaN) → normalised CHW.
 fn normalize_into(hwc: &[f32], spec: &Spec, out: &mut [f32]) {
     let plane = spec.width as usize * spec.height as usize;
+    let norm = kernels::Norm::new(spec);
     for c in 0..3 {
-        let scale = 1.0 / (255.0 * spec.std[c]);
-        let shift = spec.mean[c] / spec.std[c];
+        let (scale, shift) = (norm.scale[c], norm.shift[c]);
         let dst = &mut out[c * plane..(c + 1) * plane];
         for (i, d) in dst.iter_mut().enumerate() {
             let v = hwc[i * 3 + c];

@@ -1,0 +1,121 @@
+//! The GPU preprocessing kernels' source and the host-side data they take:
+//! tap tables (the CPU reference's filter, computed once per source size,
+//! model size and resize mode), the normalisation constants and the launch
+//! shape. No CUDA here: the NVRTC build ([`super::nvrtc`]), the CUDA
+//! preprocessor (feature `cuda`) and the host build of the tests all use it.
+//!
+//! `kernels/preprocess.cu` documents the kernels. One per pixel format;
+//! MJPEG is decoded on the CPU ([`super::mjpeg`]) and uploaded as RGB.
+
+use super::resize::{taps, Placement};
+use super::Spec;
+use crate::capture::PixelFormat;
+
+/// CUDA C source of every preprocessing kernel.
+pub const SOURCE: &str = include_str!("kernels/preprocess.cu");
+
+/// Threads per block (x, y): one output pixel each.
+pub const BLOCK: (u32, u32) = (16, 16);
+
+/// The kernel for frames of `format`; `None` for MJPEG, which is decoded on
+/// the CPU and then runs the RGB kernel.
+pub fn kernel_name(format: PixelFormat) -> Option<&'static str> {
+    Some(match format {
+        PixelFormat::Rgb8 => "sc_preprocess_rgb",
+        PixelFormat::Bgr8 => "sc_preprocess_bgr",
+        PixelFormat::Gray8 => "sc_preprocess_gray",
+        PixelFormat::Yuyv => "sc_preprocess_yuyv",
+        PixelFormat::Nv12 => "sc_preprocess_nv12",
+        PixelFormat::Mjpeg => return None,
+    })
+}
+
+/// Every kernel's name (what a module must export).
+pub const KERNELS: [&str; 5] = [
+    "sc_preprocess_rgb",
+    "sc_preprocess_bgr",
+    "sc_preprocess_gray",
+    "sc_preprocess_yuyv",
+    "sc_preprocess_nv12",
+];
+
+/// Per-axis taps for every output column and row: `(first, count)` pairs
+/// (count 0 = letterbox padding) and `k` weights per output sample.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tables {
+    pub xtap: Vec<i32>,
+    pub xw: Vec<f32>,
+    pub kx: i32,
+    pub ytap: Vec<i32>,
+    pub yw: Vec<f32>,
+    pub ky: i32,
+}
+
+impl Tables {
+    /// The reference's taps ([`super::resample_rgb`]) for a `src_w × src_h`
+    /// frame into `spec`'s size and resize mode.
+    pub fn new(src_w: u32, src_h: u32, spec: &Spec) -> Self {
+        let p = Placement::new(src_w, src_h, spec.width, spec.height, spec.resize);
+        let (xtap, xw, kx) = axis(src_w, p.resized_w, p.offset_x, spec.width);
+        let (ytap, yw, ky) = axis(src_h, p.resized_h, p.offset_y, spec.height);
+        Self {
+            xtap,
+            xw,
+            kx,
+            ytap,
+            yw,
+            ky,
+        }
+    }
+
+    /// Bytes the tables take on the device.
+    pub fn bytes(&self) -> usize {
+        4 * (self.xtap.len() + self.xw.len() + self.ytap.len() + self.yw.len())
+    }
+}
+
+fn axis(src: u32, resized: u32, offset: i64, out: u32) -> (Vec<i32>, Vec<f32>, i32) {
+    let lo = offset.max(0) as usize;
+    let hi = (offset + resized as i64).min(out as i64) as usize;
+    let t = taps(src, resized, lo as i64 - offset, hi - lo);
+    let k = t.ksize;
+    let mut tap = vec![0i32; 2 * out as usize];
+    let mut w = vec![0f32; k * out as usize];
+    for i in 0..hi - lo {
+        let o = lo + i;
+        tap[2 * o] = t.start[i] as i32;
+        tap[2 * o + 1] = t.len[i] as i32;
+        w[o * k..o * k + t.len[i]].copy_from_slice(&t.weights[i * k..i * k + t.len[i]]);
+    }
+    (tap, w, k as i32)
+}
+
+/// `v·scale − shift` per channel, with `v` in 0..=255: `(v/255 − mean)/std`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Norm {
+    pub scale: [f32; 3],
+    pub shift: [f32; 3],
+}
+
+impl Norm {
+    pub fn new(spec: &Spec) -> Self {
+        let mut n = Norm {
+            scale: [0.0; 3],
+            shift: [0.0; 3],
+        };
+        for c in 0..3 {
+            n.scale[c] = 1.0 / (255.0 * spec.std[c]);
+            n.shift[c] = spec.mean[c] / spec.std[c];
+        }
+        n
+    }
+}
+
+/// Grid for `frames` frames into `spec`'s size with [`BLOCK`].
+pub fn grid(spec: &Spec, frames: u32) -> (u32, u32, u32) {
+    (
+        spec.width.div_ceil(BLOCK.0),
+        spec.height.div_ceil(BLOCK.1),
+        frames,
+    )
+}
