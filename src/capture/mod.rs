@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 /// Pixel layouts a frame may carry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PixelFormat {
     /// Packed 4:2:2, Y0 U Y1 V (V4L2 `YUYV`), BT.601 limited range.
     Yuyv,

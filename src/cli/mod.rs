@@ -133,13 +133,21 @@ pub fn check_config(file: &Path) -> Result<()> {
                 cfg.model.backend.as_str()
             )
         })?;
+    if cfg.pipeline.preprocess == stylecam::config::PreprocessKind::Cuda {
+        stylecam::preprocess::open_cuda(
+            &bundle.manifest.input,
+            &stylecam::preprocess::CudaOptions::from_config(&cfg.pipeline),
+        )
+        .map_err(|e| anyhow::anyhow!("config key `pipeline.preprocess` = \"cuda\": {e}"))?;
+    }
     println!(
-        "{}: OK ({} camera(s); bundle {} {} with {} classes; backend {backend}; MQTT {}:{}{})",
+        "{}: OK ({} camera(s); bundle {} {} with {} classes; backend {backend}; preprocess {}; MQTT {}:{}{})",
         file.display(),
         cfg.cameras.len(),
         bundle.manifest.name,
         bundle.manifest.version,
         bundle.manifest.classes.len(),
+        cfg.pipeline.preprocess.as_str(),
         cfg.mqtt.host,
         cfg.mqtt.port,
         if cfg.mqtt.embedded {

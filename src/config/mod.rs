@@ -335,6 +335,40 @@ pub struct PipelineConfig {
     /// `inference_thread` (at batch time, straight into the backend's input).
     #[serde(default = "default_preprocess_on")]
     pub preprocess_on: RunsOn,
+    /// `cpu`, `cuda` (the GPU kernels, on the inference thread), or `auto`
+    /// (CUDA when the backend takes device input and CUDA is usable).
+    #[serde(default)]
+    pub preprocess: PreprocessKind,
+    /// libnvrtc for the CUDA kernels (default: the usual places).
+    #[serde(default)]
+    pub nvrtc_library: Option<PathBuf>,
+    /// Folder for compiled kernels (relative: to the working directory).
+    #[serde(default = "default_kernel_cache")]
+    pub kernel_cache: PathBuf,
+}
+
+/// `pipeline.preprocess`: which preprocessor the pipeline runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PreprocessKind {
+    #[default]
+    Auto,
+    Cpu,
+    Cuda,
+}
+
+impl PreprocessKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PreprocessKind::Auto => "auto",
+            PreprocessKind::Cpu => "cpu",
+            PreprocessKind::Cuda => "cuda",
+        }
+    }
+}
+
+fn default_kernel_cache() -> PathBuf {
+    PathBuf::from("kernel-cache")
 }
 
 /// The durable outbox: where QoS 1 messages wait for the broker's PUBACK.
@@ -628,6 +662,9 @@ impl Default for PipelineConfig {
         Self {
             queue_depth: default_queue_depth(),
             preprocess_on: default_preprocess_on(),
+            preprocess: PreprocessKind::Auto,
+            nvrtc_library: None,
+            kernel_cache: default_kernel_cache(),
         }
     }
 }

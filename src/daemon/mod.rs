@@ -58,6 +58,8 @@ pub enum DaemonError {
         kind: &'static str,
         error: crate::infer::InferError,
     },
+    #[error("config key `pipeline.preprocess` = \"cuda\": {0}")]
+    Preprocess(crate::preprocess::PreprocessError),
 }
 
 /// Re-reads the config and opens the new pipeline's parts (on a blocking

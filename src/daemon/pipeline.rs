@@ -10,7 +10,7 @@ use super::queue::{FrameQueues, Input, Prepared};
 use super::DaemonError;
 use crate::bundle::Bundle;
 use crate::capture::{self, CaptureError, FrameSource, SourceState, StopToken};
-use crate::config::Validated;
+use crate::config::{PreprocessKind, Validated};
 use crate::infer::{self, Backend, Slot};
 use crate::preprocess::{CpuPreprocessor, Preprocessor, RunsOn};
 use crate::publish::mqtt::Publisher;
@@ -27,6 +27,9 @@ pub struct Parts {
     pub bundle: Bundle,
     pub backend: Box<dyn Backend>,
     pub sources: Vec<Box<dyn FrameSource>>,
+    /// The GPU preprocessor (`pipeline.preprocess`), run on the inference
+    /// thread; `None` = the CPU path.
+    pub gpu_preprocessor: Option<Box<dyn Preprocessor>>,
 }
 
 impl Parts {
@@ -41,13 +44,55 @@ impl Parts {
                     error,
                 }
             })?;
+        let mut backend = backend;
+        let gpu_preprocessor = choose_preprocessor(&cfg, &bundle, backend.as_mut())?;
         let sources = open_cameras(&cfg)?;
         Ok(Self {
             cfg,
             bundle,
             backend,
             sources,
+            gpu_preprocessor,
         })
+    }
+}
+
+/// `pipeline.preprocess`: `cuda` must open (its error names the key and
+/// the fix); `auto` takes CUDA only when the backend's input lives on the
+/// GPU and CUDA opens, and logs why not otherwise.
+fn choose_preprocessor(
+    cfg: &Validated,
+    bundle: &Bundle,
+    backend: &mut dyn Backend,
+) -> Result<Option<Box<dyn Preprocessor>>, DaemonError> {
+    let opts = crate::preprocess::CudaOptions::from_config(&cfg.pipeline);
+    let spec = &bundle.manifest.input;
+    match cfg.pipeline.preprocess {
+        PreprocessKind::Cpu => Ok(None),
+        PreprocessKind::Cuda => {
+            let p = crate::preprocess::open_cuda(spec, &opts).map_err(DaemonError::Preprocess)?;
+            log::info!(
+                "pipeline.preprocess = cuda: on the inference thread, into the {} backend's input",
+                backend.name()
+            );
+            Ok(Some(p))
+        }
+        PreprocessKind::Auto => {
+            if !matches!(backend.slot(0), Slot::Device(_)) {
+                log::info!(
+                    "pipeline.preprocess = auto: cpu (the {} backend takes its input in host memory)",
+                    backend.name()
+                );
+                return Ok(None);
+            }
+            match crate::preprocess::open_cuda(spec, &opts) {
+                Ok(p) => Ok(Some(p)),
+                Err(e) => {
+                    log::info!("pipeline.preprocess = auto: cpu ({e})");
+                    Ok(None)
+                }
+            }
+        }
     }
 }
 
@@ -98,10 +143,13 @@ impl Pipeline {
             bundle,
             backend,
             sources,
+            gpu_preprocessor,
         } = parts;
         let queues = Arc::new(FrameQueues::new(sources.len(), cfg.pipeline.queue_depth));
         let preprocessor = CpuPreprocessor::new(bundle.manifest.input.clone());
-        let on_cameras = cfg.pipeline.preprocess_on == RunsOn::CaptureThreads;
+        // The GPU preprocessor runs where the batch is built (one stream).
+        let on_cameras =
+            gpu_preprocessor.is_none() && cfg.pipeline.preprocess_on == RunsOn::CaptureThreads;
         let mjpeg_cameras = cfg.cameras.iter().any(|c| {
             matches!(&c.source, crate::config::SourceConfig::V4l2(v) if v.formats.contains(&crate::config::CameraFormat::Mjpeg))
         });
@@ -172,7 +220,8 @@ impl Pipeline {
         let inference = Inference {
             backend,
             reopen,
-            preprocessor: Box::new(preprocessor) as Box<dyn Preprocessor>,
+            preprocessor: gpu_preprocessor
+                .unwrap_or_else(|| Box::new(preprocessor) as Box<dyn Preprocessor>),
             decision: bundle.decision(),
             cameras,
             bundle,

@@ -24,6 +24,8 @@
 //! normalisation that is ≤ 2/(255·std_c) per channel.
 
 mod convert;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 mod fused;
 pub mod kernels;
 pub mod mjpeg;
@@ -125,6 +127,52 @@ pub enum PreprocessError {
         seq: u64,
         reason: String,
     },
+    /// CUDA preprocessing cannot run or failed: what and the fix.
+    #[error("CUDA preprocessing: {0}")]
+    Gpu(String),
+}
+
+/// Where the CUDA preprocessor runs and what it writes (`[pipeline]` keys).
+#[derive(Debug, Clone)]
+pub struct CudaOptions {
+    /// CUDA device ordinal.
+    pub device: usize,
+    /// `pipeline.nvrtc_library` (else the usual places, see [`nvrtc::Nvrtc::open`]).
+    pub nvrtc_library: Option<std::path::PathBuf>,
+    /// `pipeline.kernel_cache`: compiled kernels by NVRTC version, target, source.
+    pub kernel_cache: std::path::PathBuf,
+    /// FP16 output (for an FP16 input binding) instead of FP32.
+    pub half: bool,
+}
+
+impl CudaOptions {
+    pub fn from_config(p: &crate::config::PipelineConfig) -> Self {
+        Self {
+            device: 0,
+            nvrtc_library: p.nvrtc_library.clone(),
+            kernel_cache: p.kernel_cache.clone(),
+            half: false,
+        }
+    }
+}
+
+/// The CUDA preprocessor for `spec`, or why it cannot run here (a build
+/// without the `cuda` feature says how to get one).
+pub fn open_cuda(
+    spec: &Spec,
+    opts: &CudaOptions,
+) -> Result<Box<dyn Preprocessor>, PreprocessError> {
+    #[cfg(feature = "cuda")]
+    {
+        Ok(Box::new(cuda::CudaPreprocessor::new(spec.clone(), opts)?))
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        let _ = (spec, opts);
+        Err(PreprocessError::Gpu(
+            "this binary was built without the `cuda` feature. Fix: set pipeline.preprocess = \"cpu\" (or \"auto\"), or build with `cargo build --release --features cuda`".into(),
+        ))
+    }
 }
 
 impl Spec {
