@@ -179,6 +179,14 @@ enum Command {
     /// Needs a build with the trainer: `cargo build --release --features train`.
     #[command(verbatim_doc_comment)]
     Train(cli::train::TrainArgs),
+    /// Check the CUDA preprocessing kernels on this machine's GPU (a build
+    /// with `--features cuda`): every pixel format against the CPU
+    /// reference, FP32 and FP16, then throughput from device memory (GB/s
+    /// against the DRAM peak) and from pinned host memory (frames/s against
+    /// the copy limit). `scripts/device-check.sh` runs it with a PyTorch
+    /// peer; exits non-zero when a case is outside its tolerance or CUDA
+    /// is unusable (the message says what is missing).
+    GpuCheck(cli::gpu_check::GpuCheckArgs),
     /// Export a training checkpoint (`.bpk` + `.json`) to ONNX on its own.
     Export(cli::train::ExportArgs),
     /// Benchmarks of the trainer on real data (prints time and accuracy).
@@ -296,6 +304,7 @@ fn main() -> ExitCode {
         } => cli::eval(&preds, &labels, bundle.as_deref()),
         Command::Bench(BenchCommand::FashionMnist(args)) => cli::train::bench_fashion_mnist(&args),
         Command::Train(args) => cli::train::train(&args),
+        Command::GpuCheck(args) => cli::gpu_check::gpu_check(&args),
         Command::Export(args) => cli::train::export(&args),
     };
     match result {

@@ -276,46 +276,8 @@ fn photo(name: &str) -> image::RgbImage {
         .into_rgb8()
 }
 
-/// A `w×h` frame of `format` showing `photo`, each row padded to
-/// `stride_pad` extra bytes of junk (0 = tightly packed).
-/// NV12 needs even sizes, YUYV an even width: odd ones are rounded down.
-fn frame(photo: &image::RgbImage, format: PixelFormat, w: u32, h: u32, stride_pad: usize) -> Frame {
-    let (w, h) = match format {
-        PixelFormat::Nv12 => (w & !1, h & !1),
-        PixelFormat::Yuyv => (w & !1, h),
-        _ => (w, h),
-    };
-    let img = encode::scene(photo, w, h);
-    let (wu, hu) = (w as usize, h as usize);
-    let rgb = img.as_raw();
-    let (packed, rows, plane_rows): (Vec<u8>, usize, usize) = match format {
-        PixelFormat::Rgb8 => (rgb.clone(), wu * 3, hu),
-        PixelFormat::Bgr8 => (
-            rgb.chunks_exact(3)
-                .flat_map(|p| [p[2], p[1], p[0]])
-                .collect(),
-            wu * 3,
-            hu,
-        ),
-        PixelFormat::Gray8 => (
-            rgb.chunks_exact(3)
-                .map(|p| ((p[0] as u32 * 77 + p[1] as u32 * 150 + p[2] as u32 * 29) >> 8) as u8)
-                .collect(),
-            wu,
-            hu,
-        ),
-        PixelFormat::Yuyv => (encode::rgb_to_yuyv(rgb, wu, hu), wu * 2, hu),
-        PixelFormat::Nv12 => (encode::rgb_to_nv12(rgb, wu, hu), wu, hu + hu.div_ceil(2)),
-        PixelFormat::Mjpeg => unreachable!(),
-    };
-    let stride = rows + stride_pad;
-    let mut data = vec![0xA5u8; stride * plane_rows];
-    for r in 0..plane_rows {
-        data[r * stride..r * stride + rows].copy_from_slice(&packed[r * rows..(r + 1) * rows]);
-    }
-    let mut f = Frame::still("cam", format, w, h, data);
-    f.stride = if stride_pad == 0 { 0 } else { stride };
-    f
+fn frame(photo: &image::RgbImage, format: PixelFormat, w: u32, h: u32, pad: usize) -> Frame {
+    encode::frame_of(photo, format, w, h, pad)
 }
 
 fn spec(w: u32, h: u32, resize: ResizeMode) -> Spec {
@@ -453,4 +415,93 @@ fn tap_tables_cover_the_output_and_mark_letterbox_padding() {
         );
     }
     assert!(t.bytes() > 0);
+}
+
+/// Whether `text` (a failed run's output) says CUDA cannot run here.
+fn no_gpu_here(text: &str) -> bool {
+    text.contains("CUDA preprocessing:")
+        && (text.contains("libcuda.so.1 is not installed")
+            || text.contains("no CUDA device")
+            || text.contains("does not initialise")
+            || text.contains("without the `cuda` feature"))
+}
+
+/// Skips (false) with the reason where there is no usable GPU, unless
+/// REQUIRE_GPU=1 (the device check sets it), which makes it a failure.
+#[cfg(feature = "cuda")]
+fn gpu_or_skip(text: &str) -> bool {
+    if std::env::var("REQUIRE_GPU").as_deref() == Ok("1") {
+        panic!("REQUIRE_GPU=1 but CUDA is unusable here: {text}");
+    }
+    eprintln!("SKIP: no usable GPU here: {}", text.trim());
+    false
+}
+
+/// The kernels on a real GPU (`stylecam gpu-check`, a build with `cuda`):
+/// every format and both precisions within tolerance of the CPU reference,
+/// and a throughput row per case.
+#[cfg(feature = "cuda")]
+#[test]
+fn gpu_check_matches_the_reference_on_a_gpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.json");
+    let mut cmd = stylecam();
+    cmd.args(["gpu-check", "--seconds", "0.02", "--kernel-cache"])
+        .arg(dir.path().join("kernels"))
+        .arg("--out")
+        .arg(&report);
+    if let Some(lib) = nvrtc_library() {
+        cmd.arg("--nvrtc").arg(lib);
+    }
+    let out = cmd.output().unwrap();
+    let text = output_text(&out);
+    if !out.status.success() && no_gpu_here(&text) && !gpu_or_skip(&text) {
+        return;
+    }
+    assert!(out.status.success(), "{text}");
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let acc = r["accuracy"].as_array().unwrap();
+    assert_eq!(
+        acc.len(),
+        5 * 6 * 2 * 2,
+        "cases × formats × photos × precisions"
+    );
+    assert!(acc.iter().all(|c| c["ok"] == true), "{text}");
+    assert_eq!(r["throughput"].as_array().unwrap().len(), 2 * 2 * 2 * 3);
+}
+
+/// `pipeline.preprocess = "cuda"` where CUDA cannot run: the daemon does
+/// not start, and says which key, what is missing and the fix.
+#[test]
+fn a_daemon_told_to_preprocess_on_cuda_says_what_is_missing() {
+    let out = stylecam()
+        .args(["check-config", "src/config/default.toml"])
+        .env("STYLECAM_PIPELINE__PREPROCESS", "cuda")
+        .output()
+        .unwrap();
+    let text = output_text(&out);
+    if out.status.success() {
+        // A machine where CUDA works (a `cuda` build with a GPU).
+        assert!(text.contains("preprocess cuda"), "{text}");
+        return;
+    }
+    assert!(text.contains("`pipeline.preprocess` = \"cuda\""), "{text}");
+    assert!(no_gpu_here(&text), "{text}");
+    assert!(text.contains("Fix:"), "{text}");
+    if cfg!(feature = "cuda") {
+        assert!(!text.contains("without the `cuda` feature"), "{text}");
+    } else {
+        assert!(text.contains("--features cuda"), "{text}");
+    }
+    let out = stylecam()
+        .args(["run"])
+        .env("STYLECAM_PIPELINE__PREPROCESS", "cuda")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        output_text(&out).contains("`pipeline.preprocess` = \"cuda\""),
+        "{}",
+        output_text(&out)
+    );
 }

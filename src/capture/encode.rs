@@ -67,3 +67,55 @@ pub fn rgb_to_jpeg(img: &image::RgbImage, quality: u8) -> Vec<u8> {
         .expect("JPEG encoding into memory");
     out
 }
+
+/// A `width × height` camera frame of `format` showing `photo` (MJPEG at
+/// quality 90), each row padded with `row_padding` junk bytes (0 = tightly
+/// packed). NV12 needs even sizes and YUYV an even width: odd ones are
+/// rounded down.
+pub fn frame_of(
+    photo: &image::RgbImage,
+    format: super::PixelFormat,
+    width: u32,
+    height: u32,
+    row_padding: usize,
+) -> super::Frame {
+    use super::PixelFormat;
+    let (w, h) = match format {
+        PixelFormat::Nv12 => (width & !1, height & !1),
+        PixelFormat::Yuyv => (width & !1, height),
+        _ => (width, height),
+    };
+    let img = scene(photo, w, h);
+    let (wu, hu) = (w as usize, h as usize);
+    let rgb = img.as_raw();
+    let (packed, row, rows): (Vec<u8>, usize, usize) = match format {
+        PixelFormat::Rgb8 => (rgb.clone(), wu * 3, hu),
+        PixelFormat::Bgr8 => (
+            rgb.chunks_exact(3)
+                .flat_map(|p| [p[2], p[1], p[0]])
+                .collect(),
+            wu * 3,
+            hu,
+        ),
+        PixelFormat::Gray8 => (
+            rgb.chunks_exact(3)
+                .map(|p| ((p[0] as u32 * 77 + p[1] as u32 * 150 + p[2] as u32 * 29) >> 8) as u8)
+                .collect(),
+            wu,
+            hu,
+        ),
+        PixelFormat::Yuyv => (rgb_to_yuyv(rgb, wu, hu), wu * 2, hu),
+        PixelFormat::Nv12 => (rgb_to_nv12(rgb, wu, hu), wu, hu + hu.div_ceil(2)),
+        PixelFormat::Mjpeg => {
+            return super::Frame::still("cam", format, w, h, rgb_to_jpeg(&img, 90));
+        }
+    };
+    let stride = row + row_padding;
+    let mut data = vec![0xA5u8; stride * rows];
+    for r in 0..rows {
+        data[r * stride..r * stride + row].copy_from_slice(&packed[r * row..(r + 1) * row]);
+    }
+    let mut f = super::Frame::still("cam", format, w, h, data);
+    f.stride = if row_padding == 0 { 0 } else { stride };
+    f
+}

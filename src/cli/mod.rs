@@ -2,6 +2,7 @@
 //! `anyhow` with context.
 
 mod demo;
+pub mod gpu_check;
 pub mod soak;
 pub mod train;
 

@@ -215,8 +215,8 @@ pub struct CudaPreprocessor {
     half: bool,
     gpu: Gpu,
     sized: HashMap<(PixelFormat, u32, u32, usize), Sized>,
-    /// Device output for host slots, copied back after the kernel.
-    host_out: Option<CudaSlice<f32>>,
+    /// Device output for host slots (room for FP32), copied back after the kernel.
+    host_out: Option<CudaSlice<u8>>,
 }
 
 impl CudaPreprocessor {
@@ -290,6 +290,56 @@ impl CudaPreprocessor {
             );
         }
         Ok(self.sized.get_mut(&key).expect("just inserted"))
+    }
+
+    /// Runs `frame` into a device buffer and copies the slot back: FP32,
+    /// or FP16 widened to f32 (what the device check compares with the CPU
+    /// reference).
+    pub fn run_to_host(&mut self, frame: &Frame, half: bool) -> Result<Vec<f32>, PreprocessError> {
+        let bytes = self.download(frame, half)?;
+        Ok(if half {
+            bytes
+                .chunks_exact(2)
+                .map(|b| half::f16::from_ne_bytes([b[0], b[1]]).to_f32())
+                .collect()
+        } else {
+            bytes
+                .chunks_exact(4)
+                .map(|b| f32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+                .collect()
+        })
+    }
+
+    /// The slot's bytes (FP32 or FP16) after running `frame`'s kernel into
+    /// the scratch output.
+    fn download(&mut self, frame: &Frame, half: bool) -> Result<Vec<u8>, PreprocessError> {
+        let len = self.spec.len();
+        if self.host_out.is_none() {
+            let buf = self
+                .gpu
+                .stream
+                .alloc_zeros::<u8>(len * 4)
+                .map_err(gpu_err)?;
+            self.host_out = Some(buf);
+        }
+        let stream = self.gpu.stream.clone();
+        let out = self.host_out.take().expect("allocated above");
+        let ptr = {
+            let (p, _sync) = out.device_ptr(&stream);
+            p
+        };
+        let saved = std::mem::replace(&mut self.half, half);
+        let result = self.run(frame, ptr).and_then(|()| {
+            let mut bytes = vec![0u8; len * if half { 2 } else { 4 }];
+            stream
+                .memcpy_dtoh(&out.slice(..bytes.len()), &mut bytes)
+                .map_err(gpu_err)?;
+            stream.synchronize().map_err(gpu_err)?;
+            Ok(bytes)
+        });
+        self.half = saved;
+        self.host_out = Some(out);
+        result
     }
 
     /// Uploads `frame` (MJPEG decoded first) and runs its kernel into `out`.
@@ -395,26 +445,11 @@ impl Preprocessor for CudaPreprocessor {
                 if self.half {
                     return Err(gpu_err("FP16 output needs a device slot"));
                 }
-                if self.host_out.is_none() {
-                    let buf = self
-                        .gpu
-                        .stream
-                        .alloc_zeros::<f32>(self.spec.len())
-                        .map_err(gpu_err)?;
-                    self.host_out = Some(buf);
+                let bytes = self.download(frame, false)?;
+                for (h, b) in host.iter_mut().zip(bytes.chunks_exact(4)) {
+                    *h = f32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
                 }
-                let stream = self.gpu.stream.clone();
-                let out = self.host_out.take().expect("allocated above");
-                let ptr = {
-                    let (p, _sync) = out.device_ptr(&stream);
-                    p
-                };
-                let result = self.run(frame, ptr).and_then(|()| {
-                    stream.memcpy_dtoh(&out, host).map_err(gpu_err)?;
-                    stream.synchronize().map_err(gpu_err)
-                });
-                self.host_out = Some(out);
-                result
+                Ok(())
             }
         }
     }

@@ -1,0 +1,374 @@
+//! `stylecam gpu-check`: the CUDA kernels on this machine's GPU, against
+//! the CPU reference (every format, FP32 and FP16), then their throughput
+//! from device-resident input (GB/s against the DRAM peak) and from pinned
+//! host memory with copies overlapped (frames/s against the measured copy
+//! limit). Writes a JSON report; `scripts/device-check.sh` runs it.
+
+use anyhow::Result;
+#[cfg(feature = "cuda")]
+use std::path::Path;
+use std::path::PathBuf;
+
+/// What `gpu-check` takes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GpuCheckArgs {
+    /// JPEG/PNG photos the test frames show.
+    #[arg(long, default_value = "tests/data/photos")]
+    pub photos: PathBuf,
+    /// Write the JSON report here (else only the summary is printed).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// libnvrtc to compile the kernels with (else the usual places).
+    #[arg(long)]
+    pub nvrtc: Option<PathBuf>,
+    /// Where compiled kernels are cached.
+    #[arg(long, default_value = "kernel-cache")]
+    pub kernel_cache: PathBuf,
+    /// Seconds each throughput case runs.
+    #[arg(long, default_value_t = 0.3)]
+    pub seconds: f64,
+}
+
+#[cfg(feature = "cuda")]
+/// Largest and mean |difference| in grey levels between two normalised slots.
+pub fn grey_diff(a: &[f32], b: &[f32], std: [f32; 3]) -> (f32, f32) {
+    let plane = a.len() / 3;
+    let (mut max, mut sum) = (0f32, 0f64);
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        let d = (x - y).abs() * 255.0 * std[i / plane];
+        let d = if d.is_finite() { d } else { f32::INFINITY };
+        max = max.max(d);
+        sum += d as f64;
+    }
+    (max, (sum / a.len().max(1) as f64) as f32)
+}
+
+#[cfg(feature = "cuda")]
+/// GPU tolerances in grey levels against the CPU reference. FP32: the host
+/// build matches to the bit; on the GPU, FMA contraction changes the last
+/// bits of each sum (about 1e-4 grey levels). FP16: the rounding of the
+/// normalised value, ≤ 2^-11 relative.
+pub const GPU_FP32_MAX: f32 = 0.01;
+#[cfg(feature = "cuda")]
+pub const GPU_FP16_MAX: f32 = 0.08;
+
+#[cfg(feature = "cuda")]
+/// The photos in `dir` (sorted by name), as RGB.
+pub fn photos(dir: &Path) -> Result<Vec<image::RgbImage>> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|e| e == "jpg" || e == "jpeg" || e == "png")
+        })
+        .collect();
+    paths.sort();
+    anyhow::ensure!(!paths.is_empty(), "no photos in {}", dir.display());
+    paths
+        .iter()
+        .map(|p| {
+            Ok(image::open(p)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
+                .into_rgb8())
+        })
+        .collect()
+}
+
+#[cfg(not(feature = "cuda"))]
+pub fn gpu_check(_args: &GpuCheckArgs) -> Result<()> {
+    anyhow::bail!(
+        "this binary was built without the `cuda` feature: build it with `cargo build --release --features cuda`"
+    )
+}
+
+#[cfg(feature = "cuda")]
+pub fn gpu_check(args: &GpuCheckArgs) -> Result<()> {
+    imp::run(args)
+}
+
+#[cfg(feature = "cuda")]
+mod imp {
+    use super::*;
+    use cudarc::driver::{sys, CudaSlice, DevicePtr, DevicePtrMut};
+    use serde_json::json;
+    use std::time::Instant;
+    use stylecam::capture::{encode, PixelFormat};
+    use stylecam::preprocess::cuda::{launch, CudaPreprocessor, DeviceTables, Gpu};
+    use stylecam::preprocess::kernels::Tables;
+    use stylecam::preprocess::{self as pre, CudaOptions, ResizeMode, Spec};
+
+    fn spec(size: u32, resize: ResizeMode) -> Spec {
+        Spec {
+            width: size,
+            height: size,
+            resize,
+            mean: [0.485, 0.456, 0.406],
+            std: [0.229, 0.224, 0.225],
+        }
+    }
+
+    pub fn run(args: &GpuCheckArgs) -> Result<()> {
+        let opts = CudaOptions {
+            device: 0,
+            nvrtc_library: args.nvrtc.clone(),
+            kernel_cache: args.kernel_cache.clone(),
+            half: false,
+        };
+        let t0 = Instant::now();
+        let gpu = Gpu::open(&opts)?;
+        let compile_s = t0.elapsed().as_secs_f64();
+        println!("GPU: {} (opened in {compile_s:.2} s)", gpu.description);
+        let photos = photos(&args.photos)?;
+        let accuracy = accuracy(&opts, &photos)?;
+        let failed = accuracy.iter().filter(|r| r["ok"] == json!(false)).count();
+        println!(
+            "accuracy: {} cases, {failed} outside tolerance",
+            accuracy.len()
+        );
+        let throughput = throughput(&gpu, &photos[0], args.seconds)?;
+        let report = json!({
+            "device": gpu.description,
+            "open_seconds": compile_s,
+            "dram_peak_gb_s": dram_peak(&gpu),
+            "tolerance_grey_levels": {"fp32_max": GPU_FP32_MAX, "fp16_max": GPU_FP16_MAX},
+            "accuracy": accuracy,
+            "throughput": throughput,
+        });
+        if let Some(out) = &args.out {
+            std::fs::write(out, serde_json::to_string_pretty(&report)?)?;
+            println!("report: {}", out.display());
+        }
+        anyhow::ensure!(failed == 0, "{failed} accuracy case(s) outside tolerance");
+        Ok(())
+    }
+
+    fn accuracy(opts: &CudaOptions, photos: &[image::RgbImage]) -> Result<Vec<serde_json::Value>> {
+        let cases: [(u32, u32, usize, u32, ResizeMode); 5] = [
+            (640, 480, 0, 224, ResizeMode::ShorterSideCrop),
+            (333, 251, 13, 224, ResizeMode::ShorterSideCrop),
+            (1280, 720, 64, 224, ResizeMode::Letterbox),
+            (1920, 1080, 0, 299, ResizeMode::ShorterSideCrop),
+            (202, 150, 7, 299, ResizeMode::Letterbox),
+        ];
+        let formats = [
+            PixelFormat::Rgb8,
+            PixelFormat::Bgr8,
+            PixelFormat::Gray8,
+            PixelFormat::Yuyv,
+            PixelFormat::Nv12,
+            PixelFormat::Mjpeg,
+        ];
+        let mut rows = vec![];
+        for (w, h, pad, size, resize) in cases {
+            let spec = spec(size, resize);
+            let mut p = CudaPreprocessor::new(spec.clone(), opts)?;
+            for format in formats {
+                for (i, photo) in photos.iter().enumerate() {
+                    let f = encode::frame_of(photo, format, w, h, pad);
+                    let mut want = vec![0f32; spec.len()];
+                    // MJPEG: the CPU's own MJPEG path (reduced-scale decode)
+                    // is what the GPU path reproduces.
+                    if format == PixelFormat::Mjpeg {
+                        pre::mjpeg_into(&f, &spec, &mut want, pre::mjpeg::Decoder::Auto)?;
+                    } else {
+                        pre::preprocess_reference_into(&f, &spec, &mut want)?;
+                    }
+                    for half in [false, true] {
+                        let got = p.run_to_host(&f, half)?;
+                        let (max, mean) = grey_diff(&got, &want, spec.std);
+                        let limit = if half { GPU_FP16_MAX } else { GPU_FP32_MAX };
+                        let ok = max <= limit;
+                        if !ok {
+                            println!(
+                                "  OUTSIDE: {format:?} {}x{} pad {pad} -> {size} {resize:?} photo {i} {}: max {max:.4}",
+                                f.width,
+                                f.height,
+                                if half { "fp16" } else { "fp32" }
+                            );
+                        }
+                        rows.push(json!({
+                            "format": format!("{format:?}"),
+                            "frame": format!("{}x{}", f.width, f.height),
+                            "row_padding": pad,
+                            "model": size,
+                            "resize": format!("{resize:?}"),
+                            "photo": i,
+                            "precision": if half { "fp16" } else { "fp32" },
+                            "max_grey": max,
+                            "mean_grey": mean,
+                            "ok": ok,
+                        }));
+                    }
+                }
+            }
+        }
+        Ok(rows)
+    }
+
+    /// 2 × memory clock × bus width, from the device attributes (0 where the
+    /// driver does not report them).
+    fn dram_peak(gpu: &Gpu) -> f64 {
+        let attr = |a| gpu.ctx.attribute(a).unwrap_or(0) as f64;
+        let clock_khz = attr(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MEMORY_CLOCK_RATE);
+        let bus_bits = attr(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_GLOBAL_MEMORY_BUS_WIDTH);
+        2.0 * clock_khz * 1e3 * bus_bits / 8.0 / 1e9
+    }
+
+    /// Repeats `f` until `seconds` have passed (after two warm-up calls);
+    /// seconds per call.
+    fn timed(seconds: f64, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+        f()?;
+        f()?;
+        let t = Instant::now();
+        let mut n = 0u32;
+        while n < 3 || t.elapsed().as_secs_f64() < seconds {
+            f()?;
+            n += 1;
+        }
+        Ok(t.elapsed().as_secs_f64() / n as f64)
+    }
+
+    fn throughput(
+        gpu: &Gpu,
+        photo: &image::RgbImage,
+        seconds: f64,
+    ) -> Result<Vec<serde_json::Value>> {
+        let err = |e: cudarc::driver::DriverError| anyhow::anyhow!("CUDA: {e}");
+        let peak = dram_peak(gpu);
+        let s0 = gpu.stream.clone();
+        let s1 = gpu.ctx.new_stream().map_err(err)?;
+        let mut rows = vec![];
+        for format in [PixelFormat::Yuyv, PixelFormat::Nv12] {
+            let frame = encode::frame_of(photo, format, 1920, 1080, 0);
+            let fb = frame.data.len();
+            for size in [224u32, 299] {
+                let spec = spec(size, ResizeMode::ShorterSideCrop);
+                let tables = DeviceTables::upload(&s0, &Tables::new(1920, 1080, &spec))?;
+                for half in [false, true] {
+                    let elem = if half { 2 } else { 4 };
+                    for batch in [1usize, 16, 64] {
+                        let host: Vec<u8> = frame.data.repeat(batch);
+                        // (a) Device-resident frames, one launch per batch.
+                        let src: CudaSlice<u8> = s0.clone_htod(&host).map_err(err)?;
+                        let mut out: CudaSlice<u8> =
+                            s0.alloc_zeros(batch * spec.len() * elem).map_err(err)?;
+                        let (src_p, out_p) = {
+                            let (a, _s) = src.device_ptr(&s0);
+                            let (b, _t) = out.device_ptr_mut(&s0);
+                            (a, b)
+                        };
+                        let per_batch = timed(seconds, || {
+                            launch(
+                                gpu,
+                                &s0,
+                                format,
+                                src_p,
+                                fb,
+                                frame.row_bytes(),
+                                1080,
+                                &tables,
+                                &spec,
+                                out_p,
+                                batch as u32,
+                                half,
+                            )?;
+                            s0.synchronize().map_err(err)?;
+                            Ok(())
+                        })?;
+                        let bytes = (batch * (fb + spec.len() * elem)) as f64;
+                        let gb_s = bytes / per_batch / 1e9;
+                        // (b) From pinned host memory: two streams, each its
+                        // own pinned and device buffers, so one's copy
+                        // overlaps the other's kernel.
+                        let mut pinned = vec![];
+                        let mut dev = vec![];
+                        let mut outs = vec![];
+                        for s in [&s0, &s1] {
+                            // SAFETY: filled right away.
+                            let mut p =
+                                unsafe { gpu.ctx.alloc_pinned::<u8>(host.len()) }.map_err(err)?;
+                            p.as_mut_slice().map_err(err)?.copy_from_slice(&host);
+                            pinned.push(p);
+                            // SAFETY: written by each copy before the kernel reads it.
+                            dev.push(unsafe { s.alloc::<u8>(host.len()) }.map_err(err)?);
+                            outs.push(
+                                s.alloc_zeros::<u8>(batch * spec.len() * elem)
+                                    .map_err(err)?,
+                            );
+                        }
+                        let streams = [&s0, &s1];
+                        let mut k = 0usize;
+                        let per_pair = timed(seconds, || {
+                            for _ in 0..2 {
+                                let i = k % 2;
+                                k += 1;
+                                let s = streams[i];
+                                s.memcpy_htod(&pinned[i], &mut dev[i]).map_err(err)?;
+                                let (sp, _a) = dev[i].device_ptr(s);
+                                let (op, _b) = outs[i].device_ptr_mut(s);
+                                launch(
+                                    gpu,
+                                    s,
+                                    format,
+                                    sp,
+                                    fb,
+                                    frame.row_bytes(),
+                                    1080,
+                                    &tables,
+                                    &spec,
+                                    op,
+                                    batch as u32,
+                                    half,
+                                )?;
+                            }
+                            s0.synchronize().map_err(err)?;
+                            s1.synchronize().map_err(err)?;
+                            Ok(())
+                        })?;
+                        let fps_pinned = (2 * batch) as f64 / per_pair;
+                        // The copy limit: the same copies alone.
+                        let per_copy = timed(seconds, || {
+                            for i in 0..2 {
+                                streams[i]
+                                    .memcpy_htod(&pinned[i], &mut dev[i])
+                                    .map_err(err)?;
+                            }
+                            s0.synchronize().map_err(err)?;
+                            s1.synchronize().map_err(err)?;
+                            Ok(())
+                        })?;
+                        let copy_gb_s = (2 * host.len()) as f64 / per_copy / 1e9;
+                        let fps_copy_limit = copy_gb_s * 1e9 / fb as f64;
+                        let row = json!({
+                            "format": format!("{format:?}"),
+                            "model": size,
+                            "precision": if half { "fp16" } else { "fp32" },
+                            "batch": batch,
+                            "device_resident": {
+                                "ms_per_batch": per_batch * 1e3,
+                                "frames_per_s": batch as f64 / per_batch,
+                                "gb_s": gb_s,
+                                "of_dram_peak": if peak > 0.0 { gb_s / peak } else { 0.0 },
+                            },
+                            "from_pinned_host": {
+                                "frames_per_s": fps_pinned,
+                                "copy_gb_s": copy_gb_s,
+                                "copy_limit_frames_per_s": fps_copy_limit,
+                                "of_copy_limit": fps_pinned / fps_copy_limit,
+                            },
+                        });
+                        println!(
+                            "  {format:?} 1920x1080 -> {size} {} batch {batch}: device {gb_s:.0} GB/s ({:.0}% of DRAM), pinned {fps_pinned:.0} frames/s ({:.0}% of copy limit)",
+                            if half { "fp16" } else { "fp32" },
+                            100.0 * gb_s / peak.max(1e-9),
+                            100.0 * fps_pinned / fps_copy_limit
+                        );
+                        rows.push(row);
+                    }
+                }
+            }
+        }
+        Ok(rows)
+    }
+}
