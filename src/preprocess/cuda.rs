@@ -215,8 +215,8 @@ pub struct CudaPreprocessor {
     half: bool,
     gpu: Gpu,
     sized: HashMap<(PixelFormat, u32, u32, usize), Sized>,
-    /// Device output for host slots (room for FP32), copied back after the kernel.
-    host_out: Option<CudaSlice<u8>>,
+    /// Device output for host slots, copied back after the kernel.
+    host_out: Option<CudaSlice<f32>>,
 }
 
 impl CudaPreprocessor {
@@ -292,52 +292,48 @@ impl CudaPreprocessor {
         Ok(self.sized.get_mut(&key).expect("just inserted"))
     }
 
-    /// Runs `frame` into a device buffer and copies the slot back: FP32,
-    /// or FP16 widened to f32 (what the device check compares with the CPU
-    /// reference).
+    /// Runs `frame` into a fresh device buffer and copies the slot back:
+    /// FP32, or FP16 widened to f32 (what `gpu-check` compares with the CPU
+    /// reference; it allocates, the pipeline's path does not).
     pub fn run_to_host(&mut self, frame: &Frame, half: bool) -> Result<Vec<f32>, PreprocessError> {
-        let bytes = self.download(frame, half)?;
-        Ok(if half {
-            bytes
-                .chunks_exact(2)
-                .map(|b| half::f16::from_ne_bytes([b[0], b[1]]).to_f32())
-                .collect()
+        let len = self.spec.len();
+        let stream = self.gpu.stream.clone();
+        let saved = std::mem::replace(&mut self.half, half);
+        let result = if half {
+            let out = stream.alloc_zeros::<u16>(len).map_err(gpu_err)?;
+            let ptr = out.device_ptr(&stream).0;
+            self.run(frame, ptr).and_then(|()| {
+                let v = stream.clone_dtoh(&out).map_err(gpu_err)?;
+                Ok(v.into_iter().map(|b| half::f16::from_bits(b).to_f32()).collect())
+            })
         } else {
-            bytes
-                .chunks_exact(4)
-                .map(|b| f32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
-                .collect()
-        })
+            let out = stream.alloc_zeros::<f32>(len).map_err(gpu_err)?;
+            let ptr = out.device_ptr(&stream).0;
+            self.run(frame, ptr)
+                .and_then(|()| stream.clone_dtoh(&out).map_err(gpu_err))
+        };
+        self.half = saved;
+        result
     }
 
-    /// The slot's bytes (FP32 or FP16) after running `frame`'s kernel into
-    /// the scratch output.
-    fn download(&mut self, frame: &Frame, half: bool) -> Result<Vec<u8>, PreprocessError> {
-        let len = self.spec.len();
+    /// A host slot (the CPU backends): the kernel writes the device scratch
+    /// slot, which is copied into `host`.
+    fn run_into_host(&mut self, frame: &Frame, host: &mut [f32]) -> Result<(), PreprocessError> {
         if self.host_out.is_none() {
             let buf = self
                 .gpu
                 .stream
-                .alloc_zeros::<u8>(len * 4)
+                .alloc_zeros::<f32>(self.spec.len())
                 .map_err(gpu_err)?;
             self.host_out = Some(buf);
         }
         let stream = self.gpu.stream.clone();
         let out = self.host_out.take().expect("allocated above");
-        let ptr = {
-            let (p, _sync) = out.device_ptr(&stream);
-            p
-        };
-        let saved = std::mem::replace(&mut self.half, half);
+        let ptr = out.device_ptr(&stream).0;
         let result = self.run(frame, ptr).and_then(|()| {
-            let mut bytes = vec![0u8; len * if half { 2 } else { 4 }];
-            stream
-                .memcpy_dtoh(&out.slice(..bytes.len()), &mut bytes)
-                .map_err(gpu_err)?;
-            stream.synchronize().map_err(gpu_err)?;
-            Ok(bytes)
+            stream.memcpy_dtoh(&out, host).map_err(gpu_err)?;
+            stream.synchronize().map_err(gpu_err)
         });
-        self.half = saved;
         self.host_out = Some(out);
         result
     }
@@ -445,11 +441,7 @@ impl Preprocessor for CudaPreprocessor {
                 if self.half {
                     return Err(gpu_err("FP16 output needs a device slot"));
                 }
-                let bytes = self.download(frame, false)?;
-                for (h, b) in host.iter_mut().zip(bytes.chunks_exact(4)) {
-                    *h = f32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
-                }
-                Ok(())
+                self.run_into_host(frame, host)
             }
         }
     }
