@@ -202,6 +202,13 @@ enum BenchCommand {
     ///
     /// Example: stylecam bench fashion-mnist --minutes 30
     FashionMnist(cli::train::FashionMnistArgs),
+    /// Timed training steps of one backbone on a fixed synthetic batch
+    /// stream, on the CPU or a GPU (`--device`): the loss of every step and
+    /// images/s. The same seed gives the same initial net and batches on
+    /// either device, so the loss curves can be compared.
+    ///
+    /// Example: stylecam bench train-steps --arch resnet50 --batch 32 --device gpu
+    TrainSteps(cli::train::TrainStepsArgs),
 }
 
 /// Whether stderr is the journal stream systemd connected us to
@@ -303,6 +310,7 @@ fn main() -> ExitCode {
             bundle,
         } => cli::eval(&preds, &labels, bundle.as_deref()),
         Command::Bench(BenchCommand::FashionMnist(args)) => cli::train::bench_fashion_mnist(&args),
+        Command::Bench(BenchCommand::TrainSteps(args)) => cli::train::bench_train_steps(&args),
         Command::Train(args) => cli::train::train(&args),
         Command::GpuCheck(args) => cli::gpu_check::gpu_check(&args),
         Command::Export(args) => cli::train::export(&args),

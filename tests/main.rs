@@ -29,5 +29,7 @@ mod train_export;
 #[cfg(feature = "train")]
 mod train_fashion;
 #[cfg(feature = "train")]
+mod train_gpu;
+#[cfg(feature = "train")]
 mod train_import;
 mod v4l2;

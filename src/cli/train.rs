@@ -29,11 +29,15 @@ pub struct FashionMnistArgs {
     pub limit: Option<usize>,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// cpu, gpu or auto.
+    #[arg(long, default_value = "auto", value_parser = DEVICES)]
+    pub device: String,
 }
 
 #[cfg(feature = "train")]
 pub fn bench_fashion_mnist(a: &FashionMnistArgs) -> Result<()> {
     use stylecam::train::fashion_mnist::{bench, BenchConfig};
+    select_device(&a.device)?;
     let cfg = BenchConfig {
         data: a.data.clone(),
         budget: std::time::Duration::from_secs_f64(a.minutes * 60.0),
@@ -65,6 +69,132 @@ pub fn bench_fashion_mnist(_: &FashionMnistArgs) -> Result<()> {
     anyhow::bail!("this stylecam was built without the trainer: rebuild with `cargo build --release --features train` (the trainer is off by default; the appliance build leaves it out)")
 }
 
+/// `--device`: where the trainer runs.
+const DEVICES: [&str; 3] = ["auto", "cpu", "gpu"];
+
+#[cfg(feature = "train")]
+fn select_device(name: &str) -> Result<String> {
+    let choice: stylecam::train::DeviceChoice = name.parse().map_err(anyhow::Error::msg)?;
+    let what = stylecam::train::select_device(choice)
+        .map_err(|e| anyhow::anyhow!("device = {name:?}: {e}"))?;
+    log::info!("training on {what}");
+    Ok(what)
+}
+
+#[derive(Args)]
+pub struct TrainStepsArgs {
+    /// Backbone (tiny_resnet50, resnet50, densenet121, …).
+    #[arg(long, default_value = "tiny_resnet50")]
+    pub arch: String,
+    /// Input side in pixels (default: the backbone's own, 224 for resnet50).
+    #[arg(long)]
+    pub size: Option<usize>,
+    #[arg(long, default_value_t = 16)]
+    pub batch: usize,
+    /// Timed steps (after --warmup untimed ones).
+    #[arg(long, default_value_t = 10)]
+    pub steps: usize,
+    #[arg(long, default_value_t = 2)]
+    pub warmup: usize,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    #[arg(long, default_value_t = 3e-3)]
+    pub lr: f64,
+    #[arg(long, default_value_t = 13)]
+    pub classes: usize,
+    /// cpu, gpu (Vulkan with `--features train-gpu`, CUDA with `train-cuda`) or auto.
+    #[arg(long, default_value = "auto", value_parser = DEVICES)]
+    pub device: String,
+    /// Start from this checkpoint (.bpk) instead of the seed's net.
+    #[arg(long)]
+    pub load: Option<PathBuf>,
+    /// Save the trained net as a checkpoint in this folder (`<arch>.bpk`).
+    #[arg(long)]
+    pub save: Option<PathBuf>,
+    /// Write the report (device, losses, images/s, predictions on the
+    /// check batch) as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+#[cfg(feature = "train")]
+pub fn bench_train_steps(a: &TrainStepsArgs) -> Result<()> {
+    use stylecam::train::{checkpoint, speed, Arch, Net};
+    let device = select_device(&a.device)?;
+    let (net, arch) = match &a.load {
+        Some(p) => {
+            let (net, meta) = checkpoint::load(p)?;
+            (net, meta.arch.parse::<Arch>().map_err(anyhow::Error::msg)?)
+        }
+        None => {
+            let arch: Arch = a.arch.parse().map_err(anyhow::Error::msg)?;
+            (Net::seeded(arch, a.classes, a.seed), arch)
+        }
+    };
+    let cfg = speed::StepsConfig {
+        batch: a.batch,
+        size: a.size.unwrap_or(arch.spec().width as usize),
+        steps: a.steps,
+        warmup: a.warmup,
+        seed: a.seed,
+        lr: a.lr,
+    };
+    let (net, report) = if a.steps + a.warmup > 0 {
+        speed::run(net, &cfg)
+    } else {
+        (
+            net,
+            speed::StepsReport {
+                losses: vec![],
+                images_per_s: 0.0,
+                seconds: 0.0,
+            },
+        )
+    };
+    println!(
+        "{arch} {}x{} batch {} on {device}: {:.1} images/s over {} steps ({:.2} s); losses {:?}",
+        cfg.size,
+        cfg.size,
+        cfg.batch,
+        report.images_per_s,
+        cfg.steps,
+        report.seconds,
+        report.losses
+    );
+    let predictions = speed::check_predictions(&net, &cfg);
+    if let Some(dir) = &a.save {
+        std::fs::create_dir_all(dir)?;
+        let meta = checkpoint::Meta {
+            arch: arch.to_string(),
+            classes: net.classes(),
+            epoch: 0,
+            step: a.steps + a.warmup,
+        };
+        checkpoint::save(dir, &arch.to_string(), &net, None, &meta)?;
+    }
+    if let Some(path) = &a.json {
+        let v = serde_json::json!({
+            "arch": arch.to_string(),
+            "device": device,
+            "size": cfg.size,
+            "batch": cfg.batch,
+            "steps": cfg.steps,
+            "warmup": cfg.warmup,
+            "losses": report.losses,
+            "images_per_s": report.images_per_s,
+            "seconds": report.seconds,
+            "predictions": predictions,
+        });
+        std::fs::write(path, serde_json::to_string(&v)?)?;
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "train"))]
+pub fn bench_train_steps(_: &TrainStepsArgs) -> Result<()> {
+    anyhow::bail!("this stylecam was built without the trainer: rebuild with `cargo build --release --features train` (the trainer is off by default; the appliance build leaves it out)")
+}
+
 #[derive(Args)]
 pub struct TrainArgs {
     /// Training config (TOML): [data] images, labels; [train] backbones,
@@ -75,6 +205,9 @@ pub struct TrainArgs {
     /// pretrained on an auxiliary attribute set; overrides train.init_from.
     #[arg(long)]
     pub init_from: Option<PathBuf>,
+    /// cpu, gpu or auto; overrides train.device.
+    #[arg(long, value_parser = DEVICES)]
+    pub device: Option<String>,
 }
 
 #[derive(Args)]
@@ -97,6 +230,10 @@ pub fn train(a: &TrainArgs) -> Result<()> {
     if let Some(p) = &a.init_from {
         cfg.train.init_from = Some(p.clone());
     }
+    match &a.device {
+        Some(d) => select_device(d)?,
+        None => select_device(cfg.train.device.as_str())?,
+    };
     let out = train(&cfg, |line| log::info!("{line}"))?;
     println!("{}", out.tune_table);
     println!(

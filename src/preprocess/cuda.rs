@@ -304,7 +304,9 @@ impl CudaPreprocessor {
             let ptr = out.device_ptr(&stream).0;
             self.run(frame, ptr).and_then(|()| {
                 let v = stream.clone_dtoh(&out).map_err(gpu_err)?;
-                Ok(v.into_iter().map(|b| half::f16::from_bits(b).to_f32()).collect())
+                Ok(v.into_iter()
+                    .map(|b| half::f16::from_bits(b).to_f32())
+                    .collect())
             })
         } else {
             let out = stream.alloc_zeros::<f32>(len).map_err(gpu_err)?;

@@ -157,12 +157,20 @@ impl Net {
     }
 
     /// A fresh net on the training device with weights drawn from `seed`.
-    /// burn's generator is global to the process: seeding it right before
-    /// the net is built makes the initial weights a function of the seed.
+    /// The weights are drawn on the CPU (burn's generator is global to the
+    /// process: seeding it right before the net is built makes them a
+    /// function of the seed) and then moved to the training device, so a
+    /// seed gives the same initial net on the CPU and on a GPU.
     pub fn seeded(arch: Arch, classes: usize, seed: u64) -> Self {
+        let cpu = super::cpu();
+        cpu.seed(seed);
+        let net = Self::new(arch, classes, &cpu);
         let device = super::device();
-        device.seed(seed);
-        Self::new(arch, classes, &device)
+        if device == cpu {
+            net
+        } else {
+            net.to_device(&device)
+        }
     }
 
     pub fn classes(&self) -> usize {

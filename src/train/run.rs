@@ -119,6 +119,8 @@ pub struct TrainSection {
     /// pairs (default: the paper's 1←2, 4←8 for the JD styles, none
     /// otherwise). Applied with `imagenet`/`init_from`.
     pub head_init: Option<Vec<[usize; 2]>>,
+    /// `cpu`, `gpu` or `auto` (see [`crate::train::DeviceChoice`]).
+    pub device: crate::train::DeviceChoice,
 }
 
 impl Default for TrainSection {
@@ -137,6 +139,7 @@ impl Default for TrainSection {
             imagenet: Default::default(),
             init_from: None,
             head_init: None,
+            device: Default::default(),
         }
     }
 }
