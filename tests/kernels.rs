@@ -281,13 +281,7 @@ fn frame(photo: &image::RgbImage, format: PixelFormat, w: u32, h: u32, pad: usiz
 }
 
 fn spec(w: u32, h: u32, resize: ResizeMode) -> Spec {
-    Spec {
-        width: w,
-        height: h,
-        resize,
-        mean: [0.485, 0.456, 0.406],
-        std: [0.229, 0.224, 0.225],
-    }
+    Spec::imagenet(w, h, resize)
 }
 
 /// Largest and mean |difference| in grey levels (0..=255) per channel.
@@ -374,20 +368,12 @@ fn host_built_rgb_kernel_on_a_decoded_mjpeg_frame_matches_the_cpu_path() {
     let Some(host) = host() else { return };
     let img = encode::scene(&photo("coffee.jpg"), 1280, 720);
     let jpeg = encode::rgb_to_jpeg(&img, 90);
-    let mjpeg = Frame::still("cam", PixelFormat::Mjpeg, 1280, 720, jpeg.clone());
+    let mjpeg = Frame::still("cam", PixelFormat::Mjpeg, 1280, 720, jpeg);
     let spec = spec(224, 224, ResizeMode::ShorterSideCrop);
     let mut want = vec![0f32; spec.len()];
     pre::mjpeg_into(&mjpeg, &spec, &mut want, pre::mjpeg::Decoder::Rust).unwrap();
 
-    let info = pre::mjpeg::info(&jpeg).unwrap();
-    let p = pre::Placement::new(1280, 720, 224, 224, spec.resize);
-    let d = pre::mjpeg::decode_known(
-        &jpeg,
-        info,
-        (p.resized_w, p.resized_h),
-        pre::mjpeg::Decoder::Rust,
-    )
-    .unwrap();
+    let d = pre::mjpeg_decoded(&mjpeg, &spec, pre::mjpeg::Decoder::Rust).unwrap();
     let rgb = Frame::still("cam", PixelFormat::Rgb8, d.width, d.height, d.rgb);
     let got = host.run(&[&rgb], &spec, false);
     let (max, _) = grey_diff(&got[0], &want, &spec);

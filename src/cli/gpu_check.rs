@@ -99,13 +99,7 @@ mod imp {
     use stylecam::preprocess::{self as pre, CudaOptions, ResizeMode, Spec};
 
     fn spec(size: u32, resize: ResizeMode) -> Spec {
-        Spec {
-            width: size,
-            height: size,
-            resize,
-            mean: [0.485, 0.456, 0.406],
-            std: [0.229, 0.224, 0.225],
-        }
+        Spec::imagenet(size, size, resize)
     }
 
     pub fn run(args: &GpuCheckArgs) -> Result<()> {

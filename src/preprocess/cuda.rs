@@ -16,7 +16,7 @@
 
 use super::kernels::{self, Norm, Tables};
 use super::nvrtc::{KernelCache, Nvrtc, Target};
-use super::{mjpeg, CudaOptions as Options, Placement, PreprocessError, Preprocessor, Slot, Spec};
+use super::{mjpeg, CudaOptions as Options, PreprocessError, Preprocessor, Slot, Spec};
 use crate::capture::{Frame, PixelFormat};
 use cudarc::driver::{
     sys, CudaContext, CudaFunction, CudaSlice, CudaStream, DevicePtr, LaunchConfig,
@@ -385,26 +385,7 @@ impl CudaPreprocessor {
 /// MJPEG: decoded on the CPU at the smallest scale that covers the resized
 /// size, as an RGB frame for the RGB kernel.
 fn decode_mjpeg(frame: &Frame, spec: &Spec) -> Result<Frame, PreprocessError> {
-    let bad = |reason: String| PreprocessError::BadFrame {
-        camera: frame.camera.to_string(),
-        seq: frame.seq,
-        reason,
-    };
-    let info = mjpeg::info(&frame.data).ok_or_else(|| bad("not a JPEG frame".into()))?;
-    let p = Placement::new(
-        info.width,
-        info.height,
-        spec.width,
-        spec.height,
-        spec.resize,
-    );
-    let d = mjpeg::decode_known(
-        &frame.data,
-        info,
-        (p.resized_w, p.resized_h),
-        mjpeg::Decoder::Auto,
-    )
-    .map_err(bad)?;
+    let d = super::mjpeg_decoded(frame, spec, mjpeg::Decoder::Auto)?;
     let mut f = Frame::still(
         frame.camera.clone(),
         PixelFormat::Rgb8,

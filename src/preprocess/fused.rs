@@ -257,13 +257,7 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn spec(size: u32, resize: ResizeMode) -> Spec {
-        Spec {
-            width: size,
-            height: size,
-            resize,
-            mean: [0.485, 0.456, 0.406],
-            std: [0.229, 0.224, 0.225],
-        }
+        Spec::imagenet(size, size, resize)
     }
 
     /// Per channel (max, mean) |difference| in grey levels (0..=255).

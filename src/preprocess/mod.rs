@@ -176,6 +176,18 @@ pub fn open_cuda(
 }
 
 impl Spec {
+    /// A `width × height` input with ImageNet's mean and std (what the
+    /// backbones' bundles use).
+    pub fn imagenet(width: u32, height: u32, resize: ResizeMode) -> Self {
+        Self {
+            width,
+            height,
+            resize,
+            mean: [0.485, 0.456, 0.406],
+            std: [0.229, 0.224, 0.225],
+        }
+    }
+
     /// Number of f32 values one preprocessed frame fills.
     pub fn len(&self) -> usize {
         3 * self.width as usize * self.height as usize
@@ -211,6 +223,26 @@ pub fn mjpeg_into(
     out: &mut [f32],
     decoder: mjpeg::Decoder,
 ) -> Result<(), PreprocessError> {
+    let d = mjpeg_decoded(frame, spec, decoder)?;
+    let resized = resample_rgb(
+        &d.rgb,
+        d.width,
+        d.height,
+        spec.width,
+        spec.height,
+        spec.resize,
+    );
+    normalize_into(&resized, spec, out);
+    Ok(())
+}
+
+/// An MJPEG frame decoded at the smallest scale that covers `spec`'s
+/// resized size (the CPU path resamples it; the CUDA path uploads it).
+pub fn mjpeg_decoded(
+    frame: &Frame,
+    spec: &Spec,
+    decoder: mjpeg::Decoder,
+) -> Result<mjpeg::Decoded, PreprocessError> {
     let bad = |reason: String| PreprocessError::BadFrame {
         camera: frame.camera.to_string(),
         seq: frame.seq,
@@ -225,18 +257,7 @@ pub fn mjpeg_into(
         spec.height,
         spec.resize,
     );
-    let d =
-        mjpeg::decode_known(&frame.data, info, (p.resized_w, p.resized_h), decoder).map_err(bad)?;
-    let resized = resample_rgb(
-        &d.rgb,
-        d.width,
-        d.height,
-        spec.width,
-        spec.height,
-        spec.resize,
-    );
-    normalize_into(&resized, spec, out);
-    Ok(())
+    mjpeg::decode_known(&frame.data, info, (p.resized_w, p.resized_h), decoder).map_err(bad)
 }
 
 /// The reference path: the whole frame converted to RGB8 (MJPEG decoded at
