@@ -209,6 +209,10 @@ enum BenchCommand {
     ///
     /// Example: stylecam bench train-steps --arch resnet50 --batch 32 --device gpu
     TrainSteps(cli::train::TrainStepsArgs),
+    /// The tiny ablation on the trainer's synthetic garments: macro F2 of
+    /// each step of the paper's method (Table IV style), on the CPU or a
+    /// GPU (`--device`).
+    Ablation(cli::train::AblationArgs),
 }
 
 /// Whether stderr is the journal stream systemd connected us to
@@ -311,6 +315,7 @@ fn main() -> ExitCode {
         } => cli::eval(&preds, &labels, bundle.as_deref()),
         Command::Bench(BenchCommand::FashionMnist(args)) => cli::train::bench_fashion_mnist(&args),
         Command::Bench(BenchCommand::TrainSteps(args)) => cli::train::bench_train_steps(&args),
+        Command::Bench(BenchCommand::Ablation(args)) => cli::train::bench_ablation(&args),
         Command::Train(args) => cli::train::train(&args),
         Command::GpuCheck(args) => cli::gpu_check::gpu_check(&args),
         Command::Export(args) => cli::train::export(&args),

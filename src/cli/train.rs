@@ -196,6 +196,47 @@ pub fn bench_train_steps(_: &TrainStepsArgs) -> Result<()> {
 }
 
 #[derive(Args)]
+pub struct AblationArgs {
+    /// Synthetic images for training + validation (80/20).
+    #[arg(long, default_value_t = 1500)]
+    pub train_val: usize,
+    /// Held-out images the table is scored on.
+    #[arg(long, default_value_t = 600)]
+    pub test: usize,
+    #[arg(long, default_value_t = 4)]
+    pub epochs: usize,
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// cpu, gpu or auto.
+    #[arg(long, default_value = "auto", value_parser = DEVICES)]
+    pub device: String,
+}
+
+#[cfg(feature = "train")]
+pub fn bench_ablation(a: &AblationArgs) -> Result<()> {
+    use stylecam::train::ablation::{run, AblationConfig};
+    use stylecam::train::{Arch, Family};
+    let device = select_device(&a.device)?;
+    let cfg = AblationConfig {
+        arch: Arch::tiny(Family::Resnet50),
+        train_val: a.train_val,
+        test: a.test,
+        epochs: a.epochs,
+        batch_size: 32,
+        lr: 3e-3,
+        seed: a.seed,
+    };
+    let ab = run(&cfg, |line| log::info!("{line}"));
+    println!("ablation on {device}:\n{}", ab.table());
+    Ok(())
+}
+
+#[cfg(not(feature = "train"))]
+pub fn bench_ablation(_: &AblationArgs) -> Result<()> {
+    anyhow::bail!("this stylecam was built without the trainer: rebuild with `cargo build --release --features train` (the trainer is off by default; the appliance build leaves it out)")
+}
+
+#[derive(Args)]
 pub struct TrainArgs {
     /// Training config (TOML): [data] images, labels; [train] backbones,
     /// epochs, …; [output] dir. Relative paths are relative to the file.
