@@ -311,14 +311,6 @@ fn host_built_kernels_match_the_cpu_reference_on_every_format() {
     let Some(host) = host() else { return };
     let coffee = photo("coffee.jpg");
     let chelsea = photo("chelsea.jpg");
-    // (frame w, h, row padding, model w, h, resize)
-    let cases: [(u32, u32, usize, u32, u32, ResizeMode); 5] = [
-        (640, 480, 0, 224, 224, ResizeMode::ShorterSideCrop),
-        (333, 251, 13, 224, 224, ResizeMode::ShorterSideCrop),
-        (1280, 720, 64, 224, 224, ResizeMode::Letterbox),
-        (1920, 1080, 0, 299, 299, ResizeMode::ShorterSideCrop),
-        (202, 150, 7, 299, 299, ResizeMode::Letterbox),
-    ];
     let formats = [
         PixelFormat::Rgb8,
         PixelFormat::Bgr8,
@@ -327,7 +319,8 @@ fn host_built_kernels_match_the_cpu_reference_on_every_format() {
         PixelFormat::Nv12,
     ];
     let mut report = vec![];
-    for (w, h, pad, mw, mh, resize) in cases {
+    for (w, h, pad, mw, resize) in kernels::CHECK_CASES {
+        let mh = mw;
         let spec = spec(mw, mh, resize);
         for format in formats {
             let a = frame(&coffee, format, w, h, pad);

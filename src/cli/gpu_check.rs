@@ -138,13 +138,6 @@ mod imp {
     }
 
     fn accuracy(opts: &CudaOptions, photos: &[image::RgbImage]) -> Result<Vec<serde_json::Value>> {
-        let cases: [(u32, u32, usize, u32, ResizeMode); 5] = [
-            (640, 480, 0, 224, ResizeMode::ShorterSideCrop),
-            (333, 251, 13, 224, ResizeMode::ShorterSideCrop),
-            (1280, 720, 64, 224, ResizeMode::Letterbox),
-            (1920, 1080, 0, 299, ResizeMode::ShorterSideCrop),
-            (202, 150, 7, 299, ResizeMode::Letterbox),
-        ];
         let formats = [
             PixelFormat::Rgb8,
             PixelFormat::Bgr8,
@@ -154,7 +147,7 @@ mod imp {
             PixelFormat::Mjpeg,
         ];
         let mut rows = vec![];
-        for (w, h, pad, size, resize) in cases {
+        for (w, h, pad, size, resize) in stylecam::preprocess::kernels::CHECK_CASES {
             let spec = spec(size, resize);
             let mut p = CudaPreprocessor::new(spec.clone(), opts)?;
             for format in formats {

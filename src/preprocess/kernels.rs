@@ -8,7 +8,7 @@
 //! MJPEG is decoded on the CPU ([`super::mjpeg`]) and uploaded as RGB.
 
 use super::resize::{taps, Placement};
-use super::Spec;
+use super::{ResizeMode, Spec};
 use crate::capture::PixelFormat;
 
 /// CUDA C source of every preprocessing kernel.
@@ -37,6 +37,18 @@ pub const KERNELS: [&str; 5] = [
     "sc_preprocess_gray",
     "sc_preprocess_yuyv",
     "sc_preprocess_nv12",
+];
+
+/// The frames every kernel is checked on against the CPU reference, by the
+/// host build (tests/kernels.rs) and on a GPU (`stylecam gpu-check`):
+/// `(frame width, height, row padding bytes, model side, resize)` — odd
+/// sizes, padded strides, both resize modes, downscales of 2–5×.
+pub const CHECK_CASES: [(u32, u32, usize, u32, ResizeMode); 5] = [
+    (640, 480, 0, 224, ResizeMode::ShorterSideCrop),
+    (333, 251, 13, 224, ResizeMode::ShorterSideCrop),
+    (1280, 720, 64, 224, ResizeMode::Letterbox),
+    (1920, 1080, 0, 299, ResizeMode::ShorterSideCrop),
+    (202, 150, 7, 299, ResizeMode::Letterbox),
 ];
 
 /// Per-axis taps for every output column and row: `(first, count)` pairs
