@@ -311,18 +311,11 @@ fn host_built_kernels_match_the_cpu_reference_on_every_format() {
     let Some(host) = host() else { return };
     let coffee = photo("coffee.jpg");
     let chelsea = photo("chelsea.jpg");
-    let formats = [
-        PixelFormat::Rgb8,
-        PixelFormat::Bgr8,
-        PixelFormat::Gray8,
-        PixelFormat::Yuyv,
-        PixelFormat::Nv12,
-    ];
     let mut report = vec![];
     for (w, h, pad, mw, resize) in kernels::CHECK_CASES {
         let mh = mw;
         let spec = spec(mw, mh, resize);
-        for format in formats {
+        for format in kernels::FORMATS {
             let a = frame(&coffee, format, w, h, pad);
             let b = frame(&chelsea, format, w, h, pad);
             let mut want = vec![vec![0f32; spec.len()]; 2];

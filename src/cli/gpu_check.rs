@@ -138,19 +138,14 @@ mod imp {
     }
 
     fn accuracy(opts: &CudaOptions, photos: &[image::RgbImage]) -> Result<Vec<serde_json::Value>> {
-        let formats = [
-            PixelFormat::Rgb8,
-            PixelFormat::Bgr8,
-            PixelFormat::Gray8,
-            PixelFormat::Yuyv,
-            PixelFormat::Nv12,
-            PixelFormat::Mjpeg,
-        ];
+        // Every kernel, and MJPEG through the CPU decode and the RGB kernel.
+        let mut formats = stylecam::preprocess::kernels::FORMATS.to_vec();
+        formats.push(PixelFormat::Mjpeg);
         let mut rows = vec![];
         for (w, h, pad, size, resize) in stylecam::preprocess::kernels::CHECK_CASES {
             let spec = spec(size, resize);
             let mut p = CudaPreprocessor::new(spec.clone(), opts)?;
-            for format in formats {
+            for &format in &formats {
                 for (i, photo) in photos.iter().enumerate() {
                     let f = encode::frame_of(photo, format, w, h, pad);
                     let mut want = vec![0f32; spec.len()];

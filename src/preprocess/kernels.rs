@@ -30,6 +30,15 @@ pub fn kernel_name(format: PixelFormat) -> Option<&'static str> {
     })
 }
 
+/// The formats with a kernel of their own (MJPEG runs the RGB one).
+pub const FORMATS: [PixelFormat; 5] = [
+    PixelFormat::Rgb8,
+    PixelFormat::Bgr8,
+    PixelFormat::Gray8,
+    PixelFormat::Yuyv,
+    PixelFormat::Nv12,
+];
+
 /// Every kernel's name (what a module must export).
 pub const KERNELS: [&str; 5] = [
     "sc_preprocess_rgb",
