@@ -213,6 +213,13 @@ enum BenchCommand {
     /// each step of the paper's method (Table IV style), on the CPU or a
     /// GPU (`--device`).
     Ablation(cli::train::AblationArgs),
+    /// EfficientNet-Lite0 with its ImageNet weights as a bundle over a few
+    /// ImageNet classes (default: the garment ones): a model that responds
+    /// to what a real camera sees, for the change-gate benchmark
+    /// (`cargo bench --bench gate`).
+    ///
+    /// Example: stylecam bench imagenet-bundle --out target/bench-data/lite0-garments
+    ImagenetBundle(cli::train::ImagenetBundleArgs),
 }
 
 /// Whether stderr is the journal stream systemd connected us to
@@ -316,6 +323,9 @@ fn main() -> ExitCode {
         Command::Bench(BenchCommand::FashionMnist(args)) => cli::train::bench_fashion_mnist(&args),
         Command::Bench(BenchCommand::TrainSteps(args)) => cli::train::bench_train_steps(&args),
         Command::Bench(BenchCommand::Ablation(args)) => cli::train::bench_ablation(&args),
+        Command::Bench(BenchCommand::ImagenetBundle(args)) => {
+            cli::train::bench_imagenet_bundle(&args)
+        }
         Command::Train(args) => cli::train::train(&args),
         Command::GpuCheck(args) => cli::gpu_check::gpu_check(&args),
         Command::Export(args) => cli::train::export(&args),

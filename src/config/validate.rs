@@ -291,6 +291,23 @@ impl Config {
                 ));
             }
         }
+        let g = &self.gate;
+        if !(g.threshold.is_finite() && (0.0..=255.0).contains(&g.threshold)) {
+            return Err(err(
+                "gate.threshold",
+                g.threshold,
+                "must be in 0..=255 (grey levels)",
+                "set gate.threshold = 1.0, or gate.enabled = false",
+            ));
+        }
+        if g.max_age_ms > 3_600_000 {
+            return Err(err(
+                "gate.max_age_ms",
+                g.max_age_ms,
+                "must be at most 3600000 (an hour)",
+                "set gate.max_age_ms = 1000",
+            ));
+        }
         let q = &self.mqtt;
         if q.host.trim().is_empty() {
             return Err(err(

@@ -2,6 +2,7 @@
 //! then per frame the decision, smoothing and change detection, and hands
 //! tag events to the publisher.
 
+use super::gate::Reuse;
 use super::queue::{FrameQueues, Input, Prepared};
 use crate::bundle::Bundle;
 use crate::config::SmoothingConfig;
@@ -25,6 +26,13 @@ pub(super) struct CameraState {
     pub(super) smoothing: SmoothingConfig,
 }
 
+/// A frame of a batch: in a backend slot, or answered by the change gate
+/// with its keyframe's probabilities.
+struct Ready {
+    item: Prepared,
+    reused: Option<Vec<f32>>,
+}
+
 /// Consecutive failed batches after which the backend is opened again.
 const REOPEN_AFTER: u32 = 3;
 
@@ -45,6 +53,8 @@ pub(super) struct Inference {
     pub(super) publish_frames: bool,
     pub(super) max_batch: usize,
     pub(super) max_wait: Duration,
+    /// The change gate's keyframe probabilities per camera.
+    pub(super) reuse: Reuse,
 }
 
 impl Inference {
@@ -59,51 +69,85 @@ impl Inference {
         while let Some(batch) = queues.take_batch(self.max_batch, self.max_wait) {
             metrics.beat(Beat::Inference);
             let ready = self.fill(batch, metrics);
-            if ready.is_empty() {
-                continue;
-            }
-            let n = ready.len();
-            let t0 = Instant::now();
-            let probs = match self.backend.run(n) {
-                Ok(p) => p.to_vec(),
-                Err(e) => {
-                    failures += 1;
-                    metrics.frames_failed(n as u64);
-                    if failures == 1 {
-                        log::error!(
-                            "{} backend failed on a batch of {n}: {e} (frames dropped; going on)",
+            let n = ready.iter().filter(|r| r.reused.is_none()).count();
+            let mut probs = Vec::new();
+            if n > 0 {
+                let t0 = Instant::now();
+                match self.backend.run(n) {
+                    Ok(p) => probs = p.to_vec(),
+                    Err(e) => {
+                        failures += 1;
+                        metrics.frames_failed(n as u64);
+                        if failures == 1 {
+                            log::error!(
+                                "{} backend failed on a batch of {n}: {e} (frames dropped; going on)",
+                                self.backend.name()
+                            );
+                        }
+                        if failures.is_multiple_of(REOPEN_AFTER) {
+                            self.reopen_backend(failures, metrics);
+                        }
+                    }
+                }
+                if !probs.is_empty() {
+                    if failures > 0 {
+                        log::info!(
+                            "{} backend runs again after {failures} failed batch(es)",
                             self.backend.name()
                         );
+                        failures = 0;
                     }
-                    if failures.is_multiple_of(REOPEN_AFTER) {
-                        self.reopen_backend(failures, metrics);
-                    }
-                    continue;
+                    metrics.time(Stage::Infer, t0.elapsed(), n as u64);
+                    metrics.frames_inferred(n as u64);
                 }
-            };
-            if failures > 0 {
-                log::info!(
-                    "{} backend runs again after {failures} failed batch(es)",
-                    self.backend.name()
-                );
-                failures = 0;
             }
-            metrics.time(Stage::Infer, t0.elapsed(), n as u64);
-            metrics.frames_inferred(n as u64);
-            for (f, p) in ready.iter().zip(probs.chunks_exact(classes)) {
-                self.handle(f, p, publisher, metrics);
+            let mut inferred = probs.chunks_exact(classes);
+            for r in ready {
+                let p = match &r.reused {
+                    Some(p) => {
+                        metrics.frames_gated(1);
+                        p.as_slice()
+                    }
+                    // The batch failed: its inferred frames are dropped.
+                    None => match inferred.next() {
+                        Some(p) => p,
+                        None => continue,
+                    },
+                };
+                self.handle(&r.item, p, publisher, metrics);
+                if r.reused.is_none() {
+                    let Prepared {
+                        camera,
+                        seq,
+                        captured_at,
+                        thumb,
+                        ..
+                    } = r.item;
+                    if let Some(thumb) = thumb {
+                        self.reuse.inferred(camera, seq, captured_at, thumb, p);
+                    }
+                }
             }
         }
         self.cameras
     }
 
     /// Puts each frame of `batch` into the next input slot of the backend
-    /// (copying a tensor, or preprocessing a raw frame in place) and returns
-    /// the frames that made it, in slot order.
-    fn fill(&mut self, batch: Vec<Prepared>, metrics: &Metrics) -> Vec<Prepared> {
+    /// (copying a tensor, or preprocessing a raw frame in place), or, for a
+    /// frame the change gate passed whose keyframe's probabilities are at
+    /// hand, takes those; returns the frames that made it, in their order.
+    fn fill(&mut self, batch: Vec<Prepared>, metrics: &Metrics) -> Vec<Ready> {
         let mut ready = Vec::with_capacity(batch.len());
+        let mut slot = 0;
         for item in batch {
-            let i = ready.len();
+            if let Some(key) = item.reuse {
+                if let Some(p) = self.reuse.probs(item.camera, key) {
+                    let reused = Some(p.to_vec());
+                    ready.push(Ready { item, reused });
+                    continue;
+                }
+            }
+            let i = slot;
             let t0 = Instant::now();
             let result = match &item.input {
                 Input::Tensor(t) => self.backend.write(i, t).map_err(|e| e.to_string()),
@@ -117,7 +161,10 @@ impl Inference {
                 }
             };
             match result {
-                Ok(()) => ready.push(item),
+                Ok(()) => {
+                    slot += 1;
+                    ready.push(Ready { item, reused: None });
+                }
                 Err(e) => {
                     metrics.frame_skipped();
                     log::warn!("camera #{} frame {}: {e}", item.camera, item.seq);
@@ -316,6 +363,7 @@ mod tests {
             publish_frames: true,
             max_batch: 1,
             max_wait: Duration::ZERO,
+            reuse: Reuse::default(),
             bundle,
         };
         let queues = FrameQueues::new(1, 16);
@@ -326,6 +374,8 @@ mod tests {
                 seq,
                 captured_at: std::time::SystemTime::UNIX_EPOCH + Duration::from_millis(seq),
                 input: Input::Tensor(vec![0.1 * seq as f32; per]),
+                thumb: None,
+                reuse: None,
             });
         }
         queues.camera_ended();

@@ -14,6 +14,7 @@
 //! resolves; either way queued frames are finished and pending events are
 //! flushed to the broker (up to a timeout) before it returns.
 
+mod gate;
 pub mod http;
 mod inference;
 pub mod notify;

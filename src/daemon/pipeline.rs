@@ -5,6 +5,7 @@
 //! publisher; `Pipeline::stop` drains it and hands back the per-camera
 //! state (keyed by camera name) for the next pipeline.
 
+use super::gate::{CameraGate, Keyframe, Reuse};
 use super::inference::{CameraState, Inference};
 use super::queue::{FrameQueues, Input, Prepared};
 use super::DaemonError;
@@ -12,6 +13,7 @@ use crate::bundle::Bundle;
 use crate::capture::{self, CaptureError, FrameSource, SourceState, StopToken};
 use crate::config::{PreprocessKind, Validated};
 use crate::infer::{self, Backend, Slot};
+use crate::preprocess::signature::Thumbnail;
 use crate::preprocess::{CpuPreprocessor, Preprocessor, RunsOn};
 use crate::publish::mqtt::Publisher;
 use crate::publish::Topics;
@@ -164,6 +166,18 @@ impl Pipeline {
         out.metrics.set_queue_probe(Arc::new(move || {
             names.iter().cloned().zip(probe_queues.depths()).collect()
         }));
+        // The change gate: one keyframe per camera (a reload starts afresh:
+        // the probabilities must come from the model now served).
+        let keyframes: Vec<Arc<Keyframe>> = if cfg.gate.enabled {
+            log::info!(
+                "change gate on: frames within {} grey levels of their camera's last inferred frame, and less than {} ms after it, reuse its probabilities (gate.enabled = false turns it off)",
+                cfg.gate.threshold,
+                cfg.gate.max_age_ms
+            );
+            cfg.cameras.iter().map(|_| Arc::default()).collect()
+        } else {
+            vec![]
+        };
         let mut stops = vec![];
         let mut captures = vec![];
         for (i, (source, c)) in sources.into_iter().zip(&cfg.cameras).enumerate() {
@@ -171,10 +185,21 @@ impl Pipeline {
             let pre = on_cameras.then(|| preprocessor.clone());
             let (queues, metrics) = (queues.clone(), out.metrics.clone());
             let stats = metrics.camera(&c.name);
+            let gate = keyframes
+                .get(i)
+                .map(|k| CameraGate::new(&cfg.gate, k.clone()));
+            let camera = CaptureLoop {
+                index: i,
+                preprocessor: pre,
+                gate,
+                queues,
+                metrics,
+                stats,
+            };
             captures.push(
                 std::thread::Builder::new()
                     .name(format!("camera-{i}"))
-                    .spawn(move || capture_loop(i, source, pre, queues, metrics, stats))
+                    .spawn(move || camera.run(source))
                     .expect("spawn camera thread"),
             );
         }
@@ -230,6 +255,7 @@ impl Pipeline {
             publish_frames: cfg.mqtt.publish_frames,
             max_batch,
             max_wait: Duration::from_millis(cfg.model.max_wait_ms),
+            reuse: Reuse::new(keyframes),
         };
         let worker = {
             let (queues, publisher, metrics) =
@@ -287,85 +313,115 @@ pub(super) fn model_name(bundle: &Bundle) -> String {
     format!("{} {}", bundle.manifest.name, bundle.manifest.version)
 }
 
-fn capture_loop(
+/// One camera's thread: capture, the change gate, preprocessing (on the
+/// CPU path), then its queue.
+struct CaptureLoop {
     index: usize,
-    mut source: Box<dyn FrameSource>,
-    mut preprocessor: Option<CpuPreprocessor>,
+    preprocessor: Option<CpuPreprocessor>,
+    gate: Option<CameraGate>,
     queues: Arc<FrameQueues>,
     metrics: Arc<Metrics>,
     stats: Arc<CameraStats>,
-) {
-    let stop = source.stopper();
-    while !stop.is_stopped() {
-        let t0 = Instant::now();
-        let frame = match source.next_frame() {
-            Ok(Some(f)) => f,
-            Ok(None) => break,
-            Err(CaptureError::Skipped { .. }) => {
-                metrics.frame_skipped();
-                stats.skipped();
-                continue;
+}
+
+impl CaptureLoop {
+    fn run(mut self, mut source: Box<dyn FrameSource>) {
+        let (index, metrics, stats) = (self.index, self.metrics.clone(), self.stats.clone());
+        let stop = source.stopper();
+        while !stop.is_stopped() {
+            let t0 = Instant::now();
+            let frame = match source.next_frame() {
+                Ok(Some(f)) => f,
+                Ok(None) => break,
+                Err(CaptureError::Skipped { .. }) => {
+                    metrics.frame_skipped();
+                    stats.skipped();
+                    continue;
+                }
+                Err(CaptureError::Interrupted {
+                    reason,
+                    lost_stream,
+                }) => {
+                    stats.interrupted(&reason, lost_stream);
+                    continue;
+                }
+                Err(e @ CaptureError::Fatal(_)) => {
+                    log::error!("camera #{index} stops: {e}");
+                    stats.set_state("failed");
+                    break;
+                }
+            };
+            metrics.frame_captured();
+            if frame.lost_before > 0 {
+                stats.lost(frame.lost_before);
             }
-            Err(CaptureError::Interrupted {
-                reason,
-                lost_stream,
-            }) => {
-                stats.interrupted(&reason, lost_stream);
-                continue;
-            }
-            Err(e @ CaptureError::Fatal(_)) => {
-                log::error!("camera #{index} stops: {e}");
-                stats.set_state("failed");
-                break;
-            }
-        };
-        metrics.frame_captured();
-        if frame.lost_before > 0 {
-            stats.lost(frame.lost_before);
-        }
-        stats.captured(match source.state() {
-            SourceState::Reconnecting { .. } => "reconnecting",
-            _ => "streaming",
-        });
-        let t1 = Instant::now();
-        metrics.time(Stage::Capture, t1 - t0, 1);
-        let (seq, captured_at) = (frame.seq, frame.captured_at);
-        let input = match preprocessor.as_mut() {
-            // Preprocess here, in parallel with the other cameras.
-            Some(p) => {
-                let mut tensor = vec![0.0; p.spec().len()];
-                match p.prepare(&frame, Slot::Host(&mut tensor)) {
-                    Ok(()) => {
-                        metrics.time(Stage::Preprocess, t1.elapsed(), 1);
-                        Input::Tensor(tensor)
-                    }
-                    Err(e) => {
-                        metrics.frame_skipped();
-                        stats.skipped();
-                        log::warn!("{e}");
-                        continue;
-                    }
+            stats.captured(match source.state() {
+                SourceState::Reconnecting { .. } => "reconnecting",
+                _ => "streaming",
+            });
+            metrics.time(Stage::Capture, t0.elapsed(), 1);
+            if let Some(item) = self.prepare(frame) {
+                if self.queues.push(item) {
+                    metrics.frame_dropped();
+                    stats.dropped();
                 }
             }
-            // The inference thread preprocesses it into the backend's slot.
-            None => Input::Frame(frame),
+        }
+        if source.state() == SourceState::Ended {
+            log::info!("camera #{index}: no more frames");
+            stats.set_state("ended");
+        } else if stop.is_stopped() {
+            stats.set_state("stopped");
+        }
+        self.queues.camera_ended();
+    }
+
+    /// The gate's verdict and, unless it lets the frame reuse a keyframe's
+    /// probabilities, the tensor (on the CPU path); `None` = skipped.
+    fn prepare(&mut self, frame: crate::capture::Frame) -> Option<Prepared> {
+        let t0 = Instant::now();
+        let (seq, captured_at) = (frame.seq, frame.captured_at);
+        let (mut thumb, mut reuse) = (None, None);
+        if let Some(gate) = &self.gate {
+            match Thumbnail::of(&frame) {
+                Ok(t) => {
+                    reuse = gate.check(&t, captured_at);
+                    thumb = Some(t);
+                }
+                Err(e) => {
+                    self.skipped(&e);
+                    return None;
+                }
+            }
+        }
+        let input = match self.preprocessor.as_mut() {
+            // Preprocess here, in parallel with the other cameras.
+            Some(p) if reuse.is_none() => {
+                let mut tensor = vec![0.0; p.spec().len()];
+                if let Err(e) = p.prepare(&frame, Slot::Host(&mut tensor)) {
+                    self.skipped(&e);
+                    return None;
+                }
+                self.metrics.time(Stage::Preprocess, t0.elapsed(), 1);
+                Input::Tensor(tensor)
+            }
+            // The inference thread preprocesses it into the backend's slot
+            // (or reuses its keyframe's probabilities).
+            _ => Input::Frame(frame),
         };
-        let item = Prepared {
-            camera: index,
+        Some(Prepared {
+            camera: self.index,
             seq,
             captured_at,
             input,
-        };
-        if queues.push(item) {
-            metrics.frame_dropped();
-            stats.dropped();
-        }
+            thumb,
+            reuse,
+        })
     }
-    if source.state() == SourceState::Ended {
-        log::info!("camera #{index}: no more frames");
-        stats.set_state("ended");
-    } else if stop.is_stopped() {
-        stats.set_state("stopped");
+
+    fn skipped(&self, e: &dyn std::fmt::Display) {
+        self.metrics.frame_skipped();
+        self.stats.skipped();
+        log::warn!("{e}");
     }
-    queues.camera_ended();
 }

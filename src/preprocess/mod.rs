@@ -31,6 +31,7 @@ pub mod kernels;
 pub mod mjpeg;
 pub mod nvrtc;
 mod resize;
+pub mod signature;
 
 pub use convert::to_rgb8;
 pub use resize::{resample_rgb, Placement};

@@ -109,6 +109,7 @@ pub struct HealthMessage {
 pub struct FrameCounts {
     pub captured: u64,
     pub inferred: u64,
+    pub gated: u64,
     pub dropped: u64,
     pub skipped: u64,
     pub failed: u64,
@@ -132,6 +133,7 @@ pub fn health(device: &str, uptime_s: u64, m: &Snapshot) -> HealthMessage {
         frames: FrameCounts {
             captured: m.frames_captured,
             inferred: m.frames_inferred,
+            gated: m.frames_gated,
             dropped: m.frames_dropped,
             skipped: m.frames_skipped,
             failed: m.frames_failed,

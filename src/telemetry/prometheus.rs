@@ -127,6 +127,11 @@ pub fn render(metrics: &Metrics) -> String {
         counter(s.frames_inferred),
     );
     r.register(
+        "frames_gated",
+        "Frames the change gate answered with the last inferred frame's probabilities (no backend run)",
+        counter(s.frames_gated),
+    );
+    r.register(
         "frames_failed",
         "Frames in batches the backend failed to run",
         counter(s.frames_failed),

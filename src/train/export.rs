@@ -93,6 +93,31 @@ pub fn export_one(net: &Net, output: Output) -> Vec<u8> {
     export(&[(&net.valid(), w)], output)
 }
 
+/// A single-label (ImageNet) classifier read as a multi-label model over a
+/// few of its classes: softmax over all its classes, then the columns
+/// `picks`, in that order, as `probs [N, picks.len()]` (a one-hot MatMul,
+/// exact in f32). The change-gate benchmark serves ImageNet's garment
+/// classes this way, so the model responds to what a real camera sees.
+pub fn export_class_subset(net: &Net, picks: &[usize]) -> Vec<u8> {
+    let net = net.valid();
+    let (size, classes) = (net.arch.input_size() as i64, net.classes());
+    assert!(picks.iter().all(|&c| c < classes), "picked classes exist");
+    let mut g = GraphBuilder::new("stylecam-class-subset");
+    let input = g.input("images", &[None, Some(3), Some(size), Some(size)]);
+    let mut e = Emitter::new(&mut g, "b0_");
+    let logits = emit_logits(&net, &mut e, &input);
+    let soft = e.node("Softmax", &[&logits], vec![("axis", Attr::Int(1))]);
+    let mut select = vec![0.0; classes * picks.len()];
+    for (j, &c) in picks.iter().enumerate() {
+        select[c * picks.len() + j] = 1.0;
+    }
+    let select = e.constant(&[classes as i64, picks.len() as i64], select);
+    let picked = e.node("MatMul", &[&soft, &select], vec![]);
+    g.node("Identity", &[&picked], vec![], Some("probs"));
+    g.output("probs", &[None, Some(picks.len() as i64)]);
+    g.finish("stylecam-train")
+}
+
 /// Writes the fused ensemble of `nets` (per-class weights each) as a
 /// complete bundle with the taxonomy `classes`.
 pub fn write_bundle(
