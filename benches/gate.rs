@@ -241,6 +241,17 @@ fn free_port() -> u16 {
         .port()
 }
 
+fn wait_for_port(port: u16) {
+    let t = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "mosquitto did not open port {port}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn mosquitto() -> Option<&'static str> {
     ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
         .into_iter()
@@ -271,6 +282,8 @@ struct DaemonRun {
     inferred: u64,
     gated: u64,
     dropped: u64,
+    /// Events the daemon decided (the broker delivered `events`).
+    decided: u64,
     /// Per camera: (frame_seq, tag ids) of every event the broker delivered.
     events: Vec<Vec<(u64, BTreeSet<String>)>>,
 }
@@ -291,7 +304,7 @@ fn daemon_run(
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    wait_for_port(port);
     let sub = subscribe.then(|| {
         // Line-buffered, so killing it loses nothing it received.
         let child = Command::new("stdbuf")
@@ -383,6 +396,7 @@ fn daemon_run(
         inferred: snap.frames_inferred,
         gated: snap.frames_gated,
         dropped: snap.frames_dropped,
+        decided: snap.events,
         events,
     }
 }
@@ -493,15 +507,16 @@ fn main() {
     );
     let off = daemon_run(&bundle_dir, &dirs, frames, None, true);
     let on = daemon_run(&bundle_dir, &dirs, frames, Some(&gate), true);
-    println!("| run | captured | backend inferences/s | gated | dropped (stale) | events |");
-    println!("|---|---:|---:|---:|---:|---:|");
+    println!("| run | captured | backend inferences/s | gated | dropped (stale) | events decided | events received |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
     for (name, r) in [("ungated", &off), ("gated", &on)] {
         println!(
-            "| {name} | {} | {:.1} | {:.1}% | {} | {} |",
+            "| {name} | {} | {:.1} | {:.1}% | {} | {} | {} |",
             r.captured,
             r.inferred as f64 / r.wall,
             100.0 * r.gated as f64 / r.captured.max(1) as f64,
             r.dropped,
+            r.decided,
             r.events.iter().map(Vec::len).sum::<usize>()
         );
     }

@@ -274,6 +274,7 @@ pub fn write_demo_bundle(dir: &Path, calibration: &[Vec<f32>]) -> Result<(), Bun
         input: demo_spec(),
         classes: Taxonomy::jd2018(),
         decision: None,
+        cascade: None,
     };
     write_manifest(dir, &manifest)
 }

@@ -220,6 +220,13 @@ enum BenchCommand {
     ///
     /// Example: stylecam bench imagenet-bundle --out target/bench-data/lite0-garments
     ImagenetBundle(cli::train::ImagenetBundleArgs),
+    /// The edge-first cascade on the trainer's synthetic garments: trains
+    /// the ensemble and the edge stage, fits the margins on validation, then
+    /// on a held-out set prints macro F2, escalation rate, time and FLOPs
+    /// per frame of the ensemble, the edge model and the cascade.
+    ///
+    /// Example: stylecam bench cascade --epochs 4
+    Cascade(cli::train::CascadeArgs),
 }
 
 /// Whether stderr is the journal stream systemd connected us to
@@ -323,6 +330,7 @@ fn main() -> ExitCode {
         Command::Bench(BenchCommand::FashionMnist(args)) => cli::train::bench_fashion_mnist(&args),
         Command::Bench(BenchCommand::TrainSteps(args)) => cli::train::bench_train_steps(&args),
         Command::Bench(BenchCommand::Ablation(args)) => cli::train::bench_ablation(&args),
+        Command::Bench(BenchCommand::Cascade(args)) => cli::train::bench_cascade(&args),
         Command::Bench(BenchCommand::ImagenetBundle(args)) => {
             cli::train::bench_imagenet_bundle(&args)
         }

@@ -272,3 +272,91 @@ fn train_four_classes_from_the_label_header() {
     let (ok, text) = train(&cfg, &[]);
     assert!(!ok && text.contains("one per class (4"), "{text}");
 }
+
+/// `train.edge`: the bundle gets `edge.onnx` and `[cascade]`; the daemon
+/// serves it (a real mosquitto) with the same payload schema, counting the
+/// frames its edge model escalated; `model.cascade = false` runs the
+/// ensemble alone.
+#[test]
+fn a_cascade_bundle_trains_loads_serves_and_publishes_the_same_schema() {
+    if !available("mosquitto", mosquitto_path().is_some()) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    labelled_folder(dir.path(), 120);
+    let cfg = config(dir.path(), 1);
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "backbones = [\"tiny_efficientnet_lite0\"]",
+        "backbones = [\"tiny_efficientnet_lite0\"]\nedge = \"tiny_resnet50\"",
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let (ok, text) = train(&cfg, &[]);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("cascade on validation:") && text.contains("escalated"),
+        "{text}"
+    );
+    let bundle_dir = dir.path().join("run/bundle");
+    let bundle = stylecam::bundle::Bundle::load(&bundle_dir).unwrap();
+    let c = bundle.manifest.cascade.as_ref().expect("[cascade] written");
+    assert_eq!((c.onnx.as_str(), c.margins.len()), ("edge.onnx", 13));
+    assert!(bundle_dir.join("edge.onnx").is_file());
+
+    let broker = Mosquitto::start(free_port());
+    let validator = schema();
+    for cascade in [true, false] {
+        let device = format!("cascade-{cascade}");
+        let cfg = daemon_config(
+            dir.path(),
+            &dir.path().join("photos"),
+            broker.port,
+            &device,
+            "",
+        );
+        let text = std::fs::read_to_string(&cfg)
+            .unwrap()
+            .replace(
+                &format!(
+                    "bundle = \"{}\"",
+                    repo().join("assets/demo-bundle").display()
+                ),
+                &format!("bundle = \"{}\"\ncascade = {cascade}", bundle_dir.display()),
+            )
+            .replace("loop = true", "loop = false")
+            .replace("repeat = 3", "repeat = 1");
+        std::fs::write(&cfg, text).unwrap();
+        let out = stylecam()
+            .args(["check-config"])
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", output_text(&out));
+        let sub = Collector::start(broker.port, &format!("stylecam/{device}/#"), &device);
+        let mut daemon = run_daemon(&cfg, &[]);
+        let summary = exit_summary(&sub, 1);
+        assert!(
+            daemon.wait(std::time::Duration::from_secs(60)).success(),
+            "{}",
+            daemon.log_text()
+        );
+        let all = sub.all();
+        for r in &all {
+            assert_valid(&validator, r);
+        }
+        assert!(!kind(&all, "styles").is_empty(), "events published");
+        let frames = &summary["frames"];
+        let (inferred, escalated) = (
+            frames["inferred"].as_u64().unwrap(),
+            frames["escalated"].as_u64().unwrap(),
+        );
+        assert_eq!(inferred, 120, "{frames}");
+        let log = daemon.log_text();
+        if cascade {
+            assert!(log.contains("model: cascade"), "{log}");
+            assert!(escalated <= inferred, "{frames}");
+        } else {
+            assert_eq!(escalated, 0, "{frames}");
+            assert!(!log.contains("model: cascade"), "{log}");
+        }
+    }
+}

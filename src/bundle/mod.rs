@@ -10,6 +10,7 @@
 pub mod onnx;
 
 use crate::preprocess::Spec;
+use crate::styles::cascade::CascadeRule;
 use crate::styles::{DecisionParams, Taxonomy};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -33,6 +34,34 @@ pub struct Manifest {
     /// Written by `stylecam tune`; untuned defaults when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decision: Option<DecisionParams>,
+    /// An edge model in front of the ensemble (`stylecam train` with
+    /// `train.edge`); absent: the ensemble runs every frame.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cascade: Option<Cascade>,
+}
+
+/// `[cascade]`: the edge model (same input and classes as the ensemble)
+/// and the margins that decide when its probabilities stand
+/// ([`crate::styles::cascade`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cascade {
+    /// ONNX file of the edge model inside the bundle directory.
+    pub onnx: String,
+    /// Lower-case hex sha256 of that file.
+    pub sha256: String,
+    /// Per class: how far from its threshold the edge model's probability
+    /// must be to stand (written by `stylecam train`).
+    #[serde(serialize_with = "crate::short_float::seq")]
+    pub margins: Vec<f32>,
+}
+
+impl Cascade {
+    pub fn rule(&self) -> CascadeRule {
+        CascadeRule {
+            margins: self.margins.clone(),
+        }
+    }
 }
 
 fn default_onnx() -> String {
@@ -135,11 +164,38 @@ impl Bundle {
         if let Some(d) = &m.decision {
             d.check(c).map_err(|p| self.invalid(p))?;
         }
-        let onnx_path = self.onnx_path();
+        self.check_onnx(&m.onnx, &m.sha256)?;
+        if let Some(cascade) = &m.cascade {
+            cascade.rule().check(c).map_err(|p| self.invalid(p))?;
+            self.check_onnx(&cascade.onnx, &cascade.sha256)?;
+        }
+        Ok(())
+    }
+
+    /// The bundle's edge stage as a bundle of its own (its ONNX in place of
+    /// the ensemble's, same input and classes), for a backend to open.
+    pub fn edge(&self) -> Option<Bundle> {
+        let c = self.manifest.cascade.as_ref()?;
+        let mut manifest = self.manifest.clone();
+        manifest.name = format!("{} (edge)", manifest.name);
+        manifest.onnx = c.onnx.clone();
+        manifest.sha256 = c.sha256.clone();
+        manifest.cascade = None;
+        Some(Bundle {
+            dir: self.dir.clone(),
+            manifest,
+        })
+    }
+
+    /// `file` exists, hashes to `sha256` and has the contract's shapes.
+    fn check_onnx(&self, file: &str, sha256: &str) -> Result<(), BundleError> {
+        let m = &self.manifest;
+        let (c, spec) = (m.classes.len(), &m.input);
+        let onnx_path = self.dir.join(file);
         if !onnx_path.is_file() {
             return Err(BundleError::Missing {
                 dir: self.dir.clone(),
-                file: m.onnx.clone(),
+                file: file.to_string(),
             });
         }
         let bytes = std::fs::read(&onnx_path).map_err(|source| BundleError::Io {
@@ -147,10 +203,10 @@ impl Bundle {
             source,
         })?;
         let actual = sha256_hex(&bytes);
-        if !actual.eq_ignore_ascii_case(m.sha256.trim()) {
+        if !actual.eq_ignore_ascii_case(sha256.trim()) {
             return Err(BundleError::Hash {
                 path: onnx_path,
-                expected: m.sha256.clone(),
+                expected: sha256.to_string(),
                 actual,
             });
         }

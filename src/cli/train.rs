@@ -277,6 +277,9 @@ pub fn train(a: &TrainArgs) -> Result<()> {
     };
     let out = train(&cfg, |line| log::info!("{line}"))?;
     println!("{}", out.tune_table);
+    if let Some(c) = &out.cascade {
+        println!("{c}");
+    }
     println!(
         "bundle written to {} ({} images skipped); point model.bundle at it",
         out.bundle.display(),
@@ -402,6 +405,7 @@ pub fn bench_imagenet_bundle(a: &ImagenetBundleArgs) -> Result<()> {
         input: arch.spec(),
         classes: Taxonomy(taxonomy),
         decision: Some(decision),
+        cascade: None,
     };
     stylecam::bundle::write_manifest(&a.out, &manifest)?;
     stylecam::bundle::Bundle::load(&a.out)?;
@@ -415,5 +419,188 @@ pub fn bench_imagenet_bundle(a: &ImagenetBundleArgs) -> Result<()> {
 
 #[cfg(not(feature = "train"))]
 pub fn bench_imagenet_bundle(_: &ImagenetBundleArgs) -> Result<()> {
+    anyhow::bail!("this stylecam was built without the trainer: rebuild with `cargo build --release --features train` (the trainer is off by default; the appliance build leaves it out)")
+}
+
+#[derive(Args)]
+pub struct CascadeArgs {
+    /// Synthetic images to train and validate on (80/20).
+    #[arg(long, default_value_t = 1500)]
+    pub train_val: usize,
+    /// Held-out images the table is scored on.
+    #[arg(long, default_value_t = 600)]
+    pub test: usize,
+    #[arg(long, default_value_t = 4)]
+    pub epochs: usize,
+    /// The ensemble's backbones, comma-separated.
+    #[arg(long, default_value = "tiny_resnet50,tiny_densenet121")]
+    pub backbones: String,
+    /// The edge stage's backbone.
+    #[arg(long, default_value = "tiny_efficientnet_lite0")]
+    pub edge: String,
+    /// Macro F2 the cascade may lose on validation.
+    #[arg(long, default_value_t = 0.005)]
+    pub epsilon: f64,
+    /// Keep the run (images, checkpoints, bundle) here instead of a
+    /// temporary folder.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// cpu, gpu or auto.
+    #[arg(long, default_value = "auto", value_parser = DEVICES)]
+    pub device: String,
+}
+
+#[cfg(feature = "train")]
+pub fn bench_cascade(a: &CascadeArgs) -> Result<()> {
+    use anyhow::Context;
+    use std::time::Instant;
+    use stylecam::bundle::Bundle;
+    use stylecam::capture::{Frame, PixelFormat};
+    use stylecam::infer::{cascade::CascadeBackend, cpu, Backend};
+    use stylecam::styles::{cascade, Taxonomy};
+    use stylecam::train::run::{train, TrainConfig};
+    use stylecam::train::synthetic;
+    let device = select_device(&a.device)?;
+    let tmp = tempfile::tempdir()?;
+    let dir = a.out.clone().unwrap_or_else(|| tmp.path().to_path_buf());
+    let size = 64;
+    // The training set, as an admin would hand it over: PNGs and a CSV.
+    let (images, labels) = synthetic::generate(a.train_val, size, a.seed);
+    let photos = dir.join("photos");
+    std::fs::create_dir_all(&photos)?;
+    let tax = Taxonomy::jd2018();
+    let mut csv = format!("image,{}\n", tax.ids().collect::<Vec<_>>().join(","));
+    for (i, (img, row)) in images.iter().zip(&labels).enumerate() {
+        image::RgbImage::from_raw(size as u32, size as u32, img.clone())
+            .expect("size")
+            .save(photos.join(format!("g{i:05}.png")))?;
+        let vals: Vec<String> = row.iter().map(|v| format!("{v}")).collect();
+        csv += &format!("g{i:05},{}\n", vals.join(","));
+    }
+    std::fs::write(dir.join("labels.csv"), csv)?;
+    let backbones: Vec<String> = a
+        .backbones
+        .split(',')
+        .map(|b| format!("{:?}", b.trim()))
+        .collect();
+    let cfg_path = dir.join("train.toml");
+    std::fs::write(
+        &cfg_path,
+        format!(
+            "[data]\nimages = \"photos\"\nlabels = \"labels.csv\"\nseed = {}\n[train]\nbackbones = [{}]\nedge = {:?}\ncascade_epsilon = {}\nepochs = {}\nbatch_size = 32\nlr = 3e-3\n[output]\ndir = \"run\"\n",
+            a.seed,
+            backbones.join(", "),
+            a.edge,
+            a.epsilon,
+            a.epochs
+        ),
+    )?;
+    let cfg = TrainConfig::load(&cfg_path)?;
+    let t = Instant::now();
+    let out = train(&cfg, |line| log::info!("{line}"))?;
+    log::info!("trained in {:.0} s on {device}", t.elapsed().as_secs_f64());
+    let bundle = Bundle::load(&out.bundle)?;
+    let edge_bundle = bundle
+        .edge()
+        .context("the trained bundle has no [cascade]")?;
+    let spec = &bundle.manifest.input;
+    let sample = [3, spec.height as usize, spec.width as usize];
+    // Held out: drawn with another seed, never seen by training or the fit.
+    let (test_images, test_labels) = synthetic::generate(a.test, size, a.seed + 1);
+    let mut x = Vec::with_capacity(a.test * 3 * size * size);
+    for img in &test_images {
+        let f = Frame::still(
+            "test",
+            PixelFormat::Rgb8,
+            size as u32,
+            size as u32,
+            img.clone(),
+        );
+        x.extend(stylecam::preprocess::preprocess(&f, spec)?);
+    }
+    let per = 3 * size * size;
+    let classes = bundle.manifest.classes.len();
+    // Per-frame time at batch 1 (as a camera's frame arrives), best of 2.
+    let timed = |b: &mut dyn Backend| -> Result<(Vec<Vec<f32>>, f64)> {
+        let mut best = f64::INFINITY;
+        let mut rows = vec![];
+        for _ in 0..2 {
+            rows.clear();
+            let t = Instant::now();
+            for s in x.chunks_exact(per) {
+                rows.push(b.infer(s, 1)?);
+            }
+            best = best.min(t.elapsed().as_secs_f64() * 1e3 / a.test as f64);
+        }
+        Ok((rows, best))
+    };
+    let mut full = cpu::CpuBackend::open(&bundle)?;
+    let mut edge = cpu::CpuBackend::open(&edge_bundle)?;
+    let (full_p, full_ms) = timed(&mut full)?;
+    let (edge_p, edge_ms) = timed(&mut edge)?;
+    let c = bundle.manifest.cascade.as_ref().expect("checked");
+    let decision = bundle.decision();
+    let mut both = CascadeBackend::new(
+        Box::new(cpu::CpuBackend::open(&edge_bundle)?),
+        Box::new(cpu::CpuBackend::open(&bundle)?),
+        c.rule(),
+        decision.thresholds.clone(),
+    )?;
+    let (cascade_p, cascade_ms) = timed(&mut both)?;
+    let s = cascade::score(&c.rule(), &decision, &edge_p, &full_p, &test_labels);
+    let (rows, _) = cascade::combine(&c.rule(), &decision, &edge_p, &full_p);
+    let same = rows
+        .iter()
+        .zip(&cascade_p)
+        .all(|(r, p)| r.iter().zip(p).all(|(a, b)| (a - b).abs() < 1e-5));
+    anyhow::ensure!(
+        same,
+        "the cascade backend's output differs from the rule applied to the two stages"
+    );
+    let flops = |b: &Bundle| -> Result<f64> {
+        let bytes = std::fs::read(b.onnx_path())?;
+        Ok(cpu::flops_per_sample(&bytes, sample)? as f64 / 1e6)
+    };
+    let (full_f, edge_f) = (flops(&bundle)?, flops(&edge_bundle)?);
+    if let Some(v) = &out.cascade {
+        println!("{v}");
+    }
+    println!(
+        "\nheld-out synthetic garments ({} images, seed {}), {classes} classes, ensemble [{}], edge {}, CPU backend (tract), batch 1, on {device}:\n",
+        a.test,
+        a.seed + 1,
+        a.backbones,
+        a.edge
+    );
+    println!("| | macro F2 | escalated to the ensemble | ms/frame (measured) | MFLOPs/frame |");
+    println!("|---|---:|---:|---:|---:|");
+    println!(
+        "| ensemble alone | {:.4} | 100% | {full_ms:.2} | {full_f:.1} |",
+        s.f2_full
+    );
+    println!(
+        "| edge alone | {:.4} | 0% | {edge_ms:.2} | {edge_f:.1} |",
+        s.f2_edge
+    );
+    println!(
+        "| cascade | {:.4} | {:.1}% | {cascade_ms:.2} | {:.1} |",
+        s.f2_cascade,
+        100.0 * s.escalation,
+        edge_f + s.escalation * full_f
+    );
+    println!(
+        "\ncascade vs ensemble: macro F2 {:+.4} (ε = {}), compute per frame ×{:.2} measured, ×{:.2} in FLOPs",
+        s.f2_cascade - s.f2_full,
+        a.epsilon,
+        cascade_ms / full_ms,
+        (edge_f + s.escalation * full_f) / full_f
+    );
+    Ok(())
+}
+
+#[cfg(not(feature = "train"))]
+pub fn bench_cascade(_: &CascadeArgs) -> Result<()> {
     anyhow::bail!("this stylecam was built without the trainer: rebuild with `cargo build --release --features train` (the trainer is off by default; the appliance build leaves it out)")
 }

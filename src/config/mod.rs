@@ -94,6 +94,14 @@ pub struct ModelConfig {
     /// How long the batcher waits for more frames once it holds one.
     #[serde(default = "default_max_wait_ms")]
     pub max_wait_ms: u64,
+    /// Run the bundle's `[cascade]` edge model first (where the bundle has
+    /// one); `false`: the ensemble runs every frame.
+    #[serde(default = "default_cascade")]
+    pub cascade: bool,
+}
+
+fn default_cascade() -> bool {
+    true
 }
 
 /// One camera: its name, target rate and source. In the file `source`
@@ -695,6 +703,7 @@ impl Default for ModelConfig {
             onnxruntime_library: None,
             max_batch: default_max_batch(),
             max_wait_ms: default_max_wait_ms(),
+            cascade: default_cascade(),
         }
     }
 }

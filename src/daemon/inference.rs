@@ -55,6 +55,8 @@ pub(super) struct Inference {
     pub(super) max_wait: Duration,
     /// The change gate's keyframe probabilities per camera.
     pub(super) reuse: Reuse,
+    /// The backend's [`Backend::escalated`] at the last report.
+    pub(super) escalated_seen: u64,
 }
 
 impl Inference {
@@ -99,6 +101,9 @@ impl Inference {
                     }
                     metrics.time(Stage::Infer, t0.elapsed(), n as u64);
                     metrics.frames_inferred(n as u64);
+                    let escalated = self.backend.escalated();
+                    metrics.frames_escalated(escalated.saturating_sub(self.escalated_seen));
+                    self.escalated_seen = escalated;
                 }
             }
             let mut inferred = probs.chunks_exact(classes);
@@ -183,6 +188,7 @@ impl Inference {
                 );
                 metrics.backend_reopened();
                 self.max_batch = self.max_batch.min(b.limits().max);
+                self.escalated_seen = b.escalated();
                 self.backend = b;
             }
             Err(e) => log::error!("re-opening the backend after {failures} failed batches: {e}"),
@@ -364,6 +370,7 @@ mod tests {
             max_batch: 1,
             max_wait: Duration::ZERO,
             reuse: Reuse::default(),
+            escalated_seen: 0,
             bundle,
         };
         let queues = FrameQueues::new(1, 16);

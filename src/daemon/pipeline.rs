@@ -256,6 +256,7 @@ impl Pipeline {
             max_batch,
             max_wait: Duration::from_millis(cfg.model.max_wait_ms),
             reuse: Reuse::new(keyframes),
+            escalated_seen: 0,
         };
         let worker = {
             let (queues, publisher, metrics) =

@@ -8,6 +8,7 @@ use crate::bundle::Bundle;
 use std::path::Path;
 use std::sync::Arc;
 use tract_onnx::prelude::*;
+use tract_onnx::tract_hir::internal::DimLike;
 
 /// Slots in the input buffer: the config's largest `model.max_batch`.
 const MAX_BATCH: usize = 64;
@@ -144,4 +145,34 @@ impl Backend for CpuBackend {
         }
         Ok(&self.output)
     }
+}
+
+/// Floating-point operations (2 per multiply-add) of one sample through
+/// the ONNX model `bytes` with input `[1, sample…]`, as tract's cost model
+/// counts them on the decluttered graph (convolutions, matrix products).
+pub fn flops_per_sample(bytes: &[u8], sample: [usize; 3]) -> Result<u64, InferError> {
+    let load = |e: TractError| InferError::Load {
+        path: "(memory)".into(),
+        reason: format!("{e:#}"),
+    };
+    let [c, h, w] = sample;
+    let model = tract_onnx::onnx()
+        .model_for_read(&mut std::io::Cursor::new(bytes))
+        .and_then(|m| m.with_input_fact(0, f32::fact([1, c, h, w]).into()))
+        .and_then(|m| m.into_typed())
+        .and_then(|m| m.into_decluttered())
+        .map_err(load)?;
+    let mut total = 0u64;
+    for node in model.nodes() {
+        let inputs = model.node_input_facts(node.id).map_err(load)?;
+        for (cost, n) in node.op.cost(&inputs).map_err(load)? {
+            if matches!(cost, tract_onnx::tract_core::ops::Cost::FMA(_)) {
+                total += 2 * n.to_usize().map_err(|e| InferError::Load {
+                    path: "(memory)".into(),
+                    reason: e.to_string(),
+                })? as u64;
+            }
+        }
+    }
+    Ok(total)
 }

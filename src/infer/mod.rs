@@ -19,6 +19,7 @@
 //! onnxruntime, cpu. The same test suite (`tests/backend_suite.rs`) runs on
 //! every backend that probes usable.
 
+pub mod cascade;
 pub mod cpu;
 #[cfg_attr(feature = "onnxruntime", path = "onnxruntime.rs")]
 #[cfg_attr(not(feature = "onnxruntime"), path = "onnxruntime_disabled.rs")]
@@ -60,6 +61,8 @@ pub struct Options {
     pub threads: usize,
     /// `libonnxruntime.so` to load; else ORT_DYLIB_PATH, then the usual places.
     pub onnxruntime_library: Option<PathBuf>,
+    /// Run the bundle's `[cascade]` edge model first, where it has one.
+    pub cascade: bool,
 }
 
 impl Options {
@@ -69,6 +72,7 @@ impl Options {
             kind: m.backend,
             threads: m.threads,
             onnxruntime_library: m.onnxruntime_library.clone(),
+            cascade: m.cascade,
         }
     }
 
@@ -77,6 +81,7 @@ impl Options {
             kind,
             threads: 0,
             onnxruntime_library: None,
+            cascade: true,
         }
     }
 }
@@ -124,6 +129,12 @@ pub trait Backend: Send {
     }
     /// Runs slots `0..n`; returns `n × classes()` probabilities.
     fn run(&mut self, n: usize) -> Result<&[f32], InferError>;
+
+    /// Frames a cascade sent on to its ensemble so far (0 for a plain
+    /// backend).
+    fn escalated(&self) -> u64 {
+        0
+    }
 
     /// Runs `n` host samples laid out back to back, in chunks of the batch
     /// limit (tests, benchmarks, calibration).
@@ -178,6 +189,29 @@ pub fn probe(opts: &Options) -> Result<String, InferError> {
 /// of tensorrt, onnxruntime, cpu whose probe passes and whose load works,
 /// and logs why it passed over the others.
 pub fn open(opts: &Options, bundle: &Bundle) -> Result<Box<dyn Backend>, InferError> {
+    if let (true, Some(edge), Some(c)) = (opts.cascade, bundle.edge(), &bundle.manifest.cascade) {
+        let plain = Options {
+            cascade: false,
+            ..opts.clone()
+        };
+        let full = open(&plain, bundle)?;
+        let edge = open(&plain, &edge)?;
+        log::info!(
+            "model: cascade — the edge model {} runs first, the ensemble only where it is unsure (model.cascade = false turns it off)",
+            c.onnx
+        );
+        let thresholds = bundle.decision().thresholds;
+        return Ok(Box::new(cascade::CascadeBackend::new(
+            edge,
+            full,
+            c.rule(),
+            thresholds,
+        )?));
+    }
+    open_plain(opts, bundle)
+}
+
+fn open_plain(opts: &Options, bundle: &Bundle) -> Result<Box<dyn Backend>, InferError> {
     match opts.kind {
         BackendKind::Cpu => Ok(Box::new(cpu::CpuBackend::open(bundle)?)),
         BackendKind::Onnxruntime => Ok(Box::new(onnxruntime::OrtBackend::open(bundle, opts)?)),
@@ -191,13 +225,17 @@ pub fn open(opts: &Options, bundle: &Bundle) -> Result<Box<dyn Backend>, InferEr
                     kind,
                     ..opts.clone()
                 };
-                match probe(&opts).and_then(|_| open(&opts, bundle)) {
+                match probe(&opts).and_then(|_| open_plain(&opts, bundle)) {
                     Ok(b) => return Ok(b),
                     Err(e) => log::info!("model.backend = auto: not {} ({e})", kind.as_str()),
                 }
             }
             log::info!("model.backend = auto: using cpu (tract)");
-            open(&Options::new(BackendKind::Cpu), bundle)
+            let cpu = Options {
+                kind: BackendKind::Cpu,
+                ..opts.clone()
+            };
+            open_plain(&cpu, bundle)
         }
     }
 }

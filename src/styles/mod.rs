@@ -6,6 +6,7 @@
 //! thresholds and 1..=5 cardinality ([`DecisionParams::decide`]), F2 metrics
 //! ([`metrics`]) and the searches that fit the parameters ([`search::tune`]).
 
+pub mod cascade;
 pub mod decision;
 pub mod labels;
 pub mod metrics;

@@ -37,6 +37,7 @@ pub struct Metrics {
     frames_skipped: AtomicU64,
     frames_inferred: AtomicU64,
     frames_gated: AtomicU64,
+    frames_escalated: AtomicU64,
     frames_failed: AtomicU64,
     backend_reopens: AtomicU64,
     events: AtomicU64,
@@ -225,6 +226,9 @@ pub struct Snapshot {
     /// Frames the change gate answered with their keyframe's
     /// probabilities (no backend run).
     pub frames_gated: u64,
+    /// Of the inferred frames, those a cascade's edge model was unsure of
+    /// and sent on to the ensemble.
+    pub frames_escalated: u64,
     /// Frames in batches the backend failed to run.
     pub frames_failed: u64,
     /// Times the backend was re-opened after repeated failures.
@@ -270,6 +274,9 @@ impl Metrics {
     }
     pub fn frames_gated(&self, n: u64) {
         self.frames_gated.fetch_add(n, Relaxed);
+    }
+    pub fn frames_escalated(&self, n: u64) {
+        self.frames_escalated.fetch_add(n, Relaxed);
     }
     pub fn frames_failed(&self, n: u64) {
         self.frames_failed.fetch_add(n, Relaxed);
@@ -469,6 +476,7 @@ impl Metrics {
             frames_skipped: self.frames_skipped.load(Relaxed),
             frames_inferred: self.frames_inferred.load(Relaxed),
             frames_gated: self.frames_gated.load(Relaxed),
+            frames_escalated: self.frames_escalated.load(Relaxed),
             frames_failed: self.frames_failed.load(Relaxed),
             backend_reopens: self.backend_reopens.load(Relaxed),
             events: self.events.load(Relaxed),
@@ -513,9 +521,10 @@ impl std::fmt::Display for Snapshot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "frames: {} captured, {} inferred, {} gated (reused), {} dropped (lag), {} skipped (bad input), {} failed (backend); events: {} decided; QoS 1 messages (events + state): {} acked by the broker, {} waiting, {} dropped",
+            "frames: {} captured, {} inferred ({} escalated to the ensemble), {} gated (reused), {} dropped (lag), {} skipped (bad input), {} failed (backend); events: {} decided; QoS 1 messages (events + state): {} acked by the broker, {} waiting, {} dropped",
             self.frames_captured,
             self.frames_inferred,
+            self.frames_escalated,
             self.frames_gated,
             self.frames_dropped,
             self.frames_skipped,

@@ -132,6 +132,11 @@ pub fn render(metrics: &Metrics) -> String {
         counter(s.frames_gated),
     );
     r.register(
+        "frames_escalated",
+        "Inferred frames a cascade's edge model sent on to the ensemble",
+        counter(s.frames_escalated),
+    );
+    r.register(
         "frames_failed",
         "Frames in batches the backend failed to run",
         counter(s.frames_failed),

@@ -143,6 +143,7 @@ pub fn write_bundle(
         input: spec.clone(),
         classes: classes.clone(),
         decision,
+        cascade: None,
     };
     write_manifest(dir, &manifest)
 }

@@ -121,6 +121,13 @@ pub struct TrainSection {
     pub head_init: Option<Vec<[usize; 2]>>,
     /// `cpu`, `gpu` or `auto` (see [`crate::train::DeviceChoice`]).
     pub device: crate::train::DeviceChoice,
+    /// A small backbone trained on the same data as the cascade's edge
+    /// stage (`[cascade]` in the bundle): it runs first and the ensemble
+    /// only where it is unsure. Same input size as `backbones`.
+    pub edge: Option<String>,
+    /// The cascade's margins keep validation macro F2 within this of the
+    /// ensemble alone.
+    pub cascade_epsilon: f64,
 }
 
 impl Default for TrainSection {
@@ -140,6 +147,8 @@ impl Default for TrainSection {
             init_from: None,
             head_init: None,
             device: Default::default(),
+            edge: None,
+            cascade_epsilon: 0.005,
         }
     }
 }
@@ -242,6 +251,24 @@ impl TrainConfig {
                 t.backbones
             ));
         }
+        if let Some(edge) = &t.edge {
+            let arch = edge
+                .parse::<Arch>()
+                .map_err(|e| format!("train.edge: {e}"))?;
+            if arch.input_size() != sizes[0] {
+                return Err(format!(
+                    "train.edge = {edge:?} takes {0}x{0} images, train.backbones {1}x{1}: the edge stage shares the bundle's input; pick one of the same size",
+                    arch.input_size(),
+                    sizes[0]
+                ));
+            }
+        }
+        if !(0.0..=1.0).contains(&t.cascade_epsilon) {
+            return Err(format!(
+                "train.cascade_epsilon = {}: use a macro F2 tolerance in [0, 1], e.g. 0.005",
+                t.cascade_epsilon
+            ));
+        }
         let c = self.taxonomy.len();
         if self.fn_weight().len() != c {
             return Err(format!(
@@ -266,7 +293,7 @@ impl TrainConfig {
             ));
         }
         for name in t.imagenet.keys() {
-            if !t.backbones.contains(name) {
+            if !t.backbones.contains(name) && t.edge.as_ref() != Some(name) {
                 return Err(format!(
                     "train.imagenet.{name}: {name} is not in train.backbones {:?}",
                     t.backbones
@@ -466,6 +493,8 @@ pub struct TrainOutcome {
     pub tune_table: String,
     pub log: Vec<EpochLog>,
     pub skipped: usize,
+    /// The cascade's fit on validation, when `train.edge` is set.
+    pub cascade: Option<String>,
 }
 
 /// Runs the whole `train` command.
@@ -546,10 +575,30 @@ pub fn train(cfg: &TrainConfig, mut say: impl FnMut(&str)) -> Result<TrainOutcom
     let mut log = Vec::new();
     let mut nets = Vec::new();
     let mut val_preds_all = Vec::new();
-    for arch in &archs {
-        let spec = arch.spec();
+    let edge_arch: Option<Arch> = cfg.train.edge.as_ref().map(|e| e.parse().expect("checked"));
+    let mut edge_stage = None;
+    let stages = archs
+        .iter()
+        .map(|a| (*a, false))
+        .chain(edge_arch.map(|a| (a, true)));
+    let plotted: Vec<String> = cfg
+        .train
+        .backbones
+        .iter()
+        .cloned()
+        .chain(edge_arch.map(|a| format!("edge_{a}")))
+        .collect();
+    for (arch, is_edge) in stages {
+        // The edge stage reads the bundle's input (the first backbone's).
+        let spec = archs[0].spec();
+        let spec = if is_edge { spec } else { arch.spec() };
+        let name = if is_edge {
+            format!("edge_{arch}")
+        } else {
+            arch.to_string()
+        };
         // Resume from this backbone's checkpoint in the output dir, if any.
-        let (ckpt_bpk, _) = checkpoint::paths(out, &arch.to_string());
+        let (ckpt_bpk, _) = checkpoint::paths(out, &name);
         let (net, done) = match checkpoint::load(&ckpt_bpk) {
             Ok((net, meta)) if meta.arch == arch.to_string() && meta.classes == c => {
                 say(&format!(
@@ -560,7 +609,7 @@ pub fn train(cfg: &TrainConfig, mut say: impl FnMut(&str)) -> Result<TrainOutcom
                 ));
                 (net, Some(meta))
             }
-            _ => (initial_net(*arch, c, cfg.data.seed, cfg, &mut say)?, None),
+            _ => (initial_net(arch, c, cfg.data.seed, cfg, &mut say)?, None),
         };
         let mut trainer = Trainer::new(
             net,
@@ -589,7 +638,7 @@ pub fn train(cfg: &TrainConfig, mut say: impl FnMut(&str)) -> Result<TrainOutcom
         let bar = ProgressBar::new(plan.total_steps() as u64);
         bar.set_style(
             ProgressStyle::with_template(&format!(
-                "{arch} [{{elapsed_precise}}] {{bar:30}} {{pos}}/{{len}} steps {{msg}} ETA {{eta}}"
+                "{name} [{{elapsed_precise}}] {{bar:30}} {{pos}}/{{len}} steps {{msg}} ETA {{eta}}"
             ))
             .expect("template"),
         );
@@ -620,7 +669,7 @@ pub fn train(cfg: &TrainConfig, mut say: impl FnMut(&str)) -> Result<TrainOutcom
                     .map(|p| at_half.decide(p).labels)
                     .collect();
                 let entry = EpochLog {
-                    backbone: arch.to_string(),
+                    backbone: name.clone(),
                     epoch,
                     loss,
                     val_macro_f2: macro_f2(&chosen, &val_labels, c),
@@ -628,7 +677,7 @@ pub fn train(cfg: &TrainConfig, mut say: impl FnMut(&str)) -> Result<TrainOutcom
                     images_per_s: ips,
                 };
                 bar.suspend(|| log::info!(
-                    "{arch} epoch {epoch}: loss {loss:.4}, validation macro F2 {:.4} (t = 0.5), {ips:.0} images/s",
+                    "{name} epoch {epoch}: loss {loss:.4}, validation macro F2 {:.4} (t = 0.5), {ips:.0} images/s",
                     entry.val_macro_f2
                 ));
                 log.push(entry);
@@ -637,7 +686,7 @@ pub fn train(cfg: &TrainConfig, mut say: impl FnMut(&str)) -> Result<TrainOutcom
                 let png = out.join("curves.png");
                 // A plot that cannot be drawn or written is not worth a
                 // stopped run: the figures are in log.csv.
-                let drawn = super::plot::curves(&log, &cfg.train.backbones)
+                let drawn = super::plot::curves(&log, &plotted)
                     .and_then(|img| img.save(&png).map_err(|e| e.to_string()));
                 if let Err(e) = drawn {
                     bar.suspend(|| log::warn!("{}: {e}", png.display()));
@@ -648,20 +697,24 @@ pub fn train(cfg: &TrainConfig, mut say: impl FnMut(&str)) -> Result<TrainOutcom
                     epoch,
                     step: t.step,
                 };
-                checkpoint::save(out, &arch.to_string(), t.net(), Some(t.optimizer()), &meta)
+                checkpoint::save(out, &name, t.net(), Some(t.optimizer()), &meta)
                     .map_err(|e| TrainError::Data(e.to_string()))
             },
         )?;
         bar.finish_and_clear();
         write_predictions(
-            &out.join(format!("val_{arch}.csv")),
+            &out.join(format!("val_{name}.csv")),
             &val_idx,
             &ds,
             &val_preds,
             taxonomy,
         )?;
-        val_preds_all.push(val_preds);
-        nets.push((trainer.into_net(), spec));
+        if is_edge {
+            edge_stage = Some((trainer.into_net(), val_preds));
+        } else {
+            val_preds_all.push(val_preds);
+            nets.push((trainer.into_net(), spec));
+        }
     }
     // Fusion: per-class weights over the backbones, searched on validation.
     let weights = fusion_weights(&val_preds_all, &val_labels);
@@ -693,12 +746,55 @@ pub fn train(cfg: &TrainConfig, mut say: impl FnMut(&str)) -> Result<TrainOutcom
         Some(report.best().params.clone()),
     )
     .map_err(|e| TrainError::Data(e.to_string()))?;
+    let mut cascade = None;
+    if let Some((edge_net, edge_preds)) = edge_stage {
+        let decision = &report.best().params;
+        let eps = cfg.train.cascade_epsilon;
+        let (rule, score) =
+            crate::styles::cascade::fit(decision, &edge_preds, &fused, &val_labels, eps);
+        let summary = format!(
+            "cascade on validation: edge {} alone macro F2 {:.4}, ensemble {:.4}, cascade {:.4} (ε = {eps}) with {:.1}% of images escalated to the ensemble",
+            cfg.train.edge.as_deref().unwrap_or_default(),
+            score.f2_edge,
+            score.f2_full,
+            score.f2_cascade,
+            100.0 * score.escalation
+        );
+        say(&summary);
+        add_cascade(&bundle, &edge_net, rule)?;
+        cascade = Some(summary);
+    }
     Ok(TrainOutcome {
         bundle,
         tune_table: report.table(),
         log,
         skipped: ds.skipped.len(),
+        cascade,
     })
+}
+
+/// Writes the edge model as `edge.onnx` and the `[cascade]` section into
+/// the bundle at `dir`.
+pub fn add_cascade(
+    dir: &Path,
+    edge: &Net,
+    rule: crate::styles::cascade::CascadeRule,
+) -> Result<(), TrainError> {
+    let onnx = super::export::export_one(edge, super::export::Output::Sigmoid);
+    let path = dir.join("edge.onnx");
+    std::fs::write(&path, &onnx).map_err(|source| TrainError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let mut b = crate::bundle::Bundle::load(dir).map_err(|e| TrainError::Data(e.to_string()))?;
+    b.manifest.cascade = Some(crate::bundle::Cascade {
+        onnx: "edge.onnx".into(),
+        sha256: crate::bundle::sha256_hex(&onnx),
+        margins: rule.margins,
+    });
+    b.save().map_err(|e| TrainError::Data(e.to_string()))?;
+    crate::bundle::Bundle::load(dir).map_err(|e| TrainError::Data(e.to_string()))?;
+    Ok(())
 }
 
 fn write_json<T: serde::Serialize>(path: &Path, v: &T) -> Result<(), TrainError> {
