@@ -282,6 +282,10 @@ struct DaemonRun {
     inferred: u64,
     gated: u64,
     dropped: u64,
+    escalated: u64,
+    /// QoS 1 messages the broker acknowledged / still in the outbox at exit.
+    acked: u64,
+    pending: u64,
     /// Events the daemon decided (the broker delivered `events`).
     decided: u64,
     /// Per camera: (frame_seq, tag ids) of every event the broker delivered.
@@ -296,6 +300,7 @@ fn daemon_run(
     frames: u64,
     gate: Option<&GateConfig>,
     subscribe: bool,
+    cascade: bool,
 ) -> DaemonRun {
     let port = free_port();
     let mut broker = Command::new(mosquitto().expect("mosquitto"))
@@ -330,6 +335,7 @@ fn daemon_run(
     let mut cfg: Config = toml::from_str(DEFAULT_TOML).unwrap();
     cfg.device = "box".into();
     cfg.model.bundle = bundle.into();
+    cfg.model.cascade = cascade;
     cfg.mqtt.embedded = false;
     cfg.mqtt.port = port;
     cfg.mqtt.prefix = "gatebench".into();
@@ -397,6 +403,9 @@ fn daemon_run(
         gated: snap.frames_gated,
         dropped: snap.frames_dropped,
         decided: snap.events,
+        escalated: snap.frames_escalated,
+        acked: snap.events_acked,
+        pending: snap.outbox_pending,
         events,
     }
 }
@@ -505,18 +514,20 @@ fn main() {
         "\n## The daemon: {n} cameras x {frames} frames at 10 fps, ungated, then [gate] threshold = {}, max_age_ms = {}\n",
         gate.threshold, gate.max_age_ms
     );
-    let off = daemon_run(&bundle_dir, &dirs, frames, None, true);
-    let on = daemon_run(&bundle_dir, &dirs, frames, Some(&gate), true);
-    println!("| run | captured | backend inferences/s | gated | dropped (stale) | events decided | events received |");
-    println!("|---|---:|---:|---:|---:|---:|---:|");
+    let off = daemon_run(&bundle_dir, &dirs, frames, None, true, false);
+    let on = daemon_run(&bundle_dir, &dirs, frames, Some(&gate), true, false);
+    println!("| run | captured | backend inferences/s | gated | dropped (stale) | events decided | QoS 1 acked / left in the outbox | events received |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     for (name, r) in [("ungated", &off), ("gated", &on)] {
         println!(
-            "| {name} | {} | {:.1} | {:.1}% | {} | {} | {} |",
+            "| {name} | {} | {:.1} | {:.1}% | {} | {} | {} / {} | {} |",
             r.captured,
             r.inferred as f64 / r.wall,
             100.0 * r.gated as f64 / r.captured.max(1) as f64,
             r.dropped,
             r.decided,
+            r.acked,
+            r.pending,
             r.events.iter().map(Vec::len).sum::<usize>()
         );
     }
@@ -533,18 +544,71 @@ fn main() {
     let seconds = env("GATE_SECONDS", 15) as u64;
     let max = env("GATE_MAX_CAMERAS", 16);
     println!("\n## Capacity: most 10 fps cameras with no stale drops ({seconds} s per trial)\n");
+    let lite0 = capacity(
+        &bundle_dir,
+        &data,
+        &files,
+        seconds,
+        max,
+        [(None, false), (Some(&gate), false)],
+    );
+    println!(
+        "\nEfficientNet-Lite0 bundle: cameras per box ungated {}, gated {} → {:.1}x (no edge stage for this ImageNet model: the cascade needs one trained on the same labels)",
+        lite0[0],
+        lite0[1],
+        lite0[1] as f64 / lite0[0].max(1) as f64
+    );
+    let cascade_bundle = data.join("cascade/run/bundle");
+    if cascade_bundle.join("edge.onnx").exists() {
+        let r = capacity(
+            &cascade_bundle,
+            &data,
+            &files,
+            seconds,
+            max,
+            [(None, false), (Some(&gate), true)],
+        );
+        println!(
+            "\n{} (a trained ensemble with its [cascade] edge stage): cameras per box ensemble ungated {}, gate + cascade {} → {:.1}x",
+            cascade_bundle.display(),
+            r[0],
+            r[1],
+            r[1] as f64 / r[0].max(1) as f64
+        );
+    } else {
+        println!("\n(no cascade bundle at {}: `cargo run --features train -- bench cascade --out target/bench-data/cascade` makes one)", cascade_bundle.display());
+    }
+}
+
+/// The most cameras each of two setups (gate, cascade) serves with no stale
+/// drops, searched upwards one camera at a time.
+fn capacity(
+    bundle: &Path,
+    data: &Path,
+    files: &[PathBuf],
+    seconds: u64,
+    max: usize,
+    setups: [(Option<&GateConfig>, bool); 2],
+) -> [usize; 2] {
     let mut best = [0usize; 2];
-    for (k, g) in [None, Some(&gate)].into_iter().enumerate() {
+    for (k, (g, cascade)) in setups.into_iter().enumerate() {
+        let name = match (g.is_some(), cascade) {
+            (false, false) => "ungated",
+            (true, false) => "gated",
+            (false, true) => "cascade",
+            (true, true) => "gate + cascade",
+        };
         let mut cams = 1;
         while cams <= max {
-            let dirs = camera_dirs(&data, &files, cams);
-            let r = daemon_run(&bundle_dir, &dirs, seconds * FPS as u64, g, false);
+            let dirs = camera_dirs(data, files, cams);
+            let r = daemon_run(bundle, &dirs, seconds * FPS as u64, g, false, cascade);
             let ok = r.dropped == 0;
             println!(
-                "{}: {cams} cameras → {:.1} captured/s, {:.1} inferences/s, {} dropped{}",
-                if g.is_some() { "gated" } else { "ungated" },
+                "{name}: {cams} cameras → {:.1} captured/s, {:.1} inferences/s ({:.0}% gated, {} escalated), {} dropped{}",
                 r.captured as f64 / r.wall,
                 r.inferred as f64 / r.wall,
+                100.0 * r.gated as f64 / r.captured.max(1) as f64,
+                r.escalated,
                 r.dropped,
                 if ok { "" } else { " (over capacity)" }
             );
@@ -552,13 +616,8 @@ fn main() {
                 break;
             }
             best[k] = cams;
-            cams += if g.is_some() { 2 } else { 1 };
+            cams += 1;
         }
     }
-    println!(
-        "\ncameras per box: ungated {}, gated {} → {:.1}x",
-        best[0],
-        best[1],
-        best[1] as f64 / best[0].max(1) as f64
-    );
+    best
 }

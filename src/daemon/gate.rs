@@ -11,9 +11,9 @@
 //! keyframe's probabilities, under its own sequence number and capture time,
 //! so smoothing, events and timestamps run as if it had been inferred. The
 //! keyframe is set by the inference thread only after the backend ran a
-//! frame, so a marked frame always names probabilities that exist; if they
-//! were replaced in between (a newer keyframe), the frame is preprocessed
-//! and inferred after all.
+//! frame, so a marked frame always names probabilities that exist; the
+//! last few keyframes' are kept, and a frame whose keyframe was pushed out
+//! in between is preprocessed and inferred after all.
 
 use crate::config::GateConfig;
 use crate::preprocess::signature::Thumbnail;
@@ -71,29 +71,35 @@ impl CameraGate {
     }
 }
 
+/// Keyframes whose probabilities are kept per camera: a frame compared
+/// with keyframe K may reach the inference thread after a newer frame of
+/// its camera was inferred (it was queued behind it), and still takes K's.
+const KEPT: usize = 8;
+
 /// The inference thread's view: per camera, the probabilities of its
-/// keyframe.
+/// latest keyframes.
 #[derive(Debug, Default)]
 pub(super) struct Reuse {
-    last: Vec<Option<(u64, Vec<f32>)>>,
+    last: Vec<std::collections::VecDeque<(u64, Vec<f32>)>>,
     keyframes: Vec<Arc<Keyframe>>,
 }
 
 impl Reuse {
     pub(super) fn new(keyframes: Vec<Arc<Keyframe>>) -> Self {
         Self {
-            last: vec![None; keyframes.len()],
+            last: vec![Default::default(); keyframes.len()],
             keyframes,
         }
     }
 
-    /// The probabilities of camera `camera`'s frame `seq`, if it is still
-    /// the keyframe.
+    /// The probabilities of camera `camera`'s frame `seq`, if it is one of
+    /// the keyframes kept.
     pub(super) fn probs(&self, camera: usize, seq: u64) -> Option<&[f32]> {
-        match self.last.get(camera)? {
-            Some((s, p)) if *s == seq => Some(p),
-            _ => None,
-        }
+        self.last
+            .get(camera)?
+            .iter()
+            .find(|(s, _)| *s == seq)
+            .map(|(_, p)| p.as_slice())
     }
 
     /// The backend ran camera `camera`'s frame `seq`: it is the new keyframe.
@@ -105,16 +111,17 @@ impl Reuse {
         thumb: Thumbnail,
         probs: &[f32],
     ) {
-        let Some(slot) = self.last.get_mut(camera) else {
+        let Some(kept) = self.last.get_mut(camera) else {
             return;
         };
-        match slot {
-            Some((s, p)) if p.len() == probs.len() => {
-                *s = seq;
-                p.copy_from_slice(probs);
-            }
-            _ => *slot = Some((seq, probs.to_vec())),
-        }
+        let mut entry = match kept.len() {
+            KEPT.. => kept.pop_front().expect("full"),
+            _ => (seq, Vec::new()),
+        };
+        entry.0 = seq;
+        entry.1.clear();
+        entry.1.extend_from_slice(probs);
+        kept.push_back(entry);
         self.keyframes[camera].set(thumb, seq, captured_at);
     }
 }
@@ -136,7 +143,7 @@ mod tests {
     }
 
     #[test]
-    fn reuses_only_close_young_keyframes_that_still_exist() {
+    fn reuses_only_close_young_keyframes_still_kept() {
         let cfg = GateConfig {
             enabled: true,
             threshold: 2.0,
@@ -155,7 +162,14 @@ mod tests {
         assert_eq!(gate.check(&thumb(50), t0 - Duration::from_millis(5)), None);
         assert_eq!(reuse.probs(0, 7), Some(&[0.25, 0.75][..]));
         reuse.inferred(0, 9, ms(200), thumb(80), &[0.5, 0.5]);
-        assert_eq!(reuse.probs(0, 7), None, "replaced by frame 9");
         assert_eq!(gate.check(&thumb(80), ms(300)), Some(9));
+        // A frame compared with 7 but queued behind 9 still finds 7's
+        // probabilities, until KEPT newer keyframes push them out.
+        assert_eq!(reuse.probs(0, 7), Some(&[0.25, 0.75][..]));
+        for seq in 10..10 + KEPT as u64 - 1 {
+            reuse.inferred(0, seq, ms(300), thumb(80), &[0.1, 0.9]);
+        }
+        assert_eq!(reuse.probs(0, 7), None, "pushed out");
+        assert_eq!(reuse.probs(0, 9), Some(&[0.5, 0.5][..]));
     }
 }
