@@ -172,7 +172,7 @@ mod tests {
                     } else {
                         (x * 160 / w as usize) as u8 + 20
                     };
-                    v.extend([g as u8, g as u8, g as u8]);
+                    v.extend([g, g, g]);
                 }
             }
             v

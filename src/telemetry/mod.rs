@@ -521,14 +521,14 @@ impl std::fmt::Display for Snapshot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "frames: {} captured, {} inferred ({} escalated to the ensemble), {} gated (reused), {} dropped (lag), {} skipped (bad input), {} failed (backend); events: {} decided; QoS 1 messages (events + state): {} acked by the broker, {} waiting, {} dropped",
+            "frames: {} captured, {} inferred, {} dropped (lag), {} skipped (bad input), {} failed (backend), {} gated (reused a keyframe's result), {} escalated (cascade); events: {} decided; QoS 1 messages (events + state): {} acked by the broker, {} waiting, {} dropped",
             self.frames_captured,
             self.frames_inferred,
-            self.frames_escalated,
-            self.frames_gated,
             self.frames_dropped,
             self.frames_skipped,
             self.frames_failed,
+            self.frames_gated,
+            self.frames_escalated,
             self.events,
             self.events_acked,
             self.outbox_pending,
