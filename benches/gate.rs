@@ -23,7 +23,8 @@
 //! 4. Capacity: the most 10 fps cameras the CPU backend serves with no
 //!    stale drops, ungated and gated.
 //!
-//! `cargo bench --bench gate`; GATE_THRESHOLD and GATE_MAX_AGE_MS (the
+//! `cargo bench --bench gate`; GATE_BACKEND (the daemon runs' backend:
+//! `cpu` = tract, the default, or `onnxruntime`), GATE_THRESHOLD and GATE_MAX_AGE_MS (the
 //! daemon runs' gate, default 1.0 and 1000), GATE_CAMERAS (daemon run, default 2),
 //! GATE_SECONDS (per capacity trial, default 15), GATE_MAX_CAMERAS
 //! (capacity search bound, default 16).
@@ -310,8 +311,13 @@ fn daemon_run(
         .spawn()
         .unwrap();
     wait_for_port(port);
+    let scratch = tempfile::tempdir().unwrap();
+    let events_file = scratch.path().join("events.jsonl");
     let sub = subscribe.then(|| {
-        // Line-buffered, so killing it loses nothing it received.
+        // Into a file, line-buffered: a pipe nobody reads until the end
+        // would fill (64 KiB), stall the subscriber and make the broker
+        // drop its queue.
+        let file = std::fs::File::create(&events_file).unwrap();
         let child = Command::new("stdbuf")
             .args([
                 "-oL",
@@ -325,7 +331,7 @@ fn daemon_run(
                 "-t",
                 "gatebench/+/+/styles",
             ])
-            .stdout(Stdio::piped())
+            .stdout(file)
             .stderr(Stdio::null())
             .spawn()
             .expect("mosquitto_sub (Debian mosquitto-clients)");
@@ -336,6 +342,10 @@ fn daemon_run(
     cfg.device = "box".into();
     cfg.model.bundle = bundle.into();
     cfg.model.cascade = cascade;
+    cfg.model.backend = match std::env::var("GATE_BACKEND").as_deref() {
+        Ok("onnxruntime") => stylecam::config::BackendKind::Onnxruntime,
+        _ => stylecam::config::BackendKind::Cpu,
+    };
     cfg.mqtt.embedded = false;
     cfg.mqtt.port = port;
     cfg.mqtt.prefix = "gatebench".into();
@@ -379,8 +389,9 @@ fn daemon_run(
     if let Some(mut sub) = sub {
         std::thread::sleep(Duration::from_millis(500));
         let _ = sub.kill();
-        let out = sub.wait_with_output().unwrap();
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let _ = sub.wait();
+        let text = std::fs::read_to_string(&events_file).unwrap_or_default();
+        for line in text.lines() {
             let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
                 continue;
             };

@@ -2,28 +2,27 @@
 //! so a frame that looks like the last frame its camera sent to the
 //! backend reuses that frame's probabilities.
 //!
-//! The camera thread takes each frame's luma thumbnail
-//! ([`Thumbnail`]) and compares it with the camera's [`Keyframe`], the
-//! thumbnail of the last frame the backend ran. Closer than
-//! `gate.threshold` and younger than `gate.max_age_ms`, the frame is queued
-//! raw (not preprocessed) and marked with the keyframe's sequence number;
-//! the inference thread then decides, smooths and publishes it with that
-//! keyframe's probabilities, under its own sequence number and capture time,
-//! so smoothing, events and timestamps run as if it had been inferred. The
-//! keyframe is set by the inference thread only after the backend ran a
-//! frame, so a marked frame always names probabilities that exist; the
-//! last few keyframes' are kept, and a frame whose keyframe was pushed out
-//! in between is preprocessed and inferred after all.
+//! The camera thread takes each frame's luma thumbnail ([`Thumbnail`]) and
+//! compares it with its keyframe's, the last frame it sent on to be
+//! inferred. Closer than `gate.threshold` and younger than
+//! `gate.max_age_ms`, the frame is queued raw (not preprocessed) and marked
+//! with the keyframe's sequence number; otherwise it is sent on and becomes
+//! the keyframe. A camera's frames reach the inference thread in order, so
+//! the keyframe has run by the time its marked frames arrive: they are
+//! decided, smoothed and published with its probabilities ([`Reuse`]),
+//! under their own sequence number and capture time, as if they had been
+//! inferred. A keyframe that never ran (dropped as stale, or its batch
+//! failed) is reported back as lost: its marked frames are preprocessed and
+//! inferred after all, and the camera picks a new keyframe.
 
 use crate::config::GateConfig;
 use crate::preprocess::signature::Thumbnail;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-/// The last frame of one camera the backend ran, shared by the camera's
-/// thread (reads) and the inference thread (writes).
-#[derive(Debug, Default)]
-pub(super) struct Keyframe(Mutex<Option<Reference>>);
+/// No keyframe was lost.
+const NONE: u64 = u64::MAX;
 
 #[derive(Debug)]
 struct Reference {
@@ -32,85 +31,113 @@ struct Reference {
     captured_at: SystemTime,
 }
 
-impl Keyframe {
-    /// The inference thread ran frame `seq`.
-    pub(super) fn set(&self, thumb: Thumbnail, seq: u64, captured_at: SystemTime) {
-        *self.0.lock().expect("keyframe") = Some(Reference {
-            thumb,
-            seq,
-            captured_at,
-        });
-    }
-}
-
-/// One camera's side of the gate.
-#[derive(Debug, Clone)]
+/// One camera's side of the gate, on its capture thread: the keyframe is
+/// the last frame it sent on to be inferred.
+#[derive(Debug)]
 pub(super) struct CameraGate {
     threshold: f32,
     max_age: Duration,
-    keyframe: Arc<Keyframe>,
+    keyframe: Option<Reference>,
+    /// A keyframe the inference thread never saw (dropped as stale, or its
+    /// batch failed), reported by [`Reuse`].
+    lost: Arc<AtomicU64>,
 }
 
 impl CameraGate {
-    pub(super) fn new(cfg: &GateConfig, keyframe: Arc<Keyframe>) -> Self {
+    pub(super) fn new(cfg: &GateConfig, lost: Arc<AtomicU64>) -> Self {
         Self {
             threshold: cfg.threshold,
             max_age: Duration::from_millis(cfg.max_age_ms),
-            keyframe,
+            keyframe: None,
+            lost,
         }
     }
 
-    /// The keyframe whose probabilities a frame with `thumb`, captured at
-    /// `captured_at`, may reuse; `None` = run the backend.
-    pub(super) fn check(&self, thumb: &Thumbnail, captured_at: SystemTime) -> Option<u64> {
-        let key = self.keyframe.0.lock().expect("keyframe");
-        let key = key.as_ref()?;
-        // A clock step backwards counts as too old.
-        let age = captured_at.duration_since(key.captured_at).ok()?;
-        (age < self.max_age && thumb.distance(&key.thumb) < self.threshold).then_some(key.seq)
+    /// The keyframe whose probabilities frame `seq` (thumbnail `thumb`,
+    /// captured at `captured_at`) may reuse; `None` = infer it, and it
+    /// becomes the keyframe.
+    pub(super) fn check(
+        &mut self,
+        thumb: &Thumbnail,
+        seq: u64,
+        captured_at: SystemTime,
+    ) -> Option<u64> {
+        if let Some(k) = &self.keyframe {
+            // A clock step backwards counts as too old.
+            let young = captured_at
+                .duration_since(k.captured_at)
+                .is_ok_and(|age| age < self.max_age);
+            let alive = self.lost.load(Relaxed) != k.seq;
+            if young && alive && thumb.distance(&k.thumb) < self.threshold {
+                return Some(k.seq);
+            }
+        }
+        self.keyframe = Some(Reference {
+            thumb: thumb.clone(),
+            seq,
+            captured_at,
+        });
+        None
+    }
+
+    /// Debug: the keyframe, age and distance a frame is judged against.
+    pub(super) fn explain(&self, thumb: &Thumbnail, captured_at: SystemTime) -> String {
+        match &self.keyframe {
+            None => "no keyframe".into(),
+            Some(k) => format!(
+                "keyframe {} age {:?} distance {:.2}",
+                k.seq,
+                captured_at.duration_since(k.captured_at),
+                thumb.distance(&k.thumb)
+            ),
+        }
     }
 }
 
-/// Keyframes whose probabilities are kept per camera: a frame compared
-/// with keyframe K may reach the inference thread after a newer frame of
-/// its camera was inferred (it was queued behind it), and still takes K's.
+/// Inferred frames whose probabilities are kept per camera: a keyframe's
+/// frames usually follow it closely, but a batch may hold several cameras'
+/// frames.
 const KEPT: usize = 8;
 
-/// The inference thread's view: per camera, the probabilities of its
-/// latest keyframes.
+/// The inference thread's view: per camera (with the gate on), the
+/// probabilities of its latest inferred frames.
 #[derive(Debug, Default)]
 pub(super) struct Reuse {
     last: Vec<std::collections::VecDeque<(u64, Vec<f32>)>>,
-    keyframes: Vec<Arc<Keyframe>>,
+    lost: Vec<Arc<AtomicU64>>,
 }
 
 impl Reuse {
-    pub(super) fn new(keyframes: Vec<Arc<Keyframe>>) -> Self {
+    /// One "lost keyframe" slot per camera, shared with its [`CameraGate`].
+    pub(super) fn new(lost: Vec<Arc<AtomicU64>>) -> Self {
         Self {
-            last: vec![Default::default(); keyframes.len()],
-            keyframes,
+            last: vec![Default::default(); lost.len()],
+            lost,
         }
     }
 
-    /// The probabilities of camera `camera`'s frame `seq`, if it is one of
-    /// the keyframes kept.
+    /// A fresh slot for [`Reuse::new`] and [`CameraGate::new`].
+    pub(super) fn slot() -> Arc<AtomicU64> {
+        Arc::new(AtomicU64::new(NONE))
+    }
+
+    /// The probabilities of camera `camera`'s frame `seq`, if kept; if
+    /// not, that keyframe is reported lost (its camera picks a new one).
     pub(super) fn probs(&self, camera: usize, seq: u64) -> Option<&[f32]> {
-        self.last
+        let found = self
+            .last
             .get(camera)?
             .iter()
             .find(|(s, _)| *s == seq)
-            .map(|(_, p)| p.as_slice())
+            .map(|(_, p)| p.as_slice());
+        if found.is_none() {
+            self.lost[camera].store(seq, Relaxed);
+        }
+        found
     }
 
-    /// The backend ran camera `camera`'s frame `seq`: it is the new keyframe.
-    pub(super) fn inferred(
-        &mut self,
-        camera: usize,
-        seq: u64,
-        captured_at: SystemTime,
-        thumb: Thumbnail,
-        probs: &[f32],
-    ) {
+    /// The backend ran camera `camera`'s frame `seq`.
+    pub(super) fn inferred(&mut self, camera: usize, seq: u64, probs: &[f32]) {
         let Some(kept) = self.last.get_mut(camera) else {
             return;
         };
@@ -122,7 +149,6 @@ impl Reuse {
         entry.1.clear();
         entry.1.extend_from_slice(probs);
         kept.push_back(entry);
-        self.keyframes[camera].set(thumb, seq, captured_at);
     }
 }
 
@@ -143,33 +169,56 @@ mod tests {
     }
 
     #[test]
-    fn reuses_only_close_young_keyframes_still_kept() {
+    fn reuses_only_close_young_keyframes_that_were_not_lost() {
         let cfg = GateConfig {
             enabled: true,
             threshold: 2.0,
             max_age_ms: 1000,
         };
-        let key = Arc::new(Keyframe::default());
-        let gate = CameraGate::new(&cfg, key.clone());
+        let lost = Reuse::slot();
+        let mut gate = CameraGate::new(&cfg, lost.clone());
+        let mut reuse = Reuse::new(vec![lost]);
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(100);
         let ms = |n| t0 + Duration::from_millis(n);
-        assert_eq!(gate.check(&thumb(50), t0), None, "no keyframe yet");
-        let mut reuse = Reuse::new(vec![key]);
-        reuse.inferred(0, 7, t0, thumb(50), &[0.25, 0.75]);
-        assert_eq!(gate.check(&thumb(51), ms(100)), Some(7), "close and young");
-        assert_eq!(gate.check(&thumb(53), ms(100)), None, "3 grey levels apart");
-        assert_eq!(gate.check(&thumb(50), ms(1000)), None, "as old as max_age");
-        assert_eq!(gate.check(&thumb(50), t0 - Duration::from_millis(5)), None);
+        assert_eq!(
+            gate.check(&thumb(50), 7, t0),
+            None,
+            "no keyframe: 7 is inferred"
+        );
+        assert_eq!(
+            gate.check(&thumb(51), 8, ms(100)),
+            Some(7),
+            "close and young"
+        );
+        assert_eq!(
+            gate.check(&thumb(50), 9, ms(1000)),
+            None,
+            "as old as max_age: 9 is the keyframe"
+        );
+        assert_eq!(
+            gate.check(&thumb(53), 10, ms(1100)),
+            None,
+            "3 grey levels apart: 10"
+        );
+        assert_eq!(
+            gate.check(&thumb(53), 11, ms(1000)),
+            None,
+            "captured before 10"
+        );
+        assert_eq!(gate.check(&thumb(53), 12, ms(1200)), Some(11));
+        reuse.inferred(0, 7, &[0.25, 0.75]);
         assert_eq!(reuse.probs(0, 7), Some(&[0.25, 0.75][..]));
-        reuse.inferred(0, 9, ms(200), thumb(80), &[0.5, 0.5]);
-        assert_eq!(gate.check(&thumb(80), ms(300)), Some(9));
-        // A frame compared with 7 but queued behind 9 still finds 7's
-        // probabilities, until KEPT newer keyframes push them out.
-        assert_eq!(reuse.probs(0, 7), Some(&[0.25, 0.75][..]));
-        for seq in 10..10 + KEPT as u64 - 1 {
-            reuse.inferred(0, seq, ms(300), thumb(80), &[0.1, 0.9]);
+        // 11 never reached the backend: reported lost, the next frame is inferred.
+        assert_eq!(reuse.probs(0, 11), None);
+        assert_eq!(
+            gate.check(&thumb(53), 13, ms(1300)),
+            None,
+            "keyframe 11 was lost"
+        );
+        assert_eq!(gate.check(&thumb(53), 14, ms(1400)), Some(13));
+        for seq in 20..20 + KEPT as u64 {
+            reuse.inferred(0, seq, &[0.1, 0.9]);
         }
-        assert_eq!(reuse.probs(0, 7), None, "pushed out");
-        assert_eq!(reuse.probs(0, 9), Some(&[0.5, 0.5][..]));
+        assert_eq!(reuse.probs(0, 7), None, "pushed out by newer frames");
     }
 }

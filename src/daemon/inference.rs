@@ -121,16 +121,7 @@ impl Inference {
                 };
                 self.handle(&r.item, p, publisher, metrics);
                 if r.reused.is_none() {
-                    let Prepared {
-                        camera,
-                        seq,
-                        captured_at,
-                        thumb,
-                        ..
-                    } = r.item;
-                    if let Some(thumb) = thumb {
-                        self.reuse.inferred(camera, seq, captured_at, thumb, p);
-                    }
+                    self.reuse.inferred(r.item.camera, r.item.seq, p);
                 }
             }
         }
@@ -381,7 +372,6 @@ mod tests {
                 seq,
                 captured_at: std::time::SystemTime::UNIX_EPOCH + Duration::from_millis(seq),
                 input: Input::Tensor(vec![0.1 * seq as f32; per]),
-                thumb: None,
                 reuse: None,
             });
         }

@@ -5,7 +5,7 @@
 //! publisher; `Pipeline::stop` drains it and hands back the per-camera
 //! state (keyed by camera name) for the next pipeline.
 
-use super::gate::{CameraGate, Keyframe, Reuse};
+use super::gate::{CameraGate, Reuse};
 use super::inference::{CameraState, Inference};
 use super::queue::{FrameQueues, Input, Prepared};
 use super::DaemonError;
@@ -168,13 +168,13 @@ impl Pipeline {
         }));
         // The change gate: one keyframe per camera (a reload starts afresh:
         // the probabilities must come from the model now served).
-        let keyframes: Vec<Arc<Keyframe>> = if cfg.gate.enabled {
+        let lost: Vec<_> = if cfg.gate.enabled {
             log::info!(
                 "change gate on: frames within {} grey levels of their camera's last inferred frame, and less than {} ms after it, reuse its probabilities (gate.enabled = false turns it off)",
                 cfg.gate.threshold,
                 cfg.gate.max_age_ms
             );
-            cfg.cameras.iter().map(|_| Arc::default()).collect()
+            cfg.cameras.iter().map(|_| Reuse::slot()).collect()
         } else {
             vec![]
         };
@@ -185,9 +185,7 @@ impl Pipeline {
             let pre = on_cameras.then(|| preprocessor.clone());
             let (queues, metrics) = (queues.clone(), out.metrics.clone());
             let stats = metrics.camera(&c.name);
-            let gate = keyframes
-                .get(i)
-                .map(|k| CameraGate::new(&cfg.gate, k.clone()));
+            let gate = lost.get(i).map(|l| CameraGate::new(&cfg.gate, l.clone()));
             let camera = CaptureLoop {
                 index: i,
                 preprocessor: pre,
@@ -255,7 +253,7 @@ impl Pipeline {
             publish_frames: cfg.mqtt.publish_frames,
             max_batch,
             max_wait: Duration::from_millis(cfg.model.max_wait_ms),
-            reuse: Reuse::new(keyframes),
+            reuse: Reuse::new(lost),
             escalated_seen: 0,
         };
         let worker = {
@@ -382,12 +380,18 @@ impl CaptureLoop {
     fn prepare(&mut self, frame: crate::capture::Frame) -> Option<Prepared> {
         let t0 = Instant::now();
         let (seq, captured_at) = (frame.seq, frame.captured_at);
-        let (mut thumb, mut reuse) = (None, None);
-        if let Some(gate) = &self.gate {
+        let mut reuse = None;
+        if let Some(gate) = &mut self.gate {
             match Thumbnail::of(&frame) {
                 Ok(t) => {
-                    reuse = gate.check(&t, captured_at);
-                    thumb = Some(t);
+                    if log::log_enabled!(log::Level::Trace) {
+                        log::trace!(
+                            "gate: camera #{} frame {seq}: {}",
+                            self.index,
+                            gate.explain(&t, captured_at)
+                        );
+                    }
+                    reuse = gate.check(&t, seq, captured_at);
                 }
                 Err(e) => {
                     self.skipped(&e);
@@ -415,7 +419,6 @@ impl CaptureLoop {
             seq,
             captured_at,
             input,
-            thumb,
             reuse,
         })
     }

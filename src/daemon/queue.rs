@@ -3,7 +3,6 @@
 //! its oldest frame is dropped (and counted) so the newest can wait.
 
 use crate::capture::Frame;
-use crate::preprocess::signature::Thumbnail;
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -19,8 +18,6 @@ pub struct Prepared {
     pub seq: u64,
     pub captured_at: SystemTime,
     pub input: Input,
-    /// Its luma thumbnail, where the change gate is on.
-    pub thumb: Option<Thumbnail>,
     /// The change gate found it like this keyframe (its camera's frame
     /// `seq`): it may reuse that frame's probabilities (`input` is then the
     /// raw frame, for the case it must be inferred after all).
@@ -156,7 +153,6 @@ mod tests {
             seq,
             captured_at: SystemTime::UNIX_EPOCH + Duration::from_millis(t),
             input: Input::Tensor(vec![]),
-            thumb: None,
             reuse: None,
         }
     }
