@@ -292,6 +292,17 @@ path = "{outbox}"
     path
 }
 
+/// A [`daemon_config`] text with its `model.bundle` line (the demo
+/// bundle) replaced by `lines`.
+pub fn with_bundle_lines(text: &str, lines: &str) -> String {
+    let demo = format!(
+        "bundle = \"{}\"",
+        repo().join("assets/demo-bundle").display()
+    );
+    assert!(text.contains(&demo), "not a daemon_config text");
+    text.replace(&demo, lines)
+}
+
 /// Forwards 127.0.0.1:`listen` to 127.0.0.1:`target` while up; `cut`
 /// closes every open connection and refuses new ones (a network outage
 /// between the daemon and the broker), `restore` ends the outage.

@@ -47,16 +47,11 @@ fn sighup_keeps_serving_on_a_bad_bundle_and_swaps_in_a_good_one() {
         "it-reload",
         "",
     );
-    let text = std::fs::read_to_string(&cfg)
-        .unwrap()
-        .replace(
-            &format!(
-                "bundle = \"{}\"",
-                repo().join("assets/demo-bundle").display()
-            ),
-            &format!("bundle = \"{}\"", old.display()),
-        )
-        .replace("[mqtt]\n", "[mqtt]\nhealth_interval_s = 1\n");
+    let text = with_bundle_lines(
+        &std::fs::read_to_string(&cfg).unwrap(),
+        &format!("bundle = \"{}\"", old.display()),
+    )
+    .replace("[mqtt]\n", "[mqtt]\nhealth_interval_s = 1\n");
     std::fs::write(&cfg, &text).unwrap();
     let mut daemon = run_daemon(&cfg, &[]);
     sub.wait_for(

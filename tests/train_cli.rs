@@ -313,17 +313,12 @@ fn a_cascade_bundle_trains_loads_serves_and_publishes_the_same_schema() {
             &device,
             "",
         );
-        let text = std::fs::read_to_string(&cfg)
-            .unwrap()
-            .replace(
-                &format!(
-                    "bundle = \"{}\"",
-                    repo().join("assets/demo-bundle").display()
-                ),
-                &format!("bundle = \"{}\"\ncascade = {cascade}", bundle_dir.display()),
-            )
-            .replace("loop = true", "loop = false")
-            .replace("repeat = 3", "repeat = 1");
+        let text = with_bundle_lines(
+            &std::fs::read_to_string(&cfg).unwrap(),
+            &format!("bundle = \"{}\"\ncascade = {cascade}", bundle_dir.display()),
+        )
+        .replace("loop = true", "loop = false")
+        .replace("repeat = 3", "repeat = 1");
         std::fs::write(&cfg, text).unwrap();
         let out = stylecam()
             .args(["check-config"])

@@ -195,8 +195,9 @@ pub fn bench_train_steps(_: &TrainStepsArgs) -> Result<()> {
     anyhow::bail!("this stylecam was built without the trainer: rebuild with `cargo build --release --features train` (the trainer is off by default; the appliance build leaves it out)")
 }
 
+/// The trainer's synthetic garments: how many, and how long to train.
 #[derive(Args)]
-pub struct AblationArgs {
+pub struct SyntheticSetArgs {
     /// Synthetic images for training + validation (80/20).
     #[arg(long, default_value_t = 1500)]
     pub train_val: usize,
@@ -205,6 +206,12 @@ pub struct AblationArgs {
     pub test: usize,
     #[arg(long, default_value_t = 4)]
     pub epochs: usize,
+}
+
+#[derive(Args)]
+pub struct AblationArgs {
+    #[command(flatten)]
+    pub set: SyntheticSetArgs,
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
     /// cpu, gpu or auto.
@@ -219,9 +226,9 @@ pub fn bench_ablation(a: &AblationArgs) -> Result<()> {
     let device = select_device(&a.device)?;
     let cfg = AblationConfig {
         arch: Arch::tiny(Family::Resnet50),
-        train_val: a.train_val,
-        test: a.test,
-        epochs: a.epochs,
+        train_val: a.set.train_val,
+        test: a.set.test,
+        epochs: a.set.epochs,
         batch_size: 32,
         lr: 3e-3,
         seed: a.seed,
@@ -424,14 +431,8 @@ pub fn bench_imagenet_bundle(_: &ImagenetBundleArgs) -> Result<()> {
 
 #[derive(Args)]
 pub struct CascadeArgs {
-    /// Synthetic images to train and validate on (80/20).
-    #[arg(long, default_value_t = 1500)]
-    pub train_val: usize,
-    /// Held-out images the table is scored on.
-    #[arg(long, default_value_t = 600)]
-    pub test: usize,
-    #[arg(long, default_value_t = 4)]
-    pub epochs: usize,
+    #[command(flatten)]
+    pub set: SyntheticSetArgs,
     /// The ensemble's backbones, comma-separated.
     #[arg(long, default_value = "tiny_resnet50,tiny_densenet121")]
     pub backbones: String,
@@ -467,7 +468,7 @@ pub fn bench_cascade(a: &CascadeArgs) -> Result<()> {
     let dir = a.out.clone().unwrap_or_else(|| tmp.path().to_path_buf());
     let size = 64;
     // The training set, as an admin would hand it over: PNGs and a CSV.
-    let (images, labels) = synthetic::generate(a.train_val, size, a.seed);
+    let (images, labels) = synthetic::generate(a.set.train_val, size, a.seed);
     let photos = dir.join("photos");
     std::fs::create_dir_all(&photos)?;
     let tax = Taxonomy::jd2018();
@@ -494,7 +495,7 @@ pub fn bench_cascade(a: &CascadeArgs) -> Result<()> {
             backbones.join(", "),
             a.edge,
             a.epsilon,
-            a.epochs
+            a.set.epochs
         ),
     )?;
     let cfg = TrainConfig::load(&cfg_path)?;
@@ -508,8 +509,8 @@ pub fn bench_cascade(a: &CascadeArgs) -> Result<()> {
     let spec = &bundle.manifest.input;
     let sample = [3, spec.height as usize, spec.width as usize];
     // Held out: drawn with another seed, never seen by training or the fit.
-    let (test_images, test_labels) = synthetic::generate(a.test, size, a.seed + 1);
-    let mut x = Vec::with_capacity(a.test * 3 * size * size);
+    let (test_images, test_labels) = synthetic::generate(a.set.test, size, a.seed + 1);
+    let mut x = Vec::with_capacity(a.set.test * 3 * size * size);
     for img in &test_images {
         let f = Frame::still(
             "test",
@@ -532,7 +533,7 @@ pub fn bench_cascade(a: &CascadeArgs) -> Result<()> {
             for s in x.chunks_exact(per) {
                 rows.push(b.infer(s, 1)?);
             }
-            best = best.min(t.elapsed().as_secs_f64() * 1e3 / a.test as f64);
+            best = best.min(t.elapsed().as_secs_f64() * 1e3 / a.set.test as f64);
         }
         Ok((rows, best))
     };
@@ -569,7 +570,7 @@ pub fn bench_cascade(a: &CascadeArgs) -> Result<()> {
     }
     println!(
         "\nheld-out synthetic garments ({} images, seed {}), {classes} classes, ensemble [{}], edge {}, CPU backend (tract), batch 1, on {device}:\n",
-        a.test,
+        a.set.test,
         a.seed + 1,
         a.backbones,
         a.edge

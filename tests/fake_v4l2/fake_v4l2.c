@@ -100,6 +100,12 @@ struct fake_fd {
     struct timespec stamps[MAX_BUFS];
     int streaming;
     uint32_t sequence;
+    /* STREAMON time, frame interval and timer expirations since: a
+       frame is stamped with its expiration's nominal time, as a driver
+       stamps at capture, not when the poller got round to it. */
+    struct timespec stream_start;
+    long interval_ns;
+    uint64_t ticks;
     long file_index;
     int pending_eio;
 };
@@ -381,6 +387,9 @@ static size_t image_size(const struct format *fm) {
 static void tick(struct fake_fd *f) {
     struct node *n = &nodes[f->node];
     struct timespec now = now_mono();
+    uint64_t due_ns = (uint64_t)f->stream_start.tv_nsec + ++f->ticks * (uint64_t)f->interval_ns;
+    struct timespec due = {f->stream_start.tv_sec + (time_t)(due_ns / 1000000000ULL),
+                           (long)(due_ns % 1000000000ULL)};
     if (n->stall_until.tv_sec && ms_between(now, n->stall_until) > 0) return;
     n->total_frames++;
     if (n->stall_at && n->total_frames == n->stall_at) {
@@ -410,7 +419,7 @@ static void tick(struct fake_fd *f) {
     memcpy(f->map + (size_t)b * f->bufsize, src->data, len);
     f->bytesused[b] = (uint32_t)len;
     f->seqs[b] = seq;
-    f->stamps[b] = now;
+    f->stamps[b] = due;
     f->flags[b] = (n->error_at && n->total_frames == n->error_at) ? V4L2_BUF_FLAG_ERROR : 0;
     f->state[b] = BUF_DONE;
     f->done[f->ndone++] = b;
@@ -677,6 +686,9 @@ static int do_ioctl(struct fake_fd *f, unsigned long req, void *arg) {
         t.it_interval.tv_nsec = 1000000000L / fps;
         t.it_value = t.it_interval;
         timerfd_settime((int)(f - fds), 0, &t, NULL);
+        f->stream_start = now_mono();
+        f->interval_ns = t.it_interval.tv_nsec;
+        f->ticks = 0;
         f->streaming = 1;
         f->sequence = 0;
         n->streaming_fds++;
