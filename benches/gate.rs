@@ -29,20 +29,20 @@
 //! GATE_SECONDS (per capacity trial, default 15), GATE_MAX_CAMERAS
 //! (capacity search bound, default 16).
 
+mod support;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use stylecam::bundle::{write_manifest, Bundle};
 use stylecam::capture::files::image_frame;
 use stylecam::config::{CameraConfig, Config, GateConfig, DEFAULT_TOML};
-use stylecam::daemon;
 use stylecam::infer::{cpu::CpuBackend, Backend};
 use stylecam::preprocess::{preprocess, signature::Thumbnail};
 use stylecam::smooth::{Hysteresis, Smoother};
 use stylecam::styles::DecisionParams;
-use stylecam::telemetry::Metrics;
+use support::{free_port, mosquitto, run_daemon, wait_for_port};
 
 const VTEST: &str = "/usr/share/doc/opencv-doc/examples/data/vtest.avi";
 const FPS: f64 = 10.0;
@@ -234,31 +234,6 @@ fn quantile(mut v: Vec<f32>, q: f64) -> f32 {
     v[((v.len() - 1) as f64 * q).round() as usize]
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_for_port(port: u16) {
-    let t = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "mosquitto did not open port {port}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn mosquitto() -> Option<&'static str> {
-    ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-}
-
 /// One camera folder per camera: the video starting at another frame.
 fn camera_dirs(data: &Path, files: &[PathBuf], n: usize) -> Vec<PathBuf> {
     (0..n)
@@ -366,25 +341,8 @@ fn daemon_run(
             c
         })
         .collect();
-    let cfg = cfg.validate().unwrap();
-    let parts = daemon::Parts::open(cfg).unwrap();
-    let metrics = Arc::new(Metrics::default());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
     let run_for = Duration::from_secs_f64(frames as f64 / FPS);
-    let t = Instant::now();
-    let snap = rt
-        .block_on(daemon::run(
-            parts,
-            metrics,
-            async move { tokio::time::sleep(run_for).await },
-            None,
-        ))
-        .unwrap();
-    let wall = t.elapsed().as_secs_f64();
+    let (snap, wall) = run_daemon(cfg, async move { tokio::time::sleep(run_for).await });
     let mut events = vec![vec![]; dirs.len()];
     if let Some(mut sub) = sub {
         std::thread::sleep(Duration::from_millis(500));

@@ -15,15 +15,16 @@
 //! (per camera, default 150) and BENCH_FPS (per camera for the paced run,
 //! default 10; a second run is unpaced) change the load.
 
+mod support;
+
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use stylecam::capture::{self, Frame, PixelFormat};
 use stylecam::config::{BackendKind, CameraConfig, Config, SyntheticFormat, DEFAULT_TOML};
-use stylecam::daemon;
 use stylecam::infer::{cpu::CpuBackend, Backend};
-use stylecam::telemetry::{Metrics, Stage, STAGES};
+use stylecam::telemetry::{Stage, STAGES};
+use support::{free_port, mosquitto, run_daemon, wait_for_port};
 
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -45,28 +46,18 @@ fn python_ms(script: &str, args: &[String]) -> Option<f64> {
     String::from_utf8_lossy(&out.stdout).trim().parse().ok()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A broker for the run: mosquitto if installed, else the embedded one.
 fn broker() -> (u16, Option<std::process::Child>, &'static str) {
     let port = free_port();
-    for path in ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"] {
-        if std::path::Path::new(path).exists() {
-            let child = Command::new(path)
-                .args(["-p", &port.to_string()])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .ok();
-            std::thread::sleep(Duration::from_millis(300));
-            return (port, child, "mosquitto");
-        }
+    if let Some(path) = mosquitto() {
+        let child = Command::new(path)
+            .args(["-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok();
+        wait_for_port(port);
+        return (port, child, "mosquitto");
     }
     #[cfg(feature = "embedded-broker")]
     {
@@ -98,19 +89,7 @@ fn pipeline(repo: &std::path::Path, fps: f64, backend: BackendKind) {
             c
         })
         .collect();
-    let cfg = cfg.validate().unwrap();
-    let parts = daemon::Parts::open(cfg).unwrap();
-    let metrics = Arc::new(Metrics::default());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let t = Instant::now();
-    let snap = rt
-        .block_on(daemon::run(parts, metrics, std::future::pending(), None))
-        .unwrap();
-    let wall = t.elapsed().as_secs_f64();
+    let (snap, wall) = run_daemon(cfg, std::future::pending());
     let pace = if fps > 0.0 {
         format!("{fps} fps each")
     } else {

