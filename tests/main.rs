@@ -21,6 +21,7 @@ mod reload;
 mod soak;
 mod styles_real;
 mod systemd;
+mod tensorrt;
 #[cfg(feature = "train")]
 mod train_ablation;
 #[cfg(feature = "train")]

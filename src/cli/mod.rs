@@ -127,13 +127,19 @@ pub fn run(config_path: Option<&Path>) -> Result<()> {
 pub fn check_config(file: &Path) -> Result<()> {
     let cfg = config::load_validated(Some(file))?;
     let bundle = load_bundle(&cfg)?;
-    let backend = stylecam::infer::probe(&stylecam::infer::Options::from_config(&cfg.model))
-        .with_context(|| {
-            format!(
-                "config key `model.backend` = {:?}",
-                cfg.model.backend.as_str()
-            )
-        })?;
+    let opts = stylecam::infer::Options::from_config(&cfg.model);
+    if cfg.model.backend == stylecam::config::BackendKind::Tensorrt {
+        // The engine cache first: a stale engine is named (with the
+        // rebuild command) even on a machine whose GPU is elsewhere.
+        stylecam::infer::tensorrt::check_cached(&bundle, &opts, Some(file))
+            .context("config key `model.backend` = \"tensorrt\"")?;
+    }
+    let backend = stylecam::infer::probe(&opts).with_context(|| {
+        format!(
+            "config key `model.backend` = {:?}",
+            cfg.model.backend.as_str()
+        )
+    })?;
     if cfg.pipeline.preprocess == stylecam::config::PreprocessKind::Cuda {
         stylecam::preprocess::open_cuda(
             &bundle.manifest.input,
@@ -160,46 +166,205 @@ pub fn check_config(file: &Path) -> Result<()> {
     Ok(())
 }
 
+/// `stylecam build-engine`'s options besides the config.
+pub struct EngineArgs {
+    pub onnx: Option<std::path::PathBuf>,
+    pub precision: Option<config::Precision>,
+    pub max_batch: Option<usize>,
+    pub workspace_mib: u64,
+    pub target: Option<String>,
+    pub engines: Option<std::path::PathBuf>,
+    pub force: bool,
+}
+
+/// `--target`: `sm86`, `8.6` or `86` → 86.
+fn parse_target(t: &str) -> Result<u32> {
+    let s = t
+        .trim()
+        .trim_start_matches("sm")
+        .trim_start_matches("SM")
+        .trim_start_matches('_');
+    let n = match s.split_once('.') {
+        Some((a, b)) => format!("{a}{b}"),
+        None => s.to_string(),
+    };
+    n.parse::<u32>()
+        .ok()
+        .filter(|&v| (50..=200).contains(&v))
+        .with_context(|| {
+            format!("--target {t:?}: give a compute capability such as sm86, 8.6 or 86")
+        })
+}
+
 /// `stylecam build-engine`: builds the bundle's TensorRT engine where the
 /// config runs, or may run, TensorRT (what stylecam-engine.service runs
-/// before the daemon). Where the bundle runs on another backend, or
-/// `auto` finds no TensorRT, it says why no engine is needed and succeeds,
-/// so the unit is harmless on a box without a GPU.
-pub fn build_engine(file: Option<&Path>) -> Result<()> {
+/// before the daemon), or the graph and target given on the command line.
+/// Where the bundle runs on another backend, or `auto` finds no TensorRT,
+/// it says why no engine is needed and succeeds, so the unit is harmless
+/// on a box without a GPU.
+pub fn build_engine(file: Option<&Path>, args: &EngineArgs) -> Result<()> {
     use stylecam::config::BackendKind;
-    use stylecam::infer::tensorrt;
+    use stylecam::infer::tensorrt::{self, BuildRequest, Cache};
     let cfg = config::load_validated(file)?;
-    let bundle = load_bundle(&cfg)?;
+    let mut opts = stylecam::infer::Options::from_config(&cfg.model);
+    if let Some(e) = &args.engines {
+        opts.engines = e.clone();
+    }
     let key = || {
         format!(
             "config key `model.backend` = {:?}",
             cfg.model.backend.as_str()
         )
     };
-    match cfg.model.backend {
-        BackendKind::Cpu | BackendKind::Onnxruntime => {
-            println!(
-                "{}: the bundle runs without a TensorRT engine; nothing to build",
-                key()
-            );
-            return Ok(());
-        }
-        BackendKind::Auto => {
-            if let Err(e) = tensorrt::probe() {
+    let explicit = args.onnx.is_some() || args.target.is_some();
+    if !explicit {
+        match cfg.model.backend {
+            BackendKind::Cpu | BackendKind::Onnxruntime => {
                 println!(
-                    "{}: TensorRT is not usable here ({e}); the daemon runs onnxruntime or cpu, so there is nothing to build",
+                    "{}: the bundle runs without a TensorRT engine; nothing to build",
                     key()
                 );
                 return Ok(());
             }
-        }
-        BackendKind::Tensorrt => {
-            tensorrt::probe().with_context(key)?;
+            BackendKind::Auto => {
+                if let Err(e) = tensorrt::probe(&opts) {
+                    println!(
+                        "{}: TensorRT is not usable here ({e}); the daemon runs onnxruntime or cpu, so there is nothing to build",
+                        key()
+                    );
+                    return Ok(());
+                }
+            }
+            BackendKind::Tensorrt => {}
         }
     }
-    let engine = tensorrt::build_engine(&bundle).with_context(key)?;
-    println!("engine for {}: {}", bundle.manifest.name, engine.display());
+    let precision = args.precision.unwrap_or(cfg.model.precision);
+    let (onnx, source) = match &args.onnx {
+        Some(p) => (
+            p.clone(),
+            p.file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "engine".into()),
+        ),
+        None => {
+            let bundle = load_bundle(&cfg)?;
+            let graph = tensorrt::graph_for(&bundle, precision)
+                .map_err(anyhow::Error::msg)
+                .context("--precision")?;
+            (graph, bundle.manifest.name.clone())
+        }
+    };
+    let req = BuildRequest {
+        onnx,
+        source,
+        precision,
+        max_batch: args.max_batch.unwrap_or(cfg.model.max_batch),
+        workspace_mib: args.workspace_mib,
+        target_sm: args.target.as_deref().map(parse_target).transpose()?,
+        cache: Cache::new(&opts.engines),
+        force: args.force,
+    };
+    let built = {
+        #[cfg(feature = "tensorrt")]
+        {
+            let mut progress = engine_progress::Bar::new(&req.source);
+            let r = tensorrt::build_engine(&opts, &req, &mut progress);
+            progress.done();
+            r
+        }
+        #[cfg(not(feature = "tensorrt"))]
+        {
+            tensorrt::build_engine(&opts, &req, &mut tensorrt::Quiet)
+        }
+    };
+    let built = if explicit {
+        built?
+    } else {
+        built.with_context(key)?
+    };
+    let e = &built.entry;
+    println!(
+        "{} {}: {} ({:.1} MB{}) — {} {}, compute capability {} ({}), {}, batch 1..={}",
+        if built.cached { "cached" } else { "built" },
+        e.source,
+        built.path.display(),
+        e.bytes as f64 / 1e6,
+        if built.cached {
+            String::new()
+        } else {
+            format!(", {:.2} s", e.build_seconds)
+        },
+        e.key.runtime.flavour,
+        e.key.runtime.version,
+        e.key.target.compute_capability,
+        if e.key.target.gpu == "any" {
+            "ahead of time, any GPU of it".to_string()
+        } else {
+            e.key.target.gpu.clone()
+        },
+        e.key.precision.as_str(),
+        e.key.max_batch
+    );
     Ok(())
+}
+
+/// The engine build's progress bar: TensorRT's nested phases, the
+/// innermost one's steps counted.
+#[cfg(feature = "tensorrt")]
+mod engine_progress {
+    use indicatif::{ProgressBar, ProgressStyle};
+    use stylecam::infer::tensorrt::Progress;
+
+    pub struct Bar {
+        bar: ProgressBar,
+        phases: Vec<(String, usize)>,
+    }
+
+    impl Bar {
+        pub fn new(what: &str) -> Self {
+            let bar = ProgressBar::new_spinner();
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}")
+                    .expect("a valid template"),
+            );
+            bar.set_message(format!("building the TensorRT engine for {what}"));
+            bar.enable_steady_tick(std::time::Duration::from_millis(200));
+            Self {
+                bar,
+                phases: vec![],
+            }
+        }
+
+        fn show(&self, step: usize) {
+            if let Some((_, steps)) = self.phases.last() {
+                let path: Vec<&str> = self.phases.iter().map(|(n, _)| n.as_str()).collect();
+                self.bar
+                    .set_message(format!("{} [{step}/{steps}]", path.join(" › ")));
+            }
+        }
+
+        pub fn done(&self) {
+            self.bar.finish_and_clear();
+        }
+    }
+
+    impl Progress for Bar {
+        fn phase_start(&mut self, name: &str, _parent: Option<&str>, steps: usize) {
+            self.phases.push((name.to_string(), steps));
+            self.show(0);
+        }
+        fn step(&mut self, name: &str, step: usize) {
+            if self.phases.last().is_some_and(|(n, _)| n == name) {
+                self.show(step + 1);
+            }
+        }
+        fn phase_finish(&mut self, name: &str) {
+            if let Some(i) = self.phases.iter().rposition(|(n, _)| n == name) {
+                self.phases.truncate(i);
+            }
+            self.show(0);
+        }
+    }
 }
 
 fn read_pair(

@@ -98,6 +98,20 @@ pub struct ModelConfig {
     /// one); `false`: the ensemble runs every frame.
     #[serde(default = "default_cascade")]
     pub cascade: bool,
+    /// Folder with TensorRT's libraries (or the main library's file); else
+    /// TENSORRT_LIB_DIR, then the system's library search.
+    #[serde(default)]
+    pub tensorrt_library: Option<PathBuf>,
+    /// The TensorRT engine cache (`stylecam build-engine` writes it).
+    #[serde(default = "default_engines")]
+    pub engines: PathBuf,
+    /// The precision of the TensorRT engine to run.
+    #[serde(default)]
+    pub precision: Precision,
+}
+
+fn default_engines() -> PathBuf {
+    "trt-engines".into()
 }
 
 fn default_cascade() -> bool {
@@ -523,7 +537,7 @@ pub enum BackendKind {
     Cpu,
     /// onnxruntime's CPU provider through `libonnxruntime.so`.
     Onnxruntime,
-    /// A TensorRT engine (the GPU issue's work).
+    /// A TensorRT engine from the cache `stylecam build-engine` fills.
     Tensorrt,
 }
 
@@ -534,6 +548,27 @@ impl BackendKind {
             Self::Cpu => "cpu",
             Self::Onnxruntime => "onnxruntime",
             Self::Tensorrt => "tensorrt",
+        }
+    }
+}
+
+/// `model.precision`: what a TensorRT engine computes in. TensorRT 11 and
+/// TensorRT-RTX are strongly typed, so each precision is its own graph.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    #[default]
+    Fp32,
+    Fp16,
+    Int8,
+}
+
+impl Precision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Precision::Fp32 => "fp32",
+            Precision::Fp16 => "fp16",
+            Precision::Int8 => "int8",
         }
     }
 }
@@ -704,6 +739,9 @@ impl Default for ModelConfig {
             max_batch: default_max_batch(),
             max_wait_ms: default_max_wait_ms(),
             cascade: default_cascade(),
+            tensorrt_library: None,
+            engines: default_engines(),
+            precision: Precision::default(),
         }
     }
 }

@@ -63,6 +63,15 @@ pub struct Options {
     pub onnxruntime_library: Option<PathBuf>,
     /// Run the bundle's `[cascade]` edge model first, where it has one.
     pub cascade: bool,
+    /// `model.tensorrt_library`: TensorRT's folder (else TENSORRT_LIB_DIR,
+    /// then the loader's search).
+    pub tensorrt_library: Option<PathBuf>,
+    /// `model.engines`: the TensorRT engine cache.
+    pub engines: PathBuf,
+    /// `model.precision` of the TensorRT engine.
+    pub precision: crate::config::Precision,
+    /// `model.max_batch`: part of a TensorRT engine's key.
+    pub max_batch: usize,
 }
 
 impl Options {
@@ -73,6 +82,10 @@ impl Options {
             threads: m.threads,
             onnxruntime_library: m.onnxruntime_library.clone(),
             cascade: m.cascade,
+            tensorrt_library: m.tensorrt_library.clone(),
+            engines: m.engines.clone(),
+            precision: m.precision,
+            max_batch: m.max_batch,
         }
     }
 
@@ -82,6 +95,10 @@ impl Options {
             threads: 0,
             onnxruntime_library: None,
             cascade: true,
+            tensorrt_library: None,
+            engines: "trt-engines".into(),
+            precision: crate::config::Precision::Fp32,
+            max_batch: 4,
         }
     }
 }
@@ -168,7 +185,7 @@ pub fn probe(opts: &Options) -> Result<String, InferError> {
         BackendKind::Onnxruntime => {
             onnxruntime::probe(opts.onnxruntime_library.as_deref()).map(|p| p.display().to_string())
         }
-        BackendKind::Tensorrt => tensorrt::probe(),
+        BackendKind::Tensorrt => tensorrt::probe(opts),
         BackendKind::Auto => {
             let mut why = vec![];
             for kind in [BackendKind::Tensorrt, BackendKind::Onnxruntime] {
@@ -215,10 +232,7 @@ fn open_plain(opts: &Options, bundle: &Bundle) -> Result<Box<dyn Backend>, Infer
     match opts.kind {
         BackendKind::Cpu => Ok(Box::new(cpu::CpuBackend::open(bundle)?)),
         BackendKind::Onnxruntime => Ok(Box::new(onnxruntime::OrtBackend::open(bundle, opts)?)),
-        BackendKind::Tensorrt => {
-            tensorrt::probe()?;
-            Ok(Box::new(tensorrt::TensorRtBackend::load(bundle)?))
-        }
+        BackendKind::Tensorrt => Ok(Box::new(tensorrt::TensorRtBackend::load(bundle, opts)?)),
         BackendKind::Auto => {
             for kind in [BackendKind::Tensorrt, BackendKind::Onnxruntime] {
                 let opts = Options {

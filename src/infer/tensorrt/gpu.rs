@@ -1,0 +1,256 @@
+//! The GPU side of the TensorRT backend: the CUDA device (through cudarc,
+//! the context the CUDA preprocessor also uses), the engine's device
+//! buffers, and the [`Backend`] that runs a cached engine.
+//!
+//! The input batch lives on the device: slots are handed out as
+//! [`Slot::Device`], so the CUDA preprocessor writes there with no host
+//! round trip; only the `[n, classes]` probabilities are copied back.
+
+use super::cache::{Cache, Target};
+use super::{cached_key, ffi, open_library, refused, unavailable};
+use crate::bundle::Bundle;
+use crate::infer::{check_batch, Backend, BatchLimits, DeviceSlot, InferError, Options, Slot};
+use cudarc::driver::{CudaContext, CudaSlice, CudaStream, DevicePtr};
+use std::ffi::{c_char, c_void};
+use std::sync::Arc;
+
+/// CUDA device 0: its compute capability and name.
+pub struct Gpu {
+    pub ctx: Arc<CudaContext>,
+    pub cc: (i32, i32),
+    pub name: String,
+}
+
+impl Gpu {
+    pub fn probe() -> Result<Self, String> {
+        // SAFETY: only tries to load the driver library.
+        if !unsafe { cudarc::driver::sys::is_culib_present() } {
+            return Err(
+                "the NVIDIA driver's libcuda.so.1 is not installed (TensorRT runs on CUDA)".into(),
+            );
+        }
+        let n = CudaContext::device_count().map_err(|e| {
+            format!("the CUDA driver does not initialise ({e}); check `nvidia-smi`")
+        })?;
+        if n < 1 {
+            return Err("no CUDA device found; check `nvidia-smi`".into());
+        }
+        let ctx = CudaContext::new(0).map_err(|e| format!("CUDA device 0: {e}"))?;
+        let cc = ctx.compute_capability().map_err(|e| e.to_string())?;
+        let name = ctx.name().map_err(|e| e.to_string())?;
+        Ok(Self { ctx, cc, name })
+    }
+
+    pub fn target(&self) -> Target {
+        Target {
+            compute_capability: format!("{}.{}", self.cc.0, self.cc.1),
+            gpu: self.name.clone(),
+        }
+    }
+}
+
+/// A cached engine running on the GPU.
+pub struct TensorRtBackend {
+    engine: *mut ffi::StcEngine,
+    stream: Arc<CudaStream>,
+    input: CudaSlice<f32>,
+    output: CudaSlice<f32>,
+    host: Vec<f32>,
+    per: usize,
+    classes: usize,
+    limits: BatchLimits,
+}
+
+// The engine handle is used from one thread at a time (the inference thread).
+unsafe impl Send for TensorRtBackend {}
+
+impl Drop for TensorRtBackend {
+    fn drop(&mut self) {
+        unsafe { ffi::stc_trt_engine_close(self.engine) };
+    }
+}
+
+fn load_err(bundle: &Bundle, reason: String) -> InferError {
+    InferError::Load {
+        path: bundle.dir.display().to_string(),
+        reason,
+    }
+}
+
+impl TensorRtBackend {
+    /// Loads the bundle's engine from the cache (`model.engines`): only one
+    /// whose key matches the graph, this TensorRT, this GPU, the precision
+    /// and `model.max_batch`; otherwise the error says what is stale and
+    /// the command that rebuilds it.
+    pub fn load(bundle: &Bundle, opts: &Options) -> Result<Self, InferError> {
+        let lib = open_library(opts)?;
+        let mut want = cached_key(bundle, opts, &lib, None)?;
+        let gpu = Gpu::probe().map_err(|e| {
+            unavailable(e, "run on a machine with an NVIDIA GPU and its driver, or use model.backend = \"auto\"")
+        })?;
+        want.target = gpu.target();
+        let cache = Cache::new(&opts.engines);
+        let Some((_, path)) = cache.find(&want).map_err(|e| load_err(bundle, e))? else {
+            return Err(refused(&cache, &want, bundle, opts, None));
+        };
+        let plan = std::fs::read(&path)
+            .map_err(|e| load_err(bundle, format!("{}: {e}", path.display())))?;
+        gpu.ctx
+            .bind_to_thread()
+            .map_err(|e| load_err(bundle, e.to_string()))?;
+        let mut io = ffi::EngineIo::default();
+        let mut err = [0 as c_char; 4096];
+        let create = lib.create_runtime_fn().map_err(|e| load_err(bundle, e))?;
+        let engine = unsafe {
+            ffi::stc_trt_engine_open(
+                create,
+                plan.as_ptr() as *const c_void,
+                plan.len(),
+                &mut io,
+                err.as_mut_ptr(),
+                err.len(),
+            )
+        };
+        if engine.is_null() {
+            return Err(load_err(
+                bundle,
+                format!("{}: {}", path.display(), ffi::err_text(&err)),
+            ));
+        }
+        let close = |reason: String| {
+            unsafe { ffi::stc_trt_engine_close(engine) };
+            load_err(bundle, reason)
+        };
+        // DataType::kFLOAT = 0: the bundle contract's I/O is f32.
+        if io.in_type != 0 || io.out_type != 0 {
+            return Err(close(format!(
+                "the engine's input/output types are {}/{}; the bundle contract is f32 in and out",
+                io.in_type, io.out_type
+            )));
+        }
+        let spec = &bundle.manifest.input;
+        let per = 3 * spec.width as usize * spec.height as usize;
+        let classes = bundle.manifest.classes.len();
+        let in_per: i64 = io.in_dims[1..io.in_nb as usize].iter().product();
+        let out_per: i64 = io.out_dims[1..io.out_nb as usize].iter().product();
+        if in_per as usize != per || out_per as usize != classes {
+            return Err(close(format!(
+                "the engine takes {in_per} values and gives {out_per}; the bundle says {per} and {classes}"
+            )));
+        }
+        let max = io.max_batch.max(1) as usize;
+        let stream = gpu.ctx.new_stream().map_err(|e| close(e.to_string()))?;
+        let input = stream
+            .alloc_zeros::<f32>(max * per)
+            .map_err(|e| close(e.to_string()))?;
+        let output = stream
+            .alloc_zeros::<f32>(max * classes)
+            .map_err(|e| close(e.to_string()))?;
+        log::info!(
+            "model: TensorRT engine {} ({} {}, {} on {}, batch {}..={max})",
+            path.display(),
+            lib.headers.describe(),
+            lib.version_string(),
+            opts.precision.as_str(),
+            gpu.name,
+            io.min_batch
+        );
+        Ok(Self {
+            engine,
+            stream,
+            input,
+            output,
+            host: vec![0.0; max * classes],
+            per,
+            classes,
+            limits: BatchLimits {
+                max,
+                preferred: max,
+                fixed: io.min_batch as usize == max,
+            },
+        })
+    }
+
+    fn device_ptr(&self, s: &CudaSlice<f32>) -> u64 {
+        let (p, _sync) = s.device_ptr(&self.stream);
+        p
+    }
+}
+
+impl Backend for TensorRtBackend {
+    fn name(&self) -> &'static str {
+        "tensorrt"
+    }
+    fn limits(&self) -> BatchLimits {
+        self.limits
+    }
+    fn sample_len(&self) -> usize {
+        self.per
+    }
+    fn classes(&self) -> usize {
+        self.classes
+    }
+    fn slot(&mut self, i: usize) -> Slot<'_> {
+        assert!(i < self.limits.max, "slot {i} of {}", self.limits.max);
+        let base = self.device_ptr(&self.input);
+        Slot::Device(DeviceSlot {
+            ptr: base + (i * self.per * 4) as u64,
+            len: self.per,
+            stream: self.stream.cu_stream() as usize,
+        })
+    }
+    /// A frame preprocessed on the host: copied into its device slot.
+    fn write(&mut self, i: usize, values: &[f32]) -> Result<(), InferError> {
+        if i >= self.limits.max {
+            return Err(InferError::Batch {
+                n: i + 1,
+                max: self.limits.max,
+            });
+        }
+        if values.len() != self.per {
+            return Err(InferError::Shape {
+                slot: i,
+                got: values.len(),
+                want: self.per,
+            });
+        }
+        let mut view = self.input.slice_mut(i * self.per..(i + 1) * self.per);
+        self.stream
+            .memcpy_htod(values, &mut view)
+            .map_err(|e| InferError::Run(e.to_string()))
+    }
+    fn run(&mut self, n: usize) -> Result<&[f32], InferError> {
+        check_batch(n, self.limits)?;
+        let batch = if self.limits.fixed {
+            self.limits.max
+        } else {
+            n
+        };
+        let input = self.device_ptr(&self.input);
+        let output = self.device_ptr(&self.output);
+        let mut err = [0 as c_char; 2048];
+        let rc = unsafe {
+            ffi::stc_trt_engine_run(
+                self.engine,
+                batch as i32,
+                input as *mut c_void,
+                output as *mut c_void,
+                self.stream.cu_stream() as *mut c_void,
+                err.as_mut_ptr(),
+                err.len(),
+            )
+        };
+        if rc != 0 {
+            return Err(InferError::Run(ffi::err_text(&err)));
+        }
+        let k = n * self.classes;
+        let view = self.output.slice(0..k);
+        self.stream
+            .memcpy_dtoh(&view, &mut self.host[..k])
+            .map_err(|e| InferError::Run(e.to_string()))?;
+        self.stream
+            .synchronize()
+            .map_err(|e| InferError::Run(e.to_string()))?;
+        Ok(&self.host[..k])
+    }
+}

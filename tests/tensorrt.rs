@@ -1,0 +1,356 @@
+//! TensorRT: what runs on a machine without a GPU.
+//!
+//! - Without TensorRT (no feature, or no library): `backend = "tensorrt"`
+//!   fails with the library and the fix; `auto` falls back.
+//! - With the feature and TensorRT-RTX's libraries from PyPI: the real
+//!   builder parses and builds, ahead of time for SM 8.6, the demo bundle,
+//!   onnx's `light_resnet50` and a fused tiny ensemble from our own export;
+//!   the manifest and the cache rules hold; a stale engine is refused with
+//!   the rebuild command.
+//! - The real lean runtime (TensorRT 11, PyPI) is loaded: its version is
+//!   read and the no-GPU path ends in a clean error (TensorRT returns 0x228,
+//!   not null, when CUDA cannot initialise).
+//! - The shim compiles against every header set in STYLECAM_TRT_HEADER_SETS.
+//!
+//! No engine is executed here: that needs a GPU (scripts/device-check.sh).
+
+use crate::common::*;
+use std::path::{Path, PathBuf};
+
+/// A daemon config (demo bundle, demo photos, no broker needed to fail)
+/// whose `backend = "cpu"` line is replaced by `model_lines`.
+fn config_with(dir: &Path, model_lines: &str) -> PathBuf {
+    let path = daemon_config(dir, &repo().join("assets/photos"), free_port(), "box", "");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("backend = \"cpu\""));
+    std::fs::write(&path, text.replacen("backend = \"cpu\"", model_lines, 1)).unwrap();
+    path
+}
+
+#[test]
+fn tensorrt_without_its_library_names_what_is_missing_and_auto_falls_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("no-tensorrt-here");
+    std::fs::create_dir_all(&empty).unwrap();
+    let cfg = config_with(
+        dir.path(),
+        &format!("backend = \"tensorrt\"\ntensorrt_library = {empty:?}"),
+    );
+    for args in [
+        vec!["check-config", cfg.to_str().unwrap()],
+        vec!["run", "--config", cfg.to_str().unwrap()],
+    ] {
+        let out = stylecam().args(&args).output().unwrap();
+        let text = output_text(&out);
+        assert!(!out.status.success(), "{args:?} passed:\n{text}");
+        assert!(
+            text.contains("model.backend"),
+            "{args:?}: no config key:\n{text}"
+        );
+        if cfg!(feature = "tensorrt") {
+            assert!(
+                text.contains("not found") && text.contains("model.tensorrt_library"),
+                "{args:?}: no library named:\n{text}"
+            );
+        } else {
+            assert!(
+                text.contains("without the `tensorrt` feature"),
+                "{args:?}:\n{text}"
+            );
+        }
+        eprintln!("{args:?} → {}", text.lines().last().unwrap_or(""));
+    }
+    let cfg = config_with(
+        dir.path(),
+        &format!("backend = \"auto\"\ntensorrt_library = {empty:?}"),
+    );
+    let out = stylecam()
+        .args(["check-config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = output_text(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("backend onnxruntime") || text.contains("backend cpu"),
+        "{text}"
+    );
+    // build-engine on auto with no TensorRT: nothing to build, exit 0.
+    let out = stylecam()
+        .args(["build-engine", "--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert!(output_text(&out).contains("nothing to build"));
+}
+
+/// Where the PyPI wheels put TensorRT's libraries (`rtx`, `lean`).
+fn wheel_dir(which: &str) -> Option<PathBuf> {
+    if !python_has("importlib") {
+        return None;
+    }
+    python("trt_libs.py", &[])
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{which}=")).map(PathBuf::from))
+}
+
+#[test]
+fn the_shim_compiles_against_every_header_set_given() {
+    let sets = std::env::var("STYLECAM_TRT_HEADER_SETS").unwrap_or_default();
+    if !available(
+        "STYLECAM_TRT_HEADER_SETS (TensorRT header folders, `:`-separated)",
+        !sets.is_empty(),
+    ) {
+        return;
+    }
+    let stub = tempfile::tempdir().unwrap();
+    std::fs::write(
+        stub.path().join("cuda_runtime_api.h"),
+        "#pragma once\ntypedef struct CUevent_st *cudaEvent_t;\ntypedef struct CUstream_st *cudaStream_t;\n",
+    )
+    .unwrap();
+    for dir in sets.split(':').filter(|s| !s.is_empty()) {
+        let version =
+            std::fs::read_to_string(Path::new(dir).join("NvInferVersion.h")).unwrap_or_default();
+        let out = std::process::Command::new("c++")
+            .args([
+                "-std=c++17",
+                "-fsyntax-only",
+                "-Wall",
+                "-Werror",
+                "-isystem",
+                dir,
+                "-I",
+            ])
+            .arg(stub.path())
+            .arg(repo().join("src/infer/tensorrt/shim.cpp"))
+            .output()
+            .unwrap();
+        let major = version
+            .lines()
+            .find(|l| l.contains("#define TRT_MAJOR_") || l.contains("#define NV_TENSORRT_MAJOR "))
+            .unwrap_or("?");
+        eprintln!(
+            "shim vs {dir} ({major}): {}",
+            if out.status.success() {
+                "compiles"
+            } else {
+                "FAILS"
+            }
+        );
+        assert!(out.status.success(), "{dir}:\n{}", output_text(&out));
+    }
+}
+
+#[cfg(feature = "tensorrt")]
+mod with_feature {
+    use super::*;
+    use stylecam::infer::tensorrt::ffi::{Headers, Library};
+
+    /// TensorRT-RTX's folder, where this binary's shim is built for it.
+    fn rtx() -> Option<PathBuf> {
+        let h = Headers::get();
+        if !available(
+            &format!("a shim built for TensorRT-RTX (this one: {})", h.describe()),
+            h.rtx,
+        ) {
+            return None;
+        }
+        let dir = wheel_dir("rtx");
+        available(
+            "TensorRT-RTX's libraries (pip install onnxruntime-ep-nv-tensorrt-rtx-cu13)",
+            dir.is_some(),
+        )
+        .then(|| dir.unwrap())
+    }
+
+    fn build(cfg: &Path, extra: &[&str]) -> (bool, String) {
+        let out = stylecam()
+            .args([
+                "build-engine",
+                "--config",
+                cfg.to_str().unwrap(),
+                "--target",
+                "sm86",
+            ])
+            .args(extra)
+            .output()
+            .unwrap();
+        (out.status.success(), output_text(&out))
+    }
+
+    fn manifest(dir: &Path) -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap()
+    }
+
+    /// A fused ensemble of two tiny backbones from our exporter.
+    #[cfg(feature = "train")]
+    fn fused_tiny_ensemble(path: &Path) {
+        use stylecam::train::export::{export, Output};
+        use stylecam::train::{cpu, Arch, Family, Net};
+        let d = cpu();
+        let nets: Vec<Net> = [Family::Resnet50, Family::Densenet121]
+            .into_iter()
+            .map(|f| Net::new(Arch::tiny(f), 13, &d).valid())
+            .collect();
+        let w: Vec<f32> = vec![0.5; 13];
+        let onnx = export(&[(&nets[0], w.clone()), (&nets[1], w)], Output::Sigmoid);
+        std::fs::write(path, onnx).unwrap();
+    }
+
+    #[test]
+    fn build_engine_builds_our_graphs_ahead_of_time_with_a_real_tensorrt_rtx_and_caches_them() {
+        let Some(lib) = rtx() else { return };
+        let dir = tempfile::tempdir().unwrap();
+        let engines = dir.path().join("trt-engines");
+        let cfg = config_with(
+            dir.path(),
+            &format!(
+                "backend = \"tensorrt\"\ntensorrt_library = {lib:?}\nengines = {engines:?}\nmax_batch = 4"
+            ),
+        );
+        // 1. The demo bundle.
+        let (ok, text) = build(&cfg, &[]);
+        assert!(ok, "{text}");
+        assert!(
+            text.contains("built demo") && text.contains("tensorrt-rtx 1.7"),
+            "{text}"
+        );
+        eprintln!("{}", text.lines().last().unwrap());
+        // 2. onnx's light_resnet50 (a 1000-class ResNet-50 with fixed batch 1).
+        let mut graphs = vec![];
+        if available("python3 with the onnx package", python_has("onnx")) {
+            let light = PathBuf::from(python("onnx_dir.py", &[]).trim())
+                .join("backend/test/data/light/light_resnet50.onnx");
+            graphs.push(light);
+        }
+        // 3. A fused tiny ensemble from our own export.
+        #[cfg(feature = "train")]
+        {
+            let fused = dir.path().join("tiny_ensemble.onnx");
+            fused_tiny_ensemble(&fused);
+            graphs.push(fused);
+        }
+        for g in &graphs {
+            let batch = if g.ends_with("light_resnet50.onnx") {
+                "1"
+            } else {
+                "4"
+            };
+            let (ok, text) = build(&cfg, &["--onnx", g.to_str().unwrap(), "--max-batch", batch]);
+            assert!(ok, "{}: {text}", g.display());
+            assert!(text.contains("built"), "{text}");
+            eprintln!("{}", text.lines().last().unwrap());
+        }
+        let m = manifest(&engines);
+        let entries = m["engines"].as_array().unwrap();
+        assert_eq!(entries.len(), 1 + graphs.len(), "{m:#}");
+        for e in entries {
+            assert_eq!(e["key"]["runtime"]["flavour"], "tensorrt-rtx");
+            assert_eq!(e["key"]["target"]["compute_capability"], "8.6");
+            assert_eq!(e["key"]["target"]["gpu"], "any");
+            assert_eq!(e["key"]["precision"], "fp32");
+            let file = engines.join(e["file"].as_str().unwrap());
+            assert_eq!(
+                std::fs::metadata(&file).unwrap().len(),
+                e["bytes"].as_u64().unwrap()
+            );
+            assert!(e["bytes"].as_u64().unwrap() > 10_000, "{e}");
+        }
+        // A second run finds the engine; another batch, or a changed graph,
+        // does not.
+        let (ok, text) = build(&cfg, &[]);
+        assert!(ok && text.contains("cached demo"), "{text}");
+        let (ok, text) = build(&cfg, &["--max-batch", "2"]);
+        assert!(ok && text.contains("built demo"), "{text}");
+        let changed = dir.path().join("changed");
+        std::fs::create_dir_all(&changed).unwrap();
+        use prost::Message as _;
+        let mut model = tract_onnx::pb::ModelProto::decode(
+            std::fs::read(repo().join("assets/demo-bundle/model.onnx"))
+                .unwrap()
+                .as_slice(),
+        )
+        .unwrap();
+        model.doc_string = "changed".into();
+        let changed_onnx = changed.join("model.onnx");
+        std::fs::write(&changed_onnx, model.encode_to_vec()).unwrap();
+        let (ok, text) = build(&cfg, &["--onnx", changed_onnx.to_str().unwrap()]);
+        assert!(ok && text.contains("built"), "{text}");
+        // Precisions this version does not export are refused, saying so.
+        let (ok, text) = build(&cfg, &["--precision", "fp16"]);
+        assert!(!ok && text.contains("no fp16 graph"), "{text}");
+    }
+
+    #[test]
+    fn a_stale_engine_is_refused_with_the_rebuild_command() {
+        let Some(lib) = rtx() else { return };
+        let dir = tempfile::tempdir().unwrap();
+        let engines = dir.path().join("trt-engines");
+        let lines = |batch: usize| {
+            format!(
+                "backend = \"tensorrt\"\ntensorrt_library = {lib:?}\nengines = {engines:?}\nmax_batch = {batch}"
+            )
+        };
+        let cfg = config_with(dir.path(), &lines(4));
+        let (ok, text) = build(&cfg, &[]);
+        assert!(ok, "{text}");
+        // The engine fits everything but the GPU, and there is none here:
+        // refused for want of CUDA, not as stale.
+        let out = stylecam()
+            .args(["check-config", cfg.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let text = output_text(&out);
+        assert!(!out.status.success(), "{text}");
+        assert!(
+            !text.contains("stale") && (text.contains("CUDA") || text.contains("libcuda")),
+            "{text}"
+        );
+        // Another max_batch: the cached engine is stale, and both
+        // check-config and run say so with the command that rebuilds it.
+        let cfg = config_with(dir.path(), &lines(2));
+        for args in [
+            vec!["check-config", cfg.to_str().unwrap()],
+            vec!["run", "--config", cfg.to_str().unwrap()],
+        ] {
+            let out = stylecam().args(&args).output().unwrap();
+            let text = output_text(&out);
+            assert!(!out.status.success(), "{text}");
+            assert!(
+                text.contains("stale") && text.contains("largest batch is 4, model.max_batch is 2"),
+                "{args:?}: {text}"
+            );
+            assert!(
+                text.contains("stylecam build-engine --config"),
+                "{args:?}: {text}"
+            );
+            eprintln!("{args:?} → {}", text.lines().last().unwrap_or(""));
+        }
+    }
+
+    #[test]
+    fn the_lean_runtime_reports_its_version_and_fails_cleanly_without_a_gpu() {
+        let Some(dir) = wheel_dir("lean") else {
+            available("tensorrt-lean-cu13-libs (PyPI)", false);
+            return;
+        };
+        let lib = Library::open_file(&dir.join("libnvinfer_lean.so.11")).unwrap();
+        eprintln!(
+            "lean runtime: {} version {}",
+            lib.path.display(),
+            lib.version_string()
+        );
+        assert_eq!(lib.version.0, 11, "{}", lib.version_string());
+        if std::path::Path::new("/dev/nvidiactl").exists() {
+            eprintln!("a GPU is here: the no-GPU path is not exercised");
+            return;
+        }
+        // Straight to createInferRuntime, past our CUDA probe: TensorRT
+        // returns 0x228 here, which must end in an error, not a crash.
+        let err = lib.probe_runtime().unwrap_err();
+        eprintln!("lean runtime without a GPU: {err}");
+        assert!(err.contains("createInferRuntime"), "{err}");
+        // And the lean library cannot build engines.
+        assert!(lib.create_builder_fn().is_err());
+    }
+}
