@@ -4,14 +4,18 @@
 //! itself), else the standard x86_64 and Jetson aarch64 places. TensorRT's
 //! libraries are opened at run time, so nothing is linked.
 
+#[cfg(feature = "tensorrt")]
 use std::path::{Path, PathBuf};
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed=TENSORRT_ROOT");
-    if std::env::var_os("CARGO_FEATURE_TENSORRT").is_none() {
-        return;
-    }
+    #[cfg(feature = "tensorrt")]
+    compile_shim();
+}
+
+#[cfg(feature = "tensorrt")]
+fn compile_shim() {
     println!("cargo:rerun-if-changed=src/infer/tensorrt/shim.cpp");
     let include = match find_headers() {
         Some(dir) => dir,
@@ -52,6 +56,7 @@ fn main() {
     println!("cargo:rustc-env=STYLECAM_TRT_HEADERS={}", include.display());
 }
 
+#[cfg(feature = "tensorrt")]
 fn find_headers() -> Option<PathBuf> {
     let mut places = vec![];
     if let Some(root) = std::env::var_os("TENSORRT_ROOT") {

@@ -5,8 +5,9 @@
 //! - cpu (tract): always.
 //! - onnxruntime: the library of the PyPI wheel (tests/ref/requirements.txt),
 //!   or ORT_DYLIB_PATH; required under REQUIRE_REFERENCE_CHECKS=1.
-//! - tensorrt: where its probe passes (never in this version; the probe's
-//!   reason is printed).
+//! - tensorrt: where its probe passes (a GPU with TensorRT and the
+//!   `tensorrt` feature: each graph is built for that GPU first); else the
+//!   probe's reason is printed. No session has had one yet.
 
 use crate::common::*;
 use prost::Message;
@@ -72,9 +73,27 @@ fn backends() -> Vec<Under> {
         });
     }
     match infer::probe(&Options::new(BackendKind::Tensorrt)) {
-        Ok(found) => panic!(
-            "tensorrt probes usable ({found}) but this suite has no engine builder for it yet"
-        ),
+        #[cfg(feature = "tensorrt")]
+        Ok(found) => {
+            // A GPU and TensorRT: each graph is built for this GPU (FP32,
+            // cached in the temp folder) and run through the same contract.
+            eprintln!("tensorrt: {found}");
+            out.push(Under {
+                name: "tensorrt",
+                tolerance: 1e-3,
+                open: Box::new(|p, _| {
+                    let opts = Options {
+                        engines: std::env::temp_dir().join("stylecam-suite-engines"),
+                        ..Options::new(BackendKind::Tensorrt)
+                    };
+                    Ok(Box::new(
+                        stylecam::infer::tensorrt::TensorRtBackend::for_graph(p, 4, &opts)?,
+                    ))
+                }),
+            });
+        }
+        #[cfg(not(feature = "tensorrt"))]
+        Ok(found) => panic!("tensorrt probes usable ({found}) in a build without the feature"),
         Err(e) => eprintln!("tensorrt: not in this run ({e})"),
     }
     out

@@ -8,6 +8,7 @@
 //! the manifest and the class count.
 
 pub mod onnx;
+pub mod precision;
 
 use crate::preprocess::Spec;
 use crate::styles::cascade::CascadeRule;

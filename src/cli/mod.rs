@@ -248,10 +248,7 @@ pub fn build_engine(file: Option<&Path>, args: &EngineArgs) -> Result<()> {
         ),
         None => {
             let bundle = load_bundle(&cfg)?;
-            let graph = tensorrt::graph_for(&bundle, precision)
-                .map_err(anyhow::Error::msg)
-                .context("--precision")?;
-            (graph, bundle.manifest.name.clone())
+            (tensorrt::graph_for(&bundle), bundle.manifest.name.clone())
         }
     };
     let req = BuildRequest {

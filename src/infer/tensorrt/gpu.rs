@@ -93,14 +93,65 @@ impl TensorRtBackend {
         let Some((_, path)) = cache.find(&want).map_err(|e| load_err(bundle, e))? else {
             return Err(refused(&cache, &want, bundle, opts, None));
         };
-        let plan = std::fs::read(&path)
-            .map_err(|e| load_err(bundle, format!("{}: {e}", path.display())))?;
-        gpu.ctx
-            .bind_to_thread()
-            .map_err(|e| load_err(bundle, e.to_string()))?;
+        let spec = &bundle.manifest.input;
+        let per = 3 * spec.width as usize * spec.height as usize;
+        let classes = bundle.manifest.classes.len();
+        let b = Self::open_plan(&lib, &gpu, &path, Some((per, classes)))
+            .map_err(|e| load_err(bundle, e))?;
+        log::info!(
+            "model: TensorRT engine {} ({} {}, {} on {}, batch up to {})",
+            path.display(),
+            lib.headers.describe(),
+            lib.version_string(),
+            opts.precision.as_str(),
+            gpu.name,
+            b.limits.max
+        );
+        Ok(b)
+    }
+
+    /// Builds `model` for the GPU here (cached under `opts.engines`) and
+    /// opens it: the backend suite's way in, for any graph with one input
+    /// `[N, …sample]` and one output.
+    pub fn for_graph(
+        model: &std::path::Path,
+        max_batch: usize,
+        opts: &Options,
+    ) -> Result<Self, InferError> {
+        let builder = super::ShimBuilder::open(opts)?;
+        let req = super::BuildRequest {
+            onnx: model.to_path_buf(),
+            source: model.display().to_string(),
+            precision: opts.precision,
+            max_batch,
+            workspace_mib: 0,
+            target_sm: None,
+            cache: Cache::new(&opts.engines),
+            force: false,
+        };
+        let load = |reason: String| InferError::Load {
+            path: model.display().to_string(),
+            reason,
+        };
+        let built = super::build_with(&builder, &req, &mut super::Quiet).map_err(load)?;
+        let gpu = Gpu::probe().map_err(load)?;
+        Self::open_plan(&builder.lib, &gpu, &built.path, None).map_err(load)
+    }
+
+    /// Deserialises the engine at `path`, checks its I/O (f32; `shape`:
+    /// values per sample in and out, where known) and allocates its device
+    /// buffers for the profile's largest batch.
+    fn open_plan(
+        lib: &ffi::Library,
+        gpu: &Gpu,
+        path: &std::path::Path,
+        shape: Option<(usize, usize)>,
+    ) -> Result<Self, String> {
+        let plan = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        gpu.ctx.bind_to_thread().map_err(|e| e.to_string())?;
         let mut io = ffi::EngineIo::default();
         let mut err = [0 as c_char; 4096];
-        let create = lib.create_runtime_fn().map_err(|e| load_err(bundle, e))?;
+        let create = lib.create_runtime_fn()?;
         let engine = unsafe {
             ffi::stc_trt_engine_open(
                 create,
@@ -112,14 +163,11 @@ impl TensorRtBackend {
             )
         };
         if engine.is_null() {
-            return Err(load_err(
-                bundle,
-                format!("{}: {}", path.display(), ffi::err_text(&err)),
-            ));
+            return Err(format!("{}: {}", path.display(), ffi::err_text(&err)));
         }
         let close = |reason: String| {
             unsafe { ffi::stc_trt_engine_close(engine) };
-            load_err(bundle, reason)
+            reason
         };
         // DataType::kFLOAT = 0: the bundle contract's I/O is f32.
         if io.in_type != 0 || io.out_type != 0 {
@@ -128,15 +176,14 @@ impl TensorRtBackend {
                 io.in_type, io.out_type
             )));
         }
-        let spec = &bundle.manifest.input;
-        let per = 3 * spec.width as usize * spec.height as usize;
-        let classes = bundle.manifest.classes.len();
-        let in_per: i64 = io.in_dims[1..io.in_nb as usize].iter().product();
-        let out_per: i64 = io.out_dims[1..io.out_nb as usize].iter().product();
-        if in_per as usize != per || out_per as usize != classes {
-            return Err(close(format!(
-                "the engine takes {in_per} values and gives {out_per}; the bundle says {per} and {classes}"
-            )));
+        let per = io.in_dims[1..io.in_nb as usize].iter().product::<i64>() as usize;
+        let classes = io.out_dims[1..io.out_nb as usize].iter().product::<i64>() as usize;
+        if let Some((want_per, want_classes)) = shape {
+            if per != want_per || classes != want_classes {
+                return Err(close(format!(
+                    "the engine takes {per} values and gives {classes}; the bundle says {want_per} and {want_classes}"
+                )));
+            }
         }
         let max = io.max_batch.max(1) as usize;
         let stream = gpu.ctx.new_stream().map_err(|e| close(e.to_string()))?;
@@ -146,15 +193,6 @@ impl TensorRtBackend {
         let output = stream
             .alloc_zeros::<f32>(max * classes)
             .map_err(|e| close(e.to_string()))?;
-        log::info!(
-            "model: TensorRT engine {} ({} {}, {} on {}, batch {}..={max})",
-            path.display(),
-            lib.headers.describe(),
-            lib.version_string(),
-            opts.precision.as_str(),
-            gpu.name,
-            io.min_batch
-        );
         Ok(Self {
             engine,
             stream,

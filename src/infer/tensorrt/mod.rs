@@ -149,16 +149,22 @@ pub fn build_with(
     })
 }
 
-/// The ONNX graph of `bundle` for `precision`: `model.onnx` for FP32; the
-/// typed variants (`model.fp16.onnx`, Q/DQ `model.int8.onnx`) are not
-/// written by this version's export.
-pub fn graph_for(bundle: &Bundle, precision: Precision) -> Result<PathBuf, String> {
+/// The bundle's FP32 graph, which every precision's graph is derived from.
+pub fn graph_for(bundle: &Bundle) -> PathBuf {
+    bundle.dir.join(&bundle.manifest.onnx)
+}
+
+/// The graph TensorRT builds for `precision`: TensorRT 11 and TensorRT-RTX
+/// take precision from the model's own types, so FP16 is the FP32 graph
+/// with half-precision weights and compute ([`crate::bundle::precision`]);
+/// INT8 needs explicit Q/DQ from calibration, not in this version.
+pub fn typed_graph(fp32: &[u8], precision: Precision) -> Result<Vec<u8>, String> {
     match precision {
-        Precision::Fp32 => Ok(bundle.dir.join(&bundle.manifest.onnx)),
-        p => Err(format!(
-            "the bundle has no {} graph: TensorRT 11 and TensorRT-RTX take precision from the model's own types, and this version's `stylecam export` writes FP32 only. Fix: --precision fp32",
-            p.as_str()
-        )),
+        Precision::Fp32 => Ok(fp32.to_vec()),
+        Precision::Fp16 => crate::bundle::precision::to_fp16(fp32),
+        Precision::Int8 => Err(
+            "no int8 graph: INT8 needs explicit Q/DQ scales from `stylecam calibrate`, which this version does not have. Fix: --precision fp16 or fp32".into(),
+        ),
     }
 }
 
@@ -214,7 +220,7 @@ fn open_library(opts: &Options) -> Result<ffi::Library, InferError> {
 /// TensorRT through the shim.
 #[cfg(feature = "tensorrt")]
 pub struct ShimBuilder {
-    lib: ffi::Library,
+    pub(crate) lib: ffi::Library,
 }
 
 #[cfg(feature = "tensorrt")]
@@ -364,8 +370,9 @@ fn cached_key(
         path: bundle.dir.display().to_string(),
         reason,
     };
-    let graph = graph_for(bundle, opts.precision).map_err(load_err)?;
-    let onnx = std::fs::read(&graph).map_err(|e| load_err(format!("{}: {e}", graph.display())))?;
+    let graph = graph_for(bundle);
+    let fp32 = std::fs::read(&graph).map_err(|e| load_err(format!("{}: {e}", graph.display())))?;
+    let onnx = typed_graph(&fp32, opts.precision).map_err(load_err)?;
     let want = EngineKey {
         onnx_sha256: crate::bundle::sha256_hex(&onnx),
         runtime: Runtime {

@@ -1,0 +1,167 @@
+//! Typed variants of a bundle's graph for strongly typed TensorRT
+//! (11.x, TensorRT-RTX), which takes precision from the model itself.
+//!
+//! [`to_fp16`]: every float weight and every intermediate tensor in half
+//! precision, the I/O as the bundle contract says (f32 `images` in, f32
+//! `probs` out) through a Cast at each end. Deterministic, so the engine
+//! cache key (the sha256 of the derived graph) is stable.
+
+use prost::Message;
+use tract_onnx::pb::{
+    self, attribute_proto::AttributeType, tensor_proto::DataType, type_proto::Value as TypeValue,
+};
+
+const FLOAT: i32 = DataType::Float as i32;
+const FLOAT16: i32 = DataType::Float16 as i32;
+
+fn tensor_to_fp16(t: &mut pb::TensorProto) -> Result<(), String> {
+    if t.data_type != FLOAT {
+        return Ok(());
+    }
+    let values: Vec<f32> = if !t.float_data.is_empty() {
+        std::mem::take(&mut t.float_data)
+    } else if !t.raw_data.is_empty() {
+        t.raw_data
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect()
+    } else if t.data_location == Some(1) {
+        return Err(format!(
+            "tensor {} is stored outside the model file; give a self-contained ONNX",
+            t.name
+        ));
+    } else {
+        vec![]
+    };
+    t.raw_data = values
+        .iter()
+        .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
+        .collect();
+    t.data_type = FLOAT16;
+    Ok(())
+}
+
+fn retype(v: &mut pb::ValueInfoProto) {
+    if let Some(TypeValue::TensorType(t)) = v.r#type.as_mut().and_then(|t| t.value.as_mut()) {
+        if t.elem_type == FLOAT {
+            t.elem_type = FLOAT16;
+        }
+    }
+}
+
+fn cast(input: &str, output: &str, to: i32) -> pb::NodeProto {
+    pb::NodeProto {
+        name: format!("{output}_cast"),
+        op_type: "Cast".into(),
+        input: vec![input.into()],
+        output: vec![output.into()],
+        attribute: vec![pb::AttributeProto {
+            name: "to".into(),
+            r#type: AttributeType::Int as i32,
+            i: to as i64,
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+/// The FP16 variant of an FP32 ONNX model (see the module doc).
+pub fn to_fp16(onnx: &[u8]) -> Result<Vec<u8>, String> {
+    let mut model = pb::ModelProto::decode(onnx).map_err(|e| format!("not an ONNX model: {e}"))?;
+    let g = model.graph.as_mut().ok_or("the model has no graph")?;
+    for t in &mut g.initializer {
+        tensor_to_fp16(t)?;
+    }
+    for n in &mut g.node {
+        for a in &mut n.attribute {
+            if let Some(t) = a.t.as_mut() {
+                tensor_to_fp16(t)?;
+            }
+            if n.op_type == "Cast" && a.name == "to" && a.i == FLOAT as i64 {
+                a.i = FLOAT16 as i64;
+            }
+        }
+    }
+    for v in &mut g.value_info {
+        retype(v);
+    }
+    let initialised: std::collections::HashSet<String> =
+        g.initializer.iter().map(|t| t.name.clone()).collect();
+    let mut head = vec![];
+    for input in g.input.iter().filter(|i| !initialised.contains(&i.name)) {
+        let inner = format!("{}_fp16", input.name);
+        for n in &mut g.node {
+            for x in &mut n.input {
+                if *x == input.name {
+                    x.clone_from(&inner);
+                }
+            }
+        }
+        head.push(cast(&input.name, &inner, FLOAT16));
+    }
+    let mut tail = vec![];
+    for output in &g.output {
+        let inner = format!("{}_fp16", output.name);
+        for n in &mut g.node {
+            for x in &mut n.output {
+                if *x == output.name {
+                    x.clone_from(&inner);
+                }
+            }
+            for x in &mut n.input {
+                if *x == output.name {
+                    x.clone_from(&inner);
+                }
+            }
+        }
+        tail.push(cast(&inner, &output.name, FLOAT));
+    }
+    head.append(&mut g.node);
+    head.append(&mut tail);
+    g.node = head;
+    model.doc_string =
+        "FP16 variant (stylecam): half-precision weights and compute, f32 I/O".into();
+    Ok(model.encode_to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::infer::{cpu::CpuBackend, Backend};
+
+    #[test]
+    fn the_fp16_demo_graph_keeps_its_io_and_stays_within_half_precision_of_fp32() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo-bundle");
+        let fp32 = std::fs::read(dir.join("model.onnx")).unwrap();
+        let fp16 = to_fp16(&fp32).unwrap();
+        assert_eq!(to_fp16(&fp32).unwrap(), fp16, "deterministic");
+        let m = pb::ModelProto::decode(fp16.as_slice()).unwrap();
+        let g = m.graph.unwrap();
+        assert!(g.initializer.iter().all(|t| t.data_type == FLOAT16));
+        assert_eq!(g.node.first().unwrap().op_type, "Cast");
+        assert_eq!(g.node.last().unwrap().op_type, "Cast");
+        let io = crate::bundle::onnx::io_shapes(&fp16).unwrap();
+        assert_eq!(
+            (io.input_name.as_str(), io.output_name.as_str()),
+            ("images", "probs")
+        );
+        // tract runs both; half-precision weights move probabilities a little.
+        let sample = [3, 224, 224];
+        let mut rng = crate::rng::Rng::new(3);
+        let x: Vec<f32> = (0..2 * 3 * 224 * 224).map(|_| rng.normal()).collect();
+        let a = CpuBackend::from_bytes(&fp32, sample)
+            .unwrap()
+            .infer(&x, 2)
+            .unwrap();
+        let b = CpuBackend::from_bytes(&fp16, sample)
+            .unwrap()
+            .infer(&x, 2)
+            .unwrap();
+        let diff = a
+            .iter()
+            .zip(&b)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0.0, f32::max);
+        assert!(diff < 2e-2 && diff > 0.0, "max |fp32 - fp16| = {diff}");
+    }
+}
