@@ -212,7 +212,7 @@ mod with_feature {
         let (ok, text) = build(&cfg, &[]);
         assert!(ok, "{text}");
         assert!(
-            text.contains("built demo") && text.contains("tensorrt-rtx 1.7"),
+            text.contains("built stylecam-demo") && text.contains("tensorrt-rtx 1.7"),
             "{text}"
         );
         eprintln!("{}", text.lines().last().unwrap());
@@ -274,9 +274,9 @@ mod with_feature {
         // A second run finds the engine; another batch, or a changed graph,
         // does not.
         let (ok, text) = build(&cfg, &[]);
-        assert!(ok && text.contains("cached demo"), "{text}");
+        assert!(ok && text.contains("cached stylecam-demo"), "{text}");
         let (ok, text) = build(&cfg, &["--max-batch", "2"]);
-        assert!(ok && text.contains("built demo"), "{text}");
+        assert!(ok && text.contains("built stylecam-demo"), "{text}");
         let changed = dir.path().join("changed");
         std::fs::create_dir_all(&changed).unwrap();
         use prost::Message as _;
@@ -294,7 +294,7 @@ mod with_feature {
         // FP16: the derived half-precision graph, its own engine.
         let (ok, text) = build(&cfg, &["--precision", "fp16"]);
         assert!(
-            ok && text.contains("built demo") && text.contains("fp16"),
+            ok && text.contains("built stylecam-demo") && text.contains("fp16"),
             "{text}"
         );
         eprintln!("{}", text.lines().last().unwrap());

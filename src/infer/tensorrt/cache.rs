@@ -85,7 +85,8 @@ impl EngineKey {
     }
 
     /// Why `self` (a cached engine's key) does not fit `want`, field by
-    /// field; empty when it does. `want.target` is the GPU at hand.
+    /// field; empty when it does. `want.target` is the GPU at hand; an
+    /// empty one (no GPU looked at yet) matches every target.
     pub fn differences(&self, want: &EngineKey) -> Vec<String> {
         let mut d = vec![];
         if self.onnx_sha256 != want.onnx_sha256 {
@@ -104,7 +105,7 @@ impl EngineKey {
                 want.runtime.version
             ));
         }
-        if !self.target.serves(&want.target) {
+        if !want.target.compute_capability.is_empty() && !self.target.serves(&want.target) {
             d.push(format!(
                 "it is for {} (compute capability {}), this GPU is {} ({})",
                 self.target.gpu,
@@ -319,6 +320,15 @@ mod tests {
         let mut want = key();
         want.target = gpu("8.6", "NVIDIA RTX A6000");
         assert!(aot.differences(&want).is_empty());
+        // No GPU looked at yet: every target fits, the rest is checked.
+        want.target = gpu("", "");
+        assert!(aot.differences(&want).is_empty());
+        want.max_batch = 2;
+        assert_eq!(
+            aot.differences(&want),
+            ["its largest batch is 8, model.max_batch is 2"]
+        );
+        want.max_batch = 8;
         want.target = gpu("8.9", "NVIDIA L4");
         assert_eq!(aot.differences(&want).len(), 1);
         // A GPU-specific engine serves only that GPU.

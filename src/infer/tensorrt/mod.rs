@@ -387,14 +387,13 @@ fn cached_key(
         max_batch: opts.max_batch,
     };
     let cache = Cache::new(&opts.engines);
-    // The empty target differs from every entry's, so "only the target
-    // differs" means everything else fits.
+    // The empty target matches every entry's: the GPU is checked later.
     let fits = cache
         .read()
         .map_err(load_err)?
         .engines
         .iter()
-        .any(|e| e.key.differences(&want).len() == 1);
+        .any(|e| e.key.differences(&want).is_empty());
     if !fits {
         return Err(refused(&cache, &want, bundle, opts, config));
     }
