@@ -141,6 +141,53 @@ fn the_shim_compiles_against_every_header_set_given() {
     }
 }
 
+#[test]
+fn the_fp16_graph_runs_in_onnxruntime_within_half_precision_of_fp32() {
+    if !available(
+        "python3 with onnxruntime and numpy",
+        python_has("onnxruntime, numpy"),
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let fp32 = repo().join("assets/demo-bundle/model.onnx");
+    let fp16 = dir.path().join("model.fp16.onnx");
+    std::fs::write(
+        &fp16,
+        stylecam::bundle::precision::to_fp16(&std::fs::read(&fp32).unwrap()).unwrap(),
+    )
+    .unwrap();
+    let n = 8;
+    let mut rng = stylecam::rng::Rng::new(11);
+    let x: Vec<f32> = (0..n * 3 * 224 * 224).map(|_| rng.normal()).collect();
+    let input = dir.path().join("in.f32");
+    write_f32(&input, &x);
+    let run = |model: &Path, out: &str| {
+        let out = dir.path().join(out);
+        python(
+            "ort_run.py",
+            &[
+                model.to_str().unwrap(),
+                input.to_str().unwrap(),
+                &format!("{n},3,224,224"),
+                out.to_str().unwrap(),
+            ],
+        );
+        read_f32(&out)
+    };
+    let (a, b) = (run(&fp32, "fp32.f32"), run(&fp16, "fp16.f32"));
+    assert_eq!(a.len(), n * 13);
+    let diff = a
+        .iter()
+        .zip(&b)
+        .map(|(p, q)| (p - q).abs())
+        .fold(0.0, f32::max);
+    eprintln!("demo bundle, {n} random inputs: max |fp32 - fp16| probability = {diff:.2e} (onnxruntime CPU)");
+    // Half precision through the 8-block demo CNN on N(0,1) inputs: a few
+    // 1e-2 at most; a wrong conversion (weights, casts) is off by 0.1 or more.
+    assert!(diff > 0.0 && diff < 5e-2, "max |fp32 - fp16| = {diff}");
+}
+
 #[cfg(feature = "tensorrt")]
 mod with_feature {
     use super::*;
@@ -156,11 +203,15 @@ mod with_feature {
             return None;
         }
         let dir = wheel_dir("rtx");
-        available(
+        let found = available(
             "TensorRT-RTX's libraries (pip install onnxruntime-ep-nv-tensorrt-rtx-cu13)",
             dir.is_some(),
-        )
-        .then(|| dir.unwrap())
+        );
+        if found {
+            dir
+        } else {
+            None
+        }
     }
 
     fn build(cfg: &Path, extra: &[&str]) -> (bool, String) {
@@ -178,6 +229,13 @@ mod with_feature {
         (out.status.success(), output_text(&out))
     }
 
+    /// build-engine's result line (its log lines come after it).
+    fn summary(text: &str) -> &str {
+        text.lines()
+            .find(|l| l.starts_with("built ") || l.starts_with("cached "))
+            .unwrap_or("(no result line)")
+    }
+
     fn manifest(dir: &Path) -> serde_json::Value {
         serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap()
     }
@@ -185,6 +243,7 @@ mod with_feature {
     /// A fused ensemble of two tiny backbones from our exporter.
     #[cfg(feature = "train")]
     fn fused_tiny_ensemble(path: &Path) {
+        use burn::module::Module;
         use stylecam::train::export::{export, Output};
         use stylecam::train::{cpu, Arch, Family, Net};
         let d = cpu();
@@ -215,7 +274,7 @@ mod with_feature {
             text.contains("built stylecam-demo") && text.contains("tensorrt-rtx 1.7"),
             "{text}"
         );
-        eprintln!("{}", text.lines().last().unwrap());
+        eprintln!("{}", summary(&text));
         // 2. onnx's light_resnet50 (a 1000-class ResNet-50 with fixed batch 1).
         let mut graphs = vec![];
         if available("python3 with the onnx package", python_has("onnx")) {
@@ -250,7 +309,7 @@ mod with_feature {
                 );
                 assert!(ok, "{} {precision}: {text}", g.display());
                 assert!(text.contains("built"), "{text}");
-                eprintln!("{}", text.lines().last().unwrap());
+                eprintln!("{}", summary(&text));
             }
         }
         let m = manifest(&engines);
@@ -297,7 +356,7 @@ mod with_feature {
             ok && text.contains("built stylecam-demo") && text.contains("fp16"),
             "{text}"
         );
-        eprintln!("{}", text.lines().last().unwrap());
+        eprintln!("{}", summary(&text));
         // INT8 needs calibration, not in this version: refused, saying so.
         let (ok, text) = build(&cfg, &["--precision", "int8"]);
         assert!(!ok && text.contains("no int8 graph"), "{text}");

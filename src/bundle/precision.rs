@@ -127,41 +127,68 @@ pub fn to_fp16(onnx: &[u8]) -> Result<Vec<u8>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::infer::{cpu::CpuBackend, Backend};
 
+    /// Numerics (onnxruntime runs the FP16 graph; tract does not take every
+    /// FP16 op) are checked in tests/tensorrt.rs.
     #[test]
-    fn the_fp16_demo_graph_keeps_its_io_and_stays_within_half_precision_of_fp32() {
+    fn the_fp16_demo_graph_is_half_precision_inside_with_f32_io() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo-bundle");
         let fp32 = std::fs::read(dir.join("model.onnx")).unwrap();
         let fp16 = to_fp16(&fp32).unwrap();
         assert_eq!(to_fp16(&fp32).unwrap(), fp16, "deterministic");
         let m = pb::ModelProto::decode(fp16.as_slice()).unwrap();
         let g = m.graph.unwrap();
-        assert!(g.initializer.iter().all(|t| t.data_type == FLOAT16));
-        assert_eq!(g.node.first().unwrap().op_type, "Cast");
-        assert_eq!(g.node.last().unwrap().op_type, "Cast");
+        assert!(!g.initializer.is_empty());
+        assert!(g
+            .initializer
+            .iter()
+            .all(|t| t.data_type == FLOAT16 && t.float_data.is_empty()));
+        let (first, last) = (g.node.first().unwrap(), g.node.last().unwrap());
+        assert_eq!(
+            (first.op_type.as_str(), first.input[0].as_str()),
+            ("Cast", "images")
+        );
+        assert_eq!(
+            (last.op_type.as_str(), last.output[0].as_str()),
+            ("Cast", "probs")
+        );
+        assert_eq!(first.attribute[0].i, FLOAT16 as i64);
+        assert_eq!(last.attribute[0].i, FLOAT as i64);
+        // Nothing else reads the f32 input or writes the f32 output.
+        assert!(g.node[1..]
+            .iter()
+            .all(|n| !n.input.contains(&"images".to_string())));
+        assert!(g.node[..g.node.len() - 1]
+            .iter()
+            .all(|n| !n.output.contains(&"probs".to_string())));
         let io = crate::bundle::onnx::io_shapes(&fp16).unwrap();
         assert_eq!(
             (io.input_name.as_str(), io.output_name.as_str()),
             ("images", "probs")
         );
-        // tract runs both; half-precision weights move probabilities a little.
-        let sample = [3, 224, 224];
-        let mut rng = crate::rng::Rng::new(3);
-        let x: Vec<f32> = (0..2 * 3 * 224 * 224).map(|_| rng.normal()).collect();
-        let a = CpuBackend::from_bytes(&fp32, sample)
+        // A weight survives the trip through half precision.
+        let w32 = pb::ModelProto::decode(fp32.as_slice())
             .unwrap()
-            .infer(&x, 2)
-            .unwrap();
-        let b = CpuBackend::from_bytes(&fp16, sample)
+            .graph
             .unwrap()
-            .infer(&x, 2)
-            .unwrap();
-        let diff = a
-            .iter()
-            .zip(&b)
-            .map(|(p, q)| (p - q).abs())
-            .fold(0.0, f32::max);
-        assert!(diff < 2e-2 && diff > 0.0, "max |fp32 - fp16| = {diff}");
+            .initializer[0]
+            .clone();
+        let v32: Vec<f32> = if w32.float_data.is_empty() {
+            w32.raw_data
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect()
+        } else {
+            w32.float_data.clone()
+        };
+        let v16: Vec<f32> = g.initializer[0]
+            .raw_data
+            .chunks_exact(2)
+            .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect();
+        assert_eq!(v32.len(), v16.len());
+        for (a, b) in v32.iter().zip(&v16) {
+            assert!((a - b).abs() <= a.abs() * 1e-3 + 1e-7, "{a} vs {b}");
+        }
     }
 }

@@ -119,8 +119,9 @@ pub fn build_with(
     req: &BuildRequest,
     progress: &mut dyn Progress,
 ) -> Result<Built, String> {
-    let onnx =
+    let fp32 =
         std::fs::read(&req.onnx).map_err(|e| format!("cannot read {}: {e}", req.onnx.display()))?;
+    let onnx = typed_graph(&fp32, req.precision)?;
     let key = key_for(builder, req, &onnx)?;
     if !req.force {
         if let Some((entry, path)) = req.cache.find(&key)? {
@@ -526,7 +527,7 @@ mod tests {
     }
 
     #[test]
-    fn a_second_build_is_served_from_the_cache_and_a_changed_graph_or_precision_is_not() {
+    fn a_second_build_is_served_from_the_cache_and_a_changed_graph_or_batch_is_not() {
         let dir = tempfile::tempdir().unwrap();
         let onnx = dir.path().join("model.onnx");
         std::fs::write(&onnx, b"graph-1").unwrap();
@@ -553,7 +554,7 @@ mod tests {
         let third = build_with(&fake, &req, &mut Quiet).unwrap();
         assert!(!third.cached);
         assert_eq!(fake.builds.get(), 2);
-        // So is another precision or batch, and --force rebuilds.
+        // So is another batch, and --force rebuilds.
         let mut other = req.clone();
         other.max_batch = 4;
         assert!(!build_with(&fake, &other, &mut Quiet).unwrap().cached);
@@ -564,6 +565,32 @@ mod tests {
         // Both graphs' engines stay listed.
         let m = req.cache.read().unwrap();
         assert_eq!(m.engines.len(), 3);
+    }
+
+    #[test]
+    fn each_precision_is_its_own_graph_and_engine() {
+        let dir = tempfile::tempdir().unwrap();
+        let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo-bundle/model.onnx");
+        let fake = Fake {
+            builds: Cell::new(0),
+        };
+        let fp32 = request(dir.path(), &demo);
+        let mut fp16 = fp32.clone();
+        fp16.precision = Precision::Fp16;
+        let a = build_with(&fake, &fp32, &mut Quiet).unwrap();
+        let b = build_with(&fake, &fp16, &mut Quiet).unwrap();
+        assert!(!b.cached && a.path != b.path);
+        // The builder got the FP16 graph: the engine key is its sha256.
+        let want = typed_graph(&std::fs::read(&demo).unwrap(), Precision::Fp16).unwrap();
+        assert_eq!(b.entry.key.onnx_sha256, crate::bundle::sha256_hex(&want));
+        assert_ne!(a.entry.key.onnx_sha256, b.entry.key.onnx_sha256);
+        assert!(build_with(&fake, &fp16, &mut Quiet).unwrap().cached);
+        let mut int8 = fp32.clone();
+        int8.precision = Precision::Int8;
+        assert!(build_with(&fake, &int8, &mut Quiet)
+            .unwrap_err()
+            .contains("no int8 graph"));
+        assert_eq!(fake.builds.get(), 2);
     }
 
     #[test]
