@@ -53,7 +53,6 @@ fn compile_shim() {
         .find(|d| d.join("cuda_runtime_api.h").exists());
     build.include(cuda.unwrap_or(&stub));
     build.compile("stylecam_trt_shim");
-    println!("cargo:rustc-env=STYLECAM_TRT_HEADERS={}", include.display());
 }
 
 #[cfg(feature = "tensorrt")]

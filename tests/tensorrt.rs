@@ -10,7 +10,7 @@
 //! - The real lean runtime (TensorRT 11, PyPI) is loaded: its version is
 //!   read and the no-GPU path ends in a clean error (TensorRT returns 0x228,
 //!   not null, when CUDA cannot initialise).
-//! - The shim compiles against every header set in STYLECAM_TRT_HEADER_SETS.
+//! - The shim compiles against every header set in TENSORRT_HEADER_SETS.
 //!
 //! No engine is executed here: that needs a GPU (scripts/device-check.sh).
 
@@ -95,9 +95,9 @@ fn wheel_dir(which: &str) -> Option<PathBuf> {
 
 #[test]
 fn the_shim_compiles_against_every_header_set_given() {
-    let sets = std::env::var("STYLECAM_TRT_HEADER_SETS").unwrap_or_default();
+    let sets = std::env::var("TENSORRT_HEADER_SETS").unwrap_or_default();
     if !available(
-        "STYLECAM_TRT_HEADER_SETS (TensorRT header folders, `:`-separated)",
+        "TENSORRT_HEADER_SETS (TensorRT header folders, `:`-separated)",
         !sets.is_empty(),
     ) {
         return;
