@@ -83,16 +83,6 @@ fn tensorrt_without_its_library_names_what_is_missing_and_auto_falls_back() {
     assert!(output_text(&out).contains("nothing to build"));
 }
 
-/// Where the PyPI wheels put TensorRT's libraries (`rtx`, `lean`).
-fn wheel_dir(which: &str) -> Option<PathBuf> {
-    if !python_has("importlib") {
-        return None;
-    }
-    python("trt_libs.py", &[])
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{which}=")).map(PathBuf::from))
-}
-
 #[test]
 fn the_shim_compiles_against_every_header_set_given() {
     let sets = std::env::var("TENSORRT_HEADER_SETS").unwrap_or_default();
@@ -192,6 +182,16 @@ fn the_fp16_graph_runs_in_onnxruntime_within_half_precision_of_fp32() {
 mod with_feature {
     use super::*;
     use stylecam::infer::tensorrt::ffi::{Headers, Library};
+
+    /// Where the PyPI wheels put TensorRT's libraries (`rtx`, `lean`).
+    fn wheel_dir(which: &str) -> Option<PathBuf> {
+        if !python_has("importlib") {
+            return None;
+        }
+        python("trt_libs.py", &[])
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{which}=")).map(PathBuf::from))
+    }
 
     /// TensorRT-RTX's folder, where this binary's shim is built for it.
     fn rtx() -> Option<PathBuf> {
