@@ -2,7 +2,7 @@
 //!
 //! With the `tensorrt` feature a C++ shim (`shim.cpp`, compiled by build.rs
 //! against TensorRT's headers) makes the few TensorRT calls we need; the
-//! libraries are opened at run time ([`ffi::Library`]), so one binary builds
+//! libraries are opened at run time (`ffi::Library`), so one binary builds
 //! anywhere the headers are and says at run time which library is missing.
 //! Engines live in a cache folder (`model.engines`, `trt-engines/`) under a
 //! key of everything they depend on ([`cache::EngineKey`]); the daemon loads
