@@ -68,29 +68,8 @@ enum Command {
         /// TOML config file (without it: the built-in default config).
         #[arg(long, short)]
         config: Option<PathBuf>,
-        /// Build this ONNX graph instead of the config's bundle (checks that
-        /// TensorRT's parser takes a graph; implies a TensorRT build).
-        #[arg(long)]
-        onnx: Option<PathBuf>,
-        /// Engine precision [default: model.precision].
-        #[arg(long, value_enum)]
-        precision: Option<stylecam::config::Precision>,
-        /// Largest batch of the engine's profile [default: model.max_batch].
-        #[arg(long)]
-        max_batch: Option<usize>,
-        /// Builder workspace in MiB (0 = TensorRT's default).
-        #[arg(long, default_value_t = 0)]
-        workspace_mib: u64,
-        /// Ahead-of-time target for TensorRT-RTX: `sm86`, `8.6` or `86`
-        /// (7.5, 8.0, 8.6, 8.9, 12.0, 12.1); default: the GPU here.
-        #[arg(long)]
-        target: Option<String>,
-        /// Engine cache folder [default: model.engines].
-        #[arg(long)]
-        engines: Option<PathBuf>,
-        /// Rebuild even where the cache has the engine.
-        #[arg(long)]
-        force: bool,
+        #[command(flatten)]
+        engine: cli::EngineArgs,
     },
     /// List the V4L2 cameras: name, bus, pixel formats with sizes and
     /// frame rates, and a `[[cameras]]` snippet for each to paste into the
@@ -316,27 +295,7 @@ fn main() -> ExitCode {
         Command::Run { config } => cli::run(config.as_deref()),
         Command::Demo { seconds } => cli::demo(seconds),
         Command::CheckConfig { file } => cli::check_config(&file),
-        Command::BuildEngine {
-            config,
-            onnx,
-            precision,
-            max_batch,
-            workspace_mib,
-            target,
-            engines,
-            force,
-        } => cli::build_engine(
-            config.as_deref(),
-            &cli::EngineArgs {
-                onnx,
-                precision,
-                max_batch,
-                workspace_mib,
-                target,
-                engines,
-                force,
-            },
-        ),
+        Command::BuildEngine { config, engine } => cli::build_engine(config.as_deref(), &engine),
         Command::Cameras { dev } => cli::cameras(&dev),
         Command::Soak {
             cameras,

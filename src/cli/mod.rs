@@ -167,13 +167,30 @@ pub fn check_config(file: &Path) -> Result<()> {
 }
 
 /// `stylecam build-engine`'s options besides the config.
+#[derive(Debug, clap::Args)]
 pub struct EngineArgs {
+    /// Build this ONNX graph instead of the config's bundle (checks that
+    /// TensorRT's parser takes a graph; implies a TensorRT build).
+    #[arg(long)]
     pub onnx: Option<std::path::PathBuf>,
+    /// Engine precision [default: model.precision].
+    #[arg(long, value_enum)]
     pub precision: Option<config::Precision>,
+    /// Largest batch of the engine's profile [default: model.max_batch].
+    #[arg(long)]
     pub max_batch: Option<usize>,
+    /// Builder workspace in MiB (0 = TensorRT's default).
+    #[arg(long, default_value_t = 0)]
     pub workspace_mib: u64,
+    /// Ahead-of-time target for TensorRT-RTX: `sm86`, `8.6` or `86`
+    /// (7.5, 8.0, 8.6, 8.9, 12.0, 12.1); default: the GPU here.
+    #[arg(long)]
     pub target: Option<String>,
+    /// Engine cache folder [default: model.engines].
+    #[arg(long)]
     pub engines: Option<std::path::PathBuf>,
+    /// Rebuild even where the cache has the engine.
+    #[arg(long)]
     pub force: bool,
 }
 

@@ -355,7 +355,8 @@ pub fn pick_target(supported: &[u32], arch: u32) -> Option<Target> {
         .map(Target::Ptx)
 }
 
-fn dlerror() -> String {
+/// The dynamic loader's last error (also the TensorRT loader's).
+pub(crate) fn dlerror() -> String {
     // SAFETY: dlerror returns a thread-local C string or null.
     let e = unsafe { libc::dlerror() };
     if e.is_null() {

@@ -6,6 +6,7 @@
 //! major version (TensorRT 10, 11 or TensorRT-RTX 1): its vtables fit only
 //! that, so [`Library::open`] refuses a library of another one.
 
+use crate::preprocess::nvrtc::dlerror;
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::path::{Path, PathBuf};
 
@@ -157,15 +158,6 @@ struct Dl(*mut c_void);
 
 unsafe impl Send for Dl {}
 unsafe impl Sync for Dl {}
-
-fn dlerror() -> String {
-    let e = unsafe { libc::dlerror() };
-    if e.is_null() {
-        "unknown dlopen error".into()
-    } else {
-        unsafe { CStr::from_ptr(e) }.to_string_lossy().into_owned()
-    }
-}
 
 impl Dl {
     fn open(name: &Path) -> Result<Self, String> {
