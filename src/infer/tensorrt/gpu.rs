@@ -14,6 +14,11 @@ use cudarc::driver::{CudaContext, CudaSlice, CudaStream, DevicePtr};
 use std::ffi::{c_char, c_void};
 use std::sync::Arc;
 
+fn raw_ptr(s: &CudaSlice<f32>, stream: &CudaStream) -> u64 {
+    let (p, _sync) = s.device_ptr(stream);
+    p
+}
+
 /// CUDA device 0: its compute capability and name.
 pub struct Gpu {
     pub ctx: Arc<CudaContext>,
@@ -55,6 +60,10 @@ pub struct TensorRtBackend {
     stream: Arc<CudaStream>,
     input: CudaSlice<f32>,
     output: CudaSlice<f32>,
+    /// The two buffers' device addresses, taken once: every use is on
+    /// `stream`, so no per-frame event bookkeeping is needed.
+    input_ptr: u64,
+    output_ptr: u64,
     host: Vec<f32>,
     per: usize,
     classes: usize,
@@ -193,9 +202,12 @@ impl TensorRtBackend {
         let output = stream
             .alloc_zeros::<f32>(max * classes)
             .map_err(|e| close(e.to_string()))?;
+        let (input_ptr, output_ptr) = (raw_ptr(&input, &stream), raw_ptr(&output, &stream));
         Ok(Self {
             engine,
             stream,
+            input_ptr,
+            output_ptr,
             input,
             output,
             host: vec![0.0; max * classes],
@@ -207,11 +219,6 @@ impl TensorRtBackend {
                 fixed: io.min_batch as usize == max,
             },
         })
-    }
-
-    fn device_ptr(&self, s: &CudaSlice<f32>) -> u64 {
-        let (p, _sync) = s.device_ptr(&self.stream);
-        p
     }
 }
 
@@ -230,7 +237,7 @@ impl Backend for TensorRtBackend {
     }
     fn slot(&mut self, i: usize) -> Slot<'_> {
         assert!(i < self.limits.max, "slot {i} of {}", self.limits.max);
-        let base = self.device_ptr(&self.input);
+        let base = self.input_ptr;
         Slot::Device(DeviceSlot {
             ptr: base + (i * self.per * 4) as u64,
             len: self.per,
@@ -264,8 +271,7 @@ impl Backend for TensorRtBackend {
         } else {
             n
         };
-        let input = self.device_ptr(&self.input);
-        let output = self.device_ptr(&self.output);
+        let (input, output) = (self.input_ptr, self.output_ptr);
         let mut err = [0 as c_char; 2048];
         let rc = unsafe {
             ffi::stc_trt_engine_run(
