@@ -71,6 +71,21 @@ enum Command {
         #[command(flatten)]
         engine: cli::EngineArgs,
     },
+    /// Measure INT8 activation scales for the bundle's graph: runs it (on
+    /// the CPU) over the images in model.calibration (`calibration/`),
+    /// through the same preprocessing as the cameras, and writes
+    /// `calibration/int8-<graph sha>.json`. `build-engine --precision int8`
+    /// then builds the graph with explicit Q/DQ from those scales
+    /// (per-channel weights, per-tensor activations).
+    ///
+    /// Example: stylecam calibrate --config /etc/stylecam/stylecam.toml --method percentile
+    Calibrate {
+        /// TOML config file (without it: the built-in default config).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        args: cli::calibrate::CalibrateArgs,
+    },
     /// List the V4L2 cameras: name, bus, pixel formats with sizes and
     /// frame rates, and a `[[cameras]]` snippet for each to paste into the
     /// config (it uses the stable /dev/v4l/by-id name where there is one).
@@ -236,6 +251,16 @@ enum BenchCommand {
     ///
     /// Example: stylecam bench cascade --epochs 4
     Cascade(cli::train::CascadeArgs),
+    /// FP16 and INT8 against FP32 (all run by onnxruntime on the CPU):
+    /// trains the ensemble on the synthetic garments, calibrates INT8 on
+    /// its training images (ours, and onnxruntime's quantize_static as the
+    /// peer, on the same tensors), and prints max and mean probability
+    /// difference, tag agreement and macro F2 on a held-out set, then the
+    /// same for the demo bundle on crops of the demo photos. Needs python3
+    /// with onnxruntime and onnx (tests/ref/requirements.txt).
+    ///
+    /// Example: stylecam bench precision --epochs 4
+    Precision(cli::precision::PrecisionArgs),
 }
 
 /// Whether stderr is the journal stream systemd connected us to
@@ -296,6 +321,7 @@ fn main() -> ExitCode {
         Command::Demo { seconds } => cli::demo(seconds),
         Command::CheckConfig { file } => cli::check_config(&file),
         Command::BuildEngine { config, engine } => cli::build_engine(config.as_deref(), &engine),
+        Command::Calibrate { config, args } => cli::calibrate::calibrate(config.as_deref(), &args),
         Command::Cameras { dev } => cli::cameras(&dev),
         Command::Soak {
             cameras,
@@ -340,6 +366,7 @@ fn main() -> ExitCode {
         Command::Bench(BenchCommand::TrainSteps(args)) => cli::train::bench_train_steps(&args),
         Command::Bench(BenchCommand::Ablation(args)) => cli::train::bench_ablation(&args),
         Command::Bench(BenchCommand::Cascade(args)) => cli::train::bench_cascade(&args),
+        Command::Bench(BenchCommand::Precision(args)) => cli::precision::bench_precision(&args),
         Command::Bench(BenchCommand::ImagenetBundle(args)) => {
             cli::train::bench_imagenet_bundle(&args)
         }

@@ -355,3 +355,82 @@ fn a_cascade_bundle_trains_loads_serves_and_publishes_the_same_schema() {
         }
     }
 }
+
+/// One row of `bench precision`'s table: (max |Δp|, mean |Δp|, ΔF2 or NaN).
+fn precision_row(text: &str, set: &str, graph: &str) -> (f64, f64, f64) {
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&format!("| {set} | {graph} |")))
+        .unwrap_or_else(|| panic!("no row {set} / {graph}:\n{text}"));
+    let cols: Vec<&str> = line.split('|').map(str::trim).collect();
+    let num = |s: &str| s.trim_start_matches('+').parse::<f64>().unwrap_or(f64::NAN);
+    (num(cols[4]), num(cols[5]), num(cols[8]))
+}
+
+/// `stylecam bench precision`, small: FP16 and INT8 (ours and onnxruntime's
+/// quantize_static on the same calibration tensors) against FP32 on the
+/// held-out synthetic garments and on crops of the demo photos.
+#[test]
+fn bench_precision_scores_fp16_and_int8_next_to_onnxruntimes_quantizer() {
+    if !available(
+        "python3 with onnxruntime, onnx and numpy",
+        python_has("onnxruntime, onnx, numpy"),
+    ) {
+        return;
+    }
+    let out = stylecam()
+        .args([
+            "bench",
+            "precision",
+            "--train-val",
+            "600",
+            "--test",
+            "120",
+            "--epochs",
+            "1",
+        ])
+        .args([
+            "--calib",
+            "32",
+            "--crops",
+            "12",
+            "--backbones",
+            "tiny_resnet50",
+        ])
+        .output()
+        .unwrap();
+    let text = output_text(&out);
+    assert!(out.status.success(), "{text}");
+    eprintln!(
+        "{}",
+        text.lines()
+            .filter(|l| l.starts_with('|') || l.contains("ours /"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    for set in ["synthetic", "demo photos"] {
+        let (max, mean, _) = precision_row(&text, set, "fp32");
+        assert_eq!((max, mean), (0.0, 0.0), "{set}");
+        let (max, _, _) = precision_row(&text, set, "fp16 (ours)");
+        assert!(max > 0.0 && max < 0.05, "{set} fp16: {max}");
+        for m in ["entropy", "percentile 99.99"] {
+            let (max, mean, df2) = precision_row(&text, set, &format!("int8 {m} (ours)"));
+            let (_, peer, _) = precision_row(
+                &text,
+                set,
+                &format!("int8 {m} (onnxruntime quantize_static)"),
+            );
+            // Not far behind onnxruntime's own quantiser on the same tensors.
+            assert!(
+                mean > 0.0 && mean <= 3.0 * peer + 0.005,
+                "{set} int8 {m}: mean {mean} vs onnxruntime {peer}"
+            );
+            if set == "synthetic" {
+                // (The demo CNN's saturated outputs flip whole probabilities
+                // on a few crops for both quantisers.)
+                assert!(max < 0.3, "{set} int8 {m}: max {max}");
+                assert!(df2.abs() < 0.1, "{set} int8 {m}: ΔF2 {df2}");
+            }
+        }
+    }
+}

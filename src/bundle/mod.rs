@@ -7,6 +7,7 @@
 //! files exist, the hash matches, the ONNX input/output shapes agree with
 //! the manifest and the class count.
 
+pub mod int8;
 pub mod onnx;
 pub mod precision;
 

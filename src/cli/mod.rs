@@ -1,8 +1,10 @@
 //! Subcommand implementations: the CLI edge, where errors become
 //! `anyhow` with context.
 
+pub mod calibrate;
 mod demo;
 pub mod gpu_check;
+pub mod precision;
 pub mod soak;
 pub mod train;
 
@@ -276,6 +278,7 @@ pub fn build_engine(file: Option<&Path>, args: &EngineArgs) -> Result<()> {
         workspace_mib: args.workspace_mib,
         target_sm: args.target.as_deref().map(parse_target).transpose()?,
         cache: Cache::new(&opts.engines),
+        calibration: cfg.model.calibration.clone(),
         force: args.force,
     };
     let built = {

@@ -421,6 +421,60 @@ pub fn bench_imagenet_bundle(_: &ImagenetBundleArgs) -> Result<()> {
     anyhow::bail!("this stylecam was built without the trainer: rebuild with `cargo build --release --features train` (the trainer is off by default; the appliance build leaves it out)")
 }
 
+/// Side of the trainer's synthetic garment images.
+#[cfg(feature = "train")]
+pub(crate) const SYNTHETIC_SIZE: usize = 64;
+
+/// Writes `set.train_val` synthetic garments into `dir` as an admin would
+/// hand them over (PNGs in `photos/`, `labels.csv`) and trains `backbones`
+/// (comma-separated) on them, `extra` added to `[train]`; the run goes to
+/// `dir/run`.
+#[cfg(feature = "train")]
+pub(crate) fn train_synthetic(
+    dir: &std::path::Path,
+    set: &SyntheticSetArgs,
+    seed: u64,
+    backbones: &str,
+    extra: &str,
+) -> Result<stylecam::train::run::TrainOutcome> {
+    use std::time::Instant;
+    use stylecam::styles::Taxonomy;
+    use stylecam::train::run::{train, TrainConfig};
+    use stylecam::train::synthetic;
+    let size = SYNTHETIC_SIZE;
+    let (images, labels) = synthetic::generate(set.train_val, size, seed);
+    let photos = dir.join("photos");
+    std::fs::create_dir_all(&photos)?;
+    let tax = Taxonomy::jd2018();
+    let mut csv = format!("image,{}\n", tax.ids().collect::<Vec<_>>().join(","));
+    for (i, (img, row)) in images.iter().zip(&labels).enumerate() {
+        image::RgbImage::from_raw(size as u32, size as u32, img.clone())
+            .expect("size")
+            .save(photos.join(format!("g{i:05}.png")))?;
+        let vals: Vec<String> = row.iter().map(|v| format!("{v}")).collect();
+        csv += &format!("g{i:05},{}\n", vals.join(","));
+    }
+    std::fs::write(dir.join("labels.csv"), csv)?;
+    let backbones: Vec<String> = backbones
+        .split(',')
+        .map(|b| format!("{:?}", b.trim()))
+        .collect();
+    let cfg_path = dir.join("train.toml");
+    std::fs::write(
+        &cfg_path,
+        format!(
+            "[data]\nimages = \"photos\"\nlabels = \"labels.csv\"\nseed = {seed}\n[train]\nbackbones = [{}]\n{extra}epochs = {}\nbatch_size = 32\nlr = 3e-3\n[output]\ndir = \"run\"\n",
+            backbones.join(", "),
+            set.epochs
+        ),
+    )?;
+    let cfg = TrainConfig::load(&cfg_path)?;
+    let t = Instant::now();
+    let out = train(&cfg, |line| log::info!("{line}"))?;
+    log::info!("trained in {:.0} s", t.elapsed().as_secs_f64());
+    Ok(out)
+}
+
 #[derive(Args)]
 pub struct CascadeArgs {
     #[command(flatten)]
@@ -452,48 +506,14 @@ pub fn bench_cascade(a: &CascadeArgs) -> Result<()> {
     use stylecam::bundle::Bundle;
     use stylecam::capture::{Frame, PixelFormat};
     use stylecam::infer::{cascade::CascadeBackend, cpu, Backend};
-    use stylecam::styles::{cascade, Taxonomy};
-    use stylecam::train::run::{train, TrainConfig};
+    use stylecam::styles::cascade;
     use stylecam::train::synthetic;
     let device = select_device(&a.device)?;
     let tmp = tempfile::tempdir()?;
     let dir = a.out.clone().unwrap_or_else(|| tmp.path().to_path_buf());
-    let size = 64;
-    // The training set, as an admin would hand it over: PNGs and a CSV.
-    let (images, labels) = synthetic::generate(a.set.train_val, size, a.seed);
-    let photos = dir.join("photos");
-    std::fs::create_dir_all(&photos)?;
-    let tax = Taxonomy::jd2018();
-    let mut csv = format!("image,{}\n", tax.ids().collect::<Vec<_>>().join(","));
-    for (i, (img, row)) in images.iter().zip(&labels).enumerate() {
-        image::RgbImage::from_raw(size as u32, size as u32, img.clone())
-            .expect("size")
-            .save(photos.join(format!("g{i:05}.png")))?;
-        let vals: Vec<String> = row.iter().map(|v| format!("{v}")).collect();
-        csv += &format!("g{i:05},{}\n", vals.join(","));
-    }
-    std::fs::write(dir.join("labels.csv"), csv)?;
-    let backbones: Vec<String> = a
-        .backbones
-        .split(',')
-        .map(|b| format!("{:?}", b.trim()))
-        .collect();
-    let cfg_path = dir.join("train.toml");
-    std::fs::write(
-        &cfg_path,
-        format!(
-            "[data]\nimages = \"photos\"\nlabels = \"labels.csv\"\nseed = {}\n[train]\nbackbones = [{}]\nedge = {:?}\ncascade_epsilon = {}\nepochs = {}\nbatch_size = 32\nlr = 3e-3\n[output]\ndir = \"run\"\n",
-            a.seed,
-            backbones.join(", "),
-            a.edge,
-            a.epsilon,
-            a.set.epochs
-        ),
-    )?;
-    let cfg = TrainConfig::load(&cfg_path)?;
-    let t = Instant::now();
-    let out = train(&cfg, |line| log::info!("{line}"))?;
-    log::info!("trained in {:.0} s on {device}", t.elapsed().as_secs_f64());
+    let size = SYNTHETIC_SIZE;
+    let extra = format!("edge = {:?}\ncascade_epsilon = {}\n", a.edge, a.epsilon);
+    let out = train_synthetic(&dir, &a.set, a.seed, &a.backbones, &extra)?;
     let bundle = Bundle::load(&out.bundle)?;
     let edge_bundle = bundle
         .edge()

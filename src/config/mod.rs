@@ -108,10 +108,22 @@ pub struct ModelConfig {
     /// The precision of the TensorRT engine to run.
     #[serde(default)]
     pub precision: Precision,
+    /// INT8 calibration: the images `stylecam calibrate` reads and the
+    /// scales it writes (`int8-<graph sha>.json`).
+    #[serde(default = "default_calibration")]
+    pub calibration: PathBuf,
+    /// The file this config was read from (not a key): named in the
+    /// commands error messages print.
+    #[serde(skip)]
+    pub config_file: Option<PathBuf>,
 }
 
 fn default_engines() -> PathBuf {
     "trt-engines".into()
+}
+
+fn default_calibration() -> PathBuf {
+    "calibration".into()
 }
 
 fn default_cascade() -> bool {
@@ -742,6 +754,8 @@ impl Default for ModelConfig {
             tensorrt_library: None,
             engines: default_engines(),
             precision: Precision::default(),
+            calibration: default_calibration(),
+            config_file: None,
         }
     }
 }
@@ -896,8 +910,11 @@ pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
             .try_parsing(true),
     );
     let raw = builder.build().map_err(|e| ConfigError::parse(path, e))?;
-    raw.try_deserialize::<Config>()
-        .map_err(|e| ConfigError::parse(path, e))
+    let mut cfg = raw
+        .try_deserialize::<Config>()
+        .map_err(|e| ConfigError::parse(path, e))?;
+    cfg.model.config_file = path.map(Path::to_path_buf);
+    Ok(cfg)
 }
 
 /// [`load`] then [`Config::validate`].

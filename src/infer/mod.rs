@@ -70,6 +70,10 @@ pub struct Options {
     pub engines: PathBuf,
     /// `model.precision` of the TensorRT engine.
     pub precision: crate::config::Precision,
+    /// `model.calibration`: where an INT8 graph's scales are.
+    pub calibration: PathBuf,
+    /// The config file, for the commands error messages print.
+    pub config_file: Option<PathBuf>,
     /// `model.max_batch`: part of a TensorRT engine's key.
     pub max_batch: usize,
 }
@@ -85,6 +89,8 @@ impl Options {
             tensorrt_library: m.tensorrt_library.clone(),
             engines: m.engines.clone(),
             precision: m.precision,
+            calibration: m.calibration.clone(),
+            config_file: m.config_file.clone(),
             max_batch: m.max_batch,
         }
     }
@@ -98,6 +104,8 @@ impl Options {
             tensorrt_library: None,
             engines: "trt-engines".into(),
             precision: crate::config::Precision::Fp32,
+            calibration: "calibration".into(),
+            config_file: None,
             max_batch: 4,
         }
     }

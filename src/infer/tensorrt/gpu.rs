@@ -93,14 +93,20 @@ impl TensorRtBackend {
     /// the command that rebuilds it.
     pub fn load(bundle: &Bundle, opts: &Options) -> Result<Self, InferError> {
         let lib = open_library(opts)?;
-        let mut want = cached_key(bundle, opts, &lib, None)?;
+        let mut want = cached_key(bundle, opts, &lib, opts.config_file.as_deref())?;
         let gpu = Gpu::probe().map_err(|e| {
             unavailable(e, "run on a machine with an NVIDIA GPU and its driver, or use model.backend = \"auto\"")
         })?;
         want.target = gpu.target();
         let cache = Cache::new(&opts.engines);
         let Some((_, path)) = cache.find(&want).map_err(|e| load_err(bundle, e))? else {
-            return Err(refused(&cache, &want, bundle, opts, None));
+            return Err(refused(
+                &cache,
+                &want,
+                bundle,
+                opts,
+                opts.config_file.as_deref(),
+            ));
         };
         let spec = &bundle.manifest.input;
         let per = 3 * spec.width as usize * spec.height as usize;
@@ -136,6 +142,7 @@ impl TensorRtBackend {
             workspace_mib: 0,
             target_sm: None,
             cache: Cache::new(&opts.engines),
+            calibration: opts.calibration.clone(),
             force: false,
         };
         let load = |reason: String| InferError::Load {

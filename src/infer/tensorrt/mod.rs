@@ -56,6 +56,8 @@ pub struct BuildRequest {
     /// `None` = the GPU here.
     pub target_sm: Option<u32>,
     pub cache: Cache,
+    /// Where the INT8 scales are (`model.calibration`).
+    pub calibration: PathBuf,
     /// Rebuild even where the cache has the engine.
     pub force: bool,
 }
@@ -121,7 +123,7 @@ pub fn build_with(
 ) -> Result<Built, String> {
     let fp32 =
         std::fs::read(&req.onnx).map_err(|e| format!("cannot read {}: {e}", req.onnx.display()))?;
-    let onnx = typed_graph(&fp32, req.precision)?;
+    let onnx = typed_graph(&fp32, req.precision, &req.calibration)?;
     let key = key_for(builder, req, &onnx)?;
     if !req.force {
         if let Some((entry, path)) = req.cache.find(&key)? {
@@ -158,14 +160,18 @@ pub fn graph_for(bundle: &Bundle) -> PathBuf {
 /// The graph TensorRT builds for `precision`: TensorRT 11 and TensorRT-RTX
 /// take precision from the model's own types, so FP16 is the FP32 graph
 /// with half-precision weights and compute ([`crate::bundle::precision`]);
-/// INT8 needs explicit Q/DQ from calibration, not in this version.
-pub fn typed_graph(fp32: &[u8], precision: Precision) -> Result<Vec<u8>, String> {
+/// INT8 is the FP32 graph with explicit Q/DQ from the scales
+/// `stylecam calibrate` wrote to `calibration` ([`crate::bundle::int8`]).
+pub fn typed_graph(
+    fp32: &[u8],
+    precision: Precision,
+    calibration: &Path,
+) -> Result<Vec<u8>, String> {
+    use crate::bundle::int8;
     match precision {
         Precision::Fp32 => Ok(fp32.to_vec()),
         Precision::Fp16 => crate::bundle::precision::to_fp16(fp32),
-        Precision::Int8 => Err(
-            "no int8 graph: INT8 needs explicit Q/DQ scales from `stylecam calibrate`, which this version does not have. Fix: --precision fp16 or fp32".into(),
-        ),
+        Precision::Int8 => int8::to_int8(fp32, &int8::Scales::for_graph(calibration, fp32)?),
     }
 }
 
@@ -373,7 +379,7 @@ fn cached_key(
     };
     let graph = graph_for(bundle);
     let fp32 = std::fs::read(&graph).map_err(|e| load_err(format!("{}: {e}", graph.display())))?;
-    let onnx = typed_graph(&fp32, opts.precision).map_err(load_err)?;
+    let onnx = typed_graph(&fp32, opts.precision, &opts.calibration).map_err(load_err)?;
     let want = EngineKey {
         onnx_sha256: crate::bundle::sha256_hex(&onnx),
         runtime: Runtime {
@@ -522,6 +528,7 @@ mod tests {
             workspace_mib: 0,
             target_sm: Some(86),
             cache: Cache::new(dir.join("trt-engines")),
+            calibration: dir.join("calibration"),
             force: false,
         }
     }
@@ -581,16 +588,37 @@ mod tests {
         let b = build_with(&fake, &fp16, &mut Quiet).unwrap();
         assert!(!b.cached && a.path != b.path);
         // The builder got the FP16 graph: the engine key is its sha256.
-        let want = typed_graph(&std::fs::read(&demo).unwrap(), Precision::Fp16).unwrap();
+        let graph = std::fs::read(&demo).unwrap();
+        let want = typed_graph(&graph, Precision::Fp16, &fp32.calibration).unwrap();
         assert_eq!(b.entry.key.onnx_sha256, crate::bundle::sha256_hex(&want));
         assert_ne!(a.entry.key.onnx_sha256, b.entry.key.onnx_sha256);
         assert!(build_with(&fake, &fp16, &mut Quiet).unwrap().cached);
+        // INT8 needs the graph's scales from `stylecam calibrate`.
         let mut int8 = fp32.clone();
         int8.precision = Precision::Int8;
-        assert!(build_with(&fake, &int8, &mut Quiet)
-            .unwrap_err()
-            .contains("no int8 graph"));
+        let err = build_with(&fake, &int8, &mut Quiet).unwrap_err();
+        assert!(
+            err.contains("no INT8 scales") && err.contains("stylecam calibrate"),
+            "{err}"
+        );
         assert_eq!(fake.builds.get(), 2);
+        let sample: Vec<f32> = (0..3 * 224 * 224)
+            .map(|i| ((i % 97) as f32 - 48.0) / 24.0)
+            .collect();
+        let scales = crate::bundle::int8::calibrate(
+            &graph,
+            [3, 224, 224],
+            &[sample],
+            crate::bundle::int8::Method::Percentile { percentile: 99.99 },
+            &mut |_, _| {},
+        )
+        .unwrap();
+        scales.write(&int8.calibration).unwrap();
+        let c = build_with(&fake, &int8, &mut Quiet).unwrap();
+        assert!(!c.cached && c.entry.key.precision == Precision::Int8);
+        let want = crate::bundle::int8::to_int8(&graph, &scales).unwrap();
+        assert_eq!(c.entry.key.onnx_sha256, crate::bundle::sha256_hex(&want));
+        assert_eq!(fake.builds.get(), 3);
     }
 
     #[test]
