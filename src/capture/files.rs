@@ -153,6 +153,31 @@ impl FrameSource for FilesSource {
     }
 }
 
+/// Real photos for calibration and checks: the repository's demo photos
+/// and, where installed, scikit-image's colour sample photos (Debian's
+/// python3-skimage). Empty where neither is (an installed binary).
+pub fn sample_photos() -> Vec<PathBuf> {
+    let skimage = Path::new("/usr/lib/python3/dist-packages/skimage/data");
+    let mut files =
+        list_images(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/photos")).unwrap_or_default();
+    files.extend(
+        [
+            "astronaut.png",
+            "coffee.png",
+            "chelsea.png",
+            "rocket.jpg",
+            "motorcycle_left.png",
+            "hubble_deep_field.jpg",
+            "retina.jpg",
+            "ihc.png",
+        ]
+        .iter()
+        .map(|f| skimage.join(f))
+        .filter(|f| f.is_file()),
+    );
+    files
+}
+
 /// One image file as a frame (sequence 0): what the files camera plays,
 /// also used to read training and test images.
 pub fn image_frame(path: &Path, camera: &str) -> Result<Frame, String> {

@@ -79,15 +79,16 @@ mod imp {
         format!("{n},{},{},{}", s[0], s[1], s[2])
     }
 
-    /// onnxruntime's probabilities for `x` (written at `x_path`) through `onnx`.
+    /// onnxruntime's probabilities for `x` (written at `x_path`) through
+    /// `onnx`, by way of the file `out`.
     fn ort_probs(
         onnx: &Path,
         x_path: &Path,
+        out: &Path,
         n: usize,
         s: [usize; 3],
         classes: usize,
     ) -> Result<Vec<Vec<f32>>> {
-        let out = onnx.with_extension("probs.f32");
         python(
             ORT_RUN,
             &[
@@ -97,7 +98,7 @@ mod imp {
                 out.as_os_str(),
             ],
         )?;
-        let bytes = std::fs::read(&out)?;
+        let bytes = std::fs::read(out)?;
         let v: Vec<f32> = bytes
             .chunks_exact(4)
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
@@ -222,13 +223,18 @@ mod imp {
         bundle: &Bundle,
         truth: Option<&[Vec<f32>]>,
     ) -> Result<Vec<(String, Score)>> {
-        let x_path = dir.join(format!("{}-eval.f32", set.replace(' ', "-")));
+        let slug = set.replace(' ', "-");
+        let x_path = dir.join(format!("{slug}-eval.f32"));
         write_f32(&x_path, x)?;
         let classes = bundle.manifest.classes.len();
         let d = bundle.decision();
         let probs = vs
             .iter()
-            .map(|v| ort_probs(&v.onnx, &x_path, x.len(), s, classes))
+            .enumerate()
+            .map(|(i, v)| {
+                let out = dir.join(format!("{slug}-{i}.probs.f32"));
+                ort_probs(&v.onnx, &x_path, &out, x.len(), s, classes)
+            })
             .collect::<Result<Vec<_>>>()?;
         let mut out = vec![];
         let f32_f2 = score(&probs[0], &probs[0], &d, truth).macro_f2;
@@ -265,33 +271,6 @@ mod imp {
         Ok(stylecam::preprocess::preprocess(&f, spec)?)
     }
 
-    /// The demo photos: the repository's and, where installed, scikit-image's
-    /// colour photos (Debian's python3-skimage).
-    fn demo_photos() -> Vec<PathBuf> {
-        let skimage = Path::new("/usr/lib/python3/dist-packages/skimage/data");
-        let mut files = stylecam::capture::files::list_images(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/assets/photos"
-        ))
-        .unwrap_or_default();
-        files.extend(
-            [
-                "astronaut.png",
-                "coffee.png",
-                "chelsea.png",
-                "rocket.jpg",
-                "motorcycle_left.png",
-                "hubble_deep_field.jpg",
-                "retina.jpg",
-                "ihc.png",
-            ]
-            .iter()
-            .map(|f| skimage.join(f))
-            .filter(|f| f.is_file()),
-        );
-        files
-    }
-
     pub fn bench_precision(a: &PrecisionArgs) -> Result<()> {
         use stylecam::train::synthetic;
         let tmp = tempfile::tempdir()?;
@@ -324,7 +303,7 @@ mod imp {
         )))?;
         let dspec = &demo.manifest.input;
         let ds = [3, dspec.height as usize, dspec.width as usize];
-        let photos = demo_photos();
+        let photos = stylecam::capture::files::sample_photos();
         anyhow::ensure!(!photos.is_empty(), "no demo photos found");
         let photo_dir = dir.join("demo-photos");
         std::fs::create_dir_all(&photo_dir)?;
