@@ -491,7 +491,10 @@ mod with_feature {
         // (light_resnet50 is opset 9: converted to 13 first, as the error
         // says).
         let (ok, text) = build(&cfg, &["--precision", "int8"]);
-        assert!(!ok && text.contains("stylecam calibrate"), "{text}");
+        assert!(
+            !ok && text.contains(&format!("stylecam calibrate --config {}", cfg.display())),
+            "{text}"
+        );
         let photos = calibration_photos(dir.path());
         let cfg = config_with(
             dir.path(),

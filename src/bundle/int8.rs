@@ -92,8 +92,8 @@ impl Scales {
         Ok(path)
     }
 
-    /// The scales for the FP32 graph `fp32` in `dir`, with the command that
-    /// makes them where there are none.
+    /// The scales for the FP32 graph `fp32` in `dir` (the error: why there
+    /// are none; `stylecam calibrate` makes them).
     pub fn for_graph(dir: &Path, fp32: &[u8]) -> Result<Self, String> {
         let sha = super::sha256_hex(fp32);
         let path = dir.join(Self::file_name(&sha));
@@ -101,7 +101,7 @@ impl Scales {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(format!(
-                    "no INT8 scales for this graph (sha256 {}…) in {}: put 100–500 images like the cameras' in that folder and run `stylecam calibrate --config <your stylecam.toml>` (model.calibration names the folder)",
+                    "no INT8 scales for this graph (sha256 {}…) in {} (model.calibration)",
                     &sha[..16],
                     dir.display()
                 ))
@@ -112,7 +112,7 @@ impl Scales {
             .map_err(|e| format!("{} is not a scales file: {e}", path.display()))?;
         if s.onnx_sha256 != sha {
             return Err(format!(
-                "{} was measured on another graph (sha256 {}…, this one is {}…): run `stylecam calibrate` again",
+                "{} was measured on another graph (sha256 {}…, this one is {}…)",
                 path.display(),
                 &s.onnx_sha256[..16.min(s.onnx_sha256.len())],
                 &sha[..16]
@@ -126,9 +126,19 @@ fn decode(onnx: &[u8]) -> Result<pb::ModelProto, String> {
     pb::ModelProto::decode(onnx).map_err(|e| format!("not an ONNX model: {e}"))
 }
 
-/// Ops whose inputs are quantised: (op, index of the weight input).
+/// Ops whose inputs are quantised.
 fn quantised_op(op: &str) -> bool {
     matches!(op, "Conv" | "Gemm" | "MatMul")
+}
+
+/// How many of a quantised op's first inputs may be activations: both of
+/// a MatMul's, the data input of a Conv or Gemm (the other is its weight).
+fn activation_inputs(op: &str) -> usize {
+    if op == "MatMul" {
+        2
+    } else {
+        1
+    }
 }
 
 /// The activations [`to_int8`] quantises: input 0 of every Conv, Gemm and
@@ -150,7 +160,7 @@ pub fn activations(onnx: &[u8]) -> Result<Vec<String>, String> {
     let mut seen = HashSet::new();
     let mut out = vec![];
     for n in g.node.iter().filter(|n| quantised_op(&n.op_type)) {
-        let take = if n.op_type == "MatMul" { 2 } else { 1 };
+        let take = activation_inputs(&n.op_type);
         for x in n.input.iter().take(take) {
             if !constant.contains(x.as_str()) && seen.insert(x.clone()) {
                 out.push(x.clone());
@@ -496,6 +506,54 @@ fn require_opset_13(model: &pb::ModelProto) -> Result<(), String> {
     Ok(())
 }
 
+/// Input 1 of `n` where it is an FP32 initializer with an output-channel
+/// axis: its name, index among the initializers, and that axis.
+fn fp32_weight(
+    n: &pb::NodeProto,
+    weights: &HashMap<String, usize>,
+    initializers: &[pb::TensorProto],
+) -> Option<(String, usize, usize)> {
+    let w = n.input.get(1)?;
+    let &i = weights.get(w)?;
+    let t = &initializers[i];
+    let axis = weight_axis(n, t.dims.len()).filter(|_| t.data_type == FLOAT)?;
+    Some((w.clone(), i, axis))
+}
+
+/// A weight as INT8 with per-channel scales on `axis`: the
+/// DequantizeLinear that gives it back, and the three initializers it reads.
+fn dequantised_weight(
+    t: &pb::TensorProto,
+    axis: usize,
+) -> Result<(pb::NodeProto, Vec<pb::TensorProto>), String> {
+    let w = &t.name;
+    let (q, s) = quantise_per_channel(&f32_values(t)?, &t.dims, axis);
+    let (qn, sn, zn) = (
+        format!("{w}_int8"),
+        format!("{w}_int8_scale"),
+        format!("{w}_int8_zero"),
+    );
+    let channels = vec![s.len() as i64];
+    let tensors = vec![
+        int8_tensor(&qn, t.dims.clone(), &q),
+        pb::TensorProto {
+            name: sn.clone(),
+            dims: channels.clone(),
+            data_type: FLOAT,
+            raw_data: s.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ..Default::default()
+        },
+        int8_tensor(&zn, channels, &vec![0; s.len()]),
+    ];
+    let dq = qdq_node(
+        "DequantizeLinear",
+        [&qn, &sn, &zn],
+        &format!("{w}_int8_dq"),
+        Some(axis as i64),
+    );
+    Ok((dq, tensors))
+}
+
 /// The Q/DQ INT8 variant of an FP32 graph (see the module doc).
 pub fn to_int8(fp32: &[u8], scales: &Scales) -> Result<Vec<u8>, String> {
     let sha = super::sha256_hex(fp32);
@@ -519,7 +577,7 @@ pub fn to_int8(fp32: &[u8], scales: &Scales) -> Result<Vec<u8>, String> {
     let mut replaced: HashSet<usize> = HashSet::new();
     for mut n in std::mem::take(&mut g.node) {
         if quantised_op(&n.op_type) {
-            let take = if n.op_type == "MatMul" { 2 } else { 1 };
+            let take = activation_inputs(&n.op_type);
             for k in 0..n.input.len().min(take) {
                 let x = n.input[k].clone();
                 let Some(&amax) = scales.amax.get(&x) else {
@@ -538,46 +596,15 @@ pub fn to_int8(fp32: &[u8], scales: &Scales) -> Result<Vec<u8>, String> {
                 });
                 n.input[k].clone_from(dq);
             }
-            if let Some(w) = n.input.get(1).cloned() {
-                if let Some(&i) = weights.get(&w) {
-                    let t = &g.initializer[i];
-                    if t.data_type == FLOAT {
-                        if let Some(axis) = weight_axis(&n, t.dims.len()) {
-                            if !weight_dq.contains_key(&w) {
-                                let v = f32_values(t)?;
-                                let (q, s) = quantise_per_channel(&v, &t.dims, axis);
-                                let (qn, sn, zn, dq) = (
-                                    format!("{w}_int8"),
-                                    format!("{w}_int8_scale"),
-                                    format!("{w}_int8_zero"),
-                                    format!("{w}_int8_dq"),
-                                );
-                                extra.push(int8_tensor(&qn, t.dims.clone(), &q));
-                                extra.push(pb::TensorProto {
-                                    name: sn.clone(),
-                                    dims: vec![s.len() as i64],
-                                    data_type: FLOAT,
-                                    raw_data: s.iter().flat_map(|v| v.to_le_bytes()).collect(),
-                                    ..Default::default()
-                                });
-                                extra.push(int8_tensor(
-                                    &zn,
-                                    vec![s.len() as i64],
-                                    &vec![0; s.len()],
-                                ));
-                                nodes.push(qdq_node(
-                                    "DequantizeLinear",
-                                    [&qn, &sn, &zn],
-                                    &dq,
-                                    Some(axis as i64),
-                                ));
-                                weight_dq.insert(w.clone(), dq);
-                                replaced.insert(i);
-                            }
-                            n.input[1].clone_from(&weight_dq[&w]);
-                        }
-                    }
+            if let Some((w, i, axis)) = fp32_weight(&n, &weights, &g.initializer) {
+                if !weight_dq.contains_key(&w) {
+                    let (dq, mut tensors) = dequantised_weight(&g.initializer[i], axis)?;
+                    weight_dq.insert(w.clone(), dq.output[0].clone());
+                    nodes.push(dq);
+                    extra.append(&mut tensors);
+                    replaced.insert(i);
                 }
+                n.input[1].clone_from(&weight_dq[&w]);
             }
         }
         nodes.push(n);
@@ -725,7 +752,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let fp32 = b"not really onnx".to_vec();
         let err = Scales::for_graph(dir.path(), &fp32).unwrap_err();
-        assert!(err.contains("stylecam calibrate"), "{err}");
+        assert!(
+            err.contains("no INT8 scales") && err.contains("model.calibration"),
+            "{err}"
+        );
         let s = Scales {
             onnx_sha256: super::super::sha256_hex(&fp32),
             method: Method::Percentile { percentile: 99.99 },

@@ -279,6 +279,7 @@ pub fn build_engine(file: Option<&Path>, args: &EngineArgs) -> Result<()> {
         target_sm: args.target.as_deref().map(parse_target).transpose()?,
         cache: Cache::new(&opts.engines),
         calibration: cfg.model.calibration.clone(),
+        config: file.map(Path::to_path_buf),
         force: args.force,
     };
     let built = {

@@ -143,6 +143,7 @@ impl TensorRtBackend {
             target_sm: None,
             cache: Cache::new(&opts.engines),
             calibration: opts.calibration.clone(),
+            config: opts.config_file.clone(),
             force: false,
         };
         let load = |reason: String| InferError::Load {

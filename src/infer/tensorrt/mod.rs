@@ -58,6 +58,8 @@ pub struct BuildRequest {
     pub cache: Cache,
     /// Where the INT8 scales are (`model.calibration`).
     pub calibration: PathBuf,
+    /// The config file, for the commands error messages print.
+    pub config: Option<PathBuf>,
     /// Rebuild even where the cache has the engine.
     pub force: bool,
 }
@@ -123,7 +125,12 @@ pub fn build_with(
 ) -> Result<Built, String> {
     let fp32 =
         std::fs::read(&req.onnx).map_err(|e| format!("cannot read {}: {e}", req.onnx.display()))?;
-    let onnx = typed_graph(&fp32, req.precision, &req.calibration)?;
+    let onnx = typed_graph(
+        &fp32,
+        req.precision,
+        &req.calibration,
+        req.config.as_deref(),
+    )?;
     let key = key_for(builder, req, &onnx)?;
     if !req.force {
         if let Some((entry, path)) = req.cache.find(&key)? {
@@ -161,26 +168,41 @@ pub fn graph_for(bundle: &Bundle) -> PathBuf {
 /// take precision from the model's own types, so FP16 is the FP32 graph
 /// with half-precision weights and compute ([`crate::bundle::precision`]);
 /// INT8 is the FP32 graph with explicit Q/DQ from the scales
-/// `stylecam calibrate` wrote to `calibration` ([`crate::bundle::int8`]).
+/// `stylecam calibrate` wrote to `calibration` ([`crate::bundle::int8`]);
+/// without them the error says to run it (`config`: the file to name).
 pub fn typed_graph(
     fp32: &[u8],
     precision: Precision,
     calibration: &Path,
+    config: Option<&Path>,
 ) -> Result<Vec<u8>, String> {
     use crate::bundle::int8;
     match precision {
         Precision::Fp32 => Ok(fp32.to_vec()),
         Precision::Fp16 => crate::bundle::precision::to_fp16(fp32),
-        Precision::Int8 => int8::to_int8(fp32, &int8::Scales::for_graph(calibration, fp32)?),
+        Precision::Int8 => {
+            let scales = int8::Scales::for_graph(calibration, fp32).map_err(|e| {
+                format!(
+                    "{e}. Fix: put 100–500 images like the cameras' view in {} and run `{}`",
+                    calibration.display(),
+                    command("calibrate", config)
+                )
+            })?;
+            int8::to_int8(fp32, &scales)
+        }
     }
+}
+
+/// `stylecam <verb> --config FILE`, with a placeholder where the file is
+/// not known.
+fn command(verb: &str, config: Option<&Path>) -> String {
+    let file = config.map_or("<your stylecam.toml>".into(), |c| c.display().to_string());
+    format!("stylecam {verb} --config {file}")
 }
 
 /// The rebuild command for a config's bundle.
 pub fn rebuild_command(config: Option<&Path>) -> String {
-    match config {
-        Some(c) => format!("stylecam build-engine --config {}", c.display()),
-        None => "stylecam build-engine --config <your stylecam.toml>".into(),
-    }
+    command("build-engine", config)
 }
 
 /// Whether TensorRT can run here: its library opens, fits this binary's
@@ -379,7 +401,7 @@ fn cached_key(
     };
     let graph = graph_for(bundle);
     let fp32 = std::fs::read(&graph).map_err(|e| load_err(format!("{}: {e}", graph.display())))?;
-    let onnx = typed_graph(&fp32, opts.precision, &opts.calibration).map_err(load_err)?;
+    let onnx = typed_graph(&fp32, opts.precision, &opts.calibration, config).map_err(load_err)?;
     let want = EngineKey {
         onnx_sha256: crate::bundle::sha256_hex(&onnx),
         runtime: Runtime {
@@ -529,6 +551,7 @@ mod tests {
             target_sm: Some(86),
             cache: Cache::new(dir.join("trt-engines")),
             calibration: dir.join("calibration"),
+            config: None,
             force: false,
         }
     }
@@ -589,7 +612,7 @@ mod tests {
         assert!(!b.cached && a.path != b.path);
         // The builder got the FP16 graph: the engine key is its sha256.
         let graph = std::fs::read(&demo).unwrap();
-        let want = typed_graph(&graph, Precision::Fp16, &fp32.calibration).unwrap();
+        let want = typed_graph(&graph, Precision::Fp16, &fp32.calibration, None).unwrap();
         assert_eq!(b.entry.key.onnx_sha256, crate::bundle::sha256_hex(&want));
         assert_ne!(a.entry.key.onnx_sha256, b.entry.key.onnx_sha256);
         assert!(build_with(&fake, &fp16, &mut Quiet).unwrap().cached);
