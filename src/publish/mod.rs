@@ -13,7 +13,8 @@
 //! daemon restart (even SIGKILL) only delays it. The outbox is bounded by
 //! count, bytes and age, dropping the oldest or refusing new (config), and
 //! counts what it drops. [`mqtt::Publisher`] is the I/O loop around both;
-//! an embedded broker ([`broker`]) serves a box without one.
+//! an embedded broker (`broker`, feature `embedded-broker`) serves a box
+//! without one.
 
 #[cfg(feature = "embedded-broker")]
 pub mod broker;
