@@ -243,11 +243,8 @@ fn entropy_bins(hist: &[u64]) -> usize {
         p[i - 1] += outliers as f64;
         let mut q = vec![0f64; i];
         for j in 0..LEVELS {
-            let (start, end) = (
-                j * i / LEVELS,
-                ((j + 1) * i / LEVELS).max(j * i / LEVELS + 1),
-            );
-            let end = end.min(i);
+            // i ≥ LEVELS, so every level merges at least one bin.
+            let (start, end) = (j * i / LEVELS, (j + 1) * i / LEVELS);
             let sum: f64 = hist[start..end].iter().map(|&c| c as f64).sum();
             let nonzero = hist[start..end].iter().filter(|&&c| c != 0).count();
             if nonzero == 0 {
@@ -324,28 +321,20 @@ pub fn calibrate(
         plan.run(tvec!(t.into_tvalue()))
             .map_err(|e| format!("running the FP32 graph: {e:#}"))
     };
-    let values = |v: &TValue| -> Result<Vec<f32>, String> {
-        let v = v.cast_to::<f32>().map_err(|e| format!("{e:#}"))?;
-        let view = v.try_as_plain_ram().map_err(|e| format!("{e:#}"))?;
-        Ok(view
-            .as_slice::<f32>()
-            .map_err(|e| format!("{e:#}"))?
-            .to_vec())
-    };
     let mut hist = Histograms {
         max: vec![0.0; names.len()],
         bins: vec![vec![0; BINS]; names.len()],
     };
     for (i, x) in samples.iter().enumerate() {
         for (t, v) in run(x)?.iter().enumerate() {
-            let m = values(v)?.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let m = values(v)?.iter().fold(0f32, |m, x| m.max(x.abs()));
             hist.max[t] = hist.max[t].max(m);
         }
         tick(1, i + 1);
     }
     for (i, x) in samples.iter().enumerate() {
         for (t, v) in run(x)?.iter().enumerate() {
-            hist.add(t, &values(v)?);
+            hist.add(t, values(v)?);
         }
         tick(2, i + 1);
     }
@@ -360,6 +349,13 @@ pub fn calibrate(
         images: samples.len(),
         amax,
     })
+}
+
+/// A calibrated tensor's values (the graph is FP32, so each one is f32).
+fn values(v: &TValue) -> Result<&[f32], String> {
+    v.try_as_plain_ram()
+        .and_then(|view| view.as_slice::<f32>())
+        .map_err(|e| format!("{e:#}"))
 }
 
 /// The FP32 graph with the calibrated tensors as its outputs.
@@ -392,22 +388,6 @@ fn probe_plan(
         .and_then(|m| m.into_optimized())
         .and_then(|m| m.into_runnable())
         .map_err(err)
-}
-
-fn f32_values(t: &pb::TensorProto) -> Result<Vec<f32>, String> {
-    if !t.float_data.is_empty() {
-        Ok(t.float_data.clone())
-    } else if t.data_location == Some(1) {
-        Err(format!(
-            "tensor {} is stored outside the model file; give a self-contained ONNX",
-            t.name
-        ))
-    } else {
-        Ok(t.raw_data
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect())
-    }
 }
 
 fn scalar_f32(name: &str, v: f32) -> pb::TensorProto {
@@ -527,7 +507,7 @@ fn dequantised_weight(
     axis: usize,
 ) -> Result<(pb::NodeProto, Vec<pb::TensorProto>), String> {
     let w = &t.name;
-    let (q, s) = quantise_per_channel(&f32_values(t)?, &t.dims, axis);
+    let (q, s) = quantise_per_channel(&super::onnx::f32_values(t)?, &t.dims, axis);
     let (qn, sn, zn) = (
         format!("{w}_int8"),
         format!("{w}_int8_scale"),

@@ -69,6 +69,23 @@ pub fn io_shapes(bytes: &[u8]) -> Result<IoShapes, String> {
     })
 }
 
+/// The values of an f32 tensor, held in `float_data` or `raw_data`.
+pub fn f32_values(t: &pb::TensorProto) -> Result<Vec<f32>, String> {
+    if !t.float_data.is_empty() {
+        Ok(t.float_data.clone())
+    } else if t.data_location == Some(1) {
+        Err(format!(
+            "tensor {} is stored outside the model file; give a self-contained ONNX",
+            t.name
+        ))
+    } else {
+        Ok(t.raw_data
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect())
+    }
+}
+
 /// Builds an ONNX graph node by node.
 pub struct GraphBuilder {
     graph: pb::GraphProto,

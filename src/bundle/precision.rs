@@ -18,21 +18,8 @@ fn tensor_to_fp16(t: &mut pb::TensorProto) -> Result<(), String> {
     if t.data_type != FLOAT {
         return Ok(());
     }
-    let values: Vec<f32> = if !t.float_data.is_empty() {
-        std::mem::take(&mut t.float_data)
-    } else if !t.raw_data.is_empty() {
-        t.raw_data
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect()
-    } else if t.data_location == Some(1) {
-        return Err(format!(
-            "tensor {} is stored outside the model file; give a self-contained ONNX",
-            t.name
-        ));
-    } else {
-        vec![]
-    };
+    let values = super::onnx::f32_values(t)?;
+    t.float_data.clear();
     t.raw_data = values
         .iter()
         .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
@@ -173,14 +160,7 @@ mod tests {
             .unwrap()
             .initializer[0]
             .clone();
-        let v32: Vec<f32> = if w32.float_data.is_empty() {
-            w32.raw_data
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect()
-        } else {
-            w32.float_data.clone()
-        };
+        let v32 = crate::bundle::onnx::f32_values(&w32).unwrap();
         let v16: Vec<f32> = g.initializer[0]
             .raw_data
             .chunks_exact(2)
