@@ -38,6 +38,7 @@ async fn through_outbox(port: u16, n: u64, dir: &std::path::Path) -> f64 {
         limits: Limits::count(1_000_000),
         flush_timeout: Duration::from_secs(60),
         health_interval: Duration::from_secs(3600),
+        max_packet_bytes: 1 << 20,
     };
     let (store, restored) = Store::open(&dir.join("outbox.redb")).unwrap();
     let metrics = Arc::new(Metrics::default());

@@ -61,7 +61,7 @@ fn broker() -> (u16, Option<std::process::Child>, &'static str) {
     }
     #[cfg(feature = "embedded-broker")]
     {
-        stylecam::publish::broker::start("127.0.0.1", port).expect("embedded broker");
+        stylecam::publish::broker::start("127.0.0.1", port, 1 << 20).expect("embedded broker");
         (port, None, "embedded rumqttd")
     }
     #[cfg(not(feature = "embedded-broker"))]

@@ -295,10 +295,13 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
-    let mut logger = env_logger::Builder::from_env(
-        env_logger::Env::default()
-            .default_filter_or("info,rumqttd=off,tracing::span=off,rumqttc=warn"),
-    );
+    let mut logger = env_logger::Builder::new();
+    if let Ok(style) = std::env::var("RUST_LOG_STYLE") {
+        logger.parse_write_style(&style);
+    }
+    logger.parse_filters(&stylecam::telemetry::log_filter(
+        std::env::var("RUST_LOG").ok().as_deref(),
+    ));
     logger.format_target(false);
     if stderr_is_journal() {
         // journald stamps each line itself and reads `<N>` as its syslog

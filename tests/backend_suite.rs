@@ -94,7 +94,15 @@ fn backends() -> Vec<Under> {
         }
         #[cfg(not(feature = "tensorrt"))]
         Ok(found) => panic!("tensorrt probes usable ({found}) in a build without the feature"),
-        Err(e) => eprintln!("tensorrt: not in this run ({e})"),
+        Err(e) => {
+            // Where a GPU is required (the device check), a missing
+            // TensorRT is a failure, not a smaller suite.
+            assert!(
+                !require_gpu(),
+                "REQUIRE_GPU=1 but the TensorRT backend cannot run here: {e}"
+            );
+            eprintln!("tensorrt: not in this run ({e})")
+        }
     }
     out
 }

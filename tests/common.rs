@@ -38,6 +38,12 @@ pub fn available(what: &str, ok: bool) -> bool {
     ok
 }
 
+/// `REQUIRE_GPU=1` (the device check sets it): a missing GPU, CUDA or
+/// TensorRT is a failure instead of a skip.
+pub fn require_gpu() -> bool {
+    std::env::var("REQUIRE_GPU").as_deref() == Ok("1")
+}
+
 pub fn python_has(modules: &str) -> bool {
     Command::new("python3")
         .args(["-c", &format!("import {modules}")])
@@ -420,6 +426,8 @@ impl Collector {
         std::thread::spawn(move || {
             let mut opts = MqttOptions::new(id, "127.0.0.1", port);
             opts.set_keep_alive(Duration::from_secs(5));
+            // rumqttc's 10 KiB default would refuse a large health message.
+            opts.set_max_packet_size(1 << 20, 1 << 20);
             if let Some((u, p)) = login {
                 opts.set_credentials(u, p);
             }

@@ -13,6 +13,7 @@ mod fleet;
 mod gate;
 mod kernels;
 mod label_files;
+mod loss_paths;
 mod mqtt_daemon;
 mod outbox_delivery;
 mod package;
@@ -21,6 +22,7 @@ mod reload;
 mod soak;
 mod styles_real;
 mod systemd;
+mod systemd_nspawn;
 mod tensorrt;
 #[cfg(feature = "train")]
 mod train_ablation;

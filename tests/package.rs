@@ -78,13 +78,13 @@ fn build_engine_is_a_no_op_without_tensorrt_and_names_the_key_when_required() {
     );
 }
 
-fn cargo() -> Command {
+pub fn cargo() -> Command {
     let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     c.current_dir(repo()).env("CARGO_NET_OFFLINE", "true");
     c
 }
 
-fn is_root() -> bool {
+pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
 }
@@ -104,8 +104,10 @@ impl Drop for Installed {
 /// where systemd is PID 1, else the packaged binary runs as the packaged
 /// user with the packaged config and serves (events acknowledged by its
 /// embedded broker, /healthz 200); `dpkg --purge` removes it.
-#[test]
-fn cargo_deb_builds_and_dpkg_installs_a_package_that_serves() {
+/// `cargo deb` packages the binary under test (the debug build,
+/// `--no-build`; a release package is `cargo deb`) into `out`; `None`
+/// (a skip, or a failure under REQUIRE_REFERENCE_CHECKS) without cargo-deb.
+pub fn build_deb(out: &Path) -> Option<PathBuf> {
     let has_deb = cargo()
         .args(["deb", "--version"])
         .output()
@@ -114,12 +116,11 @@ fn cargo_deb_builds_and_dpkg_installs_a_package_that_serves() {
         "cargo-deb (cargo install cargo-deb --version 3.8.0 --locked)",
         has_deb,
     ) {
-        return;
+        return None;
     }
-    let out_dir = tempfile::tempdir().unwrap();
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_stylecam"));
     let profile = bin.parent().unwrap().file_name().unwrap().to_str().unwrap();
-    let out = cargo()
+    let built = cargo()
         .args([
             "deb",
             "--no-build",
@@ -128,15 +129,30 @@ fn cargo_deb_builds_and_dpkg_installs_a_package_that_serves() {
             profile,
             "--output",
         ])
-        .arg(out_dir.path())
+        .arg(out)
         .output()
         .unwrap();
-    assert!(out.status.success(), "cargo deb: {}", output_text(&out));
-    let deb = std::fs::read_dir(out_dir.path())
+    assert!(built.status.success(), "cargo deb: {}", output_text(&built));
+    let deb = std::fs::read_dir(out)
         .unwrap()
         .map(|e| e.unwrap().path())
         .find(|p| p.extension().is_some_and(|e| e == "deb"))
         .expect("a .deb");
+    Some(deb)
+}
+
+/// `cargo deb` packages the binary under test; `dpkg -i` installs it on
+/// this machine; the packaged config passes check-config; the service runs
+/// under systemd where systemd is PID 1, else the packaged binary runs as
+/// the packaged user with the packaged config and serves (events
+/// acknowledged by its embedded broker, /healthz 200); `dpkg --purge`
+/// removes it. (Under a real systemd: `systemd_nspawn`.)
+#[test]
+fn cargo_deb_builds_and_dpkg_installs_a_package_that_serves() {
+    let out_dir = tempfile::tempdir().unwrap();
+    let Some(deb) = build_deb(out_dir.path()) else {
+        return;
+    };
 
     // Contents and control files.
     let listing = dpkg_deb(&["-c"], &deb);

@@ -601,8 +601,11 @@ mod with_feature {
             lib.version_string()
         );
         assert_eq!(lib.version.0, 11, "{}", lib.version_string());
-        if std::path::Path::new("/dev/nvidiactl").exists() {
-            eprintln!("a GPU is here: the no-GPU path is not exercised");
+        if std::path::Path::new("/dev/nvidiactl").exists() || require_gpu() {
+            // A GPU is here: the runtime must come up on it.
+            lib.probe_runtime()
+                .unwrap_or_else(|e| panic!("a GPU is here but the lean runtime fails: {e}"));
+            eprintln!("lean runtime on this GPU: createInferRuntime works");
             return;
         }
         // Straight to createInferRuntime, past our CUDA probe: TensorRT

@@ -81,6 +81,41 @@ impl Frame {
         }
     }
 
+    /// The bytes a kernel reads of this frame (rows × stride, plus NV12's
+    /// chroma plane), or why the frame cannot be read as it claims to be: a
+    /// stride shorter than a row of pixels, fewer bytes than its rows need,
+    /// an empty or (YUYV, NV12) odd size. MJPEG frames have no geometry
+    /// of their own (`Ok(0)`); they are checked when decoded.
+    pub fn expected_len(&self) -> Result<usize, String> {
+        let (w, h) = (self.width as usize, self.height as usize);
+        let stride = self.row_bytes();
+        let (packed, needed) = match self.format {
+            PixelFormat::Mjpeg => return Ok(0),
+            PixelFormat::Yuyv => (w * 2, stride * h),
+            PixelFormat::Nv12 => (w, stride * h + stride * h.div_ceil(2)),
+            PixelFormat::Rgb8 | PixelFormat::Bgr8 => (w * 3, stride * h),
+            PixelFormat::Gray8 => (w, stride * h),
+        };
+        let yuv = matches!(self.format, PixelFormat::Yuyv | PixelFormat::Nv12);
+        if w == 0 || h == 0 || (yuv && (w < 2 || h < 2 || w % 2 != 0)) {
+            return Err(format!("{:?} frame of {w}x{h} pixels", self.format));
+        }
+        if stride < packed {
+            return Err(format!(
+                "{:?} {w}x{h}: a stride of {stride} bytes is shorter than a row ({packed} bytes)",
+                self.format
+            ));
+        }
+        if self.data.len() < needed {
+            return Err(format!(
+                "{:?} {w}x{h} (stride {stride}) needs {needed} bytes, got {}",
+                self.format,
+                self.data.len()
+            ));
+        }
+        Ok(needed)
+    }
+
     /// Bytes per row of the first plane.
     pub fn row_bytes(&self) -> usize {
         if self.stride != 0 {
@@ -207,5 +242,50 @@ impl Pacer {
         // A late frame does not make the next ones bunch up.
         self.next = Some(due.max(now) + period);
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(format: PixelFormat, w: u32, h: u32, stride: usize, len: usize) -> Frame {
+        let mut f = Frame::still("cam", format, w, h, vec![0; len]);
+        f.stride = stride;
+        f
+    }
+
+    /// What the CUDA path reads of a frame (it trusted the frame before):
+    /// exact lengths, odd strides and NV12's chroma plane accepted, short
+    /// or malformed frames refused with the reason.
+    #[test]
+    fn expected_len_checks_every_frame_as_the_cpu_paths_do() {
+        use PixelFormat::*;
+        assert_eq!(frame(Yuyv, 4, 2, 0, 16).expected_len(), Ok(16));
+        assert_eq!(
+            frame(Rgb8, 3, 2, 11, 22).expected_len(),
+            Ok(22),
+            "odd stride"
+        );
+        assert_eq!(
+            frame(Nv12, 4, 3, 5, 25).expected_len(),
+            Ok(25),
+            "luma 3 rows + chroma 2 rows of 5"
+        );
+        assert_eq!(
+            frame(Gray8, 4, 4, 0, 20).expected_len(),
+            Ok(16),
+            "a longer buffer is read only so far"
+        );
+        assert_eq!(frame(Mjpeg, 640, 480, 0, 3).expected_len(), Ok(0));
+        let short = frame(Nv12, 4, 4, 0, 16 + 7).expected_len().unwrap_err();
+        assert!(short.contains("needs 24 bytes, got 23"), "{short}");
+        let narrow = frame(Yuyv, 4, 2, 6, 12).expected_len().unwrap_err();
+        assert!(narrow.contains("shorter than a row"), "{narrow}");
+        assert!(
+            frame(Yuyv, 3, 2, 0, 12).expected_len().is_err(),
+            "odd YUYV width"
+        );
+        assert!(frame(Rgb8, 0, 2, 0, 0).expected_len().is_err(), "empty");
     }
 }

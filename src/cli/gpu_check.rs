@@ -120,6 +120,12 @@ mod imp {
             "accuracy: {} cases, {failed} outside tolerance",
             accuracy.len()
         );
+        let prepare = prepare_paths(&opts, &photos[0])?;
+        let prepare_failed = prepare.iter().filter(|r| r["ok"] == json!(false)).count();
+        println!(
+            "prepare (the daemon's calls, device and host slots, bad frames): {} cases, {prepare_failed} failed",
+            prepare.len()
+        );
         let throughput = throughput(&gpu, &photos[0], args.seconds)?;
         let report = json!({
             "device": gpu.description,
@@ -127,6 +133,7 @@ mod imp {
             "dram_peak_gb_s": dram_peak(&gpu),
             "tolerance_grey_levels": {"fp32_max": GPU_FP32_MAX, "fp16_max": GPU_FP16_MAX},
             "accuracy": accuracy,
+            "prepare": prepare,
             "throughput": throughput,
         });
         if let Some(out) = &args.out {
@@ -134,7 +141,111 @@ mod imp {
             println!("report: {}", out.display());
         }
         anyhow::ensure!(failed == 0, "{failed} accuracy case(s) outside tolerance");
+        anyhow::ensure!(
+            prepare_failed == 0,
+            "{prepare_failed} prepare case(s) failed"
+        );
         Ok(())
+    }
+
+    /// The calls the daemon makes, `Preprocessor::prepare` into a device
+    /// slot (the TensorRT backend's input) and into a host slot, on frames
+    /// as drivers hand them out: rows padded to an odd stride, a buffer
+    /// longer than the frame, and broken ones (short by a row, a stride
+    /// shorter than a row, odd YUV width) that must be refused as bad
+    /// frames, after which the next good frame is still right.
+    fn prepare_paths(
+        opts: &CudaOptions,
+        photo: &image::RgbImage,
+    ) -> Result<Vec<serde_json::Value>> {
+        use stylecam::preprocess::Preprocessor;
+        use stylecam::slot::{DeviceSlot, Slot};
+        let spec = spec(224, ResizeMode::ShorterSideCrop);
+        let mut p = CudaPreprocessor::new(spec.clone(), opts)?;
+        let stream = p.stream().clone();
+        let err = |e: cudarc::driver::DriverError| anyhow::anyhow!("CUDA: {e}");
+        let mut dev: CudaSlice<f32> = stream.alloc_zeros(spec.len()).map_err(err)?;
+        let mut rows = vec![];
+        for format in [
+            PixelFormat::Yuyv,
+            PixelFormat::Nv12,
+            PixelFormat::Rgb8,
+            PixelFormat::Gray8,
+        ] {
+            // 7 bytes of row padding: an odd stride, longer than the row.
+            let good = encode::frame_of(photo, format, 1280, 720, 7);
+            let mut longer = good.clone();
+            longer.data.extend(std::iter::repeat_n(0x5a, 4096));
+            let mut short = good.clone();
+            short.data.truncate(good.data.len() - good.row_bytes());
+            let mut narrow = good.clone();
+            narrow.stride = good.row_bytes() / 2;
+            let mut cases = vec![
+                ("padded stride", good.clone(), true),
+                ("longer buffer", longer, true),
+                ("short by a row", short, false),
+                ("stride shorter than a row", narrow, false),
+            ];
+            if matches!(format, PixelFormat::Yuyv | PixelFormat::Nv12) {
+                let mut odd = good.clone();
+                odd.width -= 1;
+                cases.push(("odd width", odd, false));
+            }
+            // After every refusal the good frame again.
+            let mut want = vec![0f32; spec.len()];
+            pre::preprocess_reference_into(&good, &spec, &mut want)?;
+            for (what, frame, valid) in cases {
+                for device in [true, false] {
+                    let mut host = vec![0f32; spec.len()];
+                    let result = if device {
+                        let (ptr, _sync) = dev.device_ptr_mut(&stream);
+                        let slot = Slot::Device(DeviceSlot {
+                            ptr,
+                            len: spec.len(),
+                            stream: 0,
+                        });
+                        p.prepare(&frame, slot)
+                    } else {
+                        p.prepare(&frame, Slot::Host(&mut host))
+                    };
+                    let refused = matches!(result, Err(pre::PreprocessError::BadFrame { .. }));
+                    // The good frame after it, into the same kind of slot.
+                    let after = if device {
+                        {
+                            let (ptr, _sync) = dev.device_ptr_mut(&stream);
+                            p.prepare(
+                                &good,
+                                Slot::Device(DeviceSlot {
+                                    ptr,
+                                    len: spec.len(),
+                                    stream: 0,
+                                }),
+                            )?;
+                        }
+                        stream.synchronize().map_err(err)?;
+                        stream.clone_dtoh(&dev).map_err(err)?
+                    } else {
+                        p.prepare(&good, Slot::Host(&mut host))?;
+                        host
+                    };
+                    let (max, _mean) = grey_diff(&after, &want, spec.std);
+                    let ok = (if valid { result.is_ok() } else { refused }) && max <= GPU_FP32_MAX;
+                    if !ok {
+                        println!("  FAILED: prepare {format:?} {what} into a {} slot: {result:?}, then max {max:.4} grey levels", if device { "device" } else { "host" });
+                    }
+                    rows.push(json!({
+                        "format": format!("{format:?}"),
+                        "case": what,
+                        "slot": if device { "device" } else { "host" },
+                        "expected": if valid { "prepared" } else { "refused" },
+                        "result": match &result { Ok(()) => "prepared".to_string(), Err(e) => e.to_string() },
+                        "next_good_frame_max_grey": max,
+                        "ok": ok,
+                    }));
+                }
+            }
+        }
+        Ok(rows)
     }
 
     fn accuracy(opts: &CudaOptions, photos: &[image::RgbImage]) -> Result<Vec<serde_json::Value>> {

@@ -112,7 +112,7 @@ fn reload_on_sighup(path: std::path::PathBuf) -> daemon::Reloads {
 
 #[cfg(feature = "embedded-broker")]
 pub(crate) fn start_embedded_broker(cfg: &Validated) -> Result<()> {
-    stylecam::publish::broker::start(&cfg.mqtt.host, cfg.mqtt.port)?;
+    stylecam::publish::broker::start(&cfg.mqtt.host, cfg.mqtt.port, cfg.mqtt.max_packet_bytes)?;
     Ok(())
 }
 
@@ -142,12 +142,30 @@ pub fn check_config(file: &Path) -> Result<()> {
             cfg.model.backend.as_str()
         )
     })?;
-    if cfg.pipeline.preprocess == stylecam::config::PreprocessKind::Cuda {
+    let cuda = || {
         stylecam::preprocess::open_cuda(
             &bundle.manifest.input,
             &stylecam::preprocess::CudaOptions::from_config(&cfg.pipeline),
         )
-        .map_err(|e| anyhow::anyhow!("config key `pipeline.preprocess` = \"cuda\": {e}"))?;
+    };
+    if cfg.pipeline.preprocess == stylecam::config::PreprocessKind::Cuda {
+        cuda().map_err(|e| anyhow::anyhow!("config key `pipeline.preprocess` = \"cuda\": {e}"))?;
+    }
+    // Only TensorRT takes its input on the GPU; `auto` preprocesses with
+    // CUDA there when CUDA opens.
+    let device_input = backend.starts_with("tensorrt")
+        || cfg.model.backend == stylecam::config::BackendKind::Tensorrt;
+    let gpu_preprocessor = match cfg.pipeline.preprocess {
+        stylecam::config::PreprocessKind::Cuda => true,
+        stylecam::config::PreprocessKind::Auto => device_input && cuda().is_ok(),
+        stylecam::config::PreprocessKind::Cpu => false,
+    };
+    if let Some(problem) = stylecam::preprocess::placement_problem(
+        cfg.pipeline.preprocess_on,
+        device_input,
+        gpu_preprocessor,
+    ) {
+        anyhow::bail!(problem);
     }
     println!(
         "{}: OK ({} camera(s); bundle {} {} with {} classes; backend {backend}; preprocess {}; MQTT {}:{}{})",

@@ -54,6 +54,12 @@ pub struct MetricsConfig {
     /// `/healthz` fails once a camera has been reconnecting this long.
     #[serde(default = "default_camera_grace_s")]
     pub camera_grace_s: u64,
+    /// `/healthz` fails, and the systemd watchdog pings stop (a restart),
+    /// once frames arrive but none has been inferred for this long, or
+    /// messages wait on a live broker connection and none is acknowledged.
+    /// 0 turns the check off.
+    #[serde(default = "default_stall_after_s")]
+    pub stall_after_s: u64,
 }
 
 impl Default for MetricsConfig {
@@ -61,6 +67,7 @@ impl Default for MetricsConfig {
         Self {
             listen: default_metrics_listen(),
             camera_grace_s: default_camera_grace_s(),
+            stall_after_s: default_stall_after_s(),
         }
     }
 }
@@ -70,6 +77,9 @@ fn default_metrics_listen() -> String {
 }
 fn default_camera_grace_s() -> u64 {
     30
+}
+fn default_stall_after_s() -> u64 {
+    120
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -519,6 +529,11 @@ pub struct MqttConfig {
     /// Seconds between retained `…/health` messages (counters, drops).
     #[serde(default = "default_health_interval")]
     pub health_interval_s: u64,
+    /// Largest MQTT packet sent or accepted, bytes (rumqttc's own default
+    /// is 10 KiB; a health message with many cameras is larger). A larger
+    /// message is refused with an error, never sent.
+    #[serde(default = "default_max_packet_bytes")]
+    pub max_packet_bytes: usize,
     /// MQTT version: `3.1.1` or `5`.
     #[serde(default = "default_protocol")]
     pub protocol: MqttProtocol,
@@ -728,6 +743,10 @@ fn default_host() -> String {
 fn default_port() -> u16 {
     1883
 }
+fn default_max_packet_bytes() -> usize {
+    1 << 20
+}
+
 fn default_health_interval() -> u64 {
     60
 }
@@ -808,6 +827,7 @@ impl Default for MqttConfig {
             password_file: None,
             protocol: default_protocol(),
             health_interval_s: default_health_interval(),
+            max_packet_bytes: default_max_packet_bytes(),
             tls: false,
             ca_file: None,
             client_cert_file: None,

@@ -6,6 +6,9 @@ use super::{CameraConfig, Config, SourceConfig, SyntheticFormat};
 use std::collections::HashSet;
 use std::path::Path;
 
+/// MQTT's largest packet (remaining length 268,435,455).
+pub const MAX_MQTT_PACKET: usize = 268_435_455;
+
 /// A config problem: which key, what value, what is wrong, how to fix it.
 /// `key` is empty for a problem with the file as a whole; `value` is
 /// `(in FILE)` for a syntax or type error found while reading the file.
@@ -413,6 +416,14 @@ impl Config {
                 "false",
                 "mqtt.ca_file or a client certificate is set but TLS is off",
                 "set mqtt.tls = true (and usually mqtt.port = 8883)",
+            ));
+        }
+        if !(4096..=MAX_MQTT_PACKET).contains(&q.max_packet_bytes) {
+            return Err(err(
+                "mqtt.max_packet_bytes",
+                q.max_packet_bytes,
+                "must be in 4096..=268435455 (MQTT's largest packet)",
+                "set mqtt.max_packet_bytes = 1048576",
             ));
         }
         if q.keep_alive_s < 5 || q.keep_alive_s > 3600 {

@@ -13,6 +13,8 @@ use tokio::net::{TcpListener, TcpStream};
 pub struct Rules {
     pub camera_grace: Duration,
     pub outbox_limit: u64,
+    /// No progress for this long fails `/healthz` (0 = off).
+    pub stall_after: Duration,
 }
 
 /// Binds `listen` and serves until the runtime ends. A failed bind is
@@ -61,18 +63,21 @@ async fn answer(mut stream: TcpStream, metrics: &Metrics, rules: Rules) -> std::
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
             crate::telemetry::prometheus::render(metrics),
         ),
-        ("GET", "/healthz") => match metrics.health(rules.camera_grace, rules.outbox_limit) {
-            Ok(()) => (
-                "200 OK",
-                "application/json",
-                "{\"status\":\"ok\"}\n".to_string(),
-            ),
-            Err(reasons) => (
-                "503 Service Unavailable",
-                "application/json",
-                serde_json::json!({"status": "unhealthy", "reasons": reasons}).to_string() + "\n",
-            ),
-        },
+        ("GET", "/healthz") => {
+            match metrics.health(rules.camera_grace, rules.outbox_limit, rules.stall_after) {
+                Ok(()) => (
+                    "200 OK",
+                    "application/json",
+                    "{\"status\":\"ok\"}\n".to_string(),
+                ),
+                Err(reasons) => (
+                    "503 Service Unavailable",
+                    "application/json",
+                    serde_json::json!({"status": "unhealthy", "reasons": reasons}).to_string()
+                        + "\n",
+                ),
+            }
+        }
         ("GET", _) => (
             "404 Not Found",
             "text/plain",

@@ -11,7 +11,7 @@ use crate::preprocess::Preprocessor;
 use crate::publish::{payload, Message, Sink, Topics};
 use crate::smooth::{Hysteresis, Smoother};
 use crate::styles::DecisionParams;
-use crate::telemetry::{Beat, Metrics, Stage};
+use crate::telemetry::{Beat, Metrics, RateLimit, Stage};
 use std::time::{Duration, Instant};
 
 /// One camera's decision state; it outlives a pipeline (by name).
@@ -59,6 +59,37 @@ pub(super) struct Inference {
     pub(super) escalated_seen: u64,
 }
 
+/// CUDA errors after which the process's CUDA context is unusable: every
+/// later call fails the same way until the process ends.
+const STICKY_CUDA_ERRORS: [&str; 9] = [
+    "CUDA_ERROR_ILLEGAL_ADDRESS",
+    "CUDA_ERROR_LAUNCH_FAILED",
+    "CUDA_ERROR_HARDWARE_STACK_ERROR",
+    "CUDA_ERROR_ILLEGAL_INSTRUCTION",
+    "CUDA_ERROR_MISALIGNED_ADDRESS",
+    "CUDA_ERROR_INVALID_ADDRESS_SPACE",
+    "CUDA_ERROR_INVALID_PC",
+    "CUDA_ERROR_ECC_UNCORRECTABLE",
+    "CUDA_ERROR_UNKNOWN",
+];
+
+/// The sticky CUDA error named in `message`, if any.
+pub(super) fn sticky_cuda_error(message: &str) -> Option<&'static str> {
+    STICKY_CUDA_ERRORS.into_iter().find(|c| message.contains(c))
+}
+
+/// Ends the process on a sticky CUDA error, so that systemd restarts it
+/// with a fresh context (the outbox is on disk; nothing committed is lost).
+fn exit_on_sticky_cuda_error(message: &str) {
+    if let Some(code) = sticky_cuda_error(message) {
+        log::error!(
+            "{code}: the CUDA context is lost and every later call would fail ({message}); \
+             exiting so that systemd restarts stylecam"
+        );
+        std::process::exit(70);
+    }
+}
+
 impl Inference {
     pub(super) fn run(
         mut self,
@@ -78,6 +109,7 @@ impl Inference {
                 match self.backend.run(n) {
                     Ok(p) => probs = p.to_vec(),
                     Err(e) => {
+                        exit_on_sticky_cuda_error(&e.to_string());
                         failures += 1;
                         metrics.frames_failed(n as u64);
                         if failures == 1 {
@@ -165,7 +197,15 @@ impl Inference {
                 }
                 Err(e) => {
                     metrics.frame_skipped();
-                    log::warn!("camera #{} frame {}: {e}", item.camera, item.seq);
+                    exit_on_sticky_cuda_error(&e);
+                    static BAD_FRAMES: RateLimit = RateLimit::new(Duration::from_secs(10));
+                    if let Some(held) = BAD_FRAMES.allow() {
+                        let more = match held {
+                            0 => String::new(),
+                            n => format!(" ({n} more such frames skipped since the last line)"),
+                        };
+                        log::warn!("camera #{} frame {}: {e}{more}", item.camera, item.seq);
+                    }
                 }
             }
         }
@@ -400,5 +440,21 @@ mod tests {
             .count();
         assert_eq!(frames, 5, "every inferred frame was decided and published");
         assert_eq!(cameras.len(), 1);
+    }
+
+    #[test]
+    fn sticky_cuda_errors_are_told_apart() {
+        let e = "CUDA preprocessing: DriverError(CUDA_ERROR_ILLEGAL_ADDRESS, \"an illegal memory access was encountered\")";
+        assert_eq!(sticky_cuda_error(e), Some("CUDA_ERROR_ILLEGAL_ADDRESS"));
+        assert_eq!(
+            sticky_cuda_error(
+                "CUDA preprocessing: DriverError(CUDA_ERROR_OUT_OF_MEMORY, \"out of memory\")"
+            ),
+            None
+        );
+        assert_eq!(
+            sticky_cuda_error("frame cam#3: 100 bytes, expected 614400"),
+            None
+        );
     }
 }

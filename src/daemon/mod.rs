@@ -61,6 +61,9 @@ pub enum DaemonError {
     },
     #[error("config key `pipeline.preprocess` = \"cuda\": {0}")]
     Preprocess(crate::preprocess::PreprocessError),
+    /// A combination of keys that would fail every frame.
+    #[error("{0}")]
+    Placement(String),
 }
 
 /// Re-reads the config and opens the new pipeline's parts (on a blocking
@@ -106,6 +109,7 @@ pub async fn run(
         let rules = http::Rules {
             camera_grace: std::time::Duration::from_secs(cfg.metrics.camera_grace_s),
             outbox_limit: cfg.outbox.max_events as u64,
+            stall_after: std::time::Duration::from_secs(cfg.metrics.stall_after_s),
         };
         tokio::spawn(http::serve(
             cfg.metrics.listen.clone(),
@@ -130,6 +134,7 @@ pub async fn run(
     let supervisor = tokio::spawn(notify::supervise(
         notifier.clone(),
         watchdog,
+        std::time::Duration::from_secs(cfg.metrics.stall_after_s),
         metrics.clone(),
     ));
     tokio::pin!(shutdown);

@@ -92,18 +92,25 @@ pub fn watchdog_from_env() -> Option<Duration> {
     (usec > 0).then(|| Duration::from_micros(usec))
 }
 
-/// The loop that is not turning, if any: each must have turned within `within`.
-pub fn stalled(metrics: &Metrics, within: Duration) -> Option<(&'static str, Option<Duration>)> {
+/// Why the daemon counts as stalled, if it does: a loop that has not turned
+/// within `within`, or no progress for `stall_after` ([`Metrics::no_progress`]).
+pub fn stalled(metrics: &Metrics, within: Duration, stall_after: Duration) -> Option<String> {
     for (beat, name) in [
         (Beat::Inference, "inference"),
         (Beat::Publisher, "publisher"),
     ] {
         match metrics.since_beat(beat) {
             Some(d) if d <= within => {}
-            other => return Some((name, other)),
+            other => {
+                let since =
+                    other.map_or("never".into(), |d| format!("{:.1} s ago", d.as_secs_f64()));
+                return Some(format!(
+                    "the {name} loop does not turn (last turn: {since})"
+                ));
+            }
         }
     }
-    None
+    metrics.no_progress(stall_after)
 }
 
 /// One line for `systemctl status`.
@@ -124,8 +131,14 @@ pub fn status_line(metrics: &Metrics) -> String {
 /// Runs until aborted: `READY=1` once the publisher has made its first
 /// connection attempt (at most 10 s after start), then every period (half
 /// the watchdog interval, else 5 s) `STATUS=` and, with a watchdog, a
-/// `WATCHDOG=1` while both loops are alive.
-pub async fn supervise(notifier: Notifier, watchdog: Option<Duration>, metrics: Arc<Metrics>) {
+/// `WATCHDOG=1` while both loops are alive and the daemon makes progress
+/// (`stall_after`, see [`stalled`]).
+pub async fn supervise(
+    notifier: Notifier,
+    watchdog: Option<Duration>,
+    stall_after: Duration,
+    metrics: Arc<Metrics>,
+) {
     let started = tokio::time::Instant::now();
     while !metrics.has_attempted_mqtt() && started.elapsed() < Duration::from_secs(10) {
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -141,7 +154,7 @@ pub async fn supervise(notifier: Notifier, watchdog: Option<Duration>, metrics: 
     loop {
         tokio::time::sleep(period).await;
         let status = status_line(&metrics);
-        match (watchdog, stalled(&metrics, within)) {
+        match (watchdog, stalled(&metrics, within, stall_after)) {
             (Some(_), None) => {
                 if was_stalled {
                     log::warn!("watchdog: every loop turns again; pinging systemd");
@@ -149,16 +162,14 @@ pub async fn supervise(notifier: Notifier, watchdog: Option<Duration>, metrics: 
                 }
                 notifier.send(&format!("WATCHDOG=1\nSTATUS={status}"));
             }
-            (Some(_), Some((name, since))) => {
+            (Some(_), Some(why)) => {
                 if !was_stalled {
-                    let since =
-                        since.map_or("never".into(), |d| format!("{:.1} s ago", d.as_secs_f64()));
                     log::error!(
-                        "watchdog: the {name} loop last turned {since}; not pinging systemd, which will restart the daemon"
+                        "watchdog: {why}; not pinging systemd, which will restart the daemon"
                     );
                     was_stalled = true;
                 }
-                notifier.send(&format!("STATUS=stalled: the {name} loop does not turn"));
+                notifier.send(&format!("STATUS=stalled: {why}"));
             }
             (None, _) => notifier.send(&format!("STATUS={status}")),
         }
@@ -206,6 +217,7 @@ mod tests {
         let task = tokio::spawn(supervise(
             Notifier::to(path.clone()),
             Some(watchdog),
+            Duration::ZERO,
             metrics.clone(),
         ));
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -236,6 +248,64 @@ mod tests {
         // It turns again: pings resume.
         beating.store(true, std::sync::atomic::Ordering::Relaxed);
         tokio::time::sleep(Duration::from_millis(3000)).await;
+        assert!(recv_all(&sock).iter().any(|m| m.starts_with("WATCHDOG=1")));
+        task.abort();
+        pump.abort();
+    }
+
+    /// Both loops turn, frames arrive, but none is ever inferred (every
+    /// frame fails to prepare): after `stall_after` the pings stop and the
+    /// status says why; an inferred frame brings them back.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn watchdog_stops_when_frames_arrive_but_none_is_inferred() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify.sock");
+        let sock = UnixDatagram::bind(&path).unwrap();
+        sock.set_nonblocking(true).unwrap();
+        let metrics = Arc::new(Metrics::default());
+        metrics.mqtt_attempted();
+        let inferring = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let pump = {
+            let (metrics, inferring) = (metrics.clone(), inferring.clone());
+            tokio::spawn(async move {
+                loop {
+                    metrics.beat(Beat::Publisher);
+                    metrics.beat(Beat::Inference);
+                    metrics.frame_captured();
+                    if inferring.load(std::sync::atomic::Ordering::Relaxed) {
+                        metrics.frames_inferred(1);
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            })
+        };
+        let task = tokio::spawn(supervise(
+            Notifier::to(path.clone()),
+            Some(Duration::from_secs(1)),
+            Duration::from_secs(2),
+            metrics.clone(),
+        ));
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert!(recv_all(&sock).iter().any(|m| m.starts_with("WATCHDOG=1")));
+        assert!(metrics.no_progress(Duration::from_secs(2)).is_none());
+
+        inferring.store(false, std::sync::atomic::Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_millis(3000)).await;
+        recv_all(&sock);
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let got = recv_all(&sock);
+        assert!(!got.iter().any(|m| m.starts_with("WATCHDOG=1")), "{got:?}");
+        assert!(
+            got.iter().any(|m| m.contains("none has been inferred")),
+            "{got:?}"
+        );
+        let why = metrics
+            .health(Duration::from_secs(30), 0, Duration::from_secs(2))
+            .unwrap_err();
+        assert!(why[0].contains("metrics.stall_after_s"), "{why:?}");
+
+        inferring.store(true, std::sync::atomic::Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_millis(1500)).await;
         assert!(recv_all(&sock).iter().any(|m| m.starts_with("WATCHDOG=1")));
         task.abort();
         pump.abort();

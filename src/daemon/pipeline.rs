@@ -48,6 +48,14 @@ impl Parts {
             })?;
         let mut backend = backend;
         let gpu_preprocessor = choose_preprocessor(&cfg, &bundle, backend.as_mut())?;
+        let device_input = matches!(backend.slot(0), Slot::Device(_));
+        if let Some(problem) = crate::preprocess::placement_problem(
+            cfg.pipeline.preprocess_on,
+            device_input,
+            gpu_preprocessor.is_some(),
+        ) {
+            return Err(DaemonError::Placement(problem));
+        }
         let sources = open_cameras(&cfg)?;
         Ok(Self {
             cfg,

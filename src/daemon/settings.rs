@@ -37,6 +37,7 @@ pub fn mqtt_settings(cfg: &Validated) -> Settings {
         },
         flush_timeout: Duration::from_secs(5),
         health_interval: Duration::from_secs(q.health_interval_s),
+        max_packet_bytes: q.max_packet_bytes,
     }
 }
 

@@ -203,8 +203,11 @@ pub fn launch(
         .arg(&out_step)
         .arg(&half);
     // SAFETY: the arguments match the kernels' SC_PARAMS in order and type;
-    // src covers frames × src_step bytes and out frames × spec.len()
-    // elements (the callers allocate them so).
+    // src covers frames × src_step bytes, src_step is at least what a
+    // kernel reads of a frame of this stride and height (the callers take
+    // it from `Frame::expected_len`, which refuses frames shorter than
+    // that), and out covers frames × spec.len() elements (the callers
+    // allocate them so).
     unsafe { b.launch(cfg) }.map_err(gpu_err)?;
     Ok(())
 }
@@ -214,7 +217,8 @@ pub struct CudaPreprocessor {
     spec: Spec,
     half: bool,
     gpu: Gpu,
-    sized: HashMap<(PixelFormat, u32, u32, usize), Sized>,
+    /// Buffers per (format, width, height, stride, bytes read).
+    sized: HashMap<(PixelFormat, u32, u32, usize, usize), Sized>,
     /// Device output for host slots, copied back after the kernel.
     host_out: Option<CudaSlice<f32>>,
 }
@@ -241,13 +245,20 @@ impl CudaPreprocessor {
         &self.gpu.description
     }
 
-    fn sized(&mut self, frame: &Frame) -> Result<&mut Sized, PreprocessError> {
-        let stride = frame.row_bytes();
-        let key = (frame.format, frame.width, frame.height, stride);
+    /// The buffers for frames like `frame`, whose kernel reads `bytes`
+    /// ([`Frame::expected_len`]): keyed and sized by what the geometry
+    /// needs, never by what one frame happened to carry.
+    fn sized(&mut self, frame: &Frame, bytes: usize) -> Result<&mut Sized, PreprocessError> {
+        let key = (
+            frame.format,
+            frame.width,
+            frame.height,
+            frame.row_bytes(),
+            bytes,
+        );
         if !self.sized.contains_key(&key) {
             let tables = Tables::new(frame.width, frame.height, &self.spec);
             let tables = DeviceTables::upload(&self.gpu.stream, &tables)?;
-            let bytes = frame.data.len();
             let (staging, frame_dev) = if self.gpu.integrated {
                 // SAFETY: the buffer is written before the kernel reads it.
                 let mut staging = unsafe {
@@ -346,14 +357,22 @@ impl CudaPreprocessor {
             let decoded = decode_mjpeg(frame, &self.spec)?;
             return self.run(&decoded, out);
         }
+        // The geometry is checked as the CPU paths check it: the kernel
+        // reads exactly `bytes`, which the frame holds (a longer buffer,
+        // as V4L2 drivers hand out, is read only that far).
+        let bytes = frame
+            .expected_len()
+            .map_err(|reason| PreprocessError::BadFrame {
+                camera: frame.camera.to_string(),
+                seq: frame.seq,
+                reason,
+            })?;
         let (spec, half) = (self.spec.clone(), self.half);
         let stream = self.gpu.stream.clone();
-        let sized = self.sized(frame)?;
+        let sized = self.sized(frame, bytes)?;
         let staging = sized.staging.as_mut_slice().map_err(gpu_err)?;
-        if staging.len() != frame.data.len() {
-            return Err(gpu_err("frame size changed without a new format"));
-        }
-        staging.copy_from_slice(&frame.data);
+        debug_assert_eq!(staging.len(), bytes);
+        staging.copy_from_slice(&frame.data[..bytes]);
         let src = match &mut sized.frame {
             FrameOnDevice::Mapped(p) => *p,
             FrameOnDevice::Copied(dev) => {
@@ -362,13 +381,19 @@ impl CudaPreprocessor {
                 p
             }
         };
-        let sized = &self.sized[&(frame.format, frame.width, frame.height, frame.row_bytes())];
+        let sized = &self.sized[&(
+            frame.format,
+            frame.width,
+            frame.height,
+            frame.row_bytes(),
+            bytes,
+        )];
         launch(
             &self.gpu,
             &stream,
             frame.format,
             src,
-            frame.data.len(),
+            bytes,
             frame.row_bytes(),
             frame.height,
             &sized.tables,

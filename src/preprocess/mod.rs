@@ -133,6 +133,23 @@ pub enum PreprocessError {
     Gpu(String),
 }
 
+/// Why frames could never reach the backend with these settings, if so:
+/// the CPU preprocessor on the inference thread writes host memory, and a
+/// backend whose input lives on the GPU (TensorRT) cannot take it there.
+/// `check-config` and the daemon both refuse such a config.
+pub fn placement_problem(
+    preprocess_on: crate::config::RunsOn,
+    device_input: bool,
+    gpu_preprocessor: bool,
+) -> Option<String> {
+    (preprocess_on == crate::config::RunsOn::InferenceThread && device_input && !gpu_preprocessor).then(|| {
+        "config keys `pipeline.preprocess_on` = \"inference_thread\" and `pipeline.preprocess`: the backend takes its \
+         input on the GPU and no CUDA preprocessor runs, so every frame would fail. Fix: set \
+         pipeline.preprocess_on = \"capture_threads\", or pipeline.preprocess = \"cuda\" on a machine where CUDA works"
+            .to_string()
+    })
+}
+
 /// Where the CUDA preprocessor runs and what it writes (`[pipeline]` keys).
 #[derive(Debug, Clone)]
 pub struct CudaOptions {
@@ -414,5 +431,18 @@ mod tests {
         let mut short = frame(4, 1, PixelFormat::Rgb8, vec![0; 12]);
         short.stride = 6;
         assert!(to_rgb8(&short).is_err());
+    }
+
+    #[test]
+    fn cpu_preprocessing_on_the_inference_thread_into_a_gpu_backend_is_refused() {
+        use crate::config::RunsOn::*;
+        let e = placement_problem(InferenceThread, true, false).unwrap();
+        assert!(
+            e.contains("pipeline.preprocess_on") && e.contains("capture_threads"),
+            "{e}"
+        );
+        assert_eq!(placement_problem(InferenceThread, true, true), None);
+        assert_eq!(placement_problem(CaptureThreads, true, false), None);
+        assert_eq!(placement_problem(InferenceThread, false, false), None);
     }
 }

@@ -16,7 +16,8 @@ pub enum BrokerError {
 }
 
 /// Starts rumqttd on `host:port` and returns once it can accept connections.
-pub fn start(host: &str, port: u16) -> Result<SocketAddr, BrokerError> {
+/// `max_payload`: the largest packet it takes (`mqtt.max_packet_bytes`).
+pub fn start(host: &str, port: u16, max_payload: usize) -> Result<SocketAddr, BrokerError> {
     let addr = (host, port)
         .to_socket_addrs()
         .ok()
@@ -47,7 +48,7 @@ listen = "{addr}"
 next_connection_delay_ms = 1
 [v4.1.connections]
 connection_timeout_ms = 60000
-max_payload_size = 262144
+max_payload_size = {max_payload}
 max_inflight_count = 200
 dynamic_filters = true
 "#

@@ -13,6 +13,7 @@ pub enum Protocol {
     V5,
 }
 
+#[derive(Debug)]
 pub enum Client {
     V4(rumqttc::AsyncClient),
     V5(rumqttc::v5::AsyncClient),
@@ -26,7 +27,8 @@ pub enum Loop {
 
 /// What one poll of the connection produced.
 pub enum Polled {
-    Connected,
+    /// CONNACK; with MQTT 5, the largest packet the broker accepts, if it says.
+    Connected(Option<u32>),
     /// A publish went out with this packet id (0 for QoS 0).
     Written(u16),
     Acked(u16),
@@ -65,6 +67,9 @@ pub fn connect(s: &Settings) -> (Client, Loop) {
             o.set_clean_session(true);
             o.set_request_channel_capacity(256);
             o.set_inflight(100);
+            // rumqttc's default is 10 KiB both ways; we refuse larger
+            // messages before they reach the client (mqtt::packet_size).
+            o.set_max_packet_size(s.max_packet_bytes, s.max_packet_bytes);
             if let Some((user, password)) = &s.credentials {
                 o.set_credentials(user.clone(), password.0.clone());
             }
@@ -89,6 +94,9 @@ pub fn connect(s: &Settings) -> (Client, Loop) {
             o.set_clean_start(true);
             o.set_request_channel_capacity(256);
             o.set_outgoing_inflight_upper_limit(100);
+            // What we accept; what we send is bounded by mqtt::packet_size
+            // against our limit and the broker's CONNACK.
+            o.set_max_packet_size(Some(s.max_packet_bytes as u32));
             if let Some((user, password)) = &s.credentials {
                 o.set_credentials(user.clone(), password.0.clone());
             }
@@ -154,7 +162,7 @@ impl Loop {
             Loop::V4(l) => {
                 use rumqttc::{ConnectionError, Event, Packet};
                 match l.poll().await {
-                    Ok(Event::Incoming(Packet::ConnAck(_))) => Polled::Connected,
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => Polled::Connected(None),
                     Ok(Event::Incoming(Packet::PubAck(ack))) => Polled::Acked(ack.pkid),
                     Ok(Event::Outgoing(Outgoing::Publish(pkid))) => Polled::Written(pkid),
                     Ok(_) => Polled::Other,
@@ -172,7 +180,9 @@ impl Loop {
                 use rumqttc::v5::mqttbytes::v5::Packet;
                 use rumqttc::v5::{ConnectionError, Event};
                 match l.poll().await {
-                    Ok(Event::Incoming(Packet::ConnAck(_))) => Polled::Connected,
+                    Ok(Event::Incoming(Packet::ConnAck(c))) => {
+                        Polled::Connected(c.properties.and_then(|p| p.max_packet_size))
+                    }
                     Ok(Event::Incoming(Packet::PubAck(ack))) => Polled::Acked(ack.pkid),
                     Ok(Event::Outgoing(Outgoing::Publish(pkid))) => Polled::Written(pkid),
                     Ok(_) => Polled::Other,

@@ -4,8 +4,19 @@
 //! disk) and from the outbox to the client while connected. On every (re)connect it publishes the retained
 //! `online` status; the last will says `offline`. Reconnects back off
 //! exponentially with jitter (0.5 s doubling to 30 s).
+//!
+//! Each connection gets its own client and event loop: a request queued
+//! for a connection that dropped dies with it instead of being written on
+//! the next one. rumqttc 0.25 neither takes a packet id from its caller
+//! nor says which request a packet id went to, so a PUBACK is matched to
+//! its message by packet id through the written-packet events, which come
+//! in the order this connection's client was handed its requests.
+//!
+//! Messages larger than `mqtt.max_packet_bytes` (or what an MQTT 5 broker
+//! announces) are refused when they are queued or handed over, logged
+//! with their size and the limit: one can never block the queue.
 
-use super::link::{self, Client, Loop, Polled, Protocol};
+use super::link::{self, Client, Polled, Protocol};
 use super::outbox::{Limits, Outbox, Pushed};
 use super::store::{Store, Stored};
 use super::{payload, Message, Topics};
@@ -32,6 +43,8 @@ pub struct Settings {
     pub flush_timeout: Duration,
     /// Period of the retained `…/health` message.
     pub health_interval: Duration,
+    /// Largest MQTT packet sent or accepted (`mqtt.max_packet_bytes`).
+    pub max_packet_bytes: usize,
 }
 
 /// TLS material, already read from its files.
@@ -57,7 +70,8 @@ impl std::fmt::Debug for Tls {
 /// Messages for the publisher task.
 #[derive(Debug)]
 enum Link {
-    Connected,
+    /// A new connection, its client and the broker's packet limit (MQTT 5).
+    Connected(Client, Option<u32>),
     Disconnected(String),
     Written(u16),
     Acked(u16),
@@ -107,51 +121,135 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_secs_f64((base * jitter).min(30.0))
 }
 
-async fn drive(mut eventloop: Loop, link: mpsc::UnboundedSender<Link>, metrics: Arc<Metrics>) {
+async fn drive(s: Settings, link: mpsc::UnboundedSender<Link>, metrics: Arc<Metrics>) {
     let mut attempt = 0u32;
     loop {
-        let sent = match eventloop.poll().await {
-            Polled::Connected => {
-                attempt = 0;
-                link.send(Link::Connected)
+        // A fresh client and event loop per connection (see the module doc).
+        let (client, mut eventloop) = link::connect(&s);
+        let mut client = Some(client);
+        loop {
+            let sent = match eventloop.poll().await {
+                Polled::Connected(max) => {
+                    attempt = 0;
+                    match client.take() {
+                        Some(c) => link.send(Link::Connected(c, max)),
+                        None => Ok(()),
+                    }
+                }
+                Polled::Acked(pkid) => link.send(Link::Acked(pkid)),
+                Polled::Written(pkid) => link.send(Link::Written(pkid)),
+                Polled::Other => Ok(()),
+                Polled::Failed(why) => {
+                    metrics.mqtt_connection_error();
+                    let wait = backoff(attempt);
+                    attempt += 1;
+                    let sent = link.send(Link::Disconnected(format!(
+                        "{why} (retrying in {:.1} s)",
+                        wait.as_secs_f64()
+                    )));
+                    drop(eventloop);
+                    tokio::time::sleep(wait).await;
+                    if sent.is_err() {
+                        return;
+                    }
+                    break;
+                }
+            };
+            if sent.is_err() {
+                return; // the publisher is gone
             }
-            Polled::Acked(pkid) => link.send(Link::Acked(pkid)),
-            Polled::Written(pkid) => link.send(Link::Written(pkid)),
-            Polled::Other => Ok(()),
-            Polled::Failed(why) => {
-                metrics.mqtt_connection_error();
-                let wait = backoff(attempt);
-                attempt += 1;
-                let sent = link.send(Link::Disconnected(format!(
-                    "{why} (retrying in {:.1} s)",
-                    wait.as_secs_f64()
-                )));
-                tokio::time::sleep(wait).await;
-                sent
-            }
-        };
-        if sent.is_err() {
-            return; // the publisher is gone
         }
     }
 }
 
-fn hand_over(client: &Client, outbox: &mut Outbox) {
-    while let Some(m) = outbox.next_to_send() {
-        if let Err(e) = client.publish(m.topic, m.reliable, m.retain, m.payload) {
-            // Cannot happen with the window below the channel capacity; the
-            // message will be sent again after the next disconnect.
-            log::warn!("mqtt: request queue full: {e}");
+/// The MQTT packet a message makes, at most: fixed header (5), topic length
+/// (2), packet id (2), MQTT 5 properties (1), topic and payload.
+pub fn packet_size(m: &Message) -> usize {
+    10 + m.topic.len() + m.payload.len()
+}
+
+/// The live connection: its client and the largest packet it may send.
+struct Conn {
+    client: Client,
+    max_packet: usize,
+}
+
+impl Conn {
+    /// Publishes a message outside the outbox (status, health), unless it
+    /// is too large; true when the client took it.
+    fn publish_untracked(
+        &self,
+        outbox: &mut Outbox,
+        topic: String,
+        reliable: bool,
+        payload: Vec<u8>,
+    ) -> bool {
+        let m = Message {
+            topic,
+            payload,
+            reliable,
+            retain: true,
+            event: None,
+        };
+        if too_large(&m, self.max_packet) {
+            return false;
+        }
+        let ok = self
+            .client
+            .publish(m.topic, m.reliable, m.retain, m.payload)
+            .is_ok();
+        if ok {
+            outbox.note_untracked();
+        }
+        ok
+    }
+}
+
+/// Logs (at most once a minute per topic kind) that `m` is over `limit`.
+fn too_large(m: &Message, limit: usize) -> bool {
+    let size = packet_size(m);
+    if size <= limit {
+        return false;
+    }
+    static LAST: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
+    let mut last = LAST.lock().expect("log limiter");
+    if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+        *last = Some(std::time::Instant::now());
+        log::error!(
+            "mqtt: a {size}-byte message on {} is over the {limit}-byte packet limit (mqtt.max_packet_bytes, \
+             or the broker's own limit): not sent. Fix: raise mqtt.max_packet_bytes (and the broker's limit, \
+             e.g. mosquitto's message_size_limit)",
+            m.topic
+        );
+    }
+    true
+}
+
+fn hand_over(conn: &Conn, d: &mut Durable, metrics: &Metrics) {
+    while let Some(m) = d.outbox.next_to_send() {
+        if too_large(&m, conn.max_packet) {
+            if let Some(id) = d.outbox.unhand(true) {
+                metrics.event_dropped();
+                d.remove.push(id);
+            }
+            continue;
+        }
+        if let Err(e) = conn
+            .client
+            .publish(m.topic, m.reliable, m.retain, m.payload)
+        {
+            // Its request queue is full, or its connection is gone: the
+            // message goes again later.
+            log::debug!("mqtt: request not taken: {e}");
+            d.outbox.unhand(false);
             break;
         }
     }
 }
 
-fn publish_status(client: &Client, outbox: &mut Outbox, topics: &Topics, online: bool) {
+fn publish_status(conn: &Conn, outbox: &mut Outbox, topics: &Topics, online: bool) {
     let p = payload::to_json(&payload::status(&topics.device, online));
-    if client.publish(topics.status(), true, true, p).is_ok() {
-        outbox.note_untracked();
-    }
+    conn.publish_untracked(outbox, topics.status(), true, p);
 }
 
 fn now_ms() -> u64 {
@@ -169,15 +267,34 @@ struct Durable {
     store: Store,
     add: Vec<Stored>,
     remove: Vec<u64>,
+    /// Each camera's last event number, not yet on disk.
+    seqs: std::collections::HashMap<String, u64>,
+    /// A write failed: the file no longer mirrors the outbox.
     failing: bool,
+    max_packet: usize,
 }
 
 impl Durable {
     fn queue(&mut self, m: Message, metrics: &Metrics) {
+        if let Some((camera, n)) = &m.event {
+            // The number is taken whatever becomes of the message.
+            let last = self.seqs.entry(camera.clone()).or_default();
+            *last = (*last).max(*n);
+        }
+        if too_large(&m, self.max_packet) {
+            if m.reliable {
+                metrics.event_dropped();
+            }
+            return;
+        }
         let now = now_ms();
         let copy = m.reliable.then(|| m.clone());
         match self.outbox.push(m, now) {
-            Pushed::Queued { id, dropped } => {
+            Pushed::Queued {
+                id,
+                dropped,
+                removed,
+            } => {
                 if let Some(msg) = copy {
                     self.add.push(Stored {
                         id,
@@ -189,8 +306,10 @@ impl Durable {
                     metrics.event_dropped();
                     self.remove.push(d);
                 }
+                self.remove.extend(removed);
             }
             Pushed::Refused => metrics.event_dropped(),
+            Pushed::Discarded => {}
         }
     }
 
@@ -202,23 +321,42 @@ impl Durable {
 
     /// Expires old messages and commits pending changes. A failing disk
     /// (full, read-only) never stops delivery: messages stay in memory,
-    /// the failure is logged once per episode and counted.
+    /// the failure is logged once per episode and counted; once writes
+    /// work again the file is made to hold the outbox as it is then.
     fn commit(&mut self, metrics: &Metrics) {
         for id in self.outbox.expire(now_ms()) {
             metrics.event_dropped();
             self.remove.push(id);
         }
-        match self.store.commit(&self.add, &self.remove) {
+        let result = if self.failing {
+            self.store.replace_all(&self.outbox.held(), &self.seqs)
+        } else {
+            self.store.commit(&self.add, &self.remove, &self.seqs)
+        };
+        match result {
             Ok(()) => {
                 if self.failing {
-                    log::info!("outbox: writing to disk works again");
+                    self.store.synced();
+                    log::info!(
+                        "outbox: writing to disk works again; the file holds the outbox again"
+                    );
                 }
                 self.failing = false;
+                self.seqs.clear();
             }
             Err(e) => {
                 metrics.outbox_write_error();
                 if !self.failing {
-                    log::error!("{e}; messages are kept in memory until it works again");
+                    let marked = self.store.mark_unsynced();
+                    log::error!(
+                        "{e}; messages are kept in memory until it works again{}",
+                        if marked {
+                            ""
+                        } else {
+                            " (the unsynced marker could not be made either: a restart before the disk \
+                             works again may repeat event numbers)"
+                        }
+                    );
                 }
                 self.failing = true;
             }
@@ -237,9 +375,8 @@ async fn run(
     mut rx: mpsc::UnboundedReceiver<Message>,
     metrics: Arc<Metrics>,
 ) {
-    let (client, eventloop) = link::connect(&s);
     let (link_tx, mut link) = mpsc::unbounded_channel();
-    let driver = tokio::spawn(drive(eventloop, link_tx, metrics.clone()));
+    let driver = tokio::spawn(drive(s.clone(), link_tx, metrics.clone()));
     let (store, restored) = durable;
     let mut outbox = Outbox::new(s.limits.clone(), 64);
     if !restored.is_empty() {
@@ -254,9 +391,11 @@ async fn run(
         store,
         add: vec![],
         remove: vec![],
+        seqs: Default::default(),
         failing: false,
+        max_packet: s.max_packet_bytes,
     };
-    let mut connected = false;
+    let mut conn: Option<Conn> = None;
     let mut closing: Option<tokio::time::Instant> = None;
     let mut was_down_logged = false;
     let started = tokio::time::Instant::now();
@@ -265,20 +404,20 @@ async fn run(
         metrics.beat(Beat::Publisher);
         d.commit(&metrics);
         if tokio::time::Instant::now() >= next_health {
-            if connected {
+            if let Some(c) = &conn {
                 let up = started.elapsed().as_secs();
                 let h = payload::health(&s.topics.device, up, &metrics.snapshot());
-                if client
-                    .publish(s.topics.health(), false, true, payload::to_json(&h))
-                    .is_ok()
-                {
-                    d.outbox.note_untracked();
-                }
+                c.publish_untracked(
+                    &mut d.outbox,
+                    s.topics.health(),
+                    false,
+                    payload::to_json(&h),
+                );
             }
             next_health = tokio::time::Instant::now() + s.health_interval;
         }
-        if connected {
-            hand_over(&client, &mut d.outbox);
+        if let Some(c) = &conn {
+            hand_over(c, &mut d, &metrics);
         }
         metrics.set_outbox(d.outbox.len() as u64, d.outbox.acked());
         if let Some(deadline) = closing {
@@ -307,21 +446,27 @@ async fn run(
                 let mut ev = ev;
                 for _ in 0..TURN {
                     match ev {
-                        Some(Link::Connected) => {
+                        Some(Link::Connected(client, broker_max)) => {
                             metrics.mqtt_attempted();
                             log::info!("mqtt: connected to {}:{}", s.host, s.port);
-                            connected = true;
+                            let max_packet = broker_max
+                                .map_or(s.max_packet_bytes, |b| s.max_packet_bytes.min(b as usize));
+                            d.max_packet = max_packet;
+                            // A new connection: nothing is outstanding on it.
+                            d.outbox.on_disconnect();
+                            let c = Conn { client, max_packet };
                             metrics.set_mqtt_connected(true);
                             was_down_logged = false;
-                            publish_status(&client, &mut d.outbox, &s.topics, true);
+                            publish_status(&c, &mut d.outbox, &s.topics, true);
+                            conn = Some(c);
                         }
                         Some(Link::Disconnected(why)) => {
                             metrics.mqtt_attempted();
-                            if connected || !was_down_logged {
+                            if conn.is_some() || !was_down_logged {
                                 log::warn!("mqtt: cannot connect to {}:{}: {why}; {} messages wait", s.host, s.port, d.outbox.len());
                                 was_down_logged = true;
                             }
-                            connected = false;
+                            conn = None;
                             metrics.set_mqtt_connected(false);
                             d.outbox.on_disconnect();
                         }
@@ -345,7 +490,7 @@ async fn run(
             d.outbox.len()
         );
     }
-    if connected {
+    if let Some(c) = &conn {
         // The exit summary, typed: a last retained health message, then
         // `offline`.
         let h = payload::health(
@@ -353,13 +498,13 @@ async fn run(
             started.elapsed().as_secs(),
             &metrics.snapshot(),
         );
-        if client
-            .publish(s.topics.health(), false, true, payload::to_json(&h))
-            .is_ok()
-        {
-            d.outbox.note_untracked();
-        }
-        publish_status(&client, &mut d.outbox, &s.topics, false);
+        c.publish_untracked(
+            &mut d.outbox,
+            s.topics.health(),
+            false,
+            payload::to_json(&h),
+        );
+        publish_status(c, &mut d.outbox, &s.topics, false);
         // Give the offline status a moment to go out before disconnecting.
         let wait = tokio::time::sleep(Duration::from_millis(300));
         tokio::pin!(wait);
@@ -369,7 +514,7 @@ async fn run(
                 ev = link.recv() => if let Some(Link::Acked(_)) | None = ev { break },
             }
         }
-        client.disconnect();
+        c.client.disconnect();
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     driver.abort();

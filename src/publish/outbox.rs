@@ -2,8 +2,14 @@
 //! `state.rs`), so they are unit-tested directly. The publisher mirrors
 //! every change into the on-disk store.
 //!
-//! - `push` appends; past the limits (count, bytes) it drops the oldest or
-//!   refuses the new message, as configured, and reports what it dropped;
+//! - `push` appends; past the limits (count, bytes) it makes room by
+//!   dropping QoS 0 messages first (oldest first): a best-effort message
+//!   never displaces a QoS 1 one, and a QoS 0 message finds no room when
+//!   only QoS 1 messages are queued. Only then does it drop the oldest QoS 1
+//!   message or refuse the new one, as configured, and it reports what it
+//!   dropped. A retained message that is not an event (a camera's `state`)
+//!   supersedes the unsent retained message on its topic: the broker keeps
+//!   only the newest, so the older one is removed, not counted as a loss.
 //!   `expire` drops messages older than the age limit.
 //! - `next_to_send` hands out unsent messages in order, at most `window`
 //!   outstanding at a time.
@@ -43,10 +49,19 @@ impl Limits {
 /// What `push` did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Pushed {
-    /// Queued with this id; these older ids were dropped to make room.
-    Queued { id: u64, dropped: Vec<u64> },
-    /// Full and configured to refuse new messages.
+    /// Queued with this id. `dropped`: QoS 1 messages dropped to make room
+    /// (losses); `removed`: QoS 0 messages dropped to make room and
+    /// superseded retained messages (no loss to report, but the store
+    /// must forget them too).
+    Queued {
+        id: u64,
+        dropped: Vec<u64>,
+        removed: Vec<u64>,
+    },
+    /// Full and configured to refuse new QoS 1 messages (a loss).
     Refused,
+    /// A QoS 0 message found the outbox full of QoS 1 messages: not queued.
+    Discarded,
 }
 
 #[derive(Debug)]
@@ -109,19 +124,46 @@ impl Outbox {
         self.queue.len() + 1 > self.limits.max_events || self.bytes + extra > self.limits.max_bytes
     }
 
+    /// Removes the entry at `pos`, keeping the byte count.
+    fn take(&mut self, pos: usize) -> Entry {
+        let e = self.queue.remove(pos).expect("position is valid");
+        self.bytes -= size(&e.msg);
+        e
+    }
+
     /// Queues a message created at `created_ms`.
     pub fn push(&mut self, msg: Message, created_ms: u64) -> Pushed {
         let extra = size(&msg);
+        let mut removed = vec![];
+        if msg.retain && msg.event.is_none() {
+            // Only the newest retained message of a topic is worth sending.
+            while let Some(pos) = self.queue.iter().position(|e| {
+                !e.sent && e.msg.retain && e.msg.event.is_none() && e.msg.topic == msg.topic
+            }) {
+                removed.push(self.take(pos).id);
+            }
+        }
+        // Best-effort messages make room first, oldest first.
+        while self.full(extra) {
+            match self.queue.iter().position(|e| !e.msg.reliable) {
+                Some(pos) => removed.push(self.take(pos).id),
+                None => break,
+            }
+        }
         let mut dropped = vec![];
-        while self.full(extra) && !self.queue.is_empty() {
+        if self.full(extra) && !self.queue.is_empty() {
+            if !msg.reliable {
+                return Pushed::Discarded;
+            }
             if self.limits.refuse_new {
                 self.dropped += 1;
                 return Pushed::Refused;
             }
-            let old = self.queue.pop_front().expect("not empty");
-            self.bytes -= size(&old.msg);
-            self.dropped += 1;
-            dropped.push(old.id);
+            while self.full(extra) && !self.queue.is_empty() {
+                let old = self.take(0);
+                self.dropped += 1;
+                dropped.push(old.id);
+            }
         }
         let id = self.next_id;
         self.next_id += 1;
@@ -132,7 +174,11 @@ impl Outbox {
             msg,
             sent: false,
         });
-        Pushed::Queued { id, dropped }
+        Pushed::Queued {
+            id,
+            dropped,
+            removed,
+        }
     }
 
     /// Drops messages older than the age limit; returns their ids.
@@ -171,6 +217,35 @@ impl Outbox {
             self.handed.push_back(None);
         }
         Some(msg)
+    }
+
+    /// The message `next_to_send` just returned did not reach the client
+    /// (its request queue was full or belonged to a connection that is
+    /// gone): it is not matched with the next written packet, and goes
+    /// again later. With `drop` (it can never be sent: too large) it
+    /// leaves the outbox instead; returns its id then, for the store.
+    pub fn unhand(&mut self, drop: bool) -> Option<u64> {
+        let id = self.handed.pop_back()??;
+        let pos = self.queue.iter().position(|e| e.id == id)?;
+        if drop {
+            self.dropped += 1;
+            return Some(self.take(pos).id);
+        }
+        self.queue[pos].sent = false;
+        None
+    }
+
+    /// Every QoS 1 message held, oldest first, as the store keeps them.
+    pub fn held(&self) -> Vec<Stored> {
+        self.queue
+            .iter()
+            .filter(|e| e.msg.reliable)
+            .map(|e| Stored {
+                id: e.id,
+                created_ms: e.created_ms,
+                msg: e.msg.clone(),
+            })
+            .collect()
     }
 
     /// Records a publish that did not go through the outbox (e.g. status),
@@ -246,8 +321,8 @@ mod tests {
 
     fn queued(p: Pushed) -> (u64, Vec<u64>) {
         match p {
-            Pushed::Queued { id, dropped } => (id, dropped),
-            Pushed::Refused => panic!("refused"),
+            Pushed::Queued { id, dropped, .. } => (id, dropped),
+            other => panic!("not queued: {other:?}"),
         }
     }
 
@@ -354,5 +429,133 @@ mod tests {
         assert_eq!(o.len(), 1);
         assert_eq!(o.on_acked(6), Some(2));
         assert!(o.is_empty());
+    }
+
+    fn event(cam: &str, seq: u64) -> Message {
+        Message {
+            topic: format!("d/{cam}/styles"),
+            payload: format!("{{\"seq\":{seq}}}").into_bytes(),
+            reliable: true,
+            retain: false,
+            event: Some((cam.to_string(), seq)),
+        }
+    }
+
+    fn state(cam: &str, seq: u64) -> Message {
+        Message {
+            topic: format!("d/{cam}/state"),
+            payload: format!("{{\"seq\":{seq}}}").into_bytes(),
+            reliable: true,
+            retain: true,
+            event: None,
+        }
+    }
+
+    fn frame(cam: &str, n: u64) -> Message {
+        Message {
+            topic: format!("d/{cam}/frames"),
+            payload: format!("{{\"frame\":{n}}}").into_bytes(),
+            reliable: false,
+            retain: false,
+            event: None,
+        }
+    }
+
+    /// The review's outage, as an operator ran it: one camera at 10 fps,
+    /// `max_events = 300`, 40 s without a broker, 284 tag events, each with
+    /// its retained state, and (`publish_frames`) every frame at QoS 0.
+    /// Every event must still be there when the broker comes back.
+    #[test]
+    fn an_outage_keeps_every_event_when_frames_and_states_pile_up() {
+        for publish_frames in [false, true] {
+            let mut o = Outbox::new(Limits::count(300), 1000);
+            let mut seq = 0;
+            for n in 0..400u64 {
+                if publish_frames {
+                    o.push(frame("cam", n), n);
+                }
+                if n * 284 / 400 != (n + 1) * 284 / 400 {
+                    seq += 1;
+                    o.push(event("cam", seq), n);
+                    o.push(state("cam", seq), n);
+                }
+            }
+            assert_eq!(seq, 284);
+            assert_eq!(o.dropped(), 0, "publish_frames = {publish_frames}");
+            let mut events = vec![];
+            let mut states = vec![];
+            while let Some(m) = o.next_to_send() {
+                match &m.event {
+                    Some((_, s)) => events.push(*s),
+                    None if m.retain => states.push(m.payload.clone()),
+                    None => {}
+                }
+            }
+            assert_eq!(events, (1..=284).collect::<Vec<_>>());
+            assert_eq!(
+                states,
+                vec![b"{\"seq\":284}".to_vec()],
+                "only the newest state"
+            );
+        }
+    }
+
+    #[test]
+    fn qos0_never_displaces_qos1() {
+        let mut o = Outbox::new(Limits::count(3), 8);
+        o.push(frame("c", 1), 0);
+        o.push(event("c", 1), 0);
+        o.push(event("c", 2), 0);
+        // Full: the new event takes the frame's place.
+        match o.push(event("c", 3), 0) {
+            Pushed::Queued {
+                dropped, removed, ..
+            } => {
+                assert_eq!((dropped, removed), (vec![], vec![1]));
+            }
+            other => panic!("{other:?}"),
+        }
+        // Full of events: a frame finds no room, and no event goes.
+        assert_eq!(o.push(frame("c", 2), 0), Pushed::Discarded);
+        assert_eq!((o.len(), o.dropped()), (3, 0));
+        // An event still displaces the oldest event (drop-oldest).
+        assert_eq!(queued(o.push(event("c", 4), 0)).1, vec![2]);
+    }
+
+    #[test]
+    fn a_state_supersedes_only_the_unsent_state_of_its_topic() {
+        let mut o = Outbox::new(Limits::count(10), 8);
+        o.push(state("a", 1), 0);
+        assert_eq!(o.next_to_send().unwrap().payload, b"{\"seq\":1}");
+        // The first is in flight: it stays (its PUBACK will come).
+        o.push(state("a", 2), 0);
+        o.push(state("b", 1), 0);
+        match o.push(state("a", 3), 0) {
+            Pushed::Queued { removed, .. } => assert_eq!(removed, vec![2]),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!((o.len(), o.dropped()), (3, 0));
+        // An event on a state's topic never supersedes anything.
+        let mut e = event("a", 9);
+        e.retain = true;
+        assert!(matches!(o.push(e, 0), Pushed::Queued { ref removed, .. } if removed.is_empty()));
+    }
+
+    #[test]
+    fn a_failed_hand_off_is_not_matched_with_the_next_write() {
+        let mut o = Outbox::new(Limits::count(10), 8);
+        o.push(m(1, true), 0);
+        o.push(m(2, true), 0);
+        assert_eq!(o.next_to_send().unwrap().payload, vec![1]);
+        // The client refused message 1: it goes again, and the next
+        // written packet is message 2's.
+        assert_eq!(o.unhand(false), None);
+        assert_eq!(o.next_to_send().unwrap().payload, vec![1]);
+        assert_eq!(o.next_to_send().unwrap().payload, vec![2]);
+        assert_eq!(o.unhand(true), Some(2), "too large: dropped");
+        o.on_written(3);
+        assert_eq!(o.on_acked(3), Some(1));
+        assert!(o.is_empty());
+        assert_eq!(o.dropped(), 1);
     }
 }

@@ -8,6 +8,16 @@
 //!
 //! Writes are grouped: the publisher commits all messages that arrived
 //! (and all acknowledgements) since its last turn in one transaction.
+//!
+//! A failed write (disk full, read-only, an I/O error) leaves the file as
+//! it was at the last commit, and redb refuses every later transaction on
+//! that handle; the next commit reopens the file, and the publisher then
+//! writes its whole state again ([`Store::replace_all`]). While writes fail,
+//! events are numbered that the file does not know of: before anything
+//! else the store creates an empty marker file beside it (`…​.unsynced`, an
+//! inode and no data block, so it can be made on a full disk). A store
+//! opened with the marker present starts a new epoch: a daemon restarted
+//! during a disk-full episode never repeats a `seq` within an epoch.
 
 use super::Message;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -108,8 +118,16 @@ fn decode(id: u64, b: &[u8]) -> Option<Stored> {
 }
 
 pub struct Store {
-    db: Database,
+    /// `None` after a failed write, until it is reopened.
+    db: Option<Database>,
     path: PathBuf,
+}
+
+/// The marker of numbers handed out but not written (see the module doc).
+fn unsynced_marker(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".unsynced");
+    PathBuf::from(name)
 }
 
 /// What a store held when it was opened.
@@ -138,7 +156,7 @@ impl Store {
             fix: "another stylecam may be using this outbox (one per daemon), or the folder is not writable",
         })?;
         let store = Self {
-            db,
+            db: Some(db),
             path: path.into(),
         };
         let restored = store.read().map_err(|source| StoreError::Io {
@@ -148,14 +166,31 @@ impl Store {
         Ok((store, restored))
     }
 
+    fn db(&self) -> &Database {
+        self.db.as_ref().expect("the store is open")
+    }
+
     fn read(&self) -> Result<Restored, redb::Error> {
-        let tx = self.db.begin_write()?;
+        let marker = unsynced_marker(&self.path);
+        let unsynced = marker.exists();
+        let tx = self.db().begin_write()?;
         tx.open_table(OUTBOX)?;
-        tx.open_table(SEQ)?;
+        let mut seq_table = tx.open_table(SEQ)?;
         let epoch = {
             let mut meta = tx.open_table(META)?;
             let existing = meta.get("epoch")?.map(|v| v.value().to_string());
             match existing {
+                Some(old) if unsynced => {
+                    let e = new_epoch();
+                    meta.insert("epoch", e.as_str())?;
+                    seq_table.retain(|_, _| false)?;
+                    log::warn!(
+                        "outbox {}: the last run numbered events it could not write (disk full or failing); \
+                         new event epoch {e} (was {old}, seq starts at 1) so that no seq repeats",
+                        self.path.display()
+                    );
+                    e
+                }
                 Some(e) => e,
                 None => {
                     let e = new_epoch();
@@ -168,8 +203,13 @@ impl Store {
                 }
             }
         };
+        drop(seq_table);
         tx.commit()?;
-        let tx = self.db.begin_read()?;
+        if unsynced {
+            // Gone only once the new epoch is on disk.
+            let _ = std::fs::remove_file(&marker);
+        }
+        let tx = self.db().begin_read()?;
         let mut pending = vec![];
         let mut corrupt = 0;
         for row in tx.open_table(OUTBOX)?.iter()? {
@@ -197,19 +237,20 @@ impl Store {
         })
     }
 
-    /// Adds and removes messages in one durable transaction; events also
-    /// advance their camera's last event number.
-    pub fn commit(&self, add: &[Stored], remove: &[u64]) -> Result<(), StoreError> {
-        if add.is_empty() && remove.is_empty() {
+    /// Adds and removes messages in one durable transaction and raises
+    /// each camera's last event number to at least `seqs`' (numbers go
+    /// with the transaction even when their message was dropped).
+    pub fn commit(
+        &mut self,
+        add: &[Stored],
+        remove: &[u64],
+        seqs: &HashMap<String, u64>,
+    ) -> Result<(), StoreError> {
+        if add.is_empty() && remove.is_empty() && seqs.is_empty() {
             return Ok(());
         }
-        let io = |source: redb::Error| StoreError::Io {
-            path: self.path.clone(),
-            source,
-        };
-        let run = || -> Result<(), redb::Error> {
-            let tx = self.db.begin_write()?;
-            {
+        self.write(
+            |tx| {
                 let mut table = tx.open_table(OUTBOX)?;
                 for s in add {
                     table.insert(s.id, encode(s).as_slice())?;
@@ -217,20 +258,83 @@ impl Store {
                 for id in remove {
                     table.remove(id)?;
                 }
+                Ok(())
+            },
+            seqs,
+        )
+    }
+
+    /// Makes the file hold exactly `all` (after failed writes, when the
+    /// file may miss messages or hold delivered ones), with `seqs` as in
+    /// [`Self::commit`].
+    pub fn replace_all(
+        &mut self,
+        all: &[Stored],
+        seqs: &HashMap<String, u64>,
+    ) -> Result<(), StoreError> {
+        self.write(
+            |tx| {
+                let mut table = tx.open_table(OUTBOX)?;
+                table.retain(|_, _| false)?;
+                for s in all {
+                    table.insert(s.id, encode(s).as_slice())?;
+                }
+                Ok(())
+            },
+            seqs,
+        )
+    }
+
+    /// Notes on disk (an empty marker file) that events are being
+    /// numbered which the file does not hold; false if even that failed.
+    pub fn mark_unsynced(&self) -> bool {
+        let marker = unsynced_marker(&self.path);
+        marker.exists() || std::fs::File::create(&marker).is_ok()
+    }
+
+    /// Runs `f` and the `seqs` update in one transaction, reopening the
+    /// file first when an earlier write failed; a failure drops the handle.
+    fn write(
+        &mut self,
+        f: impl FnOnce(&redb::WriteTransaction) -> Result<(), redb::Error>,
+        seqs: &HashMap<String, u64>,
+    ) -> Result<(), StoreError> {
+        let io = |path: &Path, source: redb::Error| StoreError::Io {
+            path: path.into(),
+            source,
+        };
+        if self.db.is_none() {
+            let db = Database::create(&self.path).map_err(|e| io(&self.path, e.into()))?;
+            self.db = Some(db);
+        }
+        let run = |db: &Database| -> Result<(), redb::Error> {
+            let tx = db.begin_write()?;
+            f(&tx)?;
+            {
                 let mut seq = tx.open_table(SEQ)?;
-                for s in add {
-                    if let Some((camera, n)) = &s.msg.event {
-                        let last = seq.get(camera.as_str())?.map_or(0, |g| g.value());
-                        if *n > last {
-                            seq.insert(camera.as_str(), *n)?;
-                        }
+                for (camera, n) in seqs {
+                    let last = seq.get(camera.as_str())?.map_or(0, |g| g.value());
+                    if *n > last {
+                        seq.insert(camera.as_str(), *n)?;
                     }
                 }
             }
             tx.commit()?;
             Ok(())
         };
-        run().map_err(io)
+        match run(self.db()) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                // redb fails every later transaction on this handle.
+                self.db = None;
+                Err(io(&self.path, e))
+            }
+        }
+    }
+
+    /// The numbers on disk match what was handed out: the marker goes.
+    pub fn synced(&self) {
+        let _ = std::fs::remove_file(unsynced_marker(&self.path));
     }
 }
 
@@ -257,12 +361,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/outbox.redb");
         {
-            let (store, r) = Store::open(&path).unwrap();
+            let (mut store, r) = Store::open(&path).unwrap();
             assert!(r.pending.is_empty() && r.seqs.is_empty());
             assert_eq!(r.epoch.len(), 16);
             let add: Vec<Stored> = (1..=5).map(|i| stored(i, Some(("cam", i + 10)))).collect();
-            store.commit(&add, &[]).unwrap();
-            store.commit(&[stored(6, None)], &[2, 4]).unwrap();
+            let seqs = HashMap::from([("cam".to_string(), 15)]);
+            store.commit(&add, &[], &seqs).unwrap();
+            store
+                .commit(&[stored(6, None)], &[2, 4], &HashMap::new())
+                .unwrap();
         }
         let epoch = Store::open(&path).unwrap().1.epoch;
         let (_store, r) = Store::open(&path).unwrap();
@@ -294,5 +401,62 @@ mod tests {
             e.contains("outbox.path") && e.contains("another stylecam"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn numbers_without_a_message_are_kept_and_replace_all_rewrites() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("outbox.redb");
+        {
+            let (mut store, _) = Store::open(&path).unwrap();
+            store
+                .commit(
+                    &[stored(1, Some(("a", 1)))],
+                    &[],
+                    &HashMap::from([("a".into(), 1)]),
+                )
+                .unwrap();
+            // Event 2 of `a` was dropped before any write; event 7 of `b` too.
+            let seqs = HashMap::from([("a".into(), 2), ("b".into(), 7)]);
+            store.commit(&[], &[], &seqs).unwrap();
+            // A lower number never lowers what is on disk.
+            store
+                .commit(&[], &[], &HashMap::from([("b".into(), 3)]))
+                .unwrap();
+            store
+                .replace_all(&[stored(5, None), stored(9, None)], &HashMap::new())
+                .unwrap();
+        }
+        let (_store, r) = Store::open(&path).unwrap();
+        assert_eq!(r.seqs, HashMap::from([("a".into(), 2), ("b".into(), 7)]));
+        let ids: Vec<u64> = r.pending.iter().map(|s| s.id).collect();
+        assert_eq!(ids, vec![5, 9]);
+    }
+
+    #[test]
+    fn a_store_left_unsynced_opens_in_a_new_epoch() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("outbox.redb");
+        let first = {
+            let (mut store, r) = Store::open(&path).unwrap();
+            store
+                .commit(
+                    &[stored(1, Some(("a", 4)))],
+                    &[],
+                    &HashMap::from([("a".into(), 4)]),
+                )
+                .unwrap();
+            // Writes fail from here on; numbers 5.. are handed out.
+            assert!(store.mark_unsynced());
+            r.epoch
+        };
+        let (store, r) = Store::open(&path).unwrap();
+        assert_ne!(r.epoch, first, "a new epoch");
+        assert!(r.seqs.is_empty(), "seq starts at 1 again");
+        assert_eq!(r.pending.len(), 1, "undelivered messages stay");
+        drop(store);
+        assert!(!unsynced_marker(&path).exists());
+        let (_s, again) = Store::open(&path).unwrap();
+        assert_eq!(again.epoch, r.epoch, "only once");
     }
 }

@@ -60,6 +60,51 @@ pub struct Metrics {
     batch_sizes: std::sync::OnceLock<prometheus_client::metrics::histogram::Histogram>,
     /// Reads the running pipeline's queue depths (camera name, frames waiting).
     queue_depths: Mutex<Option<Probe>>,
+    /// Milliseconds since [`START`] (+1; 0 = never) of the last frame
+    /// captured, frame inferred (or answered by the gate), PUBACK and connect.
+    progress: [AtomicU64; 4],
+}
+
+/// What [`Metrics::progress`] keeps the time of.
+#[derive(Debug, Clone, Copy)]
+enum Progress {
+    Captured = 0,
+    Inferred = 1,
+    Acked = 2,
+    Connected = 3,
+}
+
+/// Logs at most one line per `every` for one kind of repeated problem,
+/// saying how many it held back: per-frame problems never flood the journal.
+#[derive(Debug)]
+pub struct RateLimit {
+    every: Duration,
+    state: Mutex<(Option<Instant>, u64)>,
+}
+
+impl RateLimit {
+    pub const fn new(every: Duration) -> Self {
+        Self {
+            every,
+            state: Mutex::new((None, 0)),
+        }
+    }
+
+    /// `Some(held back since the last line)` when a line may be logged now.
+    pub fn allow(&self) -> Option<u64> {
+        let mut s = self.state.lock().expect("rate limit");
+        match s.0 {
+            Some(t) if t.elapsed() < self.every => {
+                s.1 += 1;
+                None
+            }
+            _ => {
+                let held = s.1;
+                *s = (Some(Instant::now()), 0);
+                Some(held)
+            }
+        }
+    }
 }
 
 struct Probe(QueueProbe);
@@ -80,6 +125,29 @@ pub enum Beat {
     Inference = 0,
     /// The MQTT publisher task (likewise).
     Publisher = 1,
+}
+
+/// The log filter: `RUST_LOG` (default `info`) with the MQTT libraries
+/// quieted unless `RUST_LOG` names them: the embedded broker (rumqttd)
+/// traces about five lines per message at `info`, which would fill the
+/// journal of a box that runs with `RUST_LOG=info`.
+pub fn log_filter(rust_log: Option<&str>) -> String {
+    const QUIET: [(&str, &str); 3] = [
+        ("rumqttd", "off"),
+        ("tracing::span", "off"),
+        ("rumqttc", "warn"),
+    ];
+    let base = rust_log
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .unwrap_or("info");
+    let mut filter = base.to_string();
+    for (target, level) in QUIET {
+        if !base.contains(target) {
+            filter.push_str(&format!(",{target}={level}"));
+        }
+    }
+    filter
 }
 
 /// The process's time origin for heartbeats.
@@ -262,6 +330,51 @@ fn idx(s: Stage) -> usize {
 impl Metrics {
     pub fn frame_captured(&self) {
         self.frames_captured.fetch_add(1, Relaxed);
+        self.mark(Progress::Captured);
+    }
+
+    fn mark(&self, what: Progress) {
+        self.progress[what as usize].store(since_start().as_millis() as u64 + 1, Relaxed);
+    }
+
+    /// How long ago `what` last happened (`None`: never).
+    fn since(&self, what: Progress) -> Option<Duration> {
+        match self.progress[what as usize].load(Relaxed) {
+            0 => None,
+            ms => Some(since_start().saturating_sub(Duration::from_millis(ms - 1))),
+        }
+    }
+
+    /// Why the daemon turns but makes no progress, if it does not: frames
+    /// keep arriving but none has been inferred for `after`, or QoS 1
+    /// messages wait on a live connection and none has been acknowledged
+    /// for `after`. `after` = 0 turns the check off (`metrics.stall_after_s`).
+    pub fn no_progress(&self, after: Duration) -> Option<String> {
+        if after.is_zero() {
+            return None;
+        }
+        let key = after.as_secs();
+        let captured_lately = self.since(Progress::Captured).is_some_and(|d| d < after);
+        let inferred = self.since(Progress::Inferred).unwrap_or(since_start());
+        if captured_lately && inferred > after {
+            return Some(format!(
+                "frames arrive but none has been inferred for {} s (metrics.stall_after_s = {key})",
+                inferred.as_secs()
+            ));
+        }
+        let waiting = self.outbox_pending.load(Relaxed);
+        if waiting > 0 && self.mqtt_connected() {
+            let acked = self.since(Progress::Acked).unwrap_or(since_start());
+            let connected = self.since(Progress::Connected).unwrap_or(since_start());
+            let quiet = acked.min(connected);
+            if quiet > after {
+                return Some(format!(
+                    "{waiting} messages wait on a live MQTT connection but the broker acknowledged none for {} s (metrics.stall_after_s = {key})",
+                    quiet.as_secs()
+                ));
+            }
+        }
+        None
     }
     pub fn frame_dropped(&self) {
         self.frames_dropped.fetch_add(1, Relaxed);
@@ -271,9 +384,11 @@ impl Metrics {
     }
     pub fn frames_inferred(&self, n: u64) {
         self.frames_inferred.fetch_add(n, Relaxed);
+        self.mark(Progress::Inferred);
     }
     pub fn frames_gated(&self, n: u64) {
         self.frames_gated.fetch_add(n, Relaxed);
+        self.mark(Progress::Inferred);
     }
     pub fn frames_escalated(&self, n: u64) {
         self.frames_escalated.fetch_add(n, Relaxed);
@@ -326,6 +441,9 @@ impl Metrics {
     /// The MQTT session is up (`true` after CONNACK, `false` when it drops).
     pub fn set_mqtt_connected(&self, up: bool) {
         self.mqtt_connected.store(up, Relaxed);
+        if up {
+            self.mark(Progress::Connected);
+        }
     }
 
     pub fn mqtt_connected(&self) -> bool {
@@ -364,9 +482,15 @@ impl Metrics {
 
     /// `/healthz`: `Ok` when every stage is live, else the reasons: a camera
     /// reconnecting (or failed) for longer than `camera_grace`, the inference
-    /// or publisher loop not turning for 10 s, the outbox at `outbox_limit`.
-    pub fn health(&self, camera_grace: Duration, outbox_limit: u64) -> Result<(), Vec<String>> {
-        let mut why = vec![];
+    /// or publisher loop not turning for 10 s, the outbox at `outbox_limit`,
+    /// no progress for `stall_after` ([`Self::no_progress`]).
+    pub fn health(
+        &self,
+        camera_grace: Duration,
+        outbox_limit: u64,
+        stall_after: Duration,
+    ) -> Result<(), Vec<String>> {
+        let mut why: Vec<String> = self.no_progress(stall_after).into_iter().collect();
         for (name, state, age) in self.camera_states() {
             if matches!(state, "reconnecting" | "failed") && age > camera_grace {
                 why.push(format!(
@@ -434,7 +558,9 @@ impl Metrics {
     }
     pub fn set_outbox(&self, pending: u64, acked: u64) {
         self.outbox_pending.store(pending, Relaxed);
-        self.events_acked.store(acked, Relaxed);
+        if self.events_acked.swap(acked, Relaxed) != acked {
+            self.mark(Progress::Acked);
+        }
     }
     /// Adds `total` spent in `stage` over `frames` frames.
     pub fn time(&self, stage: Stage, total: Duration, frames: u64) {

@@ -31,20 +31,36 @@ int32_t stc_trt_header_flavour(void) { return STC_FLAVOUR; }
 
 namespace {
 
-// Routes TensorRT's messages into `log` and keeps the last error for the
-// caller's message.
+// The last error TensorRT reported on this thread: TensorRT calls its
+// logger on the thread that made the failing call, so each call reads its
+// own error, whichever thread made the runtime.
+thread_local std::string t_last_error;
+
+// Routes TensorRT's messages into `log` (thread-safe on the Rust side) and
+// notes errors for the calling thread. TensorRT keeps the logger's address
+// for as long as a builder or runtime lives, and a reload makes the
+// runtime on a short-lived thread, then runs it on the inference thread:
+// one logger for the whole process, never destroyed.
 class Logger : public ILogger {
 public:
     void log(Severity severity, char const* msg) noexcept override {
         if (severity <= Severity::kERROR && msg) {
-            last_error = msg;
+            try {
+                t_last_error = msg;
+            } catch (...) {
+            }
         }
         stylecam_trt_log(static_cast<int32_t>(severity), msg ? msg : "");
     }
-    std::string last_error;
 };
 
-thread_local Logger g_logger;
+// Process lifetime (made once, thread-safely; deliberately never freed).
+Logger& logger() {
+    static Logger* const l = new Logger();
+    return *l;
+}
+
+char const* last_error_or(char const* otherwise) { return t_last_error.empty() ? otherwise : t_last_error.c_str(); }
 
 void set_err(char* err, size_t len, char const* fmt, ...) {
     if (!err || len == 0) return;
@@ -104,13 +120,13 @@ struct StcBuildArgs {
 // Parses the ONNX model and builds a serialized engine, handed to `write`.
 // Returns 0, or 1 with a message in `err`.
 int32_t stc_trt_build(StcBuildArgs const* a, char* err, size_t errlen) {
-    g_logger.last_error.clear();
+    t_last_error.clear();
     auto create = reinterpret_cast<CreateFn>(a->create_builder);
     auto create_parser = reinterpret_cast<CreateParserFn>(a->create_parser);
-    void* raw = create(&g_logger, NV_TENSORRT_VERSION);
+    void* raw = create(&logger(), NV_TENSORRT_VERSION);
     if (bad(raw)) {
         set_err(err, errlen, "createInferBuilder failed (%s)",
-                g_logger.last_error.empty() ? "CUDA could not initialise" : g_logger.last_error.c_str());
+                last_error_or("CUDA could not initialise"));
         return 1;
     }
     Ptr<IBuilder> builder(static_cast<IBuilder*>(raw));
@@ -122,12 +138,12 @@ int32_t stc_trt_build(StcBuildArgs const* a, char* err, size_t errlen) {
 #endif
     Ptr<INetworkDefinition> network(builder->createNetworkV2(flags));
     if (bad(network.get())) {
-        set_err(err, errlen, "createNetworkV2 failed: %s", g_logger.last_error.c_str());
+        set_err(err, errlen, "createNetworkV2 failed: %s", last_error_or("no message from TensorRT"));
         return 1;
     }
-    void* praw = create_parser(network.get(), &g_logger, NV_ONNX_PARSER_VERSION);
+    void* praw = create_parser(network.get(), &logger(), NV_ONNX_PARSER_VERSION);
     if (bad(praw)) {
-        set_err(err, errlen, "createNvOnnxParser failed: %s", g_logger.last_error.c_str());
+        set_err(err, errlen, "createNvOnnxParser failed: %s", last_error_or("no message from TensorRT"));
         return 1;
     }
     Ptr<nvonnxparser::IParser> parser(static_cast<nvonnxparser::IParser*>(praw));
@@ -189,7 +205,7 @@ int32_t stc_trt_build(StcBuildArgs const* a, char* err, size_t errlen) {
     Ptr<IHostMemory> plan(builder->buildSerializedNetwork(*network, *config));
     if (bad(plan.get()) || plan->size() == 0) {
         set_err(err, errlen, "buildSerializedNetwork failed: %s",
-                g_logger.last_error.empty() ? "no message from TensorRT" : g_logger.last_error.c_str());
+                last_error_or("no message from TensorRT"));
         return 1;
     }
     a->write(a->user, plan->data(), plan->size());
@@ -200,11 +216,11 @@ int32_t stc_trt_build(StcBuildArgs const* a, char* err, size_t errlen) {
 // `version`: the library's own (getInferLibVersion), so a runtime-only
 // library of another version is probed too; 0 = the headers' version.
 int32_t stc_trt_runtime_probe(void* create_runtime, int32_t version, char* err, size_t errlen) {
-    g_logger.last_error.clear();
-    void* raw = reinterpret_cast<CreateFn>(create_runtime)(&g_logger, version ? version : NV_TENSORRT_VERSION);
+    t_last_error.clear();
+    void* raw = reinterpret_cast<CreateFn>(create_runtime)(&logger(), version ? version : NV_TENSORRT_VERSION);
     if (bad(raw)) {
         set_err(err, errlen, "createInferRuntime returned %p (%s)", raw,
-                g_logger.last_error.empty() ? "CUDA could not initialise" : g_logger.last_error.c_str());
+                last_error_or("CUDA could not initialise"));
         return 1;
     }
     delete static_cast<IRuntime*>(raw);
@@ -228,11 +244,11 @@ struct StcEngineIo {
 
 StcEngine* stc_trt_engine_open(void* create_runtime, void const* plan, size_t len, StcEngineIo* io, char* err,
                                size_t errlen) {
-    g_logger.last_error.clear();
-    void* raw = reinterpret_cast<CreateFn>(create_runtime)(&g_logger, NV_TENSORRT_VERSION);
+    t_last_error.clear();
+    void* raw = reinterpret_cast<CreateFn>(create_runtime)(&logger(), NV_TENSORRT_VERSION);
     if (bad(raw)) {
         set_err(err, errlen, "createInferRuntime returned %p (%s)", raw,
-                g_logger.last_error.empty() ? "CUDA could not initialise" : g_logger.last_error.c_str());
+                last_error_or("CUDA could not initialise"));
         return nullptr;
     }
     auto e = std::make_unique<StcEngine>();
@@ -240,7 +256,7 @@ StcEngine* stc_trt_engine_open(void* create_runtime, void const* plan, size_t le
     e->engine.reset(e->runtime->deserializeCudaEngine(plan, len));
     if (bad(e->engine.get())) {
         e->engine.release();
-        set_err(err, errlen, "deserializeCudaEngine failed: %s", g_logger.last_error.c_str());
+        set_err(err, errlen, "deserializeCudaEngine failed: %s", last_error_or("no message from TensorRT"));
         return nullptr;
     }
     int32_t n = e->engine->getNbIOTensors();
@@ -273,11 +289,11 @@ StcEngine* stc_trt_engine_open(void* create_runtime, void const* plan, size_t le
     e->context.reset(e->engine->createExecutionContext());
     if (bad(e->context.get())) {
         e->context.release();
-        set_err(err, errlen, "createExecutionContext failed: %s", g_logger.last_error.c_str());
+        set_err(err, errlen, "createExecutionContext failed: %s", last_error_or("no message from TensorRT"));
         return nullptr;
     }
     if (!e->context->setInputShape(e->input.c_str(), hi)) {
-        set_err(err, errlen, "setInputShape failed: %s", g_logger.last_error.c_str());
+        set_err(err, errlen, "setInputShape failed: %s", last_error_or("no message from TensorRT"));
         return nullptr;
     }
     Dims out = e->context->getTensorShape(e->output.c_str());
@@ -295,16 +311,16 @@ StcEngine* stc_trt_engine_open(void* create_runtime, void const* plan, size_t le
 // Enqueues one batch on `stream`: `input`/`output` are device pointers.
 int32_t stc_trt_engine_run(StcEngine* e, int32_t batch, void* input, void* output, void* stream, char* err,
                            size_t errlen) {
-    g_logger.last_error.clear();
+    t_last_error.clear();
     Dims d = e->engine->getProfileShape(e->input.c_str(), 0, OptProfileSelector::kMAX);
     d.d[0] = batch;
     if (!e->context->setInputShape(e->input.c_str(), d) || !e->context->setTensorAddress(e->input.c_str(), input)
         || !e->context->setTensorAddress(e->output.c_str(), output)) {
-        set_err(err, errlen, "binding the batch of %d failed: %s", batch, g_logger.last_error.c_str());
+        set_err(err, errlen, "binding the batch of %d failed: %s", batch, last_error_or("no message from TensorRT"));
         return 1;
     }
     if (!e->context->enqueueV3(reinterpret_cast<cudaStream_t>(stream))) {
-        set_err(err, errlen, "enqueueV3 failed: %s", g_logger.last_error.c_str());
+        set_err(err, errlen, "enqueueV3 failed: %s", last_error_or("no message from TensorRT"));
         return 1;
     }
     return 0;
