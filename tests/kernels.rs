@@ -366,6 +366,19 @@ fn host_built_rgb_kernel_on_a_decoded_mjpeg_frame_matches_the_cpu_path() {
     assert!(max <= FP32_MAX, "max {max}");
 }
 
+/// What the throughput figures count as read: a centre crop of a
+/// 1920x1080 frame into 224 reads about the central 1080 columns (the
+/// frame's 1920 counted whole inflated GB/s ~1.8x); a letterbox reads all.
+#[test]
+fn source_span_is_the_part_of_the_frame_the_taps_read() {
+    let crop = Tables::new(1920, 1080, &spec(224, 224, ResizeMode::ShorterSideCrop));
+    let (cols, rows) = crop.source_span();
+    assert!((1075..=1090).contains(&cols), "{cols}");
+    assert_eq!(rows, 1080);
+    let boxed = Tables::new(1920, 1080, &spec(224, 224, ResizeMode::Letterbox));
+    assert_eq!(boxed.source_span(), (1920, 1080));
+}
+
 #[test]
 fn tap_tables_cover_the_output_and_mark_letterbox_padding() {
     let s = spec(224, 224, ResizeMode::Letterbox);

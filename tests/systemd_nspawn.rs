@@ -274,7 +274,7 @@ EOF"
     ));
     let t = Instant::now();
     c.ok(&format!(
-        "DEBIAN_FRONTEND=noninteractive apt-get install -y --no-download /debs/{deb_name} 2>&1"
+        "DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends /debs/{deb_name} 2>&1"
     ));
     let installed = t.elapsed();
     let pid = c.wait_serving(Duration::from_secs(60));
@@ -375,7 +375,12 @@ EOF"
     );
     assert!(c.journal("-u stylecam -p info").contains("mqtt: connected"));
 
-    // No sandbox denial anywhere in the units' journals.
+    // No sandbox denial anywhere in the units' journals. One line is the
+    // container's, not the sandbox's: nspawn sharing this machine's
+    // network drops CAP_NET_ADMIN, so systemd cannot bring up `lo` in the
+    // engine oneshot's PrivateNetwork= namespace (it says "ignoring"; the
+    // oneshot needs no network). On a real box it has the capability.
+    let container_only = "Failed to configure loopback network device, ignoring";
     let all = c.journal("-u stylecam -u stylecam-engine");
     for denial in [
         "operation not permitted",
@@ -386,7 +391,7 @@ EOF"
     ] {
         let hits: Vec<&str> = all
             .lines()
-            .filter(|l| l.to_lowercase().contains(denial))
+            .filter(|l| l.to_lowercase().contains(denial) && !l.contains(container_only))
             .collect();
         assert!(hits.is_empty(), "sandbox denial ({denial}): {hits:#?}");
     }

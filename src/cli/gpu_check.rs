@@ -322,6 +322,39 @@ mod imp {
         Ok(t.elapsed().as_secs_f64() / n as f64)
     }
 
+    /// Like the PyTorch peer (scripts/device/torch_preprocess.py): two
+    /// warm-up calls, then `launch` until `seconds` have passed and one
+    /// synchronisation at the end; seconds per call.
+    fn timed_async(
+        seconds: f64,
+        mut launch: impl FnMut() -> Result<()>,
+        sync: impl Fn() -> Result<()>,
+    ) -> Result<f64> {
+        launch()?;
+        launch()?;
+        sync()?;
+        let t = Instant::now();
+        let mut n = 0u32;
+        while n < 3 || t.elapsed().as_secs_f64() < seconds {
+            launch()?;
+            n += 1;
+        }
+        sync()?;
+        Ok(t.elapsed().as_secs_f64() / n as f64)
+    }
+
+    /// Bytes a kernel reads of one frame of `format` through `tables`: the
+    /// rows and columns its taps touch (not the whole frame where it crops).
+    fn bytes_read(format: PixelFormat, tables: &Tables) -> usize {
+        let (cols, rows) = tables.source_span();
+        match format {
+            PixelFormat::Yuyv => rows * cols * 2,
+            PixelFormat::Nv12 => rows * cols + rows.div_ceil(2) * cols,
+            PixelFormat::Rgb8 | PixelFormat::Bgr8 => rows * cols * 3,
+            _ => rows * cols,
+        }
+    }
+
     fn throughput(
         gpu: &Gpu,
         photo: &image::RgbImage,
@@ -337,7 +370,9 @@ mod imp {
             let fb = frame.data.len();
             for size in [224u32, 299] {
                 let spec = spec(size, ResizeMode::ShorterSideCrop);
-                let tables = DeviceTables::upload(&s0, &Tables::new(1920, 1080, &spec))?;
+                let host_tables = Tables::new(1920, 1080, &spec);
+                let read = bytes_read(format, &host_tables);
+                let tables = DeviceTables::upload(&s0, &host_tables)?;
                 for half in [false, true] {
                     let elem = if half { 2 } else { 4 };
                     for batch in [1usize, 16, 64] {
@@ -351,25 +386,30 @@ mod imp {
                             let (b, _t) = out.device_ptr_mut(&s0);
                             (a, b)
                         };
-                        let per_batch = timed(seconds, || {
-                            launch(
-                                gpu,
-                                &s0,
-                                format,
-                                src_p,
-                                fb,
-                                frame.row_bytes(),
-                                1080,
-                                &tables,
-                                &spec,
-                                out_p,
-                                batch as u32,
-                                half,
-                            )?;
-                            s0.synchronize().map_err(err)?;
-                            Ok(())
-                        })?;
-                        let bytes = (batch * (fb + spec.len() * elem)) as f64;
+                        let per_batch = timed_async(
+                            seconds,
+                            || {
+                                launch(
+                                    gpu,
+                                    &s0,
+                                    format,
+                                    src_p,
+                                    fb,
+                                    frame.row_bytes(),
+                                    1080,
+                                    &tables,
+                                    &spec,
+                                    out_p,
+                                    batch as u32,
+                                    half,
+                                )?;
+                                Ok(())
+                            },
+                            || s0.synchronize().map_err(err),
+                        )?;
+                        // What the kernel moves: the part of each frame its
+                        // taps read, and the slots it writes.
+                        let bytes = (batch * (read + spec.len() * elem)) as f64;
                         let gb_s = bytes / per_batch / 1e9;
                         // (b) From pinned host memory: two streams, each its
                         // own pinned and device buffers, so one's copy
@@ -439,6 +479,8 @@ mod imp {
                             "precision": if half { "fp16" } else { "fp32" },
                             "batch": batch,
                             "device_resident": {
+                                "frame_bytes": fb,
+                                "bytes_read_per_frame": read,
                                 "ms_per_batch": per_batch * 1e3,
                                 "frames_per_s": batch as f64 / per_batch,
                                 "gb_s": gb_s,

@@ -89,6 +89,21 @@ impl Tables {
         }
     }
 
+    /// The source columns and rows the kernels read (a centre crop reads
+    /// only part of the frame): `(columns, rows)`.
+    pub fn source_span(&self) -> (usize, usize) {
+        let span = |tap: &[i32]| {
+            let (lo, hi) = tap
+                .chunks_exact(2)
+                .filter(|t| t[1] > 0)
+                .fold((i32::MAX, i32::MIN), |(lo, hi), t| {
+                    (lo.min(t[0]), hi.max(t[0] + t[1]))
+                });
+            (hi - lo).max(0) as usize
+        };
+        (span(&self.xtap), span(&self.ytap))
+    }
+
     /// Bytes the tables take on the device.
     pub fn bytes(&self) -> usize {
         4 * (self.xtap.len() + self.xw.len() + self.ytap.len() + self.yw.len())
