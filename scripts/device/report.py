@@ -33,6 +33,14 @@ else:
     for (f, p), (mx, mn, ok) in sorted(acc.items()):
         print(f"| {f} | {p} | {mx:.4f} | {mn:.5f} | {'yes' if ok else 'NO'} |")
     print()
+    prep = ours.get("prepare", [])
+    if prep:
+        bad = [r for r in prep if not r["ok"]]
+        print(f"## prepare(), as the daemon calls it (device and host slots, odd strides, bad frames)\n")
+        print(f"{len(prep)} cases, {len(bad)} failed.\n")
+        for r in bad:
+            print(f"- FAILED: {r['format']} {r['case']} into a {r['slot']} slot: expected {r['expected']}, got {r['result']}")
+        print()
 if "error" in torch:
     print(f"PyTorch peer: {torch['error']}\n")
     peer = {}
@@ -41,6 +49,8 @@ else:
     peer = {(c["format"].lower(), c["model"], c["precision"], c["batch"]): c for c in torch["cases"]}
 if "error" not in ours:
     print("## Throughput, 1920x1080 -> model size\n")
+    print("GB/s counts the bytes the kernels read (the crop, not the whole frame) and write; "
+          "ours and the peer both synchronise once per timed loop.\n")
     print("| format | model | prec | batch | ours frames/s | GB/s | of DRAM | torch eager f/s | torch compiled f/s | ours / best torch | pinned f/s | of copy limit |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in ours["throughput"]:

@@ -108,6 +108,7 @@ mod imp {
             nvrtc_library: args.nvrtc.clone(),
             kernel_cache: args.kernel_cache.clone(),
             half: false,
+            mapped: false,
         };
         let t0 = Instant::now();
         let gpu = Gpu::open(&opts)?;
@@ -120,7 +121,14 @@ mod imp {
             "accuracy: {} cases, {failed} outside tolerance",
             accuracy.len()
         );
-        let prepare = prepare_paths(&opts, &photos[0])?;
+        // Copied frames (desktop GPUs), then mapped pinned memory (the
+        // Jetson path), whatever this GPU is.
+        let mut prepare = prepare_paths(&opts, &photos[0])?;
+        let mapped = CudaOptions {
+            mapped: true,
+            ..opts.clone()
+        };
+        prepare.extend(prepare_paths(&mapped, &photos[0])?);
         let prepare_failed = prepare.iter().filter(|r| r["ok"] == json!(false)).count();
         println!(
             "prepare (the daemon's calls, device and host slots, bad frames): {} cases, {prepare_failed} failed",
@@ -235,6 +243,7 @@ mod imp {
                     }
                     rows.push(json!({
                         "format": format!("{format:?}"),
+                        "frame_memory": if opts.mapped { "mapped" } else { "copied" },
                         "case": what,
                         "slot": if device { "device" } else { "host" },
                         "expected": if valid { "prepared" } else { "refused" },

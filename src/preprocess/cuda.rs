@@ -67,7 +67,8 @@ impl Gpu {
         let integrated = ctx
             .attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_INTEGRATED)
             .map_err(gpu_err)?
-            != 0;
+            != 0
+            || opts.mapped;
         let nvrtc = Nvrtc::open(opts.nvrtc_library.as_deref()).map_err(gpu_err)?;
         let target = nvrtc
             .target_for((major * 10 + minor) as u32)
@@ -87,7 +88,7 @@ impl Gpu {
         let description = format!(
             "{name} (sm_{major}{minor}{}), kernels: {} from NVRTC {v0}.{v1}{}",
             if integrated {
-                ", integrated memory"
+                ", frames in mapped pinned memory"
             } else {
                 ""
             },

@@ -161,6 +161,10 @@ pub struct CudaOptions {
     pub kernel_cache: std::path::PathBuf,
     /// FP16 output (for an FP16 input binding) instead of FP32.
     pub half: bool,
+    /// Stage frames in mapped pinned memory (the integrated-GPU path,
+    /// taken on Jetson) on any GPU: `gpu-check` exercises that path on a
+    /// desktop GPU with it.
+    pub mapped: bool,
 }
 
 impl CudaOptions {
@@ -170,6 +174,7 @@ impl CudaOptions {
             nvrtc_library: p.nvrtc_library.clone(),
             kernel_cache: p.kernel_cache.clone(),
             half: false,
+            mapped: false,
         }
     }
 }
