@@ -9,6 +9,8 @@ pub mod capture;
 pub mod config;
 pub mod daemon;
 pub mod demo_model;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod infer;
 pub mod preprocess;
 pub mod publish;

@@ -10,6 +10,7 @@ mod backend_suite;
 mod broker_auth;
 mod bundle_and_cli;
 mod fleet;
+mod fuzz_replay;
 mod gate;
 mod kernels;
 mod label_files;
