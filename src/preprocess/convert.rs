@@ -33,6 +33,10 @@ fn yuv_to_rgb(y: u8, u: u8, v: u8) -> [u8; 3] {
 pub fn to_rgb8(frame: &Frame) -> Result<(Cow<'_, [u8]>, u32, u32), PreprocessError> {
     let (w, h) = (frame.width as usize, frame.height as usize);
     if frame.format == PixelFormat::Mjpeg {
+        if let Some(why) = super::mjpeg::info(&frame.data).and_then(|i| super::mjpeg::too_large(&i))
+        {
+            return Err(bad(frame, why));
+        }
         let img = match image::load_from_memory_with_format(&frame.data, image::ImageFormat::Jpeg) {
             Ok(img) => img.into_rgb8(),
             // A UVC frame without Huffman tables: decoded with the standard ones.

@@ -53,6 +53,21 @@ pub struct Info {
     pub has_huffman_tables: bool,
 }
 
+/// The largest MJPEG frame decoded: 8192 pixels a side and 8K DCI's
+/// area. A frame's own SOF marker says how large it is; a corrupt or
+/// hostile one claiming more (65328×6400 in a 1 KB frame, found by
+/// fuzzing) would make the decoder allocate and work for seconds.
+pub const MAX_SIDE: u32 = 8192;
+pub const MAX_PIXELS: u64 = 8192 * 4352;
+
+/// Why a frame of `info`'s size is not decoded, if it is not.
+pub fn too_large(info: &Info) -> Option<String> {
+    let (w, h) = (info.width, info.height);
+    (w == 0 || h == 0 || w > MAX_SIDE || h > MAX_SIDE || w as u64 * h as u64 > MAX_PIXELS).then(|| {
+        format!("the MJPEG frame says it is {w}x{h} pixels; at most {MAX_SIDE} a side and {MAX_PIXELS} pixels are decoded")
+    })
+}
+
 /// Reads the frame size and whether there is a DHT, without decoding.
 pub fn info(data: &[u8]) -> Option<Info> {
     if data.len() < 4 || data[0] != 0xFF || data[1] != 0xD8 {
@@ -122,6 +137,9 @@ pub fn decode_known(
     need: (u32, u32),
     decoder: Decoder,
 ) -> Result<Decoded, String> {
+    if let Some(why) = too_large(&info) {
+        return Err(why);
+    }
     let turbo = match decoder {
         Decoder::Rust => None,
         Decoder::Auto => turbojpeg(),
@@ -517,5 +535,28 @@ mod tolerance {
             }
             assert!(decode(b"nope", (224, 224), decoder).is_err());
         }
+    }
+
+    /// Found by fuzzing: a 1 KB frame whose SOF claims 65328x6400 pixels
+    /// kept the decoder busy past libFuzzer's 10 s limit. Refused now, by
+    /// both decoders and the reference path.
+    #[test]
+    fn a_frame_claiming_a_huge_size_is_refused_at_once() {
+        let data = std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("fuzz/regressions/mjpeg/timeout-huge-sof"),
+        )
+        .unwrap();
+        let i = info(&data).unwrap();
+        assert_eq!((i.width, i.height), (65328, 6400));
+        let t = std::time::Instant::now();
+        for d in [Decoder::Rust, Decoder::Auto] {
+            let e = decode(&data, (224, 224), d).unwrap_err();
+            assert!(e.contains("at most 8192"), "{e}");
+        }
+        let f =
+            crate::capture::Frame::still("cam", crate::capture::PixelFormat::Mjpeg, 640, 480, data);
+        assert!(crate::preprocess::convert::to_rgb8(&f).is_err());
+        assert!(t.elapsed() < std::time::Duration::from_millis(100));
     }
 }

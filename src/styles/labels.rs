@@ -81,7 +81,8 @@ impl LabelTable {
             .filter(|(_, l)| !l.trim().is_empty())
             .peekable();
         // Header: first field `image`, or any field that is not a number after the first.
-        let mut columns: Option<Vec<usize>> = None;
+        // Each class's column in a row, with the header's width.
+        let mut columns: Option<(Vec<usize>, usize)> = None;
         if let Some((n, first)) = lines.peek().copied() {
             let fields: Vec<&str> = first.split(',').map(str::trim).collect();
             let is_header = fields[0].eq_ignore_ascii_case("image")
@@ -100,6 +101,16 @@ impl LabelTable {
                             ),
                         )
                     })?;
+                    if map[a] != usize::MAX {
+                        return Err(bad(
+                            n + 1,
+                            format!(
+                                "class {name:?} appears twice in the header (columns {} and {})",
+                                map[a] + 1,
+                                col + 1
+                            ),
+                        ));
+                    }
                     map[a] = col;
                 }
                 if let Some(a) = map.iter().position(|&m| m == usize::MAX) {
@@ -108,7 +119,7 @@ impl LabelTable {
                         format!("header has no column for class {:?}", taxonomy.0[a].id),
                     ));
                 }
-                columns = Some(map);
+                columns = Some((map, fields.len()));
                 lines.next();
             }
         }
@@ -117,9 +128,9 @@ impl LabelTable {
         for (n, line) in lines {
             let fields: Vec<&str> = line.split(',').map(str::trim).collect();
             let values: Vec<&str> = match &columns {
-                Some(map) => {
-                    if fields.len() != map.len() + 1 {
-                        return Err(bad(n + 1, format!("{} columns, the header has {}", fields.len(), map.len() + 1)));
+                Some((map, width)) => {
+                    if fields.len() != *width {
+                        return Err(bad(n + 1, format!("{} columns, the header has {width}", fields.len())));
                     }
                     map.iter().map(|&col| fields[col]).collect()
                 }
@@ -229,6 +240,25 @@ mod tests {
         let mut t = Taxonomy::jd2018();
         t.0.truncate(3);
         t
+    }
+
+    /// Found by fuzzing: a header naming a class twice made rows index
+    /// past their end (a panic). Now an error naming the class and columns.
+    #[test]
+    fn a_class_named_twice_in_the_header_is_an_error() {
+        let p = Path::new("x.txt");
+        let e = LabelTable::parse(
+            "image,sports,casual,office_lady,casual\ni1,1,0,1,0\n",
+            p,
+            &tax(),
+            TableKind::Labels,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("\"casual\" appears twice in the header (columns 3 and 5)"),
+            "{e}"
+        );
     }
 
     #[test]
