@@ -125,6 +125,11 @@ pub fn to_rgb8(frame: &Frame) -> Result<(Cow<'_, [u8]>, u32, u32), PreprocessErr
             }
         }
         PixelFormat::Nv12 => {
+            // Each chroma row holds a U,V pair per two pixels: an odd width
+            // would read past it (found by fuzzing a 1x1 frame).
+            if w % 2 != 0 {
+                return Err(bad(frame, "NV12 needs an even width"));
+            }
             let chroma = &d[stride * h..];
             for y in 0..h {
                 for x in 0..w {

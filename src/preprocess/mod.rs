@@ -436,6 +436,13 @@ mod tests {
         let mut short = frame(4, 1, PixelFormat::Rgb8, vec![0; 12]);
         short.stride = 6;
         assert!(to_rgb8(&short).is_err());
+        // Found by fuzzing: a 1x1 NV12 frame read past its chroma row.
+        let odd = frame(1, 1, PixelFormat::Nv12, vec![0; 2]);
+        assert!(to_rgb8(&odd).is_err());
+        let spec = Spec::imagenet(8, 8, ResizeMode::ShorterSideCrop);
+        let mut out = vec![0f32; spec.len()];
+        assert!(preprocess_reference_into(&odd, &spec, &mut out).is_err());
+        assert!(preprocess_into(&odd, &spec, &mut out).is_err());
     }
 
     #[test]
