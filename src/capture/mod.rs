@@ -81,11 +81,13 @@ impl Frame {
         }
     }
 
-    /// The bytes a kernel reads of this frame (rows × stride, plus NV12's
-    /// chroma plane), or why the frame cannot be read as it claims to be: a
-    /// stride shorter than a row of pixels, fewer bytes than its rows need,
-    /// an empty or (YUYV, NV12) odd size. MJPEG frames have no geometry
-    /// of their own (`Ok(0)`); they are checked when decoded.
+    /// The bytes a reader of this frame may touch (rows × stride, plus
+    /// NV12's chroma plane), or why the frame cannot be read as it claims
+    /// to be: a stride shorter than a row of pixels, fewer bytes than its
+    /// rows need, an empty frame or (YUYV, NV12: a chroma pair per two
+    /// pixels) an odd width. The one geometry rule of the CPU paths and the
+    /// CUDA path. MJPEG frames have no geometry of their own (`Ok(0)`);
+    /// they are checked when decoded.
     pub fn expected_len(&self) -> Result<usize, String> {
         let (w, h) = (self.width as usize, self.height as usize);
         let stride = self.row_bytes();
@@ -97,7 +99,7 @@ impl Frame {
             PixelFormat::Gray8 => (w, stride * h),
         };
         let yuv = matches!(self.format, PixelFormat::Yuyv | PixelFormat::Nv12);
-        if w == 0 || h == 0 || (yuv && (w < 2 || h < 2 || w % 2 != 0)) {
+        if w == 0 || h == 0 || (yuv && w % 2 != 0) {
             return Err(format!("{:?} frame of {w}x{h} pixels", self.format));
         }
         if stride < packed {

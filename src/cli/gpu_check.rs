@@ -205,35 +205,32 @@ mod imp {
             for (what, frame, valid) in cases {
                 for device in [true, false] {
                     let mut host = vec![0f32; spec.len()];
-                    let result = if device {
-                        let (ptr, _sync) = dev.device_ptr_mut(&stream);
-                        let slot = Slot::Device(DeviceSlot {
-                            ptr,
-                            len: spec.len(),
-                            stream: 0,
-                        });
-                        p.prepare(&frame, slot)
-                    } else {
-                        p.prepare(&frame, Slot::Host(&mut host))
-                    };
-                    let refused = matches!(result, Err(pre::PreprocessError::BadFrame { .. }));
-                    // The good frame after it, into the same kind of slot.
-                    let after = if device {
-                        {
+                    // Into the device buffer (the TensorRT backend's kind of
+                    // slot) or the host buffer, as the daemon calls it.
+                    let mut prepare = |f: &stylecam::capture::Frame, host: &mut [f32]| {
+                        if device {
                             let (ptr, _sync) = dev.device_ptr_mut(&stream);
+                            let len = spec.len();
                             p.prepare(
-                                &good,
+                                f,
                                 Slot::Device(DeviceSlot {
                                     ptr,
-                                    len: spec.len(),
+                                    len,
                                     stream: 0,
                                 }),
-                            )?;
+                            )
+                        } else {
+                            p.prepare(f, Slot::Host(host))
                         }
+                    };
+                    let result = prepare(&frame, &mut host);
+                    let refused = matches!(result, Err(pre::PreprocessError::BadFrame { .. }));
+                    // The good frame after it, into the same kind of slot.
+                    prepare(&good, &mut host)?;
+                    let after = if device {
                         stream.synchronize().map_err(err)?;
                         stream.clone_dtoh(&dev).map_err(err)?
                     } else {
-                        p.prepare(&good, Slot::Host(&mut host))?;
                         host
                     };
                     let (max, _mean) = grey_diff(&after, &want, spec.std);
@@ -317,18 +314,10 @@ mod imp {
         2.0 * clock_khz * 1e3 * bus_bits / 8.0 / 1e9
     }
 
-    /// Repeats `f` until `seconds` have passed (after two warm-up calls);
-    /// seconds per call.
-    fn timed(seconds: f64, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
-        f()?;
-        f()?;
-        let t = Instant::now();
-        let mut n = 0u32;
-        while n < 3 || t.elapsed().as_secs_f64() < seconds {
-            f()?;
-            n += 1;
-        }
-        Ok(t.elapsed().as_secs_f64() / n as f64)
+    /// Repeats `f` (which synchronises itself) until `seconds` have passed,
+    /// after two warm-up calls; seconds per call.
+    fn timed(seconds: f64, f: impl FnMut() -> Result<()>) -> Result<f64> {
+        timed_async(seconds, f, || Ok(()))
     }
 
     /// Like the PyTorch peer (scripts/device/torch_preprocess.py): two

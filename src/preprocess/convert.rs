@@ -55,27 +55,7 @@ pub fn to_rgb8(frame: &Frame) -> Result<(Cow<'_, [u8]>, u32, u32), PreprocessErr
         return Ok((Cow::Owned(img.into_raw()), iw, ih));
     }
     let stride = frame.row_bytes();
-    let packed = match frame.format {
-        PixelFormat::Yuyv => w * 2,
-        PixelFormat::Rgb8 | PixelFormat::Bgr8 => w * 3,
-        _ => w,
-    };
-    let needed = match frame.format {
-        PixelFormat::Nv12 => stride * h + stride * h.div_ceil(2),
-        _ => stride * h,
-    };
-    if w == 0 || h == 0 || frame.data.len() < needed || stride < packed {
-        return Err(bad(
-            frame,
-            format!(
-                "{:?} {}x{} needs {needed} bytes, got {}",
-                frame.format,
-                w,
-                h,
-                frame.data.len()
-            ),
-        ));
-    }
+    frame.expected_len().map_err(|reason| bad(frame, reason))?;
     if frame.format == PixelFormat::Rgb8 && stride == w * 3 {
         return Ok((
             Cow::Borrowed(&frame.data[..w * h * 3]),
@@ -112,9 +92,6 @@ pub fn to_rgb8(frame: &Frame) -> Result<(Cow<'_, [u8]>, u32, u32), PreprocessErr
             }
         }
         PixelFormat::Yuyv => {
-            if w % 2 != 0 {
-                return Err(bad(frame, "YUYV needs an even width"));
-            }
             for y in 0..h {
                 let row = &d[y * stride..y * stride + w * 2];
                 for (pair, q) in row.chunks_exact(4).enumerate() {
@@ -125,11 +102,6 @@ pub fn to_rgb8(frame: &Frame) -> Result<(Cow<'_, [u8]>, u32, u32), PreprocessErr
             }
         }
         PixelFormat::Nv12 => {
-            // Each chroma row holds a U,V pair per two pixels: an odd width
-            // would read past it (found by fuzzing a 1x1 frame).
-            if w % 2 != 0 {
-                return Err(bad(frame, "NV12 needs an even width"));
-            }
             let chroma = &d[stride * h..];
             for y in 0..h {
                 for x in 0..w {

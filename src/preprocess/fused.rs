@@ -142,19 +142,12 @@ fn put(out: &mut [f32], plane: usize, at: usize, yuv: [f32; 3], norm: &[(f32, f3
 pub(super) fn yuv_into(frame: &Frame, spec: &Spec, out: &mut [f32]) -> Result<(), PreprocessError> {
     let (w, h) = (frame.width as usize, frame.height as usize);
     let stride = frame.row_bytes();
-    let (packed, needed) = match frame.format {
-        PixelFormat::Yuyv => (w * 2, stride * h),
-        PixelFormat::Nv12 => (w, stride * h + stride * h.div_ceil(2)),
-        f => unreachable!("yuv_into called for {f:?}"),
-    };
-    if w < 2 || h < 2 || w % 2 != 0 || frame.data.len() < needed || stride < packed {
+    frame.expected_len().map_err(|reason| bad(frame, reason))?;
+    // The vertical filters need two rows.
+    if h < 2 {
         return Err(bad(
             frame,
-            format!(
-                "{:?} {w}x{h} (stride {stride}) needs an even width and {needed} bytes, got {}",
-                frame.format,
-                frame.data.len()
-            ),
+            format!("{:?} {w}x{h}: fewer than two rows", frame.format),
         ));
     }
     let chroma_h = match frame.format {

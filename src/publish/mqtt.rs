@@ -20,7 +20,7 @@ use super::link::{self, Client, Polled, Protocol};
 use super::outbox::{Limits, Outbox, Pushed};
 use super::store::{Store, Stored};
 use super::{payload, Message, Topics};
-use crate::telemetry::{Beat, Metrics};
+use crate::telemetry::{Beat, Metrics, RateLimit};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -168,76 +168,63 @@ pub fn packet_size(m: &Message) -> usize {
     10 + m.topic.len() + m.payload.len()
 }
 
-/// The live connection: its client and the largest packet it may send.
-struct Conn {
-    client: Client,
-    max_packet: usize,
-}
-
-impl Conn {
-    /// Publishes a message outside the outbox (status, health), unless it
-    /// is too large; true when the client took it.
-    fn publish_untracked(
-        &self,
-        outbox: &mut Outbox,
-        topic: String,
-        reliable: bool,
-        payload: Vec<u8>,
-    ) -> bool {
-        let m = Message {
-            topic,
-            payload,
-            reliable,
-            retain: true,
-            event: None,
-        };
-        if too_large(&m, self.max_packet) {
-            return false;
-        }
-        let ok = self
-            .client
-            .publish(m.topic, m.reliable, m.retain, m.payload)
-            .is_ok();
-        if ok {
-            outbox.note_untracked();
-        }
-        ok
+/// Publishes a retained message outside the outbox (status, health) on
+/// `client`, unless it is over `d`'s packet limit; the outbox notes it so
+/// that the written packets still line up.
+fn publish_untracked(
+    client: &Client,
+    d: &mut Durable,
+    topic: String,
+    reliable: bool,
+    payload: Vec<u8>,
+) {
+    let m = Message {
+        topic,
+        payload,
+        reliable,
+        retain: true,
+        event: None,
+    };
+    if too_large(&m, d.max_packet) {
+        return;
+    }
+    if client
+        .publish(m.topic, m.reliable, m.retain, m.payload)
+        .is_ok()
+    {
+        d.outbox.note_untracked();
     }
 }
 
-/// Logs (at most once a minute per topic kind) that `m` is over `limit`.
+/// Whether `m` is over `limit`; logs it at most once a minute (with how
+/// many more were refused meanwhile).
 fn too_large(m: &Message, limit: usize) -> bool {
     let size = packet_size(m);
     if size <= limit {
         return false;
     }
-    static LAST: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
-    let mut last = LAST.lock().expect("log limiter");
-    if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
-        *last = Some(std::time::Instant::now());
+    static REFUSED: RateLimit = RateLimit::new(Duration::from_secs(60));
+    if let Some(held) = REFUSED.allow() {
         log::error!(
             "mqtt: a {size}-byte message on {} is over the {limit}-byte packet limit (mqtt.max_packet_bytes, \
-             or the broker's own limit): not sent. Fix: raise mqtt.max_packet_bytes (and the broker's limit, \
-             e.g. mosquitto's message_size_limit)",
+             or the broker's own limit): not sent ({held} more refused since the last such line). Fix: raise \
+             mqtt.max_packet_bytes (and the broker's limit, e.g. mosquitto's message_size_limit)",
             m.topic
         );
     }
     true
 }
 
-fn hand_over(conn: &Conn, d: &mut Durable, metrics: &Metrics) {
+fn hand_over(client: &Client, d: &mut Durable, metrics: &Metrics) {
     while let Some(m) = d.outbox.next_to_send() {
-        if too_large(&m, conn.max_packet) {
+        if too_large(&m, d.max_packet) {
             if let Some(id) = d.outbox.unhand(true) {
                 metrics.event_dropped();
                 d.remove.push(id);
             }
             continue;
         }
-        if let Err(e) = conn
-            .client
-            .publish(m.topic, m.reliable, m.retain, m.payload)
-        {
+        if let Err(e) = client.publish(m.topic, m.reliable, m.retain, m.payload) {
             // Its request queue is full, or its connection is gone: the
             // message goes again later.
             log::debug!("mqtt: request not taken: {e}");
@@ -247,9 +234,9 @@ fn hand_over(conn: &Conn, d: &mut Durable, metrics: &Metrics) {
     }
 }
 
-fn publish_status(conn: &Conn, outbox: &mut Outbox, topics: &Topics, online: bool) {
+fn publish_status(client: &Client, d: &mut Durable, topics: &Topics, online: bool) {
     let p = payload::to_json(&payload::status(&topics.device, online));
-    conn.publish_untracked(outbox, topics.status(), true, p);
+    publish_untracked(client, d, topics.status(), true, p);
 }
 
 fn now_ms() -> u64 {
@@ -271,6 +258,8 @@ struct Durable {
     seqs: std::collections::HashMap<String, u64>,
     /// A write failed: the file no longer mirrors the outbox.
     failing: bool,
+    /// The largest packet sent: `mqtt.max_packet_bytes`, or less where the
+    /// last connection's broker said so.
     max_packet: usize,
 }
 
@@ -395,7 +384,8 @@ async fn run(
         failing: false,
         max_packet: s.max_packet_bytes,
     };
-    let mut conn: Option<Conn> = None;
+    // The live connection's client (each connection has its own).
+    let mut conn: Option<Client> = None;
     let mut closing: Option<tokio::time::Instant> = None;
     let mut was_down_logged = false;
     let started = tokio::time::Instant::now();
@@ -407,12 +397,7 @@ async fn run(
             if let Some(c) = &conn {
                 let up = started.elapsed().as_secs();
                 let h = payload::health(&s.topics.device, up, &metrics.snapshot());
-                c.publish_untracked(
-                    &mut d.outbox,
-                    s.topics.health(),
-                    false,
-                    payload::to_json(&h),
-                );
+                publish_untracked(c, &mut d, s.topics.health(), false, payload::to_json(&h));
             }
             next_health = tokio::time::Instant::now() + s.health_interval;
         }
@@ -449,16 +434,14 @@ async fn run(
                         Some(Link::Connected(client, broker_max)) => {
                             metrics.mqtt_attempted();
                             log::info!("mqtt: connected to {}:{}", s.host, s.port);
-                            let max_packet = broker_max
+                            d.max_packet = broker_max
                                 .map_or(s.max_packet_bytes, |b| s.max_packet_bytes.min(b as usize));
-                            d.max_packet = max_packet;
                             // A new connection: nothing is outstanding on it.
                             d.outbox.on_disconnect();
-                            let c = Conn { client, max_packet };
                             metrics.set_mqtt_connected(true);
                             was_down_logged = false;
-                            publish_status(&c, &mut d.outbox, &s.topics, true);
-                            conn = Some(c);
+                            publish_status(&client, &mut d, &s.topics, true);
+                            conn = Some(client);
                         }
                         Some(Link::Disconnected(why)) => {
                             metrics.mqtt_attempted();
@@ -498,13 +481,8 @@ async fn run(
             started.elapsed().as_secs(),
             &metrics.snapshot(),
         );
-        c.publish_untracked(
-            &mut d.outbox,
-            s.topics.health(),
-            false,
-            payload::to_json(&h),
-        );
-        publish_status(c, &mut d.outbox, &s.topics, false);
+        publish_untracked(c, &mut d, s.topics.health(), false, payload::to_json(&h));
+        publish_status(c, &mut d, &s.topics, false);
         // Give the offline status a moment to go out before disconnecting.
         let wait = tokio::time::sleep(Duration::from_millis(300));
         tokio::pin!(wait);
@@ -514,7 +492,7 @@ async fn run(
                 ev = link.recv() => if let Some(Link::Acked(_)) | None = ev { break },
             }
         }
-        c.client.disconnect();
+        c.disconnect();
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     driver.abort();

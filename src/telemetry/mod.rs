@@ -51,7 +51,7 @@ pub struct Metrics {
     stage_hist: [Histogram; 5],
     pipeline: Mutex<PipelineStatus>,
     cameras: Mutex<BTreeMap<String, Arc<CameraStats>>>,
-    /// Milliseconds since [`START`] of each loop's last turn ([`Beat`]).
+    /// Each loop's last turn ([`Beat`]), a [`stamp`].
     beats: [AtomicU64; 2],
     mqtt_attempted: std::sync::atomic::AtomicBool,
     mqtt_connected: std::sync::atomic::AtomicBool,
@@ -60,8 +60,8 @@ pub struct Metrics {
     batch_sizes: std::sync::OnceLock<prometheus_client::metrics::histogram::Histogram>,
     /// Reads the running pipeline's queue depths (camera name, frames waiting).
     queue_depths: Mutex<Option<Probe>>,
-    /// Milliseconds since [`START`] (+1; 0 = never) of the last frame
-    /// captured, frame inferred (or answered by the gate), PUBACK and connect.
+    /// The last frame captured, frame inferred (or answered by the gate),
+    /// PUBACK and connect ([`Progress`]), each a [`stamp`].
     progress: [AtomicU64; 4],
 }
 
@@ -155,6 +155,19 @@ static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
 
 fn since_start() -> Duration {
     START.get_or_init(Instant::now).elapsed()
+}
+
+/// Records "now" in `at` as milliseconds since [`START`], plus 1 (0 = never).
+fn stamp(at: &AtomicU64) {
+    at.store(since_start().as_millis() as u64 + 1, Relaxed);
+}
+
+/// How long ago the [`stamp`] in `at` was made (`None`: never).
+fn age(at: &AtomicU64) -> Option<Duration> {
+    match at.load(Relaxed) {
+        0 => None,
+        ms => Some(since_start().saturating_sub(Duration::from_millis(ms - 1))),
+    }
 }
 
 /// One camera's counters, updated by its capture thread.
@@ -334,15 +347,12 @@ impl Metrics {
     }
 
     fn mark(&self, what: Progress) {
-        self.progress[what as usize].store(since_start().as_millis() as u64 + 1, Relaxed);
+        stamp(&self.progress[what as usize]);
     }
 
     /// How long ago `what` last happened (`None`: never).
     fn since(&self, what: Progress) -> Option<Duration> {
-        match self.progress[what as usize].load(Relaxed) {
-            0 => None,
-            ms => Some(since_start().saturating_sub(Duration::from_millis(ms - 1))),
-        }
+        age(&self.progress[what as usize])
     }
 
     /// Why the daemon turns but makes no progress, if it does not: frames
@@ -401,16 +411,12 @@ impl Metrics {
     }
     /// `loop` made a turn: it is alive.
     pub fn beat(&self, which: Beat) {
-        let ms = since_start().as_millis() as u64 + 1;
-        self.beats[which as usize].store(ms, Relaxed);
+        stamp(&self.beats[which as usize]);
     }
 
     /// How long ago `loop` last turned (`None`: never).
     pub fn since_beat(&self, which: Beat) -> Option<Duration> {
-        match self.beats[which as usize].load(Relaxed) {
-            0 => None,
-            ms => Some(since_start().saturating_sub(Duration::from_millis(ms - 1))),
-        }
+        age(&self.beats[which as usize])
     }
 
     /// The publisher has made its first connection attempt (either way).
