@@ -275,6 +275,7 @@ pub fn write_demo_bundle(dir: &Path, calibration: &[Vec<f32>]) -> Result<(), Bun
         classes: Taxonomy::jd2018(),
         decision: None,
         cascade: None,
+        detector: None,
     };
     write_manifest(dir, &manifest)
 }

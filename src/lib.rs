@@ -9,6 +9,7 @@ pub mod capture;
 pub mod config;
 pub mod daemon;
 pub mod demo_model;
+pub mod detect;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod infer;

@@ -211,6 +211,10 @@ enum Command {
     /// peer; exits non-zero when a case is outside its tolerance or CUDA
     /// is unusable (the message says what is missing).
     GpuCheck(cli::gpu_check::GpuCheckArgs),
+    /// The person detector of people mode: add one to a bundle, run it on
+    /// images.
+    #[command(subcommand)]
+    Detector(cli::detector::DetectorCommand),
     /// Export a training checkpoint (`.bpk` + `.json`) to ONNX on its own.
     Export(cli::train::ExportArgs),
     /// Benchmarks of the trainer on real data (prints time and accuracy).
@@ -376,6 +380,7 @@ fn main() -> ExitCode {
         Command::Train(args) => cli::train::train(&args),
         Command::GpuCheck(args) => cli::gpu_check::gpu_check(&args),
         Command::Export(args) => cli::train::export(&args),
+        Command::Detector(cmd) => cli::detector::run(&cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

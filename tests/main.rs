@@ -18,6 +18,7 @@ mod loss_paths;
 mod mqtt_daemon;
 mod outbox_delivery;
 mod package;
+mod people;
 mod reference;
 mod reload;
 mod soak;

@@ -40,6 +40,10 @@ pub struct Manifest {
     /// `train.edge`); absent: the ensemble runs every frame.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cascade: Option<Cascade>,
+    /// A person detector for people mode (`analyze = "people"`); absent:
+    /// the bundle tags frames and regions only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detector: Option<crate::detect::DetectorSpec>,
 }
 
 /// `[cascade]`: the edge model (same input and classes as the ensemble)
@@ -171,7 +175,43 @@ impl Bundle {
             cascade.rule().check(c).map_err(|p| self.invalid(p))?;
             self.check_onnx(&cascade.onnx, &cascade.sha256)?;
         }
+        if let Some(d) = &m.detector {
+            d.check().map_err(|p| self.invalid(p))?;
+            self.check_file(&d.onnx, &d.sha256)?;
+        }
         Ok(())
+    }
+
+    /// The detector's ONNX file, where the bundle has one.
+    pub fn detector_path(&self) -> Option<PathBuf> {
+        self.manifest
+            .detector
+            .as_ref()
+            .map(|d| self.dir.join(&d.onnx))
+    }
+
+    /// `file` exists and hashes to `sha256`; returns its bytes.
+    fn check_file(&self, file: &str, sha256: &str) -> Result<Vec<u8>, BundleError> {
+        let path = self.dir.join(file);
+        if !path.is_file() {
+            return Err(BundleError::Missing {
+                dir: self.dir.clone(),
+                file: file.to_string(),
+            });
+        }
+        let bytes = std::fs::read(&path).map_err(|source| BundleError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let actual = sha256_hex(&bytes);
+        if !actual.eq_ignore_ascii_case(sha256.trim()) {
+            return Err(BundleError::Hash {
+                path,
+                expected: sha256.to_string(),
+                actual,
+            });
+        }
+        Ok(bytes)
     }
 
     /// The bundle's edge stage as a bundle of its own (its ONNX in place of
@@ -194,24 +234,7 @@ impl Bundle {
         let m = &self.manifest;
         let (c, spec) = (m.classes.len(), &m.input);
         let onnx_path = self.dir.join(file);
-        if !onnx_path.is_file() {
-            return Err(BundleError::Missing {
-                dir: self.dir.clone(),
-                file: file.to_string(),
-            });
-        }
-        let bytes = std::fs::read(&onnx_path).map_err(|source| BundleError::Io {
-            path: onnx_path.clone(),
-            source,
-        })?;
-        let actual = sha256_hex(&bytes);
-        if !actual.eq_ignore_ascii_case(sha256.trim()) {
-            return Err(BundleError::Hash {
-                path: onnx_path,
-                expected: sha256.to_string(),
-                actual,
-            });
-        }
+        let bytes = self.check_file(file, sha256)?;
         let io = onnx::io_shapes(&bytes).map_err(|p| BundleError::Invalid {
             path: onnx_path.clone(),
             problem: p,

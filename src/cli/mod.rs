@@ -3,6 +3,7 @@
 
 pub mod calibrate;
 mod demo;
+pub mod detector;
 pub mod gpu_check;
 pub mod precision;
 pub mod soak;

@@ -405,6 +405,7 @@ pub fn bench_imagenet_bundle(a: &ImagenetBundleArgs) -> Result<()> {
         classes: Taxonomy(taxonomy),
         decision: Some(decision),
         cascade: None,
+        detector: None,
     };
     stylecam::bundle::write_manifest(&a.out, &manifest)?;
     stylecam::bundle::Bundle::load(&a.out)?;

@@ -555,7 +555,7 @@ pub struct MqttConfig {
 }
 
 /// `model.backend`: which inference backend runs the bundle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendKind {
     /// The first usable of tensorrt, onnxruntime, cpu.

@@ -21,6 +21,7 @@
 
 pub mod cascade;
 pub mod cpu;
+pub mod graph;
 #[cfg_attr(feature = "onnxruntime", path = "onnxruntime.rs")]
 #[cfg_attr(not(feature = "onnxruntime"), path = "onnxruntime_disabled.rs")]
 pub mod onnxruntime;

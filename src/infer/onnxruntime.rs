@@ -277,3 +277,84 @@ impl Backend for OrtBackend {
         Ok(&self.output)
     }
 }
+
+/// A graph with one input of a fixed shape, every output returned
+/// ([`super::graph`]: the person detector).
+pub struct OrtGraph {
+    session: Session,
+    input_name: String,
+    shape: Vec<usize>,
+}
+
+impl OrtGraph {
+    pub fn load(
+        path: &Path,
+        shape: &[usize],
+        threads: usize,
+        library: Option<&Path>,
+    ) -> Result<Self, InferError> {
+        probe(library)?;
+        let Some(Ok((_, env))) = RUNTIME.get() else {
+            unreachable!("probe succeeded")
+        };
+        let load = |reason: String| InferError::Load {
+            path: path.display().to_string(),
+            reason,
+        };
+        let mut builder = Session::builder(env).map_err(|e| load(e.to_string()))?;
+        if threads > 0 {
+            builder = builder
+                .with_intra_threads(threads)
+                .map_err(|e| load(e.to_string()))?;
+        }
+        let session = builder
+            .commit_from_file(path)
+            .map_err(|e| load(e.to_string()))?;
+        let input_name = match session.inputs() {
+            [i] => i.name().to_string(),
+            i => {
+                return Err(load(format!(
+                    "expected one input, the model has {}",
+                    i.len()
+                )))
+            }
+        };
+        Ok(Self {
+            session,
+            input_name,
+            shape: shape.to_vec(),
+        })
+    }
+}
+
+impl super::graph::Graph for OrtGraph {
+    fn name(&self) -> &'static str {
+        "onnxruntime"
+    }
+
+    fn run(&mut self, input: &[f32]) -> Result<Vec<super::graph::Tensor>, InferError> {
+        let want: usize = self.shape.iter().product();
+        if input.len() != want {
+            return Err(InferError::Shape {
+                slot: 0,
+                got: input.len(),
+                want,
+            });
+        }
+        let run_err = |e: ort::Error| InferError::Run(e.to_string());
+        let tensor = TensorRef::from_array_view((self.shape.clone(), input)).map_err(run_err)?;
+        let outputs = self
+            .session
+            .run(ort::inputs![self.input_name.as_str() => tensor])
+            .map_err(run_err)?;
+        let mut out = vec![];
+        for (_, value) in outputs.iter() {
+            let (shape, data) = value.try_extract_tensor::<f32>().map_err(run_err)?;
+            out.push(super::graph::Tensor {
+                shape: shape.iter().map(|&d| d.max(0) as usize).collect(),
+                data: data.to_vec(),
+            });
+        }
+        Ok(out)
+    }
+}

@@ -54,3 +54,25 @@ impl Backend for OrtBackend {
         match *self {}
     }
 }
+
+pub enum OrtGraph {}
+
+impl OrtGraph {
+    pub fn load(
+        _path: &Path,
+        _shape: &[usize],
+        _threads: usize,
+        _library: Option<&Path>,
+    ) -> Result<Self, InferError> {
+        Err(unavailable())
+    }
+}
+
+impl super::graph::Graph for OrtGraph {
+    fn name(&self) -> &'static str {
+        match *self {}
+    }
+    fn run(&mut self, _input: &[f32]) -> Result<Vec<super::graph::Tensor>, InferError> {
+        match *self {}
+    }
+}

@@ -144,6 +144,7 @@ pub fn write_bundle(
         classes: classes.clone(),
         decision,
         cascade: None,
+        detector: None,
     };
     write_manifest(dir, &manifest)
 }

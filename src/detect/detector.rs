@@ -1,0 +1,56 @@
+//! The detector stage: an RGB frame in, person detections out.
+
+use super::input::{fill, Geometry};
+use super::{decode, Detection, DetectorSpec};
+use crate::bundle::Bundle;
+use crate::infer::graph::{self, Graph};
+use crate::infer::{InferError, Options};
+
+/// A bundle's `[detector]`, loaded on a backend.
+pub struct Detector {
+    spec: DetectorSpec,
+    graph: Box<dyn Graph>,
+    input: Vec<f32>,
+}
+
+impl Detector {
+    /// Opens the bundle's detector on the backend `opts` names; an error
+    /// when the bundle has none.
+    pub fn open(bundle: &Bundle, opts: &Options) -> Result<Self, InferError> {
+        let Some(spec) = bundle.manifest.detector.clone() else {
+            return Err(InferError::Load {
+                path: bundle.dir.display().to_string(),
+                reason: "the bundle has no [detector] section. Fix: use a bundle with a person detector (`stylecam bundle add-detector`), or analyze = \"frame\"/\"regions\"".into(),
+            });
+        };
+        let path = bundle.dir.join(&spec.onnx);
+        let graph = graph::open(&path, &spec.input_shape(), opts)?;
+        Ok(Self {
+            spec,
+            graph,
+            input: vec![],
+        })
+    }
+
+    /// The backend the graph runs on.
+    pub fn backend(&self) -> &'static str {
+        self.graph.name()
+    }
+
+    pub fn spec(&self) -> &DetectorSpec {
+        &self.spec
+    }
+
+    /// Detections in a packed RGB8 `width × height` frame (masks already
+    /// painted), best score first.
+    pub fn detect(
+        &mut self,
+        rgb: &[u8],
+        width: u32,
+        height: u32,
+    ) -> Result<Vec<Detection>, InferError> {
+        let g: Geometry = fill(&self.spec, rgb, width, height, &mut self.input);
+        let outputs = self.graph.run(&self.input)?;
+        decode(&self.spec, &outputs, &g).map_err(InferError::Run)
+    }
+}

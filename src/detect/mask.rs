@@ -1,0 +1,182 @@
+//! Privacy masks and regions: shapes in fractions of the frame (0..1, x to
+//! the right, y down), so one config fits any resolution.
+//!
+//! A mask is painted black into the RGB frame before any model sees it;
+//! everything downstream (detector input, crops, snapshots) is made from
+//! the painted frame, so masked pixels reach nothing.
+
+use super::BoxF;
+use serde::{Deserialize, Serialize};
+
+/// A rectangle `[x0, y0, x1, y1]` or a polygon `[[x, y], …]` (at least
+/// three points, even-odd rule), in fractions of the frame.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Shape {
+    Rect([f32; 4]),
+    Polygon(Vec<[f32; 2]>),
+}
+
+impl Shape {
+    /// What is wrong with it, if anything (`key` names it in the message).
+    pub fn check(&self, key: &str) -> Result<(), String> {
+        let inside = |v: f32| (0.0..=1.0).contains(&v);
+        match self {
+            Shape::Rect([x0, y0, x1, y1]) => {
+                if ![x0, y0, x1, y1].iter().all(|v| inside(**v)) {
+                    return Err(format!(
+                        "{key} = [{x0}, {y0}, {x1}, {y1}] reaches outside the frame. Fix: give [x0, y0, x1, y1] as fractions of the frame, each in 0..=1 (e.g. [0.0, 0.0, 0.25, 1.0] is the left quarter)"
+                    ));
+                }
+                if x1 <= x0 || y1 <= y0 {
+                    return Err(format!(
+                        "{key} = [{x0}, {y0}, {x1}, {y1}] is empty. Fix: x1 must be greater than x0 and y1 greater than y0"
+                    ));
+                }
+            }
+            Shape::Polygon(points) => {
+                if points.len() < 3 {
+                    return Err(format!(
+                        "{key} has {} point(s). Fix: a polygon needs at least 3 [x, y] points",
+                        points.len()
+                    ));
+                }
+                if let Some(p) = points.iter().find(|p| !(inside(p[0]) && inside(p[1]))) {
+                    return Err(format!(
+                        "{key}: point [{}, {}] is outside the frame. Fix: give each point as fractions of the frame, in 0..=1",
+                        p[0], p[1]
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The bounding box in pixels of a `w × h` frame.
+    pub fn bounds(&self, w: u32, h: u32) -> BoxF {
+        let (w, h) = (w as f32, h as f32);
+        match self {
+            Shape::Rect([x0, y0, x1, y1]) => BoxF::new(x0 * w, y0 * h, x1 * w, y1 * h),
+            Shape::Polygon(points) => {
+                let xs = points.iter().map(|p| p[0] * w);
+                let ys = points.iter().map(|p| p[1] * h);
+                BoxF::new(
+                    xs.clone().fold(f32::MAX, f32::min),
+                    ys.clone().fold(f32::MAX, f32::min),
+                    xs.fold(f32::MIN, f32::max),
+                    ys.fold(f32::MIN, f32::max),
+                )
+            }
+        }
+    }
+
+    /// Whether the centre of pixel (x, y) of a `w × h` frame is inside.
+    fn covers(&self, x: usize, y: usize, w: u32, h: u32) -> bool {
+        let (px, py) = ((x as f32 + 0.5) / w as f32, (y as f32 + 0.5) / h as f32);
+        match self {
+            Shape::Rect([x0, y0, x1, y1]) => px >= *x0 && px < *x1 && py >= *y0 && py < *y1,
+            Shape::Polygon(points) => {
+                let mut inside = false;
+                let mut j = points.len() - 1;
+                for i in 0..points.len() {
+                    let ([xi, yi], [xj, yj]) = (points[i], points[j]);
+                    if (yi > py) != (yj > py) && px < (xj - xi) * (py - yi) / (yj - yi) + xi {
+                        inside = !inside;
+                    }
+                    j = i;
+                }
+                inside
+            }
+        }
+    }
+}
+
+/// Paints every mask black into a packed RGB8 `w × h` frame; returns the
+/// number of pixels painted.
+pub fn paint(rgb: &mut [u8], w: u32, h: u32, masks: &[Shape]) -> usize {
+    let mut painted = 0;
+    for m in masks {
+        let b = m.bounds(w, h).clip(w as f32, h as f32);
+        let (x0, x1) = (
+            b.x0.floor() as usize,
+            (b.x1.ceil() as usize).min(w as usize),
+        );
+        let (y0, y1) = (
+            b.y0.floor() as usize,
+            (b.y1.ceil() as usize).min(h as usize),
+        );
+        for y in y0..y1 {
+            for x in x0..x1 {
+                if m.covers(x, y, w, h) {
+                    let at = (y * w as usize + x) * 3;
+                    rgb[at..at + 3].fill(0);
+                    painted += 1;
+                }
+            }
+        }
+    }
+    painted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rect_and_polygon_paint_what_they_cover() {
+        let (w, h) = (8u32, 4u32);
+        let mut rgb = vec![200u8; (w * h * 3) as usize];
+        let n = paint(&mut rgb, w, h, &[Shape::Rect([0.0, 0.0, 0.25, 1.0])]);
+        assert_eq!(n, 8, "two columns of four rows");
+        for y in 0..4 {
+            for x in 0..8 {
+                let v = rgb[(y * 8 + x) * 3];
+                assert_eq!(v == 0, x < 2, "({x},{y})");
+            }
+        }
+        // A triangle over the right half: the top-right corner is inside,
+        // the bottom-left of the half is not.
+        let mut rgb = vec![200u8; (w * h * 3) as usize];
+        let tri = Shape::Polygon(vec![[0.5, 0.0], [1.0, 0.0], [1.0, 1.0]]);
+        assert!(paint(&mut rgb, w, h, &[tri]) > 0);
+        assert_eq!(rgb[7 * 3], 0);
+        assert_eq!(rgb[(3 * 8 + 4) * 3], 200);
+    }
+
+    #[test]
+    fn shapes_outside_the_frame_are_named() {
+        let e = Shape::Rect([0.5, 0.0, 1.2, 1.0])
+            .check("cameras[0].masks[1]")
+            .unwrap_err();
+        assert!(
+            e.contains("cameras[0].masks[1]") && e.contains("0..=1"),
+            "{e}"
+        );
+        assert!(Shape::Rect([0.5, 0.5, 0.5, 1.0])
+            .check("m")
+            .unwrap_err()
+            .contains("empty"));
+        assert!(Shape::Polygon(vec![[0.0, 0.0], [1.0, 1.0]])
+            .check("m")
+            .is_err());
+        assert!(Shape::Polygon(vec![[0.0, 0.0], [1.0, 0.0], [0.5, -0.1]])
+            .check("m")
+            .is_err());
+        assert!(Shape::Polygon(vec![[0.0, 0.0], [1.0, 0.0], [0.5, 1.0]])
+            .check("m")
+            .is_ok());
+    }
+
+    #[test]
+    fn shapes_read_from_toml() {
+        #[derive(Deserialize)]
+        struct T {
+            m: Vec<Shape>,
+        }
+        let t: T =
+            toml::from_str("m = [[0.0, 0.0, 0.5, 0.5], [[0.1, 0.1], [0.9, 0.1], [0.5, 0.9]]]")
+                .unwrap();
+        assert!(matches!(t.m[0], Shape::Rect(_)));
+        assert!(matches!(&t.m[1], Shape::Polygon(p) if p.len() == 3));
+    }
+}

@@ -1,0 +1,394 @@
+//! Multi-object tracking per camera, SORT-style: each track predicts its
+//! box with a constant-velocity motion model (an alpha-beta filter on the
+//! box's centre and size), detections are assigned to predictions by
+//! optimal IoU matching (the Hungarian method on `1 − IoU`, pairs below
+//! `min_iou` forbidden), and a track that misses detections coasts on its
+//! prediction for up to `max_missed_ms` before it ends.
+//!
+//! Track ids are random per run (a per-tracker random key permutes a
+//! counter): they never repeat within a run and carry nothing that links a
+//! person across runs or cameras. There is no appearance or biometric
+//! feature: a track is only a box that moves.
+
+use super::{BoxF, Detection};
+use std::hash::{BuildHasher, Hasher};
+
+/// Tracker settings (the camera's `[cameras.people]` keys).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TrackerConfig {
+    /// A detection and a track's prediction pair only above this IoU.
+    pub min_iou: f32,
+    /// Detections a new track needs before it is confirmed (counted).
+    pub min_hits: u32,
+    /// A track with no detection for this long ends.
+    pub max_missed_ms: u64,
+    /// Filter gains: how much of a measurement's surprise moves the
+    /// position (alpha) and the velocity (beta).
+    pub alpha: f32,
+    pub beta: f32,
+}
+
+impl Default for TrackerConfig {
+    fn default() -> Self {
+        Self {
+            min_iou: 0.2,
+            min_hits: 3,
+            max_missed_ms: 1500,
+            alpha: 0.6,
+            beta: 0.2,
+        }
+    }
+}
+
+/// A per-run random track id (16 hex digits on the wire).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TrackId(pub u64);
+
+impl std::fmt::Display for TrackId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+/// One tracked object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Track {
+    pub id: TrackId,
+    /// The filtered box at the last update (frame pixels).
+    pub bbox: BoxF,
+    /// The last detection's own box and score (what a crop is cut from).
+    pub detected: Option<Detection>,
+    /// State `[cx, cy, w, h]` and its velocity per second.
+    state: [f32; 4],
+    velocity: [f32; 4],
+    pub hits: u32,
+    /// Time since the last detection, ms.
+    pub missed_ms: u64,
+    /// Time since the track started, ms.
+    pub age_ms: u64,
+    pub confirmed: bool,
+}
+
+impl Track {
+    fn from_state(s: [f32; 4]) -> BoxF {
+        let [cx, cy, w, h] = s;
+        BoxF::new(cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0)
+    }
+
+    fn predicted(&self, dt: f32) -> [f32; 4] {
+        let mut p = self.state;
+        for (v, d) in p.iter_mut().zip(self.velocity) {
+            *v += d * dt;
+        }
+        p[2] = p[2].max(1.0);
+        p[3] = p[3].max(1.0);
+        p
+    }
+}
+
+/// What one update changed.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Update {
+    /// Tracks confirmed by this update.
+    pub confirmed: Vec<TrackId>,
+    /// Tracks that ended (confirmed ones only; a tentative track that
+    /// vanishes was never reported).
+    pub ended: Vec<Track>,
+    /// Per detection (in input order): the track it was given to, if any.
+    pub assigned: Vec<Option<TrackId>>,
+}
+
+/// The tracks of one camera.
+#[derive(Debug)]
+pub struct Tracker {
+    config: TrackerConfig,
+    tracks: Vec<Track>,
+    key: u64,
+    counter: u64,
+}
+
+impl Tracker {
+    pub fn new(config: TrackerConfig) -> Self {
+        // A random key per tracker from the OS's hash seed.
+        let key = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        Self {
+            config,
+            tracks: vec![],
+            key,
+            counter: 0,
+        }
+    }
+
+    pub fn config(&self) -> &TrackerConfig {
+        &self.config
+    }
+
+    /// Live tracks, tentative ones included.
+    pub fn tracks(&self) -> &[Track] {
+        &self.tracks
+    }
+
+    pub fn get(&self, id: TrackId) -> Option<&Track> {
+        self.tracks.iter().find(|t| t.id == id)
+    }
+
+    fn next_id(&mut self) -> TrackId {
+        // SplitMix64's output function over key + counter: a bijection of
+        // the counter, so ids never repeat within a run.
+        self.counter += 1;
+        let mut z = self
+            .key
+            .wrapping_add(self.counter.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        TrackId(z ^ (z >> 31))
+    }
+
+    /// Ends every track (the camera stopped): confirmed ones are returned.
+    pub fn finish(&mut self) -> Vec<Track> {
+        std::mem::take(&mut self.tracks)
+            .into_iter()
+            .filter(|t| t.confirmed)
+            .collect()
+    }
+
+    /// Advances every track by `dt_ms` and assigns this frame's detections.
+    pub fn update(&mut self, detections: &[Detection], dt_ms: u64) -> Update {
+        let dt = dt_ms as f32 / 1000.0;
+        let c = self.config;
+        let predicted: Vec<[f32; 4]> = self.tracks.iter().map(|t| t.predicted(dt)).collect();
+        let boxes: Vec<BoxF> = predicted.iter().map(|&p| Track::from_state(p)).collect();
+        let cost: Vec<Vec<f32>> = boxes
+            .iter()
+            .map(|b| {
+                detections
+                    .iter()
+                    .map(|d| {
+                        let iou = b.iou(&d.bbox);
+                        if iou >= c.min_iou {
+                            1.0 - iou
+                        } else {
+                            f32::INFINITY
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        let pairs = assign(&cost);
+        let mut update = Update {
+            assigned: vec![None; detections.len()],
+            ..Update::default()
+        };
+        let mut matched = vec![false; self.tracks.len()];
+        for (ti, di) in pairs {
+            matched[ti] = true;
+            let d = detections[di];
+            let t = &mut self.tracks[ti];
+            let (cx, cy) = d.bbox.centre();
+            let z = [cx, cy, d.bbox.width(), d.bbox.height()];
+            let p = predicted[ti];
+            for k in 0..4 {
+                let r = z[k] - p[k];
+                t.state[k] = p[k] + c.alpha * r;
+                if dt > 0.0 {
+                    t.velocity[k] += c.beta * r / dt;
+                }
+            }
+            t.bbox = Track::from_state(t.state);
+            t.detected = Some(d);
+            t.hits += 1;
+            t.missed_ms = 0;
+            t.age_ms += dt_ms;
+            if !t.confirmed && t.hits >= c.min_hits {
+                t.confirmed = true;
+                update.confirmed.push(t.id);
+            }
+            update.assigned[di] = Some(t.id);
+        }
+        // Unmatched tracks coast; those missing too long end.
+        let mut kept = Vec::with_capacity(self.tracks.len());
+        for (i, mut t) in std::mem::take(&mut self.tracks).into_iter().enumerate() {
+            if !matched[i] {
+                t.state = predicted[i];
+                t.bbox = Track::from_state(t.state);
+                t.detected = None;
+                t.missed_ms += dt_ms;
+                t.age_ms += dt_ms;
+                // A tentative track must be seen on consecutive frames.
+                let gone = t.missed_ms > c.max_missed_ms || (!t.confirmed && t.missed_ms > 0);
+                if gone {
+                    if t.confirmed {
+                        update.ended.push(t);
+                    }
+                    continue;
+                }
+            }
+            kept.push(t);
+        }
+        self.tracks = kept;
+        // Unmatched detections start tentative tracks.
+        for (di, d) in detections.iter().enumerate() {
+            if update.assigned[di].is_some() {
+                continue;
+            }
+            let id = self.next_id();
+            let (cx, cy) = d.bbox.centre();
+            let t = Track {
+                id,
+                bbox: d.bbox,
+                detected: Some(*d),
+                state: [cx, cy, d.bbox.width(), d.bbox.height()],
+                velocity: [0.0; 4],
+                hits: 1,
+                missed_ms: 0,
+                age_ms: 0,
+                confirmed: c.min_hits <= 1,
+            };
+            if t.confirmed {
+                update.confirmed.push(id);
+            }
+            update.assigned[di] = Some(id);
+            self.tracks.push(t);
+        }
+        update
+    }
+}
+
+/// Minimum-cost assignment of rows to columns (the Hungarian method,
+/// O(n³)); infinite costs are forbidden pairs. Returns (row, column) pairs.
+pub fn assign(cost: &[Vec<f32>]) -> Vec<(usize, usize)> {
+    let rows = cost.len();
+    let cols = cost.first().map_or(0, Vec::len);
+    if rows == 0 || cols == 0 {
+        return vec![];
+    }
+    // Square matrix with forbidden pairs at a large finite cost, so every
+    // row gets some column; pairs at that cost are dropped afterwards.
+    let n = rows.max(cols);
+    const BIG: f64 = 1e6;
+    let at = |i: usize, j: usize| -> f64 {
+        if i < rows && j < cols && cost[i][j].is_finite() {
+            cost[i][j] as f64
+        } else {
+            BIG
+        }
+    };
+    // Potentials u (rows), v (columns); p[j] = row matched to column j (1-based).
+    let (mut u, mut v) = (vec![0f64; n + 1], vec![0f64; n + 1]);
+    let (mut p, mut way) = (vec![0usize; n + 1], vec![0usize; n + 1]);
+    for i in 1..=n {
+        p[0] = i;
+        let mut j0 = 0;
+        let mut minv = vec![f64::INFINITY; n + 1];
+        let mut used = vec![false; n + 1];
+        loop {
+            used[j0] = true;
+            let i0 = p[j0];
+            let mut delta = f64::INFINITY;
+            let mut j1 = 0;
+            for j in 1..=n {
+                if !used[j] {
+                    let cur = at(i0 - 1, j - 1) - u[i0] - v[j];
+                    if cur < minv[j] {
+                        minv[j] = cur;
+                        way[j] = j0;
+                    }
+                    if minv[j] < delta {
+                        delta = minv[j];
+                        j1 = j;
+                    }
+                }
+            }
+            for j in 0..=n {
+                if used[j] {
+                    u[p[j]] += delta;
+                    v[j] -= delta;
+                } else {
+                    minv[j] -= delta;
+                }
+            }
+            j0 = j1;
+            if p[j0] == 0 {
+                break;
+            }
+        }
+        loop {
+            let j1 = way[j0];
+            p[j0] = p[j1];
+            j0 = j1;
+            if j0 == 0 {
+                break;
+            }
+        }
+    }
+    (1..=n)
+        .filter(|&j| p[j] != 0)
+        .map(|j| (p[j] - 1, j - 1))
+        .filter(|&(i, j)| i < rows && j < cols && cost[i][j].is_finite())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn det(x: f32, y: f32) -> Detection {
+        Detection {
+            bbox: BoxF::new(x, y, x + 20.0, y + 50.0),
+            score: 0.9,
+            class: 1,
+        }
+    }
+
+    #[test]
+    fn hungarian_beats_greedy() {
+        // Greedy takes (0,0) at 0.1 and is left with (1,1) at 0.9 (total
+        // 1.0); the optimum is (0,1) + (1,0) = 0.2 + 0.3.
+        let cost = vec![vec![0.1, 0.2], vec![0.3, 0.9]];
+        let mut got = assign(&cost);
+        got.sort();
+        assert_eq!(got, [(0, 1), (1, 0)]);
+        let forbidden = vec![vec![f32::INFINITY, 0.5], vec![f32::INFINITY, 0.4]];
+        assert_eq!(assign(&forbidden), [(1, 1)]);
+        assert_eq!(assign(&[vec![0.5, 0.1, 0.7]]), [(0, 1)]);
+        assert!(assign(&[]).is_empty());
+    }
+
+    #[test]
+    fn one_walker_is_one_track_through_a_short_gap() {
+        let mut t = Tracker::new(TrackerConfig::default());
+        let mut ids = std::collections::BTreeSet::<TrackId>::new();
+        let mut confirmed = 0;
+        for f in 0..40 {
+            // 4 px per frame to the right; frames 20..24 have no detection.
+            let dets: Vec<Detection> = if (20..24).contains(&f) {
+                vec![]
+            } else {
+                vec![det(10.0 + 4.0 * f as f32, 100.0)]
+            };
+            let u = t.update(&dets, 100);
+            confirmed += u.confirmed.len();
+            ids.extend(u.assigned.iter().flatten().copied());
+            assert!(u.ended.is_empty(), "frame {f}");
+        }
+        assert_eq!((ids.len(), confirmed), (1, 1), "{ids:?}");
+        let ended = t.finish();
+        assert_eq!(ended.len(), 1);
+        assert_eq!(ended[0].hits, 36);
+    }
+
+    #[test]
+    fn a_flicker_never_confirms_and_ids_differ_between_trackers() {
+        let mut t = Tracker::new(TrackerConfig::default());
+        let u = t.update(&[det(0.0, 0.0)], 100);
+        assert!(u.confirmed.is_empty());
+        let u = t.update(&[], 100);
+        assert!(u.ended.is_empty(), "a tentative track ends silently");
+        assert!(t.tracks().is_empty());
+        let a = Tracker::new(TrackerConfig::default()).next_id();
+        let b = Tracker::new(TrackerConfig::default()).next_id();
+        assert_ne!(a, b, "ids are random per tracker (per run)");
+    }
+}
