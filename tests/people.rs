@@ -212,3 +212,186 @@ fn a_detector_with_a_wrong_output_format_is_a_clear_error() {
     let e = Bundle::load(&dir).unwrap_err().to_string();
     assert!(e.contains("detector.onnx is missing"), "{e}");
 }
+
+/// vtest.avi's per-frame detections (TensorFlow's, the trackers' common
+/// input) at or above `min_score`, in frame pixels.
+fn video_detections(data: &Path, min_score: f32) -> Vec<Vec<stylecam::detect::Detection>> {
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(data.join("video.json")).unwrap()).unwrap();
+    let frames = v["frames"].as_object().unwrap();
+    let mut names: Vec<&String> = frames.keys().collect();
+    names.sort();
+    names
+        .iter()
+        .map(|n| {
+            frames[*n]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|d| d["score"].as_f64().unwrap() as f32 >= min_score)
+                .map(|d| {
+                    let b: Vec<f32> = d["box"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|v| v.as_f64().unwrap() as f32)
+                        .collect();
+                    stylecam::detect::Detection {
+                        bbox: BoxF::new(b[1] * 768.0, b[0] * 576.0, b[3] * 768.0, b[2] * 576.0),
+                        score: d["score"].as_f64().unwrap() as f32,
+                        class: 1,
+                    }
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Our tracker over the detections: per confirmed track, the frames it was
+/// matched to a detection in from its confirmation on (what ByteTrack
+/// reports too).
+fn our_tracks(
+    frames: &[Vec<stylecam::detect::Detection>],
+    config: stylecam::detect::track::TrackerConfig,
+) -> std::collections::BTreeMap<u64, Vec<usize>> {
+    use stylecam::detect::track::Tracker;
+    let mut t = Tracker::new(config);
+    let mut seen: std::collections::BTreeMap<u64, Vec<usize>> = Default::default();
+    let mut confirmed = std::collections::BTreeSet::new();
+    for (i, dets) in frames.iter().enumerate() {
+        let u = t.update(dets, 100);
+        confirmed.extend(u.confirmed.iter().map(|id| id.0));
+        for id in u.assigned.iter().flatten() {
+            if confirmed.contains(&id.0) {
+                seen.entry(id.0).or_default().push(i);
+            }
+        }
+    }
+    seen
+}
+
+#[test]
+fn tracker_is_no_more_fragmented_than_bytetrack_on_real_video() {
+    let Some(data) = ssdlite_data() else { return };
+    if !available("supervision 0.26 (ByteTrack)", python_has("supervision")) {
+        return;
+    }
+    let frames = video_detections(&data, 0.5);
+    assert_eq!(frames.len(), 795);
+    let ours = our_tracks(&frames, stylecam::config::PeopleConfig::default().tracker());
+    let peer: serde_json::Value = serde_json::from_str(&python(
+        "bytetrack.py",
+        &[data.join("video.json").to_str().unwrap(), "0.5"],
+    ))
+    .unwrap();
+    let peer: Vec<usize> = peer["tracks"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_array().unwrap().len())
+        .collect();
+    let mean = |v: &[usize]| v.iter().sum::<usize>() as f64 / v.len() as f64;
+    let ours_len: Vec<usize> = ours.values().map(Vec::len).collect();
+    println!(
+        "vtest.avi, 795 frames, TensorFlow's detections at score >= 0.5: ours {} tracks, mean {:.1} matched frames; ByteTrack (supervision 0.26.1) {} tracks, mean {:.1}",
+        ours.len(),
+        mean(&ours_len),
+        peer.len(),
+        mean(&peer)
+    );
+    assert!(
+        ours.len() <= peer.len(),
+        "ours {} tracks, ByteTrack {}",
+        ours.len(),
+        peer.len()
+    );
+}
+
+/// Synthetic walkers with known identities: (id, per frame its box or
+/// None when the detector misses it).
+fn identity_switches(walkers: &[Vec<Option<BoxF>>]) -> (usize, usize) {
+    use stylecam::detect::track::Tracker;
+    use stylecam::detect::Detection;
+    let mut t = Tracker::new(stylecam::config::PeopleConfig::default().tracker());
+    let frames = walkers[0].len();
+    // Per walker: the track id it had last.
+    let mut last: Vec<Option<u64>> = vec![None; walkers.len()];
+    let (mut switches, mut tracks) = (0, std::collections::BTreeSet::new());
+    for f in 0..frames {
+        let (dets, who): (Vec<Detection>, Vec<usize>) = walkers
+            .iter()
+            .enumerate()
+            .filter_map(|(w, path)| {
+                path[f].map(|b| {
+                    (
+                        Detection {
+                            bbox: b,
+                            score: 0.9,
+                            class: 1,
+                        },
+                        w,
+                    )
+                })
+            })
+            .unzip();
+        let u = t.update(&dets, 100);
+        for (k, id) in u.assigned.iter().enumerate() {
+            let id = id.unwrap().0;
+            tracks.insert(id);
+            let w = who[k];
+            if last[w].is_some_and(|l| l != id) {
+                switches += 1;
+            }
+            last[w] = Some(id);
+        }
+    }
+    (switches, tracks.len())
+}
+
+fn walk(
+    from: (f32, f32),
+    step: (f32, f32),
+    frames: usize,
+    gap: std::ops::Range<usize>,
+) -> Vec<Option<BoxF>> {
+    (0..frames)
+        .map(|f| {
+            let (x, y) = (from.0 + step.0 * f as f32, from.1 + step.1 * f as f32);
+            (!gap.contains(&f)).then(|| BoxF::new(x, y, x + 30.0, y + 80.0))
+        })
+        .collect()
+}
+
+#[test]
+fn tracker_keeps_identities_through_crossings_and_short_occlusions() {
+    // Simple cases: 0 switches, one track per walker.
+    // Two walkers passing each other 60 px apart vertically.
+    let apart = [
+        walk((0.0, 100.0), (6.0, 0.0), 60, 0..0),
+        walk((360.0, 160.0), (-6.0, 0.0), 60, 0..0),
+    ];
+    assert_eq!(identity_switches(&apart), (0, 2));
+    // One walker hidden for 5 frames (0.5 s) behind a pillar.
+    let hidden = [walk((0.0, 100.0), (5.0, 1.0), 60, 25..30)];
+    assert_eq!(identity_switches(&hidden), (0, 1));
+    // Two walkers in the same direction at different speeds, one
+    // overtaking the other with partial overlap.
+    let overtaking = [
+        walk((0.0, 100.0), (6.0, 0.0), 60, 0..0),
+        walk((60.0, 130.0), (3.0, 0.0), 60, 0..0),
+    ];
+    assert_eq!(identity_switches(&overtaking), (0, 2));
+    // Hard case, reported: two walkers crossing head-on on the same line,
+    // fully overlapping for a frame or two, the detector merging them
+    // (one box) while they overlap.
+    let mut a = walk((0.0, 100.0), (6.0, 0.0), 60, 0..0);
+    let b = walk((354.0, 104.0), (-6.0, 0.0), 60, 0..0);
+    for f in 28..32 {
+        a[f] = None;
+    }
+    let hard = identity_switches(&[a, b]);
+    println!(
+        "head-on crossing with a merged detection: {} identity switch(es), {} tracks for 2 walkers",
+        hard.0, hard.1
+    );
+}

@@ -144,12 +144,164 @@ fn default_cascade() -> bool {
 /// picks the kind and the other keys belong to that kind
 /// (`[[cameras]] name = "door" source = "files" path = "photos"`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(from = "RawCamera", into = "RawCamera")]
+#[serde(from = "RawCameraTable", into = "RawCameraTable")]
 pub struct CameraConfig {
     pub name: String,
     /// Target frames per second (0 = as fast as possible).
     pub fps: f64,
     pub source: SourceConfig,
+    /// What is tagged: the frame, regions or people; privacy masks.
+    pub analysis: Analysis,
+}
+
+/// What a camera's frames are analysed for (keys of the camera's table,
+/// whatever its source).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Analysis {
+    /// `frame` (the default), `regions` or `people`.
+    #[serde(default)]
+    pub analyze: AnalyzeMode,
+    /// `regions` mode: named rectangles, each tagged like a frame of its own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub regions: Vec<RegionConfig>,
+    /// Painted black before any model sees the frame, in every mode:
+    /// rectangles `[x0, y0, x1, y1]` or polygons `[[x, y], …]`, fractions
+    /// of the frame.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub masks: Vec<crate::detect::mask::Shape>,
+    /// `people` mode's tracker and classification schedule.
+    #[serde(default)]
+    pub people: PeopleConfig,
+}
+
+/// `analyze`: what a camera tags.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AnalyzeMode {
+    /// The whole frame is one subject (what stylecam always did).
+    #[default]
+    Frame,
+    /// Each configured region is a subject.
+    Regions,
+    /// Each tracked person is a subject (the bundle needs a `[detector]`).
+    People,
+}
+
+impl AnalyzeMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Frame => "frame",
+            Self::Regions => "regions",
+            Self::People => "people",
+        }
+    }
+}
+
+/// One region of `regions` mode.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionConfig {
+    /// Named in the region's events (an MQTT-safe name).
+    pub name: String,
+    /// `[x0, y0, x1, y1]` in fractions of the frame.
+    pub rect: [f32; 4],
+}
+
+/// `[cameras.people]`: tracking and when a person is classified.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PeopleConfig {
+    /// Run the detector on every k-th frame; the tracker predicts between.
+    pub detect_every: u32,
+    /// Detections before a track is confirmed (and first classified).
+    pub min_hits: u32,
+    /// A track unseen this long has left.
+    pub max_missed_ms: u64,
+    /// A detection joins a track only above this overlap with its prediction.
+    pub min_iou: f32,
+    /// A confirmed track is classified again after this long...
+    pub classify_every_ms: u64,
+    /// ...or at once when its box grew by this factor (a closer, better view)...
+    pub regrow: f32,
+    /// ...up to this many classifications per track.
+    pub max_classifications: u32,
+    /// Crops smaller than this many pixels high are not classified.
+    pub min_crop_height: u32,
+    /// The crop is the box grown by this fraction of its size per side.
+    pub margin: f32,
+}
+
+impl Default for PeopleConfig {
+    fn default() -> Self {
+        Self {
+            detect_every: 1,
+            min_hits: 3,
+            max_missed_ms: 1500,
+            min_iou: 0.2,
+            classify_every_ms: 2000,
+            regrow: 1.5,
+            max_classifications: 5,
+            min_crop_height: 48,
+            margin: 0.1,
+        }
+    }
+}
+
+impl PeopleConfig {
+    pub fn tracker(&self) -> crate::detect::track::TrackerConfig {
+        crate::detect::track::TrackerConfig {
+            min_iou: self.min_iou,
+            min_hits: self.min_hits,
+            max_missed_ms: self.max_missed_ms,
+            ..Default::default()
+        }
+    }
+}
+
+/// A camera table as written: the analysis keys, then the source's own
+/// keys (tagged by `source`; unknown keys are errors).
+#[derive(Serialize, Deserialize)]
+struct RawCameraTable {
+    #[serde(default)]
+    analyze: AnalyzeMode,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    regions: Vec<RegionConfig>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    masks: Vec<crate::detect::mask::Shape>,
+    #[serde(default, skip_serializing_if = "is_default")]
+    people: PeopleConfig,
+    #[serde(flatten)]
+    camera: RawCamera,
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+
+impl From<RawCameraTable> for CameraConfig {
+    fn from(t: RawCameraTable) -> Self {
+        let mut c = CameraConfig::from(t.camera);
+        c.analysis = Analysis {
+            analyze: t.analyze,
+            regions: t.regions,
+            masks: t.masks,
+            people: t.people,
+        };
+        c
+    }
+}
+
+impl From<CameraConfig> for RawCameraTable {
+    fn from(c: CameraConfig) -> Self {
+        let a = c.analysis.clone();
+        Self {
+            analyze: a.analyze,
+            regions: a.regions,
+            masks: a.masks,
+            people: a.people,
+            camera: c.into(),
+        }
+    }
 }
 
 /// A camera's source and the keys that belong to it.
@@ -297,6 +449,7 @@ impl From<RawCamera> for CameraConfig {
                     looping: f.looping,
                     repeat: f.repeat,
                 }),
+                analysis: Analysis::default(),
             },
             RawCamera::Synthetic(s) => Self {
                 name: s.name,
@@ -307,6 +460,7 @@ impl From<RawCamera> for CameraConfig {
                     pixel_format: s.pixel_format,
                     frames: s.frames,
                 }),
+                analysis: Analysis::default(),
             },
             RawCamera::V4l2(v) => Self {
                 name: v.name,
@@ -321,6 +475,7 @@ impl From<RawCamera> for CameraConfig {
                     backoff_min_ms: v.backoff_min_ms,
                     backoff_max_ms: v.backoff_max_ms,
                 }),
+                analysis: Analysis::default(),
             },
         }
     }
@@ -848,6 +1003,7 @@ impl CameraConfig {
                 looping: true,
                 repeat: 1,
             }),
+            analysis: Analysis::default(),
         }
     }
 
@@ -862,6 +1018,7 @@ impl CameraConfig {
                 pixel_format,
                 frames: 0,
             }),
+            analysis: Analysis::default(),
         }
     }
 
@@ -888,6 +1045,7 @@ impl CameraConfig {
                 backoff_min_ms: default_backoff_min_ms(),
                 backoff_max_ms: default_backoff_max_ms(),
             }),
+            analysis: Analysis::default(),
         }
     }
 

@@ -554,6 +554,112 @@ fn validate_camera(i: usize, c: &CameraConfig) -> Result<(), ConfigError> {
             }
         }
     }
+    validate_analysis(i, &c.analysis)
+}
+
+/// `analyze`, `regions`, `masks` and `[cameras.people]` of camera `i`.
+fn validate_analysis(i: usize, a: &super::Analysis) -> Result<(), ConfigError> {
+    use crate::detect::mask::Shape;
+    let key = |k: &str| format!("cameras[{i}].{k}");
+    // A shape error already names its key and fix; split it for ConfigError.
+    let shape_err = |k: String, problem: String| {
+        let (what, fix) = problem
+            .split_once(". Fix: ")
+            .map(|(w, f)| (w.to_string(), f.to_string()))
+            .unwrap_or((problem.clone(), "see the README's operator guide".into()));
+        let what = what
+            .strip_prefix(&k)
+            .unwrap_or(&what)
+            .trim_start_matches([' ', ':', '='])
+            .to_string();
+        err(&k, "", &what, &fix)
+    };
+    for (j, m) in a.masks.iter().enumerate() {
+        let k = key(&format!("masks[{j}]"));
+        m.check(&k).map_err(|p| shape_err(k.clone(), p))?;
+    }
+    let mut names = std::collections::BTreeSet::new();
+    for (j, r) in a.regions.iter().enumerate() {
+        if !topic_safe(&r.name) || !names.insert(r.name.as_str()) {
+            return Err(err(
+                &key(&format!("regions[{j}].name")),
+                format!("{:?}", r.name),
+                "must be non-empty, unique on the camera and contain none of / + #",
+                "give each region its own name of letters, digits, - and _",
+            ));
+        }
+        let k = key(&format!("regions[{j}].rect"));
+        Shape::Rect(r.rect)
+            .check(&k)
+            .map_err(|p| shape_err(k.clone(), p))?;
+    }
+    if a.analyze == super::AnalyzeMode::Regions && a.regions.is_empty() {
+        return Err(err(
+            &key("analyze"),
+            "\"regions\"",
+            "regions mode needs at least one region",
+            "add [[cameras.regions]] tables with name = \"mannequin\" and rect = [x0, y0, x1, y1] (fractions of the frame), or set analyze = \"frame\"",
+        ));
+    }
+    let p = &a.people;
+    let checks: [(&str, bool, &str, &str); 7] = [
+        (
+            "people.detect_every",
+            (1..=100).contains(&p.detect_every),
+            "must be in 1..=100",
+            "set detect_every = 1 (every frame)",
+        ),
+        (
+            "people.min_hits",
+            (1..=100).contains(&p.min_hits),
+            "must be in 1..=100",
+            "set min_hits = 3",
+        ),
+        (
+            "people.min_iou",
+            p.min_iou > 0.0 && p.min_iou < 1.0,
+            "must be between 0 and 1",
+            "set min_iou = 0.2",
+        ),
+        (
+            "people.max_classifications",
+            p.max_classifications >= 1,
+            "must be at least 1",
+            "set max_classifications = 5",
+        ),
+        (
+            "people.margin",
+            (0.0..=1.0).contains(&p.margin),
+            "must be in 0..=1",
+            "set margin = 0.1",
+        ),
+        (
+            "people.regrow",
+            p.regrow >= 1.0 && p.regrow.is_finite(),
+            "must be 1 or more",
+            "set regrow = 1.5",
+        ),
+        (
+            "people.max_missed_ms",
+            p.max_missed_ms >= 100,
+            "must be at least 100",
+            "set max_missed_ms = 1500",
+        ),
+    ];
+    for (k, ok, problem, fix) in checks {
+        if !ok {
+            let value = toml::to_string(p)
+                .ok()
+                .and_then(|t| {
+                    let field = k.trim_start_matches("people.");
+                    t.lines()
+                        .find(|l| l.starts_with(&format!("{field} =")))
+                        .map(|l| l.split_once('=').unwrap().1.trim().to_string())
+                })
+                .unwrap_or_default();
+            return Err(err(&key(k), value, problem, fix));
+        }
+    }
     Ok(())
 }
 
@@ -641,6 +747,50 @@ mod tests {
             let e = bad.validate().unwrap_err().to_string();
             assert!(e.contains(key) && e.contains("Fix:"), "{key}: {e}");
         }
+    }
+
+    #[test]
+    fn analysis_keys_are_checked_by_name() {
+        let cfg = |extra: &str| {
+            let text = format!("[[cameras]]\nname = \"door\"\nsource = \"synthetic\"\n{extra}\n");
+            let mut c = default_config();
+            c.cameras =
+                toml::from_str::<std::collections::BTreeMap<String, Vec<CameraConfig>>>(&text)
+                    .map(|mut m| m.remove("cameras").unwrap())
+                    .unwrap_or_else(|e| panic!("{e}"));
+            c.validate().err().map(|e| e.to_string())
+        };
+        assert_eq!(
+            cfg("analyze = \"people\"\nmasks = [[0.0, 0.0, 0.2, 1.0]]"),
+            None
+        );
+        let e = cfg("masks = [[0.0, 0.0, 1.2, 1.0]]").unwrap();
+        assert!(
+            e.contains("cameras[0].masks[0]") && e.contains("0..=1"),
+            "{e}"
+        );
+        let e = cfg("analyze = \"regions\"").unwrap();
+        assert!(
+            e.contains("cameras[0].analyze") && e.contains("[[cameras.regions]]"),
+            "{e}"
+        );
+        let e = cfg("analyze = \"regions\"\n[[cameras.regions]]\nname = \"table\"\nrect = [0.5, 0.5, 0.4, 0.9]").unwrap();
+        assert!(
+            e.contains("cameras[0].regions[0].rect") && e.contains("empty"),
+            "{e}"
+        );
+        let e = cfg("[cameras.people]\nmin_iou = 1.5").unwrap();
+        assert!(
+            e.contains("cameras[0].people.min_iou") && e.contains("1.5"),
+            "{e}"
+        );
+        let parsed = toml::from_str::<std::collections::BTreeMap<String, Vec<CameraConfig>>>(
+            "[[cameras]]\nname = \"d\"\nsource = \"synthetic\"\nanalyse = \"people\"\n",
+        );
+        assert!(
+            parsed.unwrap_err().to_string().contains("analyse"),
+            "a misspelt key is an error"
+        );
     }
 
     #[test]

@@ -15,6 +15,10 @@ usage:
       DIR/reference.json     TensorFlow's detections on those frames, running
                              the original frozen graph the way the wheel's own
                              API does (cv2.resize to 300x300, BGR->RGB)
+      DIR/video.json         TensorFlow's detections (score >= 0.1) on every
+                             frame of the video: what the trackers are
+                             compared on
+      DIR/video/NNNN.jpg     every frame (JPEG q95), for the daemon to play
       DIR/.complete          written last: the directory is whole
 Nothing here is committed; tests and scripts/people-demo.sh make it once per
 machine (a few minutes) and reuse it.
@@ -53,29 +57,33 @@ def convert(out):
         shutil.move(onnx_path, out)
 
 
-def frames(dir, count, step):
+def frames(dir, video_dir, count, step):
+    """Every step-th frame as PNG (count of them), every frame as JPEG."""
     import cv2
 
     os.makedirs(dir, exist_ok=True)
+    os.makedirs(video_dir, exist_ok=True)
     cap = cv2.VideoCapture(VTEST)
     if not cap.isOpened():
         sys.exit(f"{VTEST} cannot be opened: apt install opencv-doc (or set VTEST_AVI)")
-    i = kept = 0
-    paths = []
-    while kept < count:
+    i = 0
+    paths, video = [], []
+    while True:
         ok, bgr = cap.read()
         if not ok:
             break
-        if i % step == 0:
+        if i % step == 0 and len(paths) < count:
             p = os.path.join(dir, f"{i:04d}.png")
             cv2.imwrite(p, bgr)
             paths.append(p)
-            kept += 1
+        p = os.path.join(video_dir, f"{i:04d}.jpg")
+        cv2.imwrite(p, bgr, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        video.append(p)
         i += 1
-    return paths
+    return paths, video
 
 
-def reference(paths):
+def reference(paths, min_score=0.0):
     """The original frozen graph, post-processing and NMS included."""
     import cv2
     import numpy as np
@@ -96,7 +104,7 @@ def reference(paths):
         n, scores, boxes, classes = sess.run(names, feed_dict={"image_tensor:0": inp[None]})
         dets = []
         for k in range(int(n[0])):
-            if int(classes[0][k]) == 1:
+            if int(classes[0][k]) == 1 and scores[0][k] >= min_score:
                 dets.append({"box": [float(v) for v in boxes[0][k]], "score": float(scores[0][k])})
         out[os.path.basename(p)] = dets
     return out
@@ -117,10 +125,13 @@ def main():
     onnx_path = os.path.join(a.dir, "detector.onnx")
     if not os.path.exists(onnx_path):
         convert(onnx_path)
-    paths = frames(os.path.join(a.dir, "frames"), a.frames, a.step)
+    paths, video = frames(os.path.join(a.dir, "frames"), os.path.join(a.dir, "video"), a.frames, a.step)
     ref = reference(paths)
     with open(os.path.join(a.dir, "reference.json"), "w") as f:
         json.dump({"box_order": "yxyx", "frames": ref}, f, indent=1)
+    ref = reference(video, min_score=0.1)
+    with open(os.path.join(a.dir, "video.json"), "w") as f:
+        json.dump({"box_order": "yxyx", "width": 768, "height": 576, "fps": 10, "frames": ref}, f)
     with open(done, "w") as f:
         f.write(f"{len(paths)} frames\n")
 
