@@ -386,9 +386,7 @@ fn tracker_keeps_identities_through_crossings_and_short_occlusions() {
     // (one box) while they overlap.
     let mut a = walk((0.0, 100.0), (6.0, 0.0), 60, 0..0);
     let b = walk((354.0, 104.0), (-6.0, 0.0), 60, 0..0);
-    for f in 28..32 {
-        a[f] = None;
-    }
+    a[28..32].fill(None);
     let hard = identity_switches(&[a, b]);
     println!(
         "head-on crossing with a merged detection: {} identity switch(es), {} tracks for 2 walkers",
