@@ -19,6 +19,7 @@ mod mqtt_daemon;
 mod outbox_delivery;
 mod package;
 mod people;
+mod privacy;
 mod reference;
 mod reload;
 mod soak;

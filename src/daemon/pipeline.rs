@@ -194,8 +194,16 @@ impl Pipeline {
             let (queues, metrics) = (queues.clone(), out.metrics.clone());
             let stats = metrics.camera(&c.name);
             let gate = lost.get(i).map(|l| CameraGate::new(&cfg.gate, l.clone()));
+            if !c.analysis.masks.is_empty() {
+                log::info!(
+                    "camera {}: {} privacy mask(s) painted black before any model sees a frame",
+                    c.name,
+                    c.analysis.masks.len()
+                );
+            }
             let camera = CaptureLoop {
                 index: i,
+                masks: c.analysis.masks.clone(),
                 preprocessor: pre,
                 gate,
                 queues,
@@ -324,6 +332,8 @@ pub(super) fn model_name(bundle: &Bundle) -> String {
 /// CPU path), then its queue.
 struct CaptureLoop {
     index: usize,
+    /// Privacy masks, painted before anything else sees the frame.
+    masks: Vec<crate::detect::mask::Shape>,
     preprocessor: Option<CpuPreprocessor>,
     gate: Option<CameraGate>,
     queues: Arc<FrameQueues>,
@@ -387,6 +397,15 @@ impl CaptureLoop {
     /// probabilities, the tensor (on the CPU path); `None` = skipped.
     fn prepare(&mut self, frame: crate::capture::Frame) -> Option<Prepared> {
         let t0 = Instant::now();
+        // Masks first: the gate's thumbnail, the model's tensor and a raw
+        // frame handed on are all made from the painted frame.
+        let frame = match crate::detect::mask::apply(frame, &self.masks) {
+            Ok(f) => f,
+            Err(e) => {
+                self.skipped(&e);
+                return None;
+            }
+        };
         let (seq, captured_at) = (frame.seq, frame.captured_at);
         let mut reuse = None;
         if let Some(gate) = &mut self.gate {

@@ -118,9 +118,76 @@ pub fn paint(rgb: &mut [u8], w: u32, h: u32, masks: &[Shape]) -> usize {
     painted
 }
 
+/// The frame with every mask painted black: converted to RGB8 (the one
+/// copy every model input is made from afterwards), metadata kept. A frame
+/// that cannot be converted is an error, as it would be for the models.
+pub fn apply(
+    frame: crate::capture::Frame,
+    masks: &[Shape],
+) -> Result<crate::capture::Frame, crate::preprocess::PreprocessError> {
+    if masks.is_empty() {
+        return Ok(frame);
+    }
+    let (rgb, w, h) = crate::preprocess::to_rgb8(&frame)?;
+    let mut rgb = rgb.into_owned();
+    paint(&mut rgb, w, h, masks);
+    Ok(crate::capture::Frame {
+        width: w,
+        height: h,
+        format: crate::capture::PixelFormat::Rgb8,
+        stride: 0,
+        data: rgb,
+        ..frame
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pattern_under_a_mask_changes_no_model_input() {
+        use crate::capture::{Frame, PixelFormat};
+        use crate::preprocess::{preprocess, ResizeMode, Spec};
+        // A YUYV frame, and the same frame with a bright pattern painted
+        // into its left third.
+        let (w, h) = (96u32, 64u32);
+        let plain: Vec<u8> = (0..w * h * 2).map(|i| (i % 200) as u8 + 16).collect();
+        let mut patterned = plain.clone();
+        for y in 0..h as usize {
+            for x in 0..(w as usize / 3) {
+                patterned[(y * w as usize + x) * 2] = if (x + y) % 2 == 0 { 235 } else { 16 };
+            }
+        }
+        let masks = [Shape::Rect([0.0, 0.0, 0.4, 1.0])];
+        let a = apply(
+            Frame::still("c", PixelFormat::Yuyv, w, h, plain.clone()),
+            &masks,
+        )
+        .unwrap();
+        let b = apply(
+            Frame::still("c", PixelFormat::Yuyv, w, h, patterned.clone()),
+            &masks,
+        )
+        .unwrap();
+        assert_eq!(
+            a.data, b.data,
+            "the masked frames are byte for byte the same"
+        );
+        let spec = Spec::imagenet(32, 32, ResizeMode::ShorterSideCrop);
+        assert_eq!(
+            preprocess(&a, &spec).unwrap(),
+            preprocess(&b, &spec).unwrap()
+        );
+        // Unmasked, the pattern shows (the test can fail).
+        let a = preprocess(&Frame::still("c", PixelFormat::Yuyv, w, h, plain), &spec).unwrap();
+        let b = preprocess(
+            &Frame::still("c", PixelFormat::Yuyv, w, h, patterned),
+            &spec,
+        )
+        .unwrap();
+        assert_ne!(a, b);
+    }
 
     #[test]
     fn rect_and_polygon_paint_what_they_cover() {
