@@ -8,8 +8,9 @@ use crate::common::repo;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-const STAGES: [&str; 8] = [
+const STAGES: [&str; 9] = [
     "daemon",
+    "detect",
     "publish",
     "capture",
     "preprocess",

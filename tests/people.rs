@@ -80,6 +80,22 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// One of TensorFlow's detections in ssdlite.py's JSON: a normalised
+/// `[ymin, xmin, ymax, xmax]` box of a 768x576 frame and its score.
+fn tf_detection(d: &serde_json::Value) -> stylecam::detect::Detection {
+    let b: Vec<f32> = d["box"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap() as f32)
+        .collect();
+    stylecam::detect::Detection {
+        bbox: BoxF::new(b[1] * 768.0, b[0] * 576.0, b[3] * 768.0, b[2] * 576.0),
+        score: d["score"].as_f64().unwrap() as f32,
+        class: 1,
+    }
+}
+
 fn reference_boxes(data: &Path, threshold: f32) -> Vec<(String, Vec<(BoxF, f32)>)> {
     let r: serde_json::Value =
         serde_json::from_slice(&std::fs::read(data.join("reference.json")).unwrap()).unwrap();
@@ -95,17 +111,8 @@ fn reference_boxes(data: &Path, threshold: f32) -> Vec<(String, Vec<(BoxF, f32)>
                 .iter()
                 .filter(|d| d["score"].as_f64().unwrap() as f32 >= threshold)
                 .map(|d| {
-                    let b: Vec<f32> = d["box"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .map(|v| v.as_f64().unwrap() as f32)
-                        .collect();
-                    // Normalised [ymin, xmin, ymax, xmax] of a 768x576 frame.
-                    (
-                        BoxF::new(b[1] * 768.0, b[0] * 576.0, b[3] * 768.0, b[2] * 576.0),
-                        d["score"].as_f64().unwrap() as f32,
-                    )
+                    let d = tf_detection(d);
+                    (d.bbox, d.score)
                 })
                 .collect();
             (name.clone(), boxes)
@@ -229,19 +236,7 @@ fn video_detections(data: &Path, min_score: f32) -> Vec<Vec<stylecam::detect::De
                 .unwrap()
                 .iter()
                 .filter(|d| d["score"].as_f64().unwrap() as f32 >= min_score)
-                .map(|d| {
-                    let b: Vec<f32> = d["box"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .map(|v| v.as_f64().unwrap() as f32)
-                        .collect();
-                    stylecam::detect::Detection {
-                        bbox: BoxF::new(b[1] * 768.0, b[0] * 576.0, b[3] * 768.0, b[2] * 576.0),
-                        score: d["score"].as_f64().unwrap() as f32,
-                        class: 1,
-                    }
-                })
+                .map(tf_detection)
                 .collect()
         })
         .collect()
@@ -278,7 +273,7 @@ fn tracker_is_no_more_fragmented_than_bytetrack_on_real_video() {
     }
     let frames = video_detections(&data, 0.5);
     assert_eq!(frames.len(), 795);
-    let ours = our_tracks(&frames, stylecam::config::PeopleConfig::default().tracker());
+    let ours = our_tracks(&frames, (&stylecam::config::PeopleConfig::default()).into());
     let peer: serde_json::Value = serde_json::from_str(&python(
         "bytetrack.py",
         &[data.join("video.json").to_str().unwrap(), "0.5"],
@@ -312,7 +307,7 @@ fn tracker_is_no_more_fragmented_than_bytetrack_on_real_video() {
 fn identity_switches(walkers: &[Vec<Option<BoxF>>]) -> (usize, usize) {
     use stylecam::detect::track::Tracker;
     use stylecam::detect::Detection;
-    let mut t = Tracker::new(stylecam::config::PeopleConfig::default().tracker());
+    let mut t = Tracker::new((&stylecam::config::PeopleConfig::default()).into());
     let frames = walkers[0].len();
     // Per walker: the track id it had last.
     let mut last: Vec<Option<u64>> = vec![None; walkers.len()];

@@ -7,6 +7,7 @@
 //! files exist, the hash matches, the ONNX input/output shapes agree with
 //! the manifest and the class count.
 
+pub mod detector;
 pub mod int8;
 pub mod onnx;
 pub mod precision;
@@ -43,7 +44,7 @@ pub struct Manifest {
     /// A person detector for people mode (`analyze = "people"`); absent:
     /// the bundle tags frames and regions only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub detector: Option<crate::detect::DetectorSpec>,
+    pub detector: Option<detector::DetectorSpec>,
 }
 
 /// `[cascade]`: the edge model (same input and classes as the ensemble)

@@ -168,7 +168,7 @@ pub struct Analysis {
     /// rectangles `[x0, y0, x1, y1]` or polygons `[[x, y], …]`, fractions
     /// of the frame.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub masks: Vec<crate::detect::mask::Shape>,
+    pub masks: Vec<Shape>,
     /// `people` mode's tracker and classification schedule.
     #[serde(default)]
     pub people: PeopleConfig,
@@ -247,13 +247,87 @@ impl Default for PeopleConfig {
     }
 }
 
-impl PeopleConfig {
-    pub fn tracker(&self) -> crate::detect::track::TrackerConfig {
-        crate::detect::track::TrackerConfig {
-            min_iou: self.min_iou,
-            min_hits: self.min_hits,
-            max_missed_ms: self.max_missed_ms,
-            ..Default::default()
+/// A privacy mask's (or a region's) outline in fractions of the frame
+/// (0..1, x to the right, y down), so one config fits any resolution.
+/// A rectangle `[x0, y0, x1, y1]` or a polygon `[[x, y], …]` (at least
+/// three points, even-odd rule), in fractions of the frame.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Shape {
+    Rect([f32; 4]),
+    Polygon(Vec<[f32; 2]>),
+}
+
+impl Shape {
+    /// What is wrong with it, if anything (`key` names it in the message).
+    pub fn check(&self, key: &str) -> Result<(), String> {
+        let inside = |v: f32| (0.0..=1.0).contains(&v);
+        match self {
+            Shape::Rect([x0, y0, x1, y1]) => {
+                if ![x0, y0, x1, y1].iter().all(|v| inside(**v)) {
+                    return Err(format!(
+                        "{key} = [{x0}, {y0}, {x1}, {y1}] reaches outside the frame. Fix: give [x0, y0, x1, y1] as fractions of the frame, each in 0..=1 (e.g. [0.0, 0.0, 0.25, 1.0] is the left quarter)"
+                    ));
+                }
+                if x1 <= x0 || y1 <= y0 {
+                    return Err(format!(
+                        "{key} = [{x0}, {y0}, {x1}, {y1}] is empty. Fix: x1 must be greater than x0 and y1 greater than y0"
+                    ));
+                }
+            }
+            Shape::Polygon(points) => {
+                if points.len() < 3 {
+                    return Err(format!(
+                        "{key} has {} point(s). Fix: a polygon needs at least 3 [x, y] points",
+                        points.len()
+                    ));
+                }
+                if let Some(p) = points.iter().find(|p| !(inside(p[0]) && inside(p[1]))) {
+                    return Err(format!(
+                        "{key}: point [{}, {}] is outside the frame. Fix: give each point as fractions of the frame, in 0..=1",
+                        p[0], p[1]
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The bounding box `[x0, y0, x1, y1]` in pixels of a `w × h` frame.
+    pub fn bounds(&self, w: u32, h: u32) -> [f32; 4] {
+        let (w, h) = (w as f32, h as f32);
+        match self {
+            Shape::Rect([x0, y0, x1, y1]) => [x0 * w, y0 * h, x1 * w, y1 * h],
+            Shape::Polygon(points) => {
+                let xs = points.iter().map(|p| p[0] * w);
+                let ys = points.iter().map(|p| p[1] * h);
+                [
+                    xs.clone().fold(f32::MAX, f32::min),
+                    ys.clone().fold(f32::MAX, f32::min),
+                    xs.fold(f32::MIN, f32::max),
+                    ys.fold(f32::MIN, f32::max),
+                ]
+            }
+        }
+    }
+
+    /// Whether the centre of pixel (x, y) of a `w × h` frame is inside.
+    pub fn covers(&self, x: usize, y: usize, w: u32, h: u32) -> bool {
+        let (px, py) = ((x as f32 + 0.5) / w as f32, (y as f32 + 0.5) / h as f32);
+        match self {
+            Shape::Rect([x0, y0, x1, y1]) => px >= *x0 && px < *x1 && py >= *y0 && py < *y1,
+            Shape::Polygon(points) => {
+                let mut inside = false;
+                let mut j = points.len() - 1;
+                for i in 0..points.len() {
+                    let ([xi, yi], [xj, yj]) = (points[i], points[j]);
+                    if (yi > py) != (yj > py) && px < (xj - xi) * (py - yi) / (yj - yi) + xi {
+                        inside = !inside;
+                    }
+                    j = i;
+                }
+                inside
+            }
         }
     }
 }
@@ -267,7 +341,7 @@ struct RawCameraTable {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     regions: Vec<RegionConfig>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    masks: Vec<crate::detect::mask::Shape>,
+    masks: Vec<Shape>,
     #[serde(default, skip_serializing_if = "is_default")]
     people: PeopleConfig,
     #[serde(flatten)]

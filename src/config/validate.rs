@@ -559,7 +559,7 @@ fn validate_camera(i: usize, c: &CameraConfig) -> Result<(), ConfigError> {
 
 /// `analyze`, `regions`, `masks` and `[cameras.people]` of camera `i`.
 fn validate_analysis(i: usize, a: &super::Analysis) -> Result<(), ConfigError> {
-    use crate::detect::mask::Shape;
+    use super::Shape;
     let key = |k: &str| format!("cameras[{i}].{k}");
     // A shape error already names its key and fix; split it for ConfigError.
     let shape_err = |k: String, problem: String| {

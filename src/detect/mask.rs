@@ -6,97 +6,16 @@
 //! the painted frame, so masked pixels reach nothing.
 
 use super::BoxF;
-use serde::{Deserialize, Serialize};
 
-/// A rectangle `[x0, y0, x1, y1]` or a polygon `[[x, y], …]` (at least
-/// three points, even-odd rule), in fractions of the frame.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum Shape {
-    Rect([f32; 4]),
-    Polygon(Vec<[f32; 2]>),
-}
-
-impl Shape {
-    /// What is wrong with it, if anything (`key` names it in the message).
-    pub fn check(&self, key: &str) -> Result<(), String> {
-        let inside = |v: f32| (0.0..=1.0).contains(&v);
-        match self {
-            Shape::Rect([x0, y0, x1, y1]) => {
-                if ![x0, y0, x1, y1].iter().all(|v| inside(**v)) {
-                    return Err(format!(
-                        "{key} = [{x0}, {y0}, {x1}, {y1}] reaches outside the frame. Fix: give [x0, y0, x1, y1] as fractions of the frame, each in 0..=1 (e.g. [0.0, 0.0, 0.25, 1.0] is the left quarter)"
-                    ));
-                }
-                if x1 <= x0 || y1 <= y0 {
-                    return Err(format!(
-                        "{key} = [{x0}, {y0}, {x1}, {y1}] is empty. Fix: x1 must be greater than x0 and y1 greater than y0"
-                    ));
-                }
-            }
-            Shape::Polygon(points) => {
-                if points.len() < 3 {
-                    return Err(format!(
-                        "{key} has {} point(s). Fix: a polygon needs at least 3 [x, y] points",
-                        points.len()
-                    ));
-                }
-                if let Some(p) = points.iter().find(|p| !(inside(p[0]) && inside(p[1]))) {
-                    return Err(format!(
-                        "{key}: point [{}, {}] is outside the frame. Fix: give each point as fractions of the frame, in 0..=1",
-                        p[0], p[1]
-                    ));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// The bounding box in pixels of a `w × h` frame.
-    pub fn bounds(&self, w: u32, h: u32) -> BoxF {
-        let (w, h) = (w as f32, h as f32);
-        match self {
-            Shape::Rect([x0, y0, x1, y1]) => BoxF::new(x0 * w, y0 * h, x1 * w, y1 * h),
-            Shape::Polygon(points) => {
-                let xs = points.iter().map(|p| p[0] * w);
-                let ys = points.iter().map(|p| p[1] * h);
-                BoxF::new(
-                    xs.clone().fold(f32::MAX, f32::min),
-                    ys.clone().fold(f32::MAX, f32::min),
-                    xs.fold(f32::MIN, f32::max),
-                    ys.fold(f32::MIN, f32::max),
-                )
-            }
-        }
-    }
-
-    /// Whether the centre of pixel (x, y) of a `w × h` frame is inside.
-    fn covers(&self, x: usize, y: usize, w: u32, h: u32) -> bool {
-        let (px, py) = ((x as f32 + 0.5) / w as f32, (y as f32 + 0.5) / h as f32);
-        match self {
-            Shape::Rect([x0, y0, x1, y1]) => px >= *x0 && px < *x1 && py >= *y0 && py < *y1,
-            Shape::Polygon(points) => {
-                let mut inside = false;
-                let mut j = points.len() - 1;
-                for i in 0..points.len() {
-                    let ([xi, yi], [xj, yj]) = (points[i], points[j]);
-                    if (yi > py) != (yj > py) && px < (xj - xi) * (py - yi) / (yj - yi) + xi {
-                        inside = !inside;
-                    }
-                    j = i;
-                }
-                inside
-            }
-        }
-    }
-}
+pub use crate::config::Shape;
 
 /// Paints every mask black into a packed RGB8 `w × h` frame; returns the
 /// number of pixels painted.
 pub fn paint(rgb: &mut [u8], w: u32, h: u32, masks: &[Shape]) -> usize {
     let mut painted = 0;
     for m in masks {
-        let b = m.bounds(w, h).clip(w as f32, h as f32);
+        let [x0, y0, x1, y1] = m.bounds(w, h);
+        let b = BoxF::new(x0, y0, x1, y1).clip(w as f32, h as f32);
         let (x0, x1) = (
             b.x0.floor() as usize,
             (b.x1.ceil() as usize).min(w as usize),
@@ -236,7 +155,7 @@ mod tests {
 
     #[test]
     fn shapes_read_from_toml() {
-        #[derive(Deserialize)]
+        #[derive(serde::Deserialize)]
         struct T {
             m: Vec<Shape>,
         }

@@ -24,12 +24,12 @@ pub mod decode;
 pub mod detector;
 pub mod input;
 pub mod mask;
-pub mod spec;
 pub mod track;
 
+pub use crate::bundle::detector as spec;
+pub use crate::bundle::detector::{DetectorSpec, OutputFormat};
 pub use decode::{decode, nms};
 pub use detector::Detector;
-pub use spec::{DetectorSpec, OutputFormat};
 
 /// An axis-aligned box in frame pixels: `x0 ≤ x1`, `y0 ≤ y1`.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]

@@ -40,6 +40,17 @@ impl Default for TrackerConfig {
     }
 }
 
+impl From<&crate::config::PeopleConfig> for TrackerConfig {
+    fn from(p: &crate::config::PeopleConfig) -> Self {
+        Self {
+            min_iou: p.min_iou,
+            min_hits: p.min_hits,
+            max_missed_ms: p.max_missed_ms,
+            ..Self::default()
+        }
+    }
+}
+
 /// A per-run random track id (16 hex digits on the wire).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TrackId(pub u64);

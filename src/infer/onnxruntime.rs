@@ -112,6 +112,27 @@ pub fn probe(configured: Option<&Path>) -> Result<PathBuf, InferError> {
     }
 }
 
+/// A session on `path` with `threads` intra-op threads (0 = the default).
+fn session(path: &Path, threads: usize, library: Option<&Path>) -> Result<Session, InferError> {
+    probe(library)?;
+    let Some(Ok((_, env))) = RUNTIME.get() else {
+        unreachable!("probe succeeded")
+    };
+    let load = |reason: String| InferError::Load {
+        path: path.display().to_string(),
+        reason,
+    };
+    let mut builder = Session::builder(env).map_err(|e| load(e.to_string()))?;
+    if threads > 0 {
+        builder = builder
+            .with_intra_threads(threads)
+            .map_err(|e| load(e.to_string()))?;
+    }
+    builder
+        .commit_from_file(path)
+        .map_err(|e| load(e.to_string()))
+}
+
 pub struct OrtBackend {
     session: Session,
     input_name: String,
@@ -142,23 +163,11 @@ impl OrtBackend {
         threads: usize,
         library: Option<&Path>,
     ) -> Result<Self, InferError> {
-        probe(library)?;
-        let Some(Ok((_, env))) = RUNTIME.get() else {
-            unreachable!("probe succeeded")
-        };
+        let session = session(path, threads, library)?;
         let load = |reason: String| InferError::Load {
             path: path.display().to_string(),
             reason,
         };
-        let mut builder = Session::builder(env).map_err(|e| load(e.to_string()))?;
-        if threads > 0 {
-            builder = builder
-                .with_intra_threads(threads)
-                .map_err(|e| load(e.to_string()))?;
-        }
-        let session = builder
-            .commit_from_file(path)
-            .map_err(|e| load(e.to_string()))?;
         let (input, output) = match (session.inputs(), session.outputs()) {
             ([i], [o, ..]) => (i, o),
             (i, _) => {
@@ -293,23 +302,11 @@ impl OrtGraph {
         threads: usize,
         library: Option<&Path>,
     ) -> Result<Self, InferError> {
-        probe(library)?;
-        let Some(Ok((_, env))) = RUNTIME.get() else {
-            unreachable!("probe succeeded")
-        };
+        let session = session(path, threads, library)?;
         let load = |reason: String| InferError::Load {
             path: path.display().to_string(),
             reason,
         };
-        let mut builder = Session::builder(env).map_err(|e| load(e.to_string()))?;
-        if threads > 0 {
-            builder = builder
-                .with_intra_threads(threads)
-                .map_err(|e| load(e.to_string()))?;
-        }
-        let session = builder
-            .commit_from_file(path)
-            .map_err(|e| load(e.to_string()))?;
         let input_name = match session.inputs() {
             [i] => i.name().to_string(),
             i => {

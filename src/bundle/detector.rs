@@ -1,5 +1,5 @@
 //! `[detector]` in `bundle.toml`: the person detector's file, input and
-//! output format.
+//! output format (people mode, the `detect` stage).
 
 use serde::{Deserialize, Serialize};
 
