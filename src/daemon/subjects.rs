@@ -1,0 +1,102 @@
+//! What a camera tags besides the whole frame: regions and tracked
+//! people. The capture thread decides what is classified (crops, subjects);
+//! the inference thread keeps each subject's decision state here.
+
+use crate::detect::track::TrackId;
+use crate::smooth::{Hysteresis, Smoother};
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+/// The subject a queued input belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subject {
+    /// The whole frame (`analyze = "frame"`).
+    Frame,
+    /// Region `i` of the camera's `regions`.
+    Region(usize),
+    /// A tracked person's crop.
+    Person(TrackId),
+}
+
+/// Track lifecycle, sent by a people camera's thread to the inference
+/// thread on a lossless channel (the frame queue may drop frames; these
+/// are never dropped).
+#[derive(Debug, Clone)]
+pub enum Notice {
+    /// A track was confirmed: a person is in view.
+    Entered { id: TrackId, at: SystemTime },
+    /// A confirmed track ended after `dwell_ms`.
+    Left {
+        id: TrackId,
+        at: SystemTime,
+        frame_seq: u64,
+        dwell_ms: u64,
+    },
+}
+
+/// One region's smoothing state.
+pub(super) struct RegionState {
+    pub(super) name: String,
+    pub(super) smoother: Smoother,
+    pub(super) hysteresis: Hysteresis,
+    /// The region's current tags (class indices) and their scores.
+    pub(super) tags: Vec<usize>,
+    pub(super) scores: Vec<f32>,
+}
+
+/// One person's decision state: the mean of its classifications (several
+/// views of one person), decided like a frame's probabilities.
+#[derive(Debug, Clone)]
+pub(super) struct PersonState {
+    pub(super) first_seen: SystemTime,
+    sum: Vec<f32>,
+    pub(super) classifications: u32,
+    /// The tags last published (`None` until `entered` was sent).
+    pub(super) tags: Option<Vec<usize>>,
+}
+
+impl PersonState {
+    pub(super) fn new(first_seen: SystemTime) -> Self {
+        Self {
+            first_seen,
+            sum: vec![],
+            classifications: 0,
+            tags: None,
+        }
+    }
+
+    /// Adds one classification; returns the mean so far.
+    pub(super) fn add(&mut self, probs: &[f32]) -> Vec<f32> {
+        if self.sum.len() != probs.len() {
+            self.sum = vec![0.0; probs.len()];
+            self.classifications = 0;
+        }
+        for (s, p) in self.sum.iter_mut().zip(probs) {
+            *s += p;
+        }
+        self.classifications += 1;
+        self.mean()
+    }
+
+    pub(super) fn mean(&self) -> Vec<f32> {
+        let n = self.classifications.max(1) as f32;
+        self.sum.iter().map(|s| s / n).collect()
+    }
+}
+
+/// The people in view of one camera, by track id.
+pub(super) type People = BTreeMap<TrackId, PersonState>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_person_accumulates_the_mean_of_its_views() {
+        let mut p = PersonState::new(SystemTime::UNIX_EPOCH);
+        assert_eq!(p.add(&[0.2, 0.8]), vec![0.2, 0.8]);
+        let m = p.add(&[0.4, 0.0]);
+        assert!((m[0] - 0.3).abs() < 1e-6 && (m[1] - 0.4).abs() < 1e-6);
+        assert_eq!(p.classifications, 2);
+    }
+}

@@ -1,0 +1,175 @@
+//! One camera's people stage: detect (every k-th frame), track, and pick
+//! the tracks whose crop is due for classification.
+//!
+//! A confirmed track is classified at once, then again only when it is
+//! due — `classify_every_ms` since its last classification, or its box grew
+//! by `regrow` (a closer, better view) — up to `max_classifications`. A crop
+//! is skipped (counted) when the box is under `min_crop_height` pixels or
+//! cut by the frame's edge; the track stays due.
+
+use super::track::{TrackId, Tracker};
+use super::{BoxF, Detector};
+use crate::config::PeopleConfig;
+use crate::infer::InferError;
+use std::collections::HashMap;
+
+/// When a track was last classified.
+#[derive(Debug, Clone, Copy)]
+struct Classified {
+    count: u32,
+    at_ms: u64,
+    height: f32,
+}
+
+/// What one frame changed and what to classify.
+#[derive(Debug, Default)]
+pub struct Step {
+    /// The detector ran on this frame.
+    pub detected: bool,
+    pub detections: usize,
+    /// Tracks confirmed on this frame.
+    pub entered: Vec<TrackId>,
+    /// Confirmed tracks that ended (left the view), with their dwell in ms.
+    pub left: Vec<(TrackId, u64)>,
+    /// Crops to classify: the track and its (grown, clipped) box.
+    pub crops: Vec<(TrackId, BoxF)>,
+    /// Due crops skipped: too small, cut by the frame edge.
+    pub too_small: usize,
+    pub edge_cut: usize,
+    /// Confirmed tracks in view after this frame.
+    pub active: usize,
+}
+
+pub struct PeopleStage {
+    detector: Detector,
+    tracker: Tracker,
+    config: PeopleConfig,
+    classified: HashMap<TrackId, Classified>,
+    frames: u64,
+    /// Time since the last detector run, ms.
+    since_detect_ms: u64,
+    clock_ms: u64,
+}
+
+impl PeopleStage {
+    pub fn new(detector: Detector, config: PeopleConfig) -> Self {
+        Self {
+            detector,
+            tracker: Tracker::new((&config).into()),
+            config,
+            classified: HashMap::new(),
+            frames: 0,
+            since_detect_ms: 0,
+            clock_ms: 0,
+        }
+    }
+
+    pub fn detector(&self) -> &Detector {
+        &self.detector
+    }
+
+    /// One RGB8 frame (masks painted), `dt_ms` after the previous one.
+    pub fn step(&mut self, rgb: &[u8], width: u32, height: u32, dt_ms: u64) -> Result<Step, InferError> {
+        let mut step = Step::default();
+        self.clock_ms += dt_ms;
+        self.since_detect_ms += dt_ms;
+        let k = u64::from(self.config.detect_every.max(1));
+        let detect = self.frames.is_multiple_of(k);
+        self.frames += 1;
+        if !detect {
+            step.active = self.tracker.tracks().iter().filter(|t| t.confirmed).count();
+            return Ok(step);
+        }
+        let found = self.detector.detect(rgb, width, height)?;
+        step.detected = true;
+        step.detections = found.len();
+        let update = self.tracker.update(&found, std::mem::take(&mut self.since_detect_ms));
+        step.entered = update.confirmed;
+        for t in update.ended {
+            self.classified.remove(&t.id);
+            step.left.push((t.id, t.age_ms));
+        }
+        let (w, h) = (width as f32, height as f32);
+        let c = &self.config;
+        for t in self.tracker.tracks().iter().filter(|t| t.confirmed) {
+            step.active += 1;
+            let Some(d) = t.detected else { continue };
+            let b = d.bbox;
+            let due = match self.classified.get(&t.id) {
+                None => true,
+                Some(p) => {
+                    p.count < c.max_classifications
+                        && (self.clock_ms - p.at_ms >= c.classify_every_ms
+                            || b.height() >= p.height * c.regrow)
+                }
+            };
+            if !due {
+                continue;
+            }
+            if b.height() < c.min_crop_height as f32 {
+                step.too_small += 1;
+                continue;
+            }
+            let edge = 2.0;
+            if b.x0 <= edge || b.y0 <= edge || b.x1 >= w - edge || b.y1 >= h - edge {
+                step.edge_cut += 1;
+                continue;
+            }
+            let p = self.classified.entry(t.id).or_insert(Classified {
+                count: 0,
+                at_ms: 0,
+                height: 0.0,
+            });
+            p.count += 1;
+            p.at_ms = self.clock_ms;
+            p.height = b.height();
+            step.crops.push((t.id, b.grow(c.margin).clip(w, h)));
+        }
+        Ok(step)
+    }
+
+    /// The camera stopped: every confirmed track leaves.
+    pub fn finish(&mut self) -> Vec<(TrackId, u64)> {
+        self.classified.clear();
+        self.tracker
+            .finish()
+            .into_iter()
+            .map(|t| (t.id, t.age_ms))
+            .collect()
+    }
+}
+
+/// The pixels of `b` (frame pixels, clipped, rounded outwards) cut out of
+/// a packed RGB8 `width × height` frame: `(rgb, w, h)`.
+pub fn crop(rgb: &[u8], width: u32, height: u32, b: &BoxF) -> (Vec<u8>, u32, u32) {
+    let b = b.clip(width as f32, height as f32);
+    let x0 = (b.x0.floor() as u32).min(width.saturating_sub(1));
+    let y0 = (b.y0.floor() as u32).min(height.saturating_sub(1));
+    let x1 = (b.x1.ceil() as u32).clamp(x0 + 1, width);
+    let y1 = (b.y1.ceil() as u32).clamp(y0 + 1, height);
+    let (cw, ch) = (x1 - x0, y1 - y0);
+    let mut out = Vec::with_capacity((cw * ch * 3) as usize);
+    for y in y0..y1 {
+        let row = (y * width + x0) as usize * 3;
+        out.extend_from_slice(&rgb[row..row + cw as usize * 3]);
+    }
+    (out, cw, ch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crop_cuts_the_box_and_stays_inside() {
+        let (w, h) = (4u32, 3u32);
+        let rgb: Vec<u8> = (0..w * h * 3).map(|i| i as u8).collect();
+        let (c, cw, ch) = crop(&rgb, w, h, &BoxF::new(1.2, 1.0, 2.5, 2.0));
+        assert_eq!((cw, ch), (2, 1));
+        assert_eq!(c, rgb[(4 + 1) * 3..(4 + 3) * 3].to_vec());
+        let (_, cw, ch) = crop(&rgb, w, h, &BoxF::new(-5.0, -5.0, 50.0, 50.0));
+        assert_eq!((cw, ch), (4, 3));
+        let (c, cw, ch) = crop(&rgb, w, h, &BoxF::new(9.0, 9.0, 9.0, 9.0));
+        assert_eq!((cw, ch, c.len()), (1, 1, 3));
+    }
+}
