@@ -57,6 +57,24 @@ pub struct Frame {
 }
 
 impl Frame {
+    /// This frame's camera, numbers and times with no pixels (for a frame
+    /// derived from it: a crop, a masked copy).
+    pub fn clone_meta(&self) -> Self {
+        Self {
+            camera: self.camera.clone(),
+            seq: self.seq,
+            captured_at: self.captured_at,
+            driver_timestamp: self.driver_timestamp,
+            driver_sequence: self.driver_sequence,
+            lost_before: self.lost_before,
+            width: 0,
+            height: 0,
+            format: self.format,
+            stride: 0,
+            data: vec![],
+        }
+    }
+
     /// A tightly packed frame with no driver metadata, captured now, as
     /// camera `camera` frame 0 (for tests, benchmarks and still images).
     pub fn still(

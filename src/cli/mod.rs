@@ -130,6 +130,13 @@ pub fn run(config_path: Option<&Path>) -> Result<()> {
 pub fn check_config(file: &Path) -> Result<()> {
     let cfg = config::load_validated(Some(file))?;
     let bundle = load_bundle(&cfg)?;
+    for (i, c) in cfg.cameras.iter().enumerate() {
+        if c.analysis.analyze == stylecam::config::AnalyzeMode::People {
+            if let Some(problem) = stylecam::daemon::pipeline::people_problem(&bundle) {
+                anyhow::bail!("config key `cameras[{i}].analyze` = \"people\": {problem}");
+            }
+        }
+    }
     let opts = stylecam::infer::Options::from_config(&cfg.model);
     if cfg.model.backend == stylecam::config::BackendKind::Tensorrt {
         // The engine cache first: a stale engine is named (with the

@@ -593,14 +593,6 @@ fn validate_analysis(i: usize, a: &super::Analysis) -> Result<(), ConfigError> {
             .check(&k)
             .map_err(|p| shape_err(k.clone(), p))?;
     }
-    if a.analyze != super::AnalyzeMode::Frame {
-        return Err(err(
-            &key("analyze"),
-            format!("{:?}", a.analyze.as_str()),
-            "this build's daemon tags whole frames only: regions and people mode are being built (the detector and tracker run on their own: `stylecam detector run BUNDLE IMAGE...`)",
-            "set analyze = \"frame\" (privacy masks apply in it)",
-        ));
-    }
     if a.analyze == super::AnalyzeMode::Regions && a.regions.is_empty() {
         return Err(err(
             &key("analyze"),

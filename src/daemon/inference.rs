@@ -4,6 +4,7 @@
 
 use super::gate::Reuse;
 use super::queue::{FrameQueues, Input, Prepared};
+use super::subjects::{Notice, People, PersonState, RegionState, Subject};
 use crate::bundle::Bundle;
 use crate::config::SmoothingConfig;
 use crate::infer::{Backend, InferError};
@@ -11,7 +12,7 @@ use crate::preprocess::Preprocessor;
 use crate::publish::{payload, Message, Sink, Topics};
 use crate::smooth::{Hysteresis, Smoother};
 use crate::styles::DecisionParams;
-use crate::telemetry::{Beat, Metrics, RateLimit, Stage};
+use crate::telemetry::{Beat, Metrics, PeopleCounters, RateLimit, Stage};
 use std::time::{Duration, Instant};
 
 /// One camera's decision state; it outlives a pipeline (by name).
@@ -24,6 +25,25 @@ pub(super) struct CameraState {
     /// What the smoothing state was built for.
     pub(super) classes: usize,
     pub(super) smoothing: SmoothingConfig,
+    /// `regions` mode: each region's state, in config order.
+    pub(super) regions: Vec<RegionState>,
+    /// `people` mode: the people in view.
+    pub(super) people: People,
+    pub(super) mode: crate::config::AnalyzeMode,
+}
+
+/// What a person event says (see [`Inference::person_event`]).
+struct PersonChange<'a> {
+    event: &'static str,
+    id: crate::detect::track::TrackId,
+    person: &'a PersonState,
+    frame_seq: u64,
+    captured_at: std::time::SystemTime,
+    labels: &'a [usize],
+    added: &'a [usize],
+    removed: &'a [usize],
+    scores: &'a [f32],
+    dwell_s: Option<f64>,
 }
 
 /// A frame of a batch: in a backend slot, or answered by the change gate
@@ -57,6 +77,8 @@ pub(super) struct Inference {
     pub(super) reuse: Reuse,
     /// The backend's [`Backend::escalated`] at the last report.
     pub(super) escalated_seen: u64,
+    /// Per camera: the track notices of a people camera.
+    pub(super) notices: Vec<Option<std::sync::mpsc::Receiver<Notice>>>,
 }
 
 /// CUDA errors after which the process's CUDA context is unusable: every
@@ -101,6 +123,7 @@ impl Inference {
         let mut failures = 0u32;
         while let Some(batch) = queues.take_batch(self.max_batch, self.max_wait) {
             metrics.beat(Beat::Inference);
+            self.drain_notices(publisher, metrics);
             let ready = self.fill(batch, metrics);
             let n = ready.iter().filter(|r| r.reused.is_none()).count();
             let mut probs = Vec::new();
@@ -152,12 +175,65 @@ impl Inference {
                     },
                 };
                 self.handle(&r.item, p, publisher, metrics);
-                if r.reused.is_none() {
+                if r.reused.is_none() && r.item.subject == Subject::Frame {
                     self.reuse.inferred(r.item.camera, r.item.seq, p);
                 }
             }
         }
+        // The cameras' threads sent their last notices (everyone left)
+        // before they ended.
+        self.drain_notices(publisher, metrics);
         self.cameras
+    }
+
+    /// Track lifecycle from the people cameras: a person comes into view,
+    /// or leaves (with a `left` event when it was tagged).
+    fn drain_notices(&mut self, publisher: &dyn Sink, metrics: &Metrics) {
+        for camera in 0..self.notices.len() {
+            let pending: Vec<Notice> = match &self.notices[camera] {
+                Some(rx) => rx.try_iter().collect(),
+                None => continue,
+            };
+            for n in pending {
+                match n {
+                    Notice::Entered { id, at } => {
+                        self.cameras[camera].people.insert(id, PersonState::new(at));
+                    }
+                    Notice::Left {
+                        id,
+                        at,
+                        frame_seq,
+                        dwell_ms,
+                    } => {
+                        let Some(person) = self.cameras[camera].people.remove(&id) else {
+                            continue;
+                        };
+                        let Some(tags) = person.tags.clone() else {
+                            PeopleCounters::add(&metrics.people().untagged, 1);
+                            continue;
+                        };
+                        let mean = person.mean();
+                        self.person_event(
+                            camera,
+                            PersonChange {
+                                event: "left",
+                                id,
+                                person: &person,
+                                frame_seq,
+                                captured_at: at,
+                                labels: &tags,
+                                added: &[],
+                                removed: &[],
+                                scores: &mean,
+                                dwell_s: Some(dwell_ms as f64 / 1000.0),
+                            },
+                            publisher,
+                            metrics,
+                        );
+                    }
+                }
+            }
+        }
     }
 
     /// Puts each frame of `batch` into the next input slot of the backend
@@ -229,6 +305,235 @@ impl Inference {
     }
 
     fn handle(&mut self, f: &Prepared, p: &[f32], publisher: &dyn Sink, metrics: &Metrics) {
+        match f.subject {
+            Subject::Frame => self.handle_frame(f, p, publisher, metrics),
+            Subject::Region(r) => self.handle_region(f, r, p, publisher, metrics),
+            Subject::Person(id) => self.handle_person(f, id, p, publisher, metrics),
+        }
+    }
+
+    /// A region's crop: smoothed and decided like a frame, its `styles`
+    /// event naming the region.
+    fn handle_region(
+        &mut self,
+        f: &Prepared,
+        r: usize,
+        p: &[f32],
+        publisher: &dyn Sink,
+        metrics: &Metrics,
+    ) {
+        let t0 = Instant::now();
+        let model = self.model_ref();
+        let taxonomy = &self.bundle.manifest.classes;
+        let cam = &mut self.cameras[f.camera];
+        let Some(region) = cam.regions.get_mut(r) else {
+            return;
+        };
+        let smoothed = region.smoother.push(p);
+        let decision = self.decision.decide(&smoothed);
+        let change = region.hysteresis.update(&decision.labels);
+        metrics.time(Stage::Decide, t0.elapsed(), 1);
+        let Some(change) = change else { return };
+        region.tags = change.tags.clone();
+        region.scores = smoothed.clone();
+        let name = region.name.clone();
+        cam.events += 1;
+        metrics.event();
+        log::info!(
+            "camera {} region {name}: tags {:?}",
+            cam.name,
+            payload::ids(taxonomy, &change.tags)
+        );
+        let captured_at = payload::timestamp(f.captured_at);
+        let event = payload::StylesEvent {
+            v: payload::VERSION,
+            kind: "styles",
+            device: self.topics.device.clone(),
+            camera: cam.name.clone(),
+            epoch: self.epoch.clone(),
+            seq: cam.events,
+            frame_seq: f.seq,
+            captured_at: captured_at.clone(),
+            tags: payload::tags(taxonomy, &change.tags, &smoothed),
+            added: payload::ids(taxonomy, &change.added),
+            removed: payload::ids(taxonomy, &change.removed),
+            model,
+            region: Some(name),
+        };
+        publisher.send(Message {
+            topic: self.topics.styles(&cam.name),
+            payload: payload::to_json(&event),
+            reliable: true,
+            retain: false,
+            event: Some((cam.name.clone(), cam.events)),
+        });
+        self.send_state(f.camera, captured_at, publisher);
+    }
+
+    /// A person's crop: added to the person's views; `entered` once its
+    /// tags are first decided, `changed` when they change.
+    fn handle_person(
+        &mut self,
+        f: &Prepared,
+        id: crate::detect::track::TrackId,
+        p: &[f32],
+        publisher: &dyn Sink,
+        metrics: &Metrics,
+    ) {
+        let t0 = Instant::now();
+        PeopleCounters::add(&metrics.people().classifications, 1);
+        // A crop of a person who already left (its notice came first).
+        let Some(person) = self.cameras[f.camera].people.get_mut(&id) else {
+            return;
+        };
+        let mean = person.add(p);
+        let labels = self.decision.decide(&mean).labels;
+        metrics.time(Stage::Decide, t0.elapsed(), 1);
+        let person = person.clone();
+        let (event, added, removed) = match &person.tags {
+            None => ("entered", labels.clone(), vec![]),
+            Some(old) if *old != labels => (
+                "changed",
+                labels
+                    .iter()
+                    .filter(|a| !old.contains(a))
+                    .copied()
+                    .collect(),
+                old.iter()
+                    .filter(|a| !labels.contains(a))
+                    .copied()
+                    .collect(),
+            ),
+            Some(_) => return,
+        };
+        if let Some(state) = self.cameras[f.camera].people.get_mut(&id) {
+            state.tags = Some(labels.clone());
+        }
+        self.person_event(
+            f.camera,
+            PersonChange {
+                event,
+                id,
+                person: &person,
+                frame_seq: f.seq,
+                captured_at: f.captured_at,
+                labels: &labels,
+                added: &added,
+                removed: &removed,
+                scores: &mean,
+                dwell_s: None,
+            },
+            publisher,
+            metrics,
+        );
+    }
+
+    fn model_ref(&self) -> payload::ModelRef {
+        payload::ModelRef {
+            name: self.bundle.manifest.name.clone(),
+            version: self.bundle.manifest.version.clone(),
+        }
+    }
+
+    /// Publishes one person event and the camera's state after it.
+    fn person_event(
+        &mut self,
+        camera: usize,
+        c: PersonChange<'_>,
+        publisher: &dyn Sink,
+        metrics: &Metrics,
+    ) {
+        let model = self.model_ref();
+        let taxonomy = &self.bundle.manifest.classes;
+        let cam = &mut self.cameras[camera];
+        cam.events += 1;
+        metrics.event();
+        log::info!(
+            "camera {}: person {} {}: tags {:?}",
+            cam.name,
+            c.id,
+            c.event,
+            payload::ids(taxonomy, c.labels)
+        );
+        let captured_at = payload::timestamp(c.captured_at);
+        let event = payload::PersonEvent {
+            v: payload::VERSION,
+            kind: "person",
+            event: c.event,
+            device: self.topics.device.clone(),
+            camera: cam.name.clone(),
+            epoch: self.epoch.clone(),
+            seq: cam.events,
+            person: c.id.to_string(),
+            frame_seq: c.frame_seq,
+            captured_at: captured_at.clone(),
+            first_seen: payload::timestamp(c.person.first_seen),
+            tags: payload::tags(taxonomy, c.labels, c.scores),
+            added: payload::ids(taxonomy, c.added),
+            removed: payload::ids(taxonomy, c.removed),
+            classifications: c.person.classifications.max(1),
+            dwell_s: c.dwell_s,
+            model,
+        };
+        let cam = &self.cameras[camera];
+        publisher.send(Message {
+            topic: self.topics.people(&cam.name),
+            payload: payload::to_json(&event),
+            reliable: true,
+            retain: false,
+            event: Some((cam.name.clone(), cam.events)),
+        });
+        self.send_state(camera, captured_at, publisher);
+    }
+
+    /// The retained `state` of a regions or people camera: every region's
+    /// tags, or the tagged people in view.
+    fn send_state(&self, camera: usize, captured_at: String, publisher: &dyn Sink) {
+        let taxonomy = &self.bundle.manifest.classes;
+        let cam = &self.cameras[camera];
+        let regions = (cam.mode == crate::config::AnalyzeMode::Regions).then(|| {
+            cam.regions
+                .iter()
+                .map(|r| payload::SubjectTags {
+                    id: r.name.clone(),
+                    tags: payload::tags(taxonomy, &r.tags, &r.scores),
+                })
+                .collect()
+        });
+        let people = (cam.mode == crate::config::AnalyzeMode::People).then(|| {
+            cam.people
+                .iter()
+                .filter_map(|(id, p)| {
+                    let tags = p.tags.as_ref()?;
+                    Some(payload::SubjectTags {
+                        id: id.to_string(),
+                        tags: payload::tags(taxonomy, tags, &p.mean()),
+                    })
+                })
+                .collect()
+        });
+        let state = payload::StateMessage {
+            v: payload::VERSION,
+            kind: "state",
+            device: self.topics.device.clone(),
+            camera: cam.name.clone(),
+            epoch: self.epoch.clone(),
+            seq: cam.events,
+            captured_at,
+            tags: vec![],
+            regions,
+            people,
+        };
+        publisher.send(Message {
+            topic: self.topics.state(&cam.name),
+            payload: payload::to_json(&state),
+            reliable: true,
+            retain: true,
+            event: None,
+        });
+    }
+
+    fn handle_frame(&mut self, f: &Prepared, p: &[f32], publisher: &dyn Sink, metrics: &Metrics) {
         let t0 = Instant::now();
         let taxonomy = &self.bundle.manifest.classes;
         let cam = &mut self.cameras[f.camera];
@@ -284,6 +589,7 @@ impl Inference {
                     name: self.bundle.manifest.name.clone(),
                     version: self.bundle.manifest.version.clone(),
                 },
+                region: None,
             };
             let state = payload::StateMessage {
                 v: payload::VERSION,
@@ -294,6 +600,8 @@ impl Inference {
                 seq: cam.events,
                 captured_at,
                 tags,
+                regions: None,
+                people: None,
             };
             publisher.send(Message {
                 topic: self.topics.styles(&cam.name),
@@ -393,6 +701,9 @@ mod tests {
                 events: 0,
                 classes,
                 smoothing,
+                regions: vec![],
+                people: Default::default(),
+                mode: crate::config::AnalyzeMode::Frame,
             }],
             topics: Topics {
                 prefix: "stylecam".into(),
@@ -404,6 +715,7 @@ mod tests {
             max_wait: Duration::ZERO,
             reuse: Reuse::default(),
             escalated_seen: 0,
+            notices: vec![None],
             bundle,
         };
         let queues = FrameQueues::new(1, 16);
@@ -414,6 +726,7 @@ mod tests {
                 seq,
                 captured_at: std::time::SystemTime::UNIX_EPOCH + Duration::from_millis(seq),
                 input: Input::Tensor(vec![0.1 * seq as f32; per]),
+                subject: Subject::Frame,
                 reuse: None,
             });
         }

@@ -21,6 +21,7 @@ pub mod notify;
 pub mod pipeline;
 pub mod queue;
 mod settings;
+pub mod subjects;
 
 pub use pipeline::{open_cameras, Parts};
 pub use settings::{credentials, mqtt_settings, tls};

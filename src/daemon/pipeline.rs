@@ -8,17 +8,21 @@
 use super::gate::{CameraGate, Reuse};
 use super::inference::{CameraState, Inference};
 use super::queue::{FrameQueues, Input, Prepared};
+use super::subjects::{Notice, RegionState, Subject};
 use super::DaemonError;
 use crate::bundle::Bundle;
 use crate::capture::{self, CaptureError, FrameSource, SourceState, StopToken};
-use crate::config::{PreprocessKind, Validated};
+use crate::config::{AnalyzeMode, PreprocessKind, Validated};
+use crate::detect::people::PeopleStage;
+use crate::detect::BoxF;
+use crate::detect::Detector;
 use crate::infer::{self, Backend, Slot};
 use crate::preprocess::signature::Thumbnail;
 use crate::preprocess::{CpuPreprocessor, Preprocessor, RunsOn};
 use crate::publish::mqtt::Publisher;
 use crate::publish::Topics;
 use crate::smooth::{Hysteresis, Smoother};
-use crate::telemetry::{CameraStats, Metrics, Stage};
+use crate::telemetry::{CameraStats, Metrics, PeopleCounters, Stage};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,6 +36,9 @@ pub struct Parts {
     /// The GPU preprocessor (`pipeline.preprocess`), run on the inference
     /// thread; `None` = the CPU path.
     pub gpu_preprocessor: Option<Box<dyn Preprocessor>>,
+    /// Per camera: its people stage (the bundle's detector and a tracker)
+    /// when it runs `analyze = "people"`.
+    pub people: Vec<Option<PeopleStage>>,
 }
 
 impl Parts {
@@ -56,6 +63,7 @@ impl Parts {
         ) {
             return Err(DaemonError::Placement(problem));
         }
+        let people = open_people(&cfg, &bundle)?;
         let sources = open_cameras(&cfg)?;
         Ok(Self {
             cfg,
@@ -63,6 +71,7 @@ impl Parts {
             backend,
             sources,
             gpu_preprocessor,
+            people,
         })
     }
 }
@@ -104,6 +113,49 @@ fn choose_preprocessor(
             }
         }
     }
+}
+
+/// The bundle's detector for each `analyze = "people"` camera (one per
+/// camera thread), or why it cannot run, naming the keys.
+fn open_people(cfg: &Validated, bundle: &Bundle) -> Result<Vec<Option<PeopleStage>>, DaemonError> {
+    let opts = infer::Options::from_config(&cfg.model);
+    cfg.cameras
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            if c.analysis.analyze != AnalyzeMode::People {
+                return Ok(None);
+            }
+            if let Some(problem) = people_problem(bundle) {
+                return Err(DaemonError::Placement(format!(
+                    "config key `cameras[{i}].analyze` = \"people\": {problem}"
+                )));
+            }
+            let detector = Detector::open(bundle, &opts).map_err(|error| DaemonError::Backend {
+                kind: cfg.model.backend.as_str(),
+                error,
+            })?;
+            log::info!(
+                "camera {}: people mode — detector {} on {}, every {} frame(s); each tracked person classified when due",
+                c.name,
+                bundle.manifest.detector.as_ref().map_or("", |d| d.onnx.as_str()),
+                detector.backend(),
+                c.analysis.people.detect_every
+            );
+            Ok(Some(PeopleStage::new(detector, c.analysis.people.clone())))
+        })
+        .collect()
+}
+
+/// Why people mode cannot run on this bundle, if so.
+pub fn people_problem(bundle: &Bundle) -> Option<String> {
+    bundle.manifest.detector.is_none().then(|| {
+        format!(
+            "the bundle {} has no [detector]. Fix: add a person detector (`stylecam detector add {} --onnx detector.onnx --preset ssdlite`), or set analyze = \"frame\"",
+            bundle.dir.display(),
+            bundle.dir.display()
+        )
+    })
 }
 
 /// Opens every camera, so a bad camera is an error that names its key.
@@ -154,6 +206,7 @@ impl Pipeline {
             backend,
             sources,
             gpu_preprocessor,
+            people,
         } = parts;
         let queues = Arc::new(FrameQueues::new(sources.len(), cfg.pipeline.queue_depth));
         let preprocessor = CpuPreprocessor::new(bundle.manifest.input.clone());
@@ -176,6 +229,7 @@ impl Pipeline {
         }));
         // The change gate: one keyframe per camera (a reload starts afresh:
         // the probabilities must come from the model now served).
+        let gate_on = cfg.gate.enabled;
         let lost: Vec<_> = if cfg.gate.enabled {
             log::info!(
                 "change gate on: frames within {} grey levels of their camera's last inferred frame, and less than {} ms after it, reuse its probabilities (gate.enabled = false turns it off)",
@@ -188,12 +242,29 @@ impl Pipeline {
         };
         let mut stops = vec![];
         let mut captures = vec![];
+        let mut notices = vec![];
+        let mut people = people.into_iter();
         for (i, (source, c)) in sources.into_iter().zip(&cfg.cameras).enumerate() {
             stops.push(source.stopper());
             let pre = on_cameras.then(|| preprocessor.clone());
             let (queues, metrics) = (queues.clone(), out.metrics.clone());
             let stats = metrics.camera(&c.name);
-            let gate = lost.get(i).map(|l| CameraGate::new(&cfg.gate, l.clone()));
+            let mode = c.analysis.analyze;
+            // The gate compares whole frames: frame mode only.
+            let gate = lost
+                .get(i)
+                .filter(|_| mode == AnalyzeMode::Frame)
+                .map(|l| CameraGate::new(&cfg.gate, l.clone()));
+            if gate_on && mode != AnalyzeMode::Frame {
+                log::info!(
+                    "camera {}: the change gate is off in {} mode",
+                    c.name,
+                    mode.as_str()
+                );
+            }
+            let people = people.next().flatten();
+            let (tx, rx) = std::sync::mpsc::channel();
+            notices.push(people.is_some().then_some(rx));
             if !c.analysis.masks.is_empty() {
                 log::info!(
                     "camera {}: {} privacy mask(s) painted black before any model sees a frame",
@@ -204,6 +275,11 @@ impl Pipeline {
             let camera = CaptureLoop {
                 index: i,
                 masks: c.analysis.masks.clone(),
+                mode,
+                regions: c.analysis.regions.iter().map(|r| r.rect).collect(),
+                people,
+                notices: tx,
+                last_at: None,
                 preprocessor: pre,
                 gate,
                 queues,
@@ -233,9 +309,36 @@ impl Pipeline {
                     events: 0,
                     classes,
                     smoothing: cfg.smoothing.clone(),
+                    regions: c
+                        .analysis
+                        .regions
+                        .iter()
+                        .map(|r| RegionState {
+                            name: r.name.clone(),
+                            smoother: Smoother::from_config(&cfg.smoothing),
+                            hysteresis: Hysteresis::new(
+                                classes,
+                                cfg.smoothing.enter_frames,
+                                cfg.smoothing.leave_frames,
+                            ),
+                            tags: vec![],
+                            scores: vec![0.0; classes],
+                        })
+                        .collect(),
+                    people: Default::default(),
+                    mode: c.analysis.analyze,
                 };
                 match carried.remove(&c.name) {
-                    Some(old) if old.classes == classes && old.smoothing == cfg.smoothing => old,
+                    // Regions and people start afresh on a reload (the
+                    // tracks ended with the old pipeline's threads).
+                    Some(old)
+                        if old.classes == classes
+                            && old.smoothing == cfg.smoothing
+                            && old.mode == AnalyzeMode::Frame
+                            && c.analysis.analyze == AnalyzeMode::Frame =>
+                    {
+                        old
+                    }
                     // Event numbers go on; smoothing starts afresh.
                     Some(old) => CameraState {
                         events: old.events,
@@ -271,6 +374,7 @@ impl Pipeline {
             max_wait: Duration::from_millis(cfg.model.max_wait_ms),
             reuse: Reuse::new(lost),
             escalated_seen: 0,
+            notices,
         };
         let worker = {
             let (queues, publisher, metrics) =
@@ -333,7 +437,15 @@ pub(super) fn model_name(bundle: &Bundle) -> String {
 struct CaptureLoop {
     index: usize,
     /// Privacy masks, painted before anything else sees the frame.
-    masks: Vec<crate::detect::mask::Shape>,
+    masks: Vec<crate::config::Shape>,
+    mode: AnalyzeMode,
+    /// `regions` mode: each region's rectangle (fractions of the frame).
+    regions: Vec<[f32; 4]>,
+    /// `people` mode: the detector and tracker.
+    people: Option<PeopleStage>,
+    notices: std::sync::mpsc::Sender<Notice>,
+    /// The previous frame's capture time and seq (the tracker's clock).
+    last_at: Option<(std::time::SystemTime, u64)>,
     preprocessor: Option<CpuPreprocessor>,
     gate: Option<CameraGate>,
     queues: Arc<FrameQueues>,
@@ -377,11 +489,25 @@ impl CaptureLoop {
                 _ => "streaming",
             });
             metrics.time(Stage::Capture, t0.elapsed(), 1);
-            if let Some(item) = self.prepare(frame) {
+            for item in self.prepare(frame) {
                 if self.queues.push(item) {
                     metrics.frame_dropped();
                     stats.dropped();
                 }
+            }
+        }
+        // Everyone in view leaves with the camera (before it ends, so that
+        // the inference thread sees the notices).
+        if let Some(people) = &mut self.people {
+            let (at, frame_seq) = self.last_at.unwrap_or((std::time::SystemTime::now(), 0));
+            for (id, dwell_ms) in people.finish() {
+                PeopleCounters::add(&metrics.people().tracks_ended, 1);
+                let _ = self.notices.send(Notice::Left {
+                    id,
+                    at,
+                    frame_seq,
+                    dwell_ms,
+                });
             }
         }
         if source.state() == SourceState::Ended {
@@ -393,19 +519,168 @@ impl CaptureLoop {
         self.queues.camera_ended();
     }
 
-    /// The gate's verdict and, unless it lets the frame reuse a keyframe's
-    /// probabilities, the tensor (on the CPU path); `None` = skipped.
-    fn prepare(&mut self, frame: crate::capture::Frame) -> Option<Prepared> {
+    /// What goes to the inference thread for one frame: in `frame` mode the
+    /// frame (or nothing, skipped); in `regions` mode one crop per region;
+    /// in `people` mode the crops of the people due for classification.
+    fn prepare(&mut self, frame: crate::capture::Frame) -> Vec<Prepared> {
         let t0 = Instant::now();
-        // Masks first: the gate's thumbnail, the model's tensor and a raw
-        // frame handed on are all made from the painted frame.
+        // Masks first: the gate's thumbnail, the model's tensor, a raw
+        // frame handed on and every crop are made from the painted frame.
         let frame = match crate::detect::mask::apply(frame, &self.masks) {
             Ok(f) => f,
             Err(e) => {
                 self.skipped(&e);
-                return None;
+                return vec![];
             }
         };
+        match self.mode {
+            AnalyzeMode::Frame => self.prepare_frame(frame, t0).into_iter().collect(),
+            AnalyzeMode::Regions => self.prepare_regions(frame),
+            AnalyzeMode::People => self.prepare_people(frame),
+        }
+    }
+
+    /// Each region's crop as an item of its own.
+    fn prepare_regions(&mut self, frame: crate::capture::Frame) -> Vec<Prepared> {
+        let (rgb, w, h) = match crate::preprocess::to_rgb8(&frame) {
+            Ok(x) => x,
+            Err(e) => {
+                self.skipped(&e);
+                return vec![];
+            }
+        };
+        let boxes: Vec<BoxF> = self
+            .regions
+            .iter()
+            .map(|r| {
+                BoxF::new(
+                    r[0] * w as f32,
+                    r[1] * h as f32,
+                    r[2] * w as f32,
+                    r[3] * h as f32,
+                )
+            })
+            .collect();
+        let crops: Vec<(Subject, BoxF)> = boxes
+            .into_iter()
+            .enumerate()
+            .map(|(i, b)| (Subject::Region(i), b))
+            .collect();
+        self.crops(&frame, &rgb, w, h, &crops)
+    }
+
+    /// Detect, track, and the crops of the people due for classification.
+    fn prepare_people(&mut self, frame: crate::capture::Frame) -> Vec<Prepared> {
+        let t0 = Instant::now();
+        let (rgb, w, h) = match crate::preprocess::to_rgb8(&frame) {
+            Ok(x) => x,
+            Err(e) => {
+                self.skipped(&e);
+                return vec![];
+            }
+        };
+        let dt_ms = self
+            .last_at
+            .and_then(|(at, _)| frame.captured_at.duration_since(at).ok())
+            .map_or(0, |d| (d.as_millis() as u64).min(10_000));
+        self.last_at = Some((frame.captured_at, frame.seq));
+        let Some(people) = self.people.as_mut() else {
+            return vec![];
+        };
+        let step = match people.step(&rgb, w, h, dt_ms) {
+            Ok(s) => s,
+            Err(e) => {
+                let e = format!(
+                    "camera #{} frame {}: person detector: {e}",
+                    self.index, frame.seq
+                );
+                self.skipped(&e);
+                return vec![];
+            }
+        };
+        let m = self.metrics.people();
+        PeopleCounters::add(&m.detections, step.detections as u64);
+        PeopleCounters::add(&m.tracks_started, step.entered.len() as u64);
+        PeopleCounters::add(&m.tracks_ended, step.left.len() as u64);
+        PeopleCounters::add(&m.crops_skipped, (step.too_small + step.edge_cut) as u64);
+        if step.detected {
+            self.metrics.time(Stage::Detect, t0.elapsed(), 1);
+        }
+        for id in step.entered {
+            let _ = self.notices.send(Notice::Entered {
+                id,
+                at: frame.captured_at,
+            });
+        }
+        for (id, dwell_ms) in step.left {
+            let _ = self.notices.send(Notice::Left {
+                id,
+                at: frame.captured_at,
+                frame_seq: frame.seq,
+                dwell_ms,
+            });
+        }
+        let crops: Vec<(Subject, BoxF)> = step
+            .crops
+            .into_iter()
+            .map(|(id, b)| (Subject::Person(id), b))
+            .collect();
+        if crops.is_empty() {
+            // Analysed, nothing due: progress all the same.
+            self.metrics.frame_analysed();
+        }
+        self.crops(&frame, &rgb, w, h, &crops)
+    }
+
+    /// Cuts each box out of the (masked) RGB frame and prepares it like a
+    /// frame: a tensor here on the CPU path, else the crop as a raw frame.
+    fn crops(
+        &mut self,
+        frame: &crate::capture::Frame,
+        rgb: &[u8],
+        w: u32,
+        h: u32,
+        crops: &[(Subject, BoxF)],
+    ) -> Vec<Prepared> {
+        let mut out = Vec::with_capacity(crops.len());
+        for &(subject, b) in crops {
+            let t0 = Instant::now();
+            let (data, cw, ch) = crate::detect::people::crop(rgb, w, h, &b);
+            let crop = crate::capture::Frame {
+                width: cw,
+                height: ch,
+                format: crate::capture::PixelFormat::Rgb8,
+                stride: 0,
+                data,
+                ..frame.clone_meta()
+            };
+            let input = match self.preprocessor.as_mut() {
+                Some(p) => {
+                    let mut tensor = vec![0.0; p.spec().len()];
+                    if let Err(e) = p.prepare(&crop, Slot::Host(&mut tensor)) {
+                        self.skipped(&e);
+                        continue;
+                    }
+                    self.metrics.time(Stage::Preprocess, t0.elapsed(), 1);
+                    Input::Tensor(tensor)
+                }
+                None => Input::Frame(crop),
+            };
+            out.push(Prepared {
+                camera: self.index,
+                seq: frame.seq,
+                captured_at: frame.captured_at,
+                input,
+                subject,
+                reuse: None,
+            });
+        }
+        out
+    }
+
+    /// The gate's verdict and, unless it lets the frame reuse a keyframe's
+    /// probabilities, the tensor (on the CPU path); `None` = skipped.
+    fn prepare_frame(&mut self, frame: crate::capture::Frame, t0: Instant) -> Option<Prepared> {
         let (seq, captured_at) = (frame.seq, frame.captured_at);
         let mut reuse = None;
         if let Some(gate) = &mut self.gate {
@@ -446,6 +721,7 @@ impl CaptureLoop {
             seq,
             captured_at,
             input,
+            subject: Subject::Frame,
             reuse,
         })
     }

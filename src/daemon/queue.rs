@@ -18,6 +18,8 @@ pub struct Prepared {
     pub seq: u64,
     pub captured_at: SystemTime,
     pub input: Input,
+    /// What the input is a view of: the frame, a region, a person.
+    pub subject: super::subjects::Subject,
     /// The change gate found it like this keyframe (its camera's frame
     /// `seq`): it may reuse that frame's probabilities (`input` is then the
     /// raw frame, for the case it must be inferred after all).
@@ -63,9 +65,19 @@ impl FrameQueues {
         let mut s = self.state.lock().expect("queue lock");
         let q = &mut s.queues[item.camera];
         q.push_back(item);
-        let dropped = q.len() > self.depth;
+        // The depth counts frames: a regions or people frame queues one
+        // item per subject, all with the frame's `seq`, dropped together.
+        let frames = 1 + q
+            .iter()
+            .zip(q.iter().skip(1))
+            .filter(|(a, b)| a.seq != b.seq)
+            .count();
+        let dropped = frames > self.depth;
         if dropped {
-            q.pop_front();
+            let oldest = q[0].seq;
+            while q.front().is_some_and(|f| f.seq == oldest) {
+                q.pop_front();
+            }
         }
         drop(s);
         self.ready.notify_one();
@@ -153,6 +165,7 @@ mod tests {
             seq,
             captured_at: SystemTime::UNIX_EPOCH + Duration::from_millis(t),
             input: Input::Tensor(vec![]),
+            subject: crate::daemon::subjects::Subject::Frame,
             reuse: None,
         }
     }

@@ -24,6 +24,7 @@ pub mod decode;
 pub mod detector;
 pub mod input;
 pub mod mask;
+pub mod people;
 pub mod track;
 
 pub use crate::bundle::detector as spec;

@@ -69,7 +69,13 @@ impl PeopleStage {
     }
 
     /// One RGB8 frame (masks painted), `dt_ms` after the previous one.
-    pub fn step(&mut self, rgb: &[u8], width: u32, height: u32, dt_ms: u64) -> Result<Step, InferError> {
+    pub fn step(
+        &mut self,
+        rgb: &[u8],
+        width: u32,
+        height: u32,
+        dt_ms: u64,
+    ) -> Result<Step, InferError> {
         let mut step = Step::default();
         self.clock_ms += dt_ms;
         self.since_detect_ms += dt_ms;
@@ -83,7 +89,9 @@ impl PeopleStage {
         let found = self.detector.detect(rgb, width, height)?;
         step.detected = true;
         step.detections = found.len();
-        let update = self.tracker.update(&found, std::mem::take(&mut self.since_detect_ms));
+        let update = self
+            .tracker
+            .update(&found, std::mem::take(&mut self.since_detect_ms));
         step.entered = update.confirmed;
         for t in update.ended {
             self.classified.remove(&t.id);

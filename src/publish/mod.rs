@@ -47,6 +47,9 @@ impl Topics {
     pub fn state(&self, camera: &str) -> String {
         format!("{}/{}/{camera}/state", self.prefix, self.device)
     }
+    pub fn people(&self, camera: &str) -> String {
+        format!("{}/{}/{camera}/people", self.prefix, self.device)
+    }
     pub fn frames(&self, camera: &str) -> String {
         format!("{}/{}/{camera}/frames", self.prefix, self.device)
     }

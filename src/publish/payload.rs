@@ -45,6 +45,46 @@ pub struct StylesEvent {
     pub added: Vec<String>,
     pub removed: Vec<String>,
     pub model: ModelRef,
+    /// `regions` mode: the region whose tags changed (absent in `frame` mode).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+}
+
+/// `…/{camera}/people` (QoS 1): one tracked person's change feed.
+#[derive(Debug, Clone, Serialize)]
+pub struct PersonEvent {
+    pub v: u32,
+    pub kind: &'static str,
+    /// `entered` (its tags are decided), `changed`, `left`.
+    pub event: &'static str,
+    pub device: String,
+    pub camera: String,
+    pub epoch: String,
+    /// The camera's event number (shared with its other events).
+    pub seq: u64,
+    /// The track's id: random per run, never linkable across runs.
+    pub person: String,
+    pub frame_seq: u64,
+    pub captured_at: String,
+    /// When the track was confirmed.
+    pub first_seen: String,
+    /// Decided on the mean of the person's classifications so far.
+    pub tags: Vec<Tag>,
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub classifications: u32,
+    /// `left` only: seconds from confirmation to leaving.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dwell_s: Option<f64>,
+    pub model: ModelRef,
+}
+
+/// A region's or a person's current tags in a `state` message.
+#[derive(Debug, Clone, Serialize)]
+pub struct SubjectTags {
+    /// The region's name, or the person's track id.
+    pub id: String,
+    pub tags: Vec<Tag>,
 }
 
 /// `…/{camera}/state` (retained): the current tags.
@@ -57,7 +97,14 @@ pub struct StateMessage {
     pub epoch: String,
     pub seq: u64,
     pub captured_at: String,
+    /// `frame` mode's tags (empty in the other modes).
     pub tags: Vec<Tag>,
+    /// `regions` mode: every region's tags.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub regions: Option<Vec<SubjectTags>>,
+    /// `people` mode: the people in view that have tags.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub people: Option<Vec<SubjectTags>>,
 }
 
 /// `…/{camera}/frames` (QoS 0, optional): one frame's decision.
@@ -103,6 +150,8 @@ pub struct HealthMessage {
     pub cameras: Vec<CameraSnapshot>,
     /// Per-frame latency of each stage since start, in ms.
     pub latency_ms: std::collections::BTreeMap<String, Quantiles>,
+    /// People mode (zeros when no camera runs it).
+    pub people: crate::telemetry::PeopleSnapshot,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -155,6 +204,7 @@ pub fn health(device: &str, uptime_s: u64, m: &Snapshot) -> HealthMessage {
             .zip(m.stage_quantiles)
             .map(|(s, q)| (format!("{s:?}").to_lowercase(), q))
             .collect(),
+        people: m.people,
     }
 }
 

@@ -16,19 +16,70 @@ use std::time::Instant;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
     Capture,
+    /// People mode: the person detector and the tracker, per frame.
+    Detect,
     Preprocess,
     Infer,
     Decide,
     Publish,
 }
 
-pub const STAGES: [Stage; 5] = [
+pub const STAGES: [Stage; 6] = [
     Stage::Capture,
+    Stage::Detect,
     Stage::Preprocess,
     Stage::Infer,
     Stage::Decide,
     Stage::Publish,
 ];
+
+/// People mode's counters (all cameras).
+#[derive(Debug, Default)]
+pub struct PeopleCounters {
+    pub detections: AtomicU64,
+    pub tracks_started: AtomicU64,
+    pub tracks_ended: AtomicU64,
+    /// Person crops classified.
+    pub classifications: AtomicU64,
+    /// Due crops not classified: too small or cut by the frame edge.
+    pub crops_skipped: AtomicU64,
+    /// Tracks that ended before any classification (no events).
+    pub untagged: AtomicU64,
+}
+
+/// [`PeopleCounters`] read at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PeopleSnapshot {
+    pub detections: u64,
+    pub tracks_started: u64,
+    pub tracks_ended: u64,
+    pub tracks_active: u64,
+    pub classifications: u64,
+    pub crops_skipped: u64,
+    pub untagged: u64,
+}
+
+impl PeopleCounters {
+    pub fn add(c: &AtomicU64, n: u64) {
+        c.fetch_add(n, Relaxed);
+    }
+
+    fn snapshot(&self) -> PeopleSnapshot {
+        let (started, ended) = (
+            self.tracks_started.load(Relaxed),
+            self.tracks_ended.load(Relaxed),
+        );
+        PeopleSnapshot {
+            detections: self.detections.load(Relaxed),
+            tracks_started: started,
+            tracks_ended: ended,
+            tracks_active: started.saturating_sub(ended),
+            classifications: self.classifications.load(Relaxed),
+            crops_skipped: self.crops_skipped.load(Relaxed),
+            untagged: self.untagged.load(Relaxed),
+        }
+    }
+}
 
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -46,9 +97,10 @@ pub struct Metrics {
     outbox_pending: AtomicU64,
     mqtt_connection_errors: AtomicU64,
     outbox_write_errors: AtomicU64,
-    stage_ns: [AtomicU64; 5],
-    stage_n: [AtomicU64; 5],
-    stage_hist: [Histogram; 5],
+    stage_ns: [AtomicU64; 6],
+    stage_n: [AtomicU64; 6],
+    stage_hist: [Histogram; 6],
+    people: PeopleCounters,
     pipeline: Mutex<PipelineStatus>,
     cameras: Mutex<BTreeMap<String, Arc<CameraStats>>>,
     /// Each loop's last turn ([`Beat`]), a [`stamp`].
@@ -325,9 +377,11 @@ pub struct Snapshot {
     /// Failed writes to the on-disk outbox (full or read-only disk).
     pub outbox_write_errors: u64,
     /// Mean time per frame of each stage, in [`STAGES`] order.
-    pub stage_mean: [Duration; 5],
+    pub stage_mean: [Duration; 6],
     /// Latency quantiles per frame of each stage, in [`STAGES`] order.
-    pub stage_quantiles: [Quantiles; 5],
+    pub stage_quantiles: [Quantiles; 6],
+    /// People mode, all cameras together.
+    pub people: PeopleSnapshot,
     pub pipeline: PipelineStatus,
     /// Per camera, by name.
     pub cameras: Vec<CameraSnapshot>,
@@ -395,6 +449,15 @@ impl Metrics {
     pub fn frames_inferred(&self, n: u64) {
         self.frames_inferred.fetch_add(n, Relaxed);
         self.mark(Progress::Inferred);
+    }
+    /// A people-mode frame was analysed (detected and tracked) with no
+    /// crop due: the pipeline made progress without the backend.
+    pub fn frame_analysed(&self) {
+        self.mark(Progress::Inferred);
+    }
+    /// People mode's counters.
+    pub fn people(&self) -> &PeopleCounters {
+        &self.people
     }
     pub fn frames_gated(&self, n: u64) {
         self.frames_gated.fetch_add(n, Relaxed);
@@ -593,7 +656,7 @@ impl Metrics {
     }
 
     pub fn snapshot(&self) -> Snapshot {
-        let mut stage_mean = [Duration::ZERO; 5];
+        let mut stage_mean = [Duration::ZERO; 6];
         for (i, m) in stage_mean.iter_mut().enumerate() {
             if let Some(ns) = self.stage_ns[i]
                 .load(Relaxed)
@@ -619,6 +682,7 @@ impl Metrics {
             outbox_write_errors: self.outbox_write_errors.load(Relaxed),
             stage_mean,
             stage_quantiles: std::array::from_fn(|i| self.stage_hist[i].quantiles()),
+            people: self.people.snapshot(),
             pipeline: self.pipeline.lock().expect("pipeline status").clone(),
             cameras: self
                 .cameras
