@@ -764,12 +764,7 @@ mod tests {
             cfg("masks = [[0.0, 0.0, 0.2, 1.0], [[0.5, 0.5], [0.9, 0.5], [0.7, 0.9]]]"),
             None
         );
-        // Not served by the daemon yet: refused, naming the key.
-        let e = cfg("analyze = \"people\"").unwrap();
-        assert!(
-            e.contains("cameras[0].analyze") && e.contains("analyze = \"frame\""),
-            "{e}"
-        );
+        assert_eq!(cfg("analyze = \"people\""), None);
         let e = cfg("masks = [[0.0, 0.0, 1.2, 1.0]]").unwrap();
         assert!(
             e.contains("cameras[0].masks[0]") && e.contains("0..=1"),
