@@ -21,6 +21,7 @@ mod package;
 mod people;
 mod privacy;
 mod reference;
+mod regions;
 mod reload;
 mod soak;
 mod styles_real;
