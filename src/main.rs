@@ -265,6 +265,16 @@ enum BenchCommand {
     ///
     /// Example: stylecam bench precision --epochs 4
     Precision(cli::precision::PrecisionArgs),
+    /// People mode's compute: on a folder of video frames, the bundle's
+    /// detector on every frame and its classifier on each tracked person's
+    /// crop, classified when due against on every frame the person is in
+    /// (DeepStream without a re-infer interval): classifications per
+    /// person, agreement of each person's final tags, and cameras per box
+    /// at the given rate, with frame mode beside them. `--ensemble` adds the
+    /// paper-sized ensemble's cost (random weights; needs `--features train`).
+    ///
+    /// Example: stylecam bench people --bundle lite0 --video frames/ --ensemble
+    People(cli::people_bench::PeopleBenchArgs),
 }
 
 /// Whether stderr is the journal stream systemd connected us to
@@ -374,6 +384,7 @@ fn main() -> ExitCode {
         Command::Bench(BenchCommand::Ablation(args)) => cli::train::bench_ablation(&args),
         Command::Bench(BenchCommand::Cascade(args)) => cli::train::bench_cascade(&args),
         Command::Bench(BenchCommand::Precision(args)) => cli::precision::bench_precision(&args),
+        Command::Bench(BenchCommand::People(args)) => cli::people_bench::bench_people(&args),
         Command::Bench(BenchCommand::ImagenetBundle(args)) => {
             cli::train::bench_imagenet_bundle(&args)
         }

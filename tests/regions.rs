@@ -14,8 +14,12 @@ fn regions_are_tagged_apart_and_named_in_their_events() {
     let dir = tempfile::tempdir().unwrap();
     // One frame: the astronaut photo on the left, the camera photo on the
     // right, so the two regions see different things.
-    let a = image::open(repo().join("assets/photos/astronaut.jpg")).unwrap().into_rgb8();
-    let b = image::open(repo().join("assets/photos/camera.png")).unwrap().into_rgb8();
+    let a = image::open(repo().join("assets/photos/astronaut.jpg"))
+        .unwrap()
+        .into_rgb8();
+    let b = image::open(repo().join("assets/photos/camera.png"))
+        .unwrap()
+        .into_rgb8();
     let a = image::imageops::resize(&a, 256, 256, image::imageops::FilterType::Triangle);
     let b = image::imageops::resize(&b, 256, 256, image::imageops::FilterType::Triangle);
     let mut frame = image::RgbImage::new(512, 256);
@@ -64,13 +68,20 @@ listen = ""
     let sub = Collector::start(broker.port, "stylecam/regions/#", "regions-sub");
     let mut daemon = run_daemon(&cfg, &[]);
     let summary = exit_summary(&sub, 1);
-    assert!(daemon.wait(Duration::from_secs(30)).success(), "{}", daemon.log_text());
+    assert!(
+        daemon.wait(Duration::from_secs(30)).success(),
+        "{}",
+        daemon.log_text()
+    );
     let all = sub.all();
     let validator = schema();
     for r in &all {
         assert_valid(&validator, r);
     }
-    assert_eq!(summary["frames"]["inferred"], 12, "two regions × 6 frames: {summary}");
+    assert_eq!(
+        summary["frames"]["inferred"], 12,
+        "two regions × 6 frames: {summary}"
+    );
     let styles = kind(&all, "styles");
     let named: std::collections::BTreeMap<String, Vec<String>> = styles
         .iter()
@@ -81,12 +92,24 @@ listen = ""
                 .iter()
                 .map(|t| t["id"].as_str().unwrap().to_string())
                 .collect();
-            (r.json["region"].as_str().expect("a region's event names it").to_string(), tags)
+            (
+                r.json["region"]
+                    .as_str()
+                    .expect("a region's event names it")
+                    .to_string(),
+                tags,
+            )
         })
         .collect();
     assert_eq!(named.keys().collect::<Vec<_>>(), ["mannequin", "table"]);
-    assert_ne!(named["mannequin"], named["table"], "the regions saw different photos");
-    let seqs: Vec<u64> = styles.iter().map(|r| r.json["seq"].as_u64().unwrap()).collect();
+    assert_ne!(
+        named["mannequin"], named["table"],
+        "the regions saw different photos"
+    );
+    let seqs: Vec<u64> = styles
+        .iter()
+        .map(|r| r.json["seq"].as_u64().unwrap())
+        .collect();
     assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
     let state = kind(&all, "state").last().unwrap().json.clone();
     let regions: Vec<&str> = state["regions"]

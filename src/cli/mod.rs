@@ -5,6 +5,7 @@ pub mod calibrate;
 mod demo;
 pub mod detector;
 pub mod gpu_check;
+pub mod people_bench;
 pub mod precision;
 pub mod soak;
 pub mod train;

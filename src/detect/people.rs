@@ -8,7 +8,7 @@
 //! cut by the frame's edge; the track stays due.
 
 use super::track::{TrackId, Tracker};
-use super::{BoxF, Detector};
+use super::{BoxF, Detection, Detector};
 use crate::config::PeopleConfig;
 use crate::infer::InferError;
 use std::collections::HashMap;
@@ -42,6 +42,12 @@ pub struct Step {
 
 pub struct PeopleStage {
     detector: Detector,
+    schedule: Schedule,
+}
+
+/// The tracker and the classification schedule (everything of the people
+/// stage but the detector).
+pub struct Schedule {
     tracker: Tracker,
     config: PeopleConfig,
     classified: HashMap<TrackId, Classified>,
@@ -55,12 +61,7 @@ impl PeopleStage {
     pub fn new(detector: Detector, config: PeopleConfig) -> Self {
         Self {
             detector,
-            tracker: Tracker::new((&config).into()),
-            config,
-            classified: HashMap::new(),
-            frames: 0,
-            since_detect_ms: 0,
-            clock_ms: 0,
+            schedule: Schedule::new(config),
         }
     }
 
@@ -76,22 +77,59 @@ impl PeopleStage {
         height: u32,
         dt_ms: u64,
     ) -> Result<Step, InferError> {
+        if !self.schedule.detects_next() {
+            return Ok(self.schedule.step(None, width, height, dt_ms));
+        }
+        let found = self.detector.detect(rgb, width, height)?;
+        Ok(self.schedule.step(Some(&found), width, height, dt_ms))
+    }
+
+    /// The camera stopped: every confirmed track leaves.
+    pub fn finish(&mut self) -> Vec<(TrackId, u64)> {
+        self.schedule.finish()
+    }
+}
+
+impl Schedule {
+    pub fn new(config: PeopleConfig) -> Self {
+        Self {
+            tracker: Tracker::new((&config).into()),
+            config,
+            classified: HashMap::new(),
+            frames: 0,
+            since_detect_ms: 0,
+            clock_ms: 0,
+        }
+    }
+
+    /// Whether the next frame runs the detector (every `detect_every`-th).
+    pub fn detects_next(&self) -> bool {
+        self.frames
+            .is_multiple_of(u64::from(self.config.detect_every.max(1)))
+    }
+
+    /// One frame `dt_ms` after the previous one, with the detector's
+    /// findings when it ran on it.
+    pub fn step(
+        &mut self,
+        found: Option<&[Detection]>,
+        width: u32,
+        height: u32,
+        dt_ms: u64,
+    ) -> Step {
         let mut step = Step::default();
         self.clock_ms += dt_ms;
         self.since_detect_ms += dt_ms;
-        let k = u64::from(self.config.detect_every.max(1));
-        let detect = self.frames.is_multiple_of(k);
         self.frames += 1;
-        if !detect {
+        let Some(found) = found else {
             step.active = self.tracker.tracks().iter().filter(|t| t.confirmed).count();
-            return Ok(step);
-        }
-        let found = self.detector.detect(rgb, width, height)?;
+            return step;
+        };
         step.detected = true;
         step.detections = found.len();
         let update = self
             .tracker
-            .update(&found, std::mem::take(&mut self.since_detect_ms));
+            .update(found, std::mem::take(&mut self.since_detect_ms));
         step.entered = update.confirmed;
         for t in update.ended {
             self.classified.remove(&t.id);
@@ -133,7 +171,7 @@ impl PeopleStage {
             p.height = b.height();
             step.crops.push((t.id, b.grow(c.margin).clip(w, h)));
         }
-        Ok(step)
+        step
     }
 
     /// The camera stopped: every confirmed track leaves.
