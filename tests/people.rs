@@ -616,3 +616,73 @@ fn a_pattern_under_a_mask_changes_no_detection_in_people_mode() {
         "unmasked, the pattern must change what is detected (the test can fail)"
     );
 }
+
+/// An empty scene (a synthetic test pattern: nobody in it) in people mode
+/// with `max_batch = 1` and a 2 s stall limit: frames are analysed with no
+/// crop to classify, and the daemon counts that as progress — /healthz stays
+/// 200, nothing is published for people, nothing stalls.
+#[test]
+fn an_empty_scene_in_people_mode_is_progress_not_a_stall() {
+    if !available("mosquitto", mosquitto_path().is_some()) {
+        return;
+    }
+    let Some(data) = ssdlite_data() else { return };
+    let work = tempfile::tempdir().unwrap();
+    let bundle = bundle_with_detector(&data, work.path());
+    let broker = Mosquitto::start(free_port());
+    let http = free_port();
+    let cfg = work.path().join("empty.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"device = "empty"
+[model]
+bundle = "{bundle}"
+backend = "cpu"
+max_batch = 1
+[[cameras]]
+name = "floor"
+source = "synthetic"
+width = 320
+height = 240
+fps = 10.0
+analyze = "people"
+[mqtt]
+embedded = false
+port = {port}
+[outbox]
+path = "{outbox}"
+[metrics]
+listen = "127.0.0.1:{http}"
+stall_after_s = 2
+"#,
+            bundle = bundle.display(),
+            port = broker.port,
+            outbox = work.path().join("empty.redb").display(),
+        ),
+    )
+    .unwrap();
+    let sub = Collector::start(broker.port, "stylecam/empty/#", "empty-sub");
+    let mut daemon = run_daemon(&cfg, &[]);
+    assert!(
+        wait_for_port(http, Duration::from_secs(20)),
+        "{}",
+        daemon.log_text()
+    );
+    std::thread::sleep(Duration::from_secs(5));
+    let (code, body) = http_get(http, "/healthz").expect("/healthz answers");
+    assert_eq!(code, 200, "{body}\n{}", daemon.log_text());
+    daemon.signal("TERM");
+    let summary = exit_summary(&sub, 1);
+    assert!(
+        daemon.wait(Duration::from_secs(30)).success(),
+        "{}",
+        daemon.log_text()
+    );
+    assert!(
+        summary["frames"]["captured"].as_u64().unwrap() >= 20,
+        "{summary}"
+    );
+    assert_eq!(summary["people"]["detections"], 0, "{summary}");
+    assert!(kind(&sub.all(), "person").is_empty());
+}

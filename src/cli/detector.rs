@@ -8,7 +8,7 @@ use stylecam::bundle::{sha256_hex, Bundle};
 use stylecam::config::BackendKind;
 use stylecam::detect::spec::{Channels, Fit, Layout};
 use stylecam::detect::{Detector, DetectorSpec, OutputFormat};
-use stylecam::infer::Options;
+use stylecam::infer::{Backend, Options};
 
 #[derive(Subcommand)]
 pub enum DetectorCommand {
@@ -25,9 +25,11 @@ pub enum DetectorCommand {
     /// Example: stylecam detector add bundles/lite0 --onnx detector.onnx --preset ssdlite
     Add(AddArgs),
     /// Run a bundle's detector on images and print the boxes (frame pixels)
-    /// and scores, one JSON object per image.
+    /// and scores, one JSON object per image. With `--track` the images are
+    /// a video at `--fps` and each box carries its confirmed track's id
+    /// (people mode's tracker with its default settings).
     ///
-    /// Example: stylecam detector run bundles/lite0 frames/*.png
+    /// Example: stylecam detector run bundles/lite0 frames/*.png --track
     Run(RunArgs),
 }
 
@@ -59,6 +61,17 @@ pub struct RunArgs {
     /// onnxruntime where it loads, else on tract).
     #[arg(long, value_enum, default_value_t = BackendKind::Cpu)]
     pub backend: BackendKind,
+    /// Track across the images (in the order given).
+    #[arg(long)]
+    pub track: bool,
+    /// Also classify each box's crop (grown 10% per side) with the bundle's
+    /// model and print its tags (one view: the daemon decides on the mean of
+    /// several).
+    #[arg(long)]
+    pub classify: bool,
+    /// The images' frame rate, for the tracker.
+    #[arg(long, default_value_t = 10.0)]
+    pub fps: f64,
 }
 
 pub fn run(cmd: &DetectorCommand) -> Result<()> {
@@ -110,19 +123,57 @@ fn add(a: &AddArgs) -> Result<()> {
 fn detect(a: &RunArgs) -> Result<()> {
     let bundle = Bundle::load(&a.bundle).context("loading the bundle")?;
     let mut detector = Detector::open(&bundle, &Options::new(a.backend))?;
+    let mut tracker =
+        stylecam::detect::track::Tracker::new((&stylecam::config::PeopleConfig::default()).into());
+    let dt_ms = (1000.0 / a.fps.max(0.001)) as u64;
+    let mut classifier = match a.classify {
+        true => Some(stylecam::infer::cpu::CpuBackend::open(&bundle)?),
+        false => None,
+    };
+    let decision = bundle.decision();
+    let spec = bundle.manifest.input.clone();
     for path in &a.images {
         let frame = stylecam::capture::files::image_frame(path, "detect")
             .map_err(|e| anyhow::anyhow!(e))?;
         let (rgb, w, h) = stylecam::preprocess::to_rgb8(&frame)?;
         let found = detector.detect(&rgb, w, h)?;
+        let tracks = a.track.then(|| tracker.update(&found, dt_ms).assigned);
         let boxes: Vec<serde_json::Value> = found
             .iter()
-            .map(|d| {
-                serde_json::json!({
+            .enumerate()
+            .map(|(i, d)| {
+                let mut v = serde_json::json!({
                     "box": [d.bbox.x0, d.bbox.y0, d.bbox.x1, d.bbox.y1],
                     "score": d.score,
                     "class": d.class,
-                })
+                });
+                let id = tracks.as_ref().and_then(|t| t[i]);
+                if let Some(t) = id.and_then(|id| tracker.get(id)).filter(|t| t.confirmed) {
+                    v["track"] = serde_json::json!(t.id.to_string());
+                }
+                if let Some(c) = classifier.as_mut() {
+                    let b = d.bbox.grow(0.1).clip(w as f32, h as f32);
+                    let (px, cw, ch) = stylecam::detect::people::crop(&rgb, w, h, &b);
+                    let f = stylecam::capture::Frame::still(
+                        "detect",
+                        stylecam::capture::PixelFormat::Rgb8,
+                        cw,
+                        ch,
+                        px,
+                    );
+                    let tags = stylecam::preprocess::preprocess(&f, &spec)
+                        .map_err(anyhow::Error::from)
+                        .and_then(|x| Ok(c.infer(&x, 1)?))
+                        .map(|p| {
+                            let labels = decision.decide(&p).labels;
+                            stylecam::publish::payload::ids(&bundle.manifest.classes, &labels)
+                        });
+                    v["tags"] = match tags {
+                        Ok(t) => serde_json::json!(t),
+                        Err(e) => serde_json::json!(format!("error: {e}")),
+                    };
+                }
+                v
             })
             .collect();
         println!(
