@@ -672,6 +672,15 @@ stall_after_s = 2
     std::thread::sleep(Duration::from_secs(5));
     let (code, body) = http_get(http, "/healthz").expect("/healthz answers");
     assert_eq!(code, 200, "{body}\n{}", daemon.log_text());
+    let (_, m) = http_get(http, "/metrics").expect("/metrics answers");
+    for name in [
+        "stylecam_people_detections_total 0",
+        "stylecam_people_tracks_active 0",
+        "stylecam_people_classifications_total 0",
+    ] {
+        assert!(m.contains(name), "{name} in /metrics:\n{m}");
+    }
+
     daemon.signal("TERM");
     let summary = exit_summary(&sub, 1);
     assert!(
@@ -684,5 +693,9 @@ stall_after_s = 2
         "{summary}"
     );
     assert_eq!(summary["people"]["detections"], 0, "{summary}");
+    assert!(
+        summary["latency_ms"]["detect"]["count"].as_u64().unwrap() >= 20,
+        "the detect stage's latency in the health message: {summary}"
+    );
     assert!(kind(&sub.all(), "person").is_empty());
 }

@@ -157,6 +157,42 @@ pub fn render(metrics: &Metrics) -> String {
         metrics.batch_sizes().clone(),
     );
     r.register("events", "Tag events decided", counter(s.events));
+    let p = s.people;
+    r.register(
+        "people_detections",
+        "People mode: person detections (all cameras)",
+        counter(p.detections),
+    );
+    r.register(
+        "people_tracks_started",
+        "People mode: tracks confirmed (a person came into view)",
+        counter(p.tracks_started),
+    );
+    r.register(
+        "people_tracks_ended",
+        "People mode: confirmed tracks that ended (a person left)",
+        counter(p.tracks_ended),
+    );
+    r.register(
+        "people_tracks_active",
+        "People mode: confirmed tracks in view now",
+        gauge(p.tracks_active as i64),
+    );
+    r.register(
+        "people_classifications",
+        "People mode: person crops classified",
+        counter(p.classifications),
+    );
+    r.register(
+        "people_crops_skipped",
+        "People mode: due crops not classified (too small, cut by the frame edge)",
+        counter(p.crops_skipped),
+    );
+    r.register(
+        "people_untagged",
+        "People mode: tracks that ended before any classification (no events)",
+        counter(p.untagged),
+    );
     r.register(
         "mqtt_acked",
         "QoS 1 messages the broker acknowledged",
