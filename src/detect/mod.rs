@@ -11,7 +11,7 @@
 //!   before NMS, post-NMS boxes, or the YOLOv8 export layout. The classes
 //!   kept, the score threshold and the NMS IoU are in the same section.
 //! - [`input`] turns an RGB8 frame (masks already painted) into the
-//!   detector's input tensor; [`decode`] turns its outputs into
+//!   detector's input tensor; [`decode()`] turns its outputs into
 //!   [`Detection`]s in frame pixels, NMS applied in Rust where the graph
 //!   has none.
 //! - The graph runs on an infer backend ([`crate::infer::graph`]): tract or
