@@ -79,6 +79,8 @@ fn default_onnx() -> String {
 pub enum BundleError {
     #[error("model bundle {dir}: {file} is missing. Fix: point model.bundle at a directory holding bundle.toml and model.onnx (`stylecam demo` shows a working one)")]
     Missing { dir: PathBuf, file: String },
+    #[error("model bundle {dir}: its [detector] section names onnx = \"{file}\", which is missing. Fix: put the person detector's ONNX there (`stylecam detector add {dir} --onnx FILE --preset ssdlite` copies it and rewrites the section), or remove [detector] from bundle.toml and set analyze = \"frame\" or \"regions\"")]
+    MissingDetector { dir: PathBuf, file: String },
     #[error("model bundle {path}: {problem}")]
     Invalid { path: PathBuf, problem: String },
     #[error("model bundle {path}: sha256 is {actual} but bundle.toml says {expected}. Fix: the ONNX was changed or truncated; copy the bundle again, or re-export it")]
@@ -178,6 +180,12 @@ impl Bundle {
         }
         if let Some(d) = &m.detector {
             d.check().map_err(|p| self.invalid(p))?;
+            if !self.dir.join(&d.onnx).is_file() {
+                return Err(BundleError::MissingDetector {
+                    dir: self.dir.clone(),
+                    file: d.onnx.clone(),
+                });
+            }
             self.check_file(&d.onnx, &d.sha256)?;
         }
         Ok(())

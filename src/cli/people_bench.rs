@@ -91,6 +91,7 @@ pub fn bench_people(a: &PeopleBenchArgs) -> Result<()> {
     let every_cfg = PeopleConfig {
         classify_every_ms: 0,
         max_classifications: u32::MAX,
+        max_crops_per_frame: u32::MAX,
         detect_every: a.detect_every.max(1),
         ..PeopleConfig::default()
     };

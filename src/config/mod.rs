@@ -225,6 +225,10 @@ pub struct PeopleConfig {
     pub regrow: f32,
     /// ...up to this many classifications per track.
     pub max_classifications: u32,
+    /// At most this many crops of one frame are classified (a crowd larger
+    /// than this waits: never-classified people first, then the longest
+    /// waiting; the rest stay due for the next frame, counted as deferred).
+    pub max_crops_per_frame: u32,
     /// Crops smaller than this many pixels high are not classified.
     pub min_crop_height: u32,
     /// The crop is the box grown by this fraction of its size per side.
@@ -241,6 +245,7 @@ impl Default for PeopleConfig {
             classify_every_ms: 2000,
             regrow: 1.5,
             max_classifications: 5,
+            max_crops_per_frame: 8,
             min_crop_height: 48,
             margin: 0.1,
         }

@@ -602,7 +602,7 @@ fn validate_analysis(i: usize, a: &super::Analysis) -> Result<(), ConfigError> {
         ));
     }
     let p = &a.people;
-    let checks: [(&str, bool, &str, &str); 7] = [
+    let checks: [(&str, bool, &str, &str); 8] = [
         (
             "people.detect_every",
             (1..=100).contains(&p.detect_every),
@@ -626,6 +626,12 @@ fn validate_analysis(i: usize, a: &super::Analysis) -> Result<(), ConfigError> {
             p.max_classifications >= 1,
             "must be at least 1",
             "set max_classifications = 5",
+        ),
+        (
+            "people.max_crops_per_frame",
+            p.max_crops_per_frame >= 1,
+            "must be at least 1",
+            "set max_crops_per_frame = 8",
         ),
         (
             "people.margin",

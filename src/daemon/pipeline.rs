@@ -603,6 +603,7 @@ impl CaptureLoop {
         PeopleCounters::add(&m.tracks_started, step.entered.len() as u64);
         PeopleCounters::add(&m.tracks_ended, step.left.len() as u64);
         PeopleCounters::add(&m.crops_skipped, (step.too_small + step.edge_cut) as u64);
+        PeopleCounters::add(&m.crops_deferred, step.deferred as u64);
         if step.detected {
             self.metrics.time(Stage::Detect, t0.elapsed(), 1);
         }

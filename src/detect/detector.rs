@@ -20,7 +20,7 @@ impl Detector {
         let Some(spec) = bundle.manifest.detector.clone() else {
             return Err(InferError::Load {
                 path: bundle.dir.display().to_string(),
-                reason: "the bundle has no [detector] section. Fix: use a bundle with a person detector (`stylecam bundle add-detector`), or analyze = \"frame\"/\"regions\"".into(),
+                reason: "the bundle has no [detector] section. Fix: use a bundle with a person detector (`stylecam detector add BUNDLE --onnx detector.onnx --preset ssdlite`), or analyze = \"frame\"/\"regions\"".into(),
             });
         };
         let path = bundle.dir.join(&spec.onnx);

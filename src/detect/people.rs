@@ -5,7 +5,11 @@
 //! due — `classify_every_ms` since its last classification, or its box grew
 //! by `regrow` (a closer, better view) — up to `max_classifications`. A crop
 //! is skipped (counted) when the box is under `min_crop_height` pixels or
-//! cut by the frame's edge; the track stays due.
+//! cut by the frame's edge; the track stays due. At most
+//! `max_crops_per_frame` crops leave one frame — people never classified
+//! first, then those waiting longest; the others stay due (counted as
+//! deferred), so a crowd spreads over the next frames instead of piling
+//! work on one.
 
 use super::track::{TrackId, Tracker};
 use super::{BoxF, Detection, Detector};
@@ -36,6 +40,8 @@ pub struct Step {
     /// Due crops skipped: too small, cut by the frame edge.
     pub too_small: usize,
     pub edge_cut: usize,
+    /// Due crops left for a later frame: over `max_crops_per_frame`.
+    pub deferred: usize,
     /// Confirmed tracks in view after this frame.
     pub active: usize,
 }
@@ -137,21 +143,25 @@ impl Schedule {
         }
         let (w, h) = (width as f32, height as f32);
         let c = &self.config;
+        // The due crops, each with its wait: never classified first, then
+        // the longest since its last classification.
+        let mut due = Vec::new();
         for t in self.tracker.tracks().iter().filter(|t| t.confirmed) {
             step.active += 1;
             let Some(d) = t.detected else { continue };
             let b = d.bbox;
-            let due = match self.classified.get(&t.id) {
-                None => true,
+            let wait = match self.classified.get(&t.id) {
+                None => u64::MAX,
                 Some(p) => {
-                    p.count < c.max_classifications
-                        && (self.clock_ms - p.at_ms >= c.classify_every_ms
-                            || b.height() >= p.height * c.regrow)
+                    let since = self.clock_ms - p.at_ms;
+                    if p.count >= c.max_classifications
+                        || (since < c.classify_every_ms && b.height() < p.height * c.regrow)
+                    {
+                        continue;
+                    }
+                    since
                 }
             };
-            if !due {
-                continue;
-            }
             if b.height() < c.min_crop_height as f32 {
                 step.too_small += 1;
                 continue;
@@ -161,7 +171,14 @@ impl Schedule {
                 step.edge_cut += 1;
                 continue;
             }
-            let p = self.classified.entry(t.id).or_insert(Classified {
+            due.push((wait, t.id, b));
+        }
+        // Stable: equal waits keep the tracker's order.
+        due.sort_by_key(|d| std::cmp::Reverse(d.0));
+        let cap = c.max_crops_per_frame.max(1) as usize;
+        step.deferred = due.len().saturating_sub(cap);
+        for (_, id, b) in due.into_iter().take(cap) {
+            let p = self.classified.entry(id).or_insert(Classified {
                 count: 0,
                 at_ms: 0,
                 height: 0.0,
@@ -169,7 +186,7 @@ impl Schedule {
             p.count += 1;
             p.at_ms = self.clock_ms;
             p.height = b.height();
-            step.crops.push((t.id, b.grow(c.margin).clip(w, h)));
+            step.crops.push((id, b.grow(c.margin).clip(w, h)));
         }
         step
     }
@@ -205,6 +222,51 @@ pub fn crop(rgb: &[u8], width: u32, height: u32, b: &BoxF) -> (Vec<u8>, u32, u32
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A crowd of 40 with at most 8 crops a frame: every frame classifies
+    /// 8, nobody twice before everyone once, the rest deferred and counted.
+    #[test]
+    fn a_crowd_larger_than_the_frame_cap_waits_its_turn() {
+        let config = PeopleConfig {
+            min_hits: 1,
+            max_crops_per_frame: 8,
+            ..PeopleConfig::default()
+        };
+        let mut s = Schedule::new(config);
+        let crowd: Vec<Detection> = (0..40)
+            .map(|i| {
+                let (x, y) = (
+                    (i % 10) as f32 * 60.0 + 10.0,
+                    (i / 10) as f32 * 110.0 + 10.0,
+                );
+                Detection {
+                    bbox: BoxF::new(x, y, x + 50.0, y + 100.0),
+                    score: 0.9,
+                    class: 1,
+                }
+            })
+            .collect();
+        let mut seen = std::collections::HashSet::new();
+        for frame in 0..5 {
+            let step = s.step(Some(&crowd), 640, 480, 100);
+            assert_eq!(step.active, 40);
+            assert_eq!(step.crops.len(), 8, "frame {frame}");
+            assert_eq!(step.deferred, 32 - 8 * frame, "frame {frame}");
+            for (id, _) in &step.crops {
+                assert!(
+                    seen.insert(*id),
+                    "{id:?} classified twice before the others once"
+                );
+            }
+        }
+        assert_eq!(seen.len(), 40);
+        // Everyone classified once and not yet due again: no crop, none deferred.
+        let step = s.step(Some(&crowd), 640, 480, 100);
+        assert_eq!((step.crops.len(), step.deferred), (0, 0));
+        // Due again after classify_every_ms: the longest waiting first.
+        let step = s.step(Some(&crowd), 640, 480, 2000);
+        assert_eq!((step.crops.len(), step.deferred), (8, 32));
+    }
 
     #[test]
     fn crop_cuts_the_box_and_stays_inside() {

@@ -1,9 +1,13 @@
 //! Multi-object tracking per camera, SORT-style: each track predicts its
 //! box with a constant-velocity motion model (an alpha-beta filter on the
-//! box's centre and size), detections are assigned to predictions by
-//! optimal IoU matching (the Hungarian method on `1 − IoU`, pairs below
-//! `min_iou` forbidden), and a track that misses detections coasts on its
-//! prediction for up to `max_missed_ms` before it ends.
+//! box's centre; its size is smoothed, not extrapolated), detections are
+//! assigned to predictions by optimal IoU matching (the Hungarian method on
+//! `1 − IoU`, pairs below `min_iou` forbidden), then the tracks and
+//! detections left over by the distance of their centres (within half the
+//! track's height, similar heights: a person whose box jumped or who was
+//! missed for a while). A track that misses detections coasts on its
+//! prediction, its velocity fading, for up to `max_missed_ms` before it
+//! ends.
 //!
 //! Track ids are random per run (a per-tracker random key permutes a
 //! counter): they never repeat within a run and carry nothing that links a
@@ -86,13 +90,11 @@ impl Track {
         BoxF::new(cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0)
     }
 
+    /// The box `dt` seconds on: the centre moves, the size stays.
     fn predicted(&self, dt: f32) -> [f32; 4] {
         let mut p = self.state;
-        for (v, d) in p.iter_mut().zip(self.velocity) {
-            *v += d * dt;
-        }
-        p[2] = p[2].max(1.0);
-        p[3] = p[3].max(1.0);
+        p[0] += self.velocity[0] * dt;
+        p[1] += self.velocity[1] * dt;
         p
     }
 }
@@ -187,7 +189,35 @@ impl Tracker {
                     .collect()
             })
             .collect();
-        let pairs = assign(&cost);
+        let mut pairs = assign(&cost);
+        // Second stage: what IoU left unmatched, by centre distance.
+        let (mut free_t, mut free_d) = (vec![true; boxes.len()], vec![true; detections.len()]);
+        for &(ti, di) in &pairs {
+            free_t[ti] = false;
+            free_d[di] = false;
+        }
+        let near: Vec<Vec<f32>> = boxes
+            .iter()
+            .enumerate()
+            .map(|(ti, b)| {
+                detections
+                    .iter()
+                    .enumerate()
+                    .map(|(di, d)| {
+                        let ratio = d.bbox.height() / b.height().max(1.0);
+                        let (bx, by) = b.centre();
+                        let (dx, dy) = d.bbox.centre();
+                        let dist = (bx - dx).hypot(by - dy) / b.height().max(1.0);
+                        if free_t[ti] && free_d[di] && dist < 0.5 && (0.67..1.5).contains(&ratio) {
+                            dist
+                        } else {
+                            f32::INFINITY
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        pairs.extend(assign(&near));
         let mut update = Update {
             assigned: vec![None; detections.len()],
             ..Update::default()
@@ -203,7 +233,7 @@ impl Tracker {
             for k in 0..4 {
                 let r = z[k] - p[k];
                 t.state[k] = p[k] + c.alpha * r;
-                if dt > 0.0 {
+                if k < 2 && dt > 0.0 {
                     t.velocity[k] += c.beta * r / dt;
                 }
             }
@@ -223,6 +253,10 @@ impl Tracker {
         for (i, mut t) in std::mem::take(&mut self.tracks).into_iter().enumerate() {
             if !matched[i] {
                 t.state = predicted[i];
+                // Unseen, the track slows down (halving each second): a
+                // person who stopped behind something is still there.
+                let fade = 0.5f32.powf(dt_ms as f32 / 1000.0);
+                t.velocity.iter_mut().for_each(|v| *v *= fade);
                 t.bbox = Track::from_state(t.state);
                 t.detected = None;
                 t.missed_ms += dt_ms;

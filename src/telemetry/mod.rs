@@ -43,6 +43,8 @@ pub struct PeopleCounters {
     pub classifications: AtomicU64,
     /// Due crops not classified: too small or cut by the frame edge.
     pub crops_skipped: AtomicU64,
+    /// Due crops left for a later frame (over `max_crops_per_frame`).
+    pub crops_deferred: AtomicU64,
     /// Tracks that ended before any classification (no events).
     pub untagged: AtomicU64,
 }
@@ -56,6 +58,7 @@ pub struct PeopleSnapshot {
     pub tracks_active: u64,
     pub classifications: u64,
     pub crops_skipped: u64,
+    pub crops_deferred: u64,
     pub untagged: u64,
 }
 
@@ -76,6 +79,7 @@ impl PeopleCounters {
             tracks_active: started.saturating_sub(ended),
             classifications: self.classifications.load(Relaxed),
             crops_skipped: self.crops_skipped.load(Relaxed),
+            crops_deferred: self.crops_deferred.load(Relaxed),
             untagged: self.untagged.load(Relaxed),
         }
     }

@@ -189,6 +189,11 @@ pub fn render(metrics: &Metrics) -> String {
         counter(p.crops_skipped),
     );
     r.register(
+        "people_crops_deferred",
+        "People mode: due crops left for a later frame (over max_crops_per_frame)",
+        counter(p.crops_deferred),
+    );
+    r.register(
         "people_untagged",
         "People mode: tracks that ended before any classification (no events)",
         counter(p.untagged),
