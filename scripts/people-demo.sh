@@ -9,14 +9,15 @@
 #
 #   scripts/people-demo.sh [SECONDS]      (default 30; the video is 80 s)
 #
-# Everything it makes goes to ${STYLECAM_DEMO_DIR:-~/.cache/stylecam/people-demo}
-# and is reused on a second run. The first run builds stylecam with the
+# Everything it makes goes to ${PEOPLE_DEMO_DIR:-~/.cache/stylecam/people-demo}
+# and is reused on a second run. (Not STYLECAM_…: stylecam reads every
+# STYLECAM_* variable as a config override and refuses unknown ones.) The first run builds stylecam with the
 # trainer (`--features train`, about 25 minutes on 2 cores) and converts the
 # detector (about a minute).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-30}
-work=${STYLECAM_DEMO_DIR:-$HOME/.cache/stylecam/people-demo}
+work=${PEOPLE_DEMO_DIR:-$HOME/.cache/stylecam/people-demo}
 mkdir -p "$work"
 
 vtest=/usr/share/doc/opencv-doc/examples/data/vtest.avi

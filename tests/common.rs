@@ -533,7 +533,9 @@ pub fn exit_summary(sub: &Collector, nth: usize) -> serde_json::Value {
     }
     let all = sub.wait_for(
         "health then offline at shutdown",
-        Duration::from_secs(20),
+        // Generous: a 15 s video on a loaded 2-core machine; it returns
+        // as soon as the summary is there.
+        Duration::from_secs(60),
         |all| summaries(all).len() >= nth,
     );
     summaries(&all)[nth - 1].clone()

@@ -371,7 +371,8 @@ impl Inference {
     }
 
     /// A person's crop: added to the person's views; `entered` once its
-    /// tags are first decided, `changed` when they change.
+    /// tags are first decided, `changed` when the decisions since agree on
+    /// a change (the camera's `smoothing.enter_frames` / `leave_frames`).
     fn handle_person(
         &mut self,
         f: &Prepared,
@@ -382,6 +383,8 @@ impl Inference {
     ) {
         let t0 = Instant::now();
         PeopleCounters::add(&metrics.people().classifications, 1);
+        let s = &self.cameras[f.camera].smoothing;
+        let (enter, leave) = (s.enter_frames, s.leave_frames);
         // A crop of a person who already left (its notice came first).
         let Some(person) = self.cameras[f.camera].people.get_mut(&id) else {
             return;
@@ -389,26 +392,18 @@ impl Inference {
         let mean = person.add(p);
         let labels = self.decision.decide(&mean).labels;
         metrics.time(Stage::Decide, t0.elapsed(), 1);
-        let person = person.clone();
-        let (event, added, removed) = match &person.tags {
-            None => ("entered", labels.clone(), vec![]),
-            Some(old) if *old != labels => (
-                "changed",
-                labels
-                    .iter()
-                    .filter(|a| !old.contains(a))
-                    .copied()
-                    .collect(),
-                old.iter()
-                    .filter(|a| !labels.contains(a))
-                    .copied()
-                    .collect(),
-            ),
-            Some(_) => return,
+        let (event, labels, added, removed) = match person.hysteresis.as_mut() {
+            None => {
+                person.hysteresis = Some(Hysteresis::seeded(mean.len(), enter, leave, &labels));
+                ("entered", labels, vec![], vec![])
+            }
+            Some(h) => match h.update(&labels) {
+                Some(c) => ("changed", c.tags, c.added, c.removed),
+                None => return,
+            },
         };
-        if let Some(state) = self.cameras[f.camera].people.get_mut(&id) {
-            state.tags = Some(labels.clone());
-        }
+        person.tags = Some(labels.clone());
+        let person = person.clone();
         self.person_event(
             f.camera,
             PersonChange {

@@ -45,7 +45,9 @@ pub(super) struct RegionState {
 }
 
 /// One person's decision state: the mean of its classifications (several
-/// views of one person), decided like a frame's probabilities.
+/// views of one person), decided like a frame's probabilities; after the
+/// first decision (`entered`), a tag comes or goes only when
+/// `smoothing.enter_frames` / `leave_frames` decisions in a row agree.
 #[derive(Debug, Clone)]
 pub(super) struct PersonState {
     pub(super) first_seen: SystemTime,
@@ -53,6 +55,8 @@ pub(super) struct PersonState {
     pub(super) classifications: u32,
     /// The tags last published (`None` until `entered` was sent).
     pub(super) tags: Option<Vec<usize>>,
+    /// Seeded with the first decision.
+    pub(super) hysteresis: Option<Hysteresis>,
 }
 
 impl PersonState {
@@ -62,6 +66,7 @@ impl PersonState {
             sum: vec![],
             classifications: 0,
             tags: None,
+            hysteresis: None,
         }
     }
 

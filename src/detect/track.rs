@@ -55,6 +55,13 @@ impl From<&crate::config::PeopleConfig> for TrackerConfig {
     }
 }
 
+/// The second stage pairs a track and a detection whose centres are less
+/// than this many of the track's box heights apart (0.75 made fewer tracks
+/// on vtest.avi but switched identities once more: docs/benchmarks.md)...
+const NEAR: f32 = 0.5;
+/// ...and whose heights are within this ratio.
+const NEAR_HEIGHTS: (f32, f32) = (0.67, 1.5);
+
 /// A per-run random track id (16 hex digits on the wire).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TrackId(pub u64);
@@ -73,9 +80,9 @@ pub struct Track {
     pub bbox: BoxF,
     /// The last detection's own box and score (what a crop is cut from).
     pub detected: Option<Detection>,
-    /// State `[cx, cy, w, h]` and its velocity per second.
+    /// State `[cx, cy, w, h]` and the centre's velocity per second.
     state: [f32; 4],
-    velocity: [f32; 4],
+    velocity: [f32; 2],
     pub hits: u32,
     /// Time since the last detection, ms.
     pub missed_ms: u64,
@@ -208,7 +215,11 @@ impl Tracker {
                         let (bx, by) = b.centre();
                         let (dx, dy) = d.bbox.centre();
                         let dist = (bx - dx).hypot(by - dy) / b.height().max(1.0);
-                        if free_t[ti] && free_d[di] && dist < 0.5 && (0.67..1.5).contains(&ratio) {
+                        if free_t[ti]
+                            && free_d[di]
+                            && dist < NEAR
+                            && (NEAR_HEIGHTS.0..NEAR_HEIGHTS.1).contains(&ratio)
+                        {
                             dist
                         } else {
                             f32::INFINITY
@@ -285,7 +296,7 @@ impl Tracker {
                 bbox: d.bbox,
                 detected: Some(*d),
                 state: [cx, cy, d.bbox.width(), d.bbox.height()],
-                velocity: [0.0; 4],
+                velocity: [0.0; 2],
                 hits: 1,
                 missed_ms: 0,
                 age_ms: 0,

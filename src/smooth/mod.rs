@@ -107,6 +107,17 @@ impl Hysteresis {
         }
     }
 
+    /// Starts from `tags` as the stable set (a person's first decision:
+    /// later changes need `enter` / `leave` agreeing decisions in a row).
+    pub fn seeded(classes: usize, enter: u32, leave: u32, tags: &[usize]) -> Self {
+        let mut h = Self::new(classes, enter, leave);
+        for &a in tags.iter().filter(|&&a| a < classes) {
+            h.stable[a] = true;
+            h.on[a] = h.enter;
+        }
+        h
+    }
+
     /// The current stable set.
     pub fn tags(&self) -> Vec<usize> {
         (0..self.stable.len()).filter(|&a| self.stable[a]).collect()
@@ -158,6 +169,17 @@ mod tests {
         let mut s = Smoother::new(Method::Ema { alpha: 0.25 });
         assert_eq!(s.push(&[1.0]), vec![1.0]);
         assert_eq!(s.push(&[0.0]), vec![0.75]);
+    }
+
+    #[test]
+    fn a_seeded_set_changes_only_on_agreeing_decisions() {
+        let mut h = Hysteresis::seeded(3, 2, 2, &[1]);
+        assert_eq!(h.tags(), vec![1]);
+        assert_eq!(h.update(&[1, 2]), None, "one decision adds nothing");
+        assert_eq!(h.update(&[1]), None, "and the count restarts");
+        assert_eq!(h.update(&[]), None);
+        let c = h.update(&[]).unwrap();
+        assert_eq!((c.tags, c.added, c.removed), (vec![], vec![], vec![1]));
     }
 
     #[test]
