@@ -785,3 +785,84 @@ fn check_config_names_a_missing_detector_and_its_fix() {
         "{err}"
     );
 }
+
+/// A daemon stopped (SIGTERM) while people are in view: each of them gets
+/// its `left` event before `offline` — the camera threads' last notices are
+/// waited for, not lost with the queues.
+#[test]
+fn people_in_view_leave_when_the_daemon_stops() {
+    if !available("mosquitto", mosquitto_path().is_some()) {
+        return;
+    }
+    let Some(data) = ssdlite_data() else { return };
+    let work = tempfile::tempdir().unwrap();
+    let bundle = bundle_with_detector(&data, work.path());
+    let frames = work.path().join("frames");
+    video_frames(&data, &frames, 100, |_| {});
+    let broker = Mosquitto::start(free_port());
+    let cfg = work.path().join("stop.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"device = "people-stop"
+[model]
+bundle = "{bundle}"
+backend = "cpu"
+[[cameras]]
+name = "walkway"
+source = "files"
+path = "{frames}"
+loop = true
+fps = 10.0
+analyze = "people"
+[mqtt]
+embedded = false
+port = {port}
+[outbox]
+path = "{outbox}"
+[metrics]
+listen = ""
+"#,
+            bundle = bundle.display(),
+            frames = frames.display(),
+            port = broker.port,
+            outbox = work.path().join("stop.redb").display(),
+        ),
+    )
+    .unwrap();
+    let sub = Collector::start(broker.port, "stylecam/people-stop/#", "people-stop-sub");
+    let mut daemon = run_daemon(&cfg, &[]);
+    let entered = |all: &[Received]| {
+        kind(all, "person")
+            .iter()
+            .filter(|r| r.json["event"] == "entered")
+            .count()
+    };
+    sub.wait_for("three people entered", Duration::from_secs(60), |all| {
+        entered(all) >= 3
+    });
+    daemon.signal("TERM");
+    exit_summary(&sub, 1);
+    assert!(
+        daemon.wait(Duration::from_secs(30)).success(),
+        "{}",
+        daemon.log_text()
+    );
+    let all = sub.all();
+    let mut open = std::collections::BTreeSet::new();
+    for r in kind(&all, "person") {
+        let id = r.json["person"].as_str().unwrap().to_string();
+        match r.json["event"].as_str().unwrap() {
+            "entered" => assert!(open.insert(id)),
+            "left" => assert!(open.remove(&id), "left before entered: {id}"),
+            _ => {}
+        }
+    }
+    assert!(
+        open.is_empty(),
+        "in view at the stop and never left: {open:?}\n{}",
+        daemon.log_text()
+    );
+    let state = kind(&all, "state").last().unwrap().json.clone();
+    assert_eq!(state["people"], serde_json::json!([]), "{state}");
+}

@@ -53,6 +53,10 @@ struct Ready {
     reused: Option<Vec<f32>>,
 }
 
+/// How long a stopping inference thread waits for the cameras' last
+/// track notices.
+const LEAVE_GRACE: Duration = Duration::from_secs(3);
+
 /// Consecutive failed batches after which the backend is opened again.
 const REOPEN_AFTER: u32 = 3;
 
@@ -180,8 +184,16 @@ impl Inference {
                 }
             }
         }
-        // The cameras' threads sent their last notices (everyone left)
-        // before they ended.
+        // Stopped (shutdown or reload): the cameras' threads send their
+        // last notices (everyone in view leaves) before they end, which
+        // may be after the queues ran dry. A camera that does not end
+        // within the grace time loses its `left` events (logged).
+        if !queues.wait_cameras_ended(LEAVE_GRACE) {
+            log::warn!(
+                "a camera did not stop within {} s: people still in its view get no `left` event",
+                LEAVE_GRACE.as_secs()
+            );
+        }
         self.drain_notices(publisher, metrics);
         self.cameras
     }

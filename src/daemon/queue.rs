@@ -102,6 +102,26 @@ impl FrameQueues {
         self.ready.notify_all();
     }
 
+    /// Waits until every camera has ended (after [`stop`](Self::stop): the
+    /// cameras' threads send their last track notices before they end), or
+    /// `timeout` passed; true when they all ended.
+    pub fn wait_cameras_ended(&self, timeout: Duration) -> bool {
+        let until = Instant::now() + timeout;
+        let mut s = self.state.lock().expect("queue lock");
+        while s.live > 0 {
+            let now = Instant::now();
+            if now >= until {
+                return false;
+            }
+            s = self
+                .ready
+                .wait_timeout(s, until - now)
+                .expect("queue lock")
+                .0;
+        }
+        true
+    }
+
     pub fn stopped(&self) -> bool {
         self.state.lock().expect("queue lock").stop
     }
@@ -168,6 +188,21 @@ mod tests {
             subject: crate::daemon::subjects::Subject::Frame,
             reuse: None,
         }
+    }
+
+    #[test]
+    fn waits_for_the_cameras_to_end_or_gives_up() {
+        let q = std::sync::Arc::new(FrameQueues::new(2, 2));
+        q.stop();
+        assert!(!q.wait_cameras_ended(Duration::from_millis(20)));
+        let q2 = q.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            q2.camera_ended();
+            q2.camera_ended();
+        });
+        assert!(q.wait_cameras_ended(Duration::from_secs(10)));
+        t.join().unwrap();
     }
 
     #[test]
