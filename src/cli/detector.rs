@@ -123,8 +123,19 @@ fn add(a: &AddArgs) -> Result<()> {
 fn detect(a: &RunArgs) -> Result<()> {
     let bundle = Bundle::load(&a.bundle).context("loading the bundle")?;
     let mut detector = Detector::open(&bundle, &Options::new(a.backend))?;
+    // As the daemon tracks: low-score detections continue tracks; only the
+    // confident ones (the bundle's score_threshold) are printed.
+    let people = stylecam::config::PeopleConfig::default();
+    let high = detector.spec().score_threshold;
     let mut tracker =
-        stylecam::detect::track::Tracker::new((&stylecam::config::PeopleConfig::default()).into());
+        stylecam::detect::track::Tracker::new(stylecam::detect::track::TrackerConfig {
+            high_score: high,
+            ..(&people).into()
+        });
+    let low = match a.track {
+        true => people.low_score.min(high),
+        false => high,
+    };
     let dt_ms = (1000.0 / a.fps.max(0.001)) as u64;
     let mut classifier = match a.classify {
         true => Some(stylecam::infer::cpu::CpuBackend::open(&bundle)?),
@@ -136,11 +147,12 @@ fn detect(a: &RunArgs) -> Result<()> {
         let frame = stylecam::capture::files::image_frame(path, "detect")
             .map_err(|e| anyhow::anyhow!(e))?;
         let (rgb, w, h) = stylecam::preprocess::to_rgb8(&frame)?;
-        let found = detector.detect(&rgb, w, h)?;
+        let found = detector.detect_down_to(&rgb, w, h, low)?;
         let tracks = a.track.then(|| tracker.update(&found, dt_ms).assigned);
         let boxes: Vec<serde_json::Value> = found
             .iter()
             .enumerate()
+            .filter(|(_, d)| d.score >= high)
             .map(|(i, d)| {
                 let mut v = serde_json::json!({
                     "box": [d.bbox.x0, d.bbox.y0, d.bbox.x1, d.bbox.y1],

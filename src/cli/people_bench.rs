@@ -95,7 +95,8 @@ pub fn bench_people(a: &PeopleBenchArgs) -> Result<()> {
         detect_every: a.detect_every.max(1),
         ..PeopleConfig::default()
     };
-    let (mut due, mut every) = (Schedule::new(due_cfg), Schedule::new(every_cfg));
+    let high = detector.spec().score_threshold;
+    let (mut due, mut every) = (Schedule::new(due_cfg, high), Schedule::new(every_cfg, high));
     let (mut due_v, mut every_v) = (Views::default(), Views::default());
     let (mut detect_s, mut classify_s, mut classified) = (0.0, 0.0, 0usize);
     let mut detected = 0usize;
@@ -116,7 +117,7 @@ pub fn bench_people(a: &PeopleBenchArgs) -> Result<()> {
         }
         let found = if every.detects_next() {
             let t = Instant::now();
-            let found = detector.detect(&rgb, w, h)?;
+            let found = detector.detect_down_to(&rgb, w, h, due.low_score())?;
             detect_s += t.elapsed().as_secs_f64();
             detected += 1;
             Some(found)

@@ -219,6 +219,10 @@ pub struct PeopleConfig {
     pub max_missed_ms: u64,
     /// A detection joins a track only above this overlap with its prediction.
     pub min_iou: f32,
+    /// Detections from this score up to the detector's `score_threshold`
+    /// only continue tracks (a person half hidden), never start one or
+    /// give a crop; at or above the threshold: no low-score stage.
+    pub low_score: f32,
     /// A confirmed track is classified again after this long...
     pub classify_every_ms: u64,
     /// ...or at once when its box grew by this factor (a closer, better view)...
@@ -242,6 +246,7 @@ impl Default for PeopleConfig {
             min_hits: 3,
             max_missed_ms: 1500,
             min_iou: 0.2,
+            low_score: 0.1,
             classify_every_ms: 2000,
             regrow: 1.5,
             max_classifications: 5,

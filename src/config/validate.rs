@@ -602,7 +602,7 @@ fn validate_analysis(i: usize, a: &super::Analysis) -> Result<(), ConfigError> {
         ));
     }
     let p = &a.people;
-    let checks: [(&str, bool, &str, &str); 8] = [
+    let checks: [(&str, bool, &str, &str); 9] = [
         (
             "people.detect_every",
             (1..=100).contains(&p.detect_every),
@@ -620,6 +620,12 @@ fn validate_analysis(i: usize, a: &super::Analysis) -> Result<(), ConfigError> {
             p.min_iou > 0.0 && p.min_iou < 1.0,
             "must be between 0 and 1",
             "set min_iou = 0.2",
+        ),
+        (
+            "people.low_score",
+            (0.0..=1.0).contains(&p.low_score),
+            "must be in 0..=1",
+            "set low_score = 0.1",
         ),
         (
             "people.max_classifications",

@@ -49,8 +49,27 @@ impl Detector {
         width: u32,
         height: u32,
     ) -> Result<Vec<Detection>, InferError> {
+        self.detect_down_to(rgb, width, height, self.spec.score_threshold)
+    }
+
+    /// [`detect`](Self::detect), keeping detections down to `min_score`
+    /// (below the spec's threshold too: the tracker's low-score stage).
+    pub fn detect_down_to(
+        &mut self,
+        rgb: &[u8],
+        width: u32,
+        height: u32,
+        min_score: f32,
+    ) -> Result<Vec<Detection>, InferError> {
         let g: Geometry = fill(&self.spec, rgb, width, height, &mut self.input);
         let outputs = self.graph.run(&self.input)?;
-        decode(&self.spec, &outputs, &g).map_err(InferError::Run)
+        if min_score == self.spec.score_threshold {
+            return decode(&self.spec, &outputs, &g).map_err(InferError::Run);
+        }
+        let spec = DetectorSpec {
+            score_threshold: min_score,
+            ..self.spec.clone()
+        };
+        decode(&spec, &outputs, &g).map_err(InferError::Run)
     }
 }

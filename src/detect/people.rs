@@ -11,7 +11,7 @@
 //! deferred), so a crowd spreads over the next frames instead of piling
 //! work on one.
 
-use super::track::{TrackId, Tracker};
+use super::track::{TrackId, Tracker, TrackerConfig};
 use super::{BoxF, Detection, Detector};
 use crate::config::PeopleConfig;
 use crate::infer::InferError;
@@ -65,9 +65,10 @@ pub struct Schedule {
 
 impl PeopleStage {
     pub fn new(detector: Detector, config: PeopleConfig) -> Self {
+        let high = detector.spec().score_threshold;
         Self {
             detector,
-            schedule: Schedule::new(config),
+            schedule: Schedule::new(config, high),
         }
     }
 
@@ -86,7 +87,8 @@ impl PeopleStage {
         if !self.schedule.detects_next() {
             return Ok(self.schedule.step(None, width, height, dt_ms));
         }
-        let found = self.detector.detect(rgb, width, height)?;
+        let low = self.schedule.low_score();
+        let found = self.detector.detect_down_to(rgb, width, height, low)?;
         Ok(self.schedule.step(Some(&found), width, height, dt_ms))
     }
 
@@ -97,15 +99,27 @@ impl PeopleStage {
 }
 
 impl Schedule {
-    pub fn new(config: PeopleConfig) -> Self {
+    /// `high_score`: the detector's `score_threshold` — detections below
+    /// it only continue tracks, and give no crop.
+    pub fn new(config: PeopleConfig, high_score: f32) -> Self {
+        let tracker = TrackerConfig {
+            high_score,
+            ..(&config).into()
+        };
         Self {
-            tracker: Tracker::new((&config).into()),
+            tracker: Tracker::new(tracker),
             config,
             classified: HashMap::new(),
             frames: 0,
             since_detect_ms: 0,
             clock_ms: 0,
         }
+    }
+
+    /// The lowest detection score the tracker uses (the detector is run
+    /// down to it).
+    pub fn low_score(&self) -> f32 {
+        self.config.low_score.min(self.tracker.config().high_score)
     }
 
     /// Whether the next frame runs the detector (every `detect_every`-th).
@@ -132,7 +146,8 @@ impl Schedule {
             return step;
         };
         step.detected = true;
-        step.detections = found.len();
+        let high = self.tracker.config().high_score;
+        step.detections = found.iter().filter(|d| d.score >= high).count();
         let update = self
             .tracker
             .update(found, std::mem::take(&mut self.since_detect_ms));
@@ -148,7 +163,10 @@ impl Schedule {
         let mut due = Vec::new();
         for t in self.tracker.tracks().iter().filter(|t| t.confirmed) {
             step.active += 1;
-            let Some(d) = t.detected else { continue };
+            // A crop only of a confident view.
+            let Some(d) = t.detected.filter(|d| d.score >= high) else {
+                continue;
+            };
             let b = d.bbox;
             let wait = match self.classified.get(&t.id) {
                 None => u64::MAX,
@@ -232,7 +250,7 @@ mod tests {
             max_crops_per_frame: 8,
             ..PeopleConfig::default()
         };
-        let mut s = Schedule::new(config);
+        let mut s = Schedule::new(config, 0.5);
         let crowd: Vec<Detection> = (0..40)
             .map(|i| {
                 let (x, y) = (

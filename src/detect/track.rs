@@ -2,12 +2,14 @@
 //! box with a constant-velocity motion model (an alpha-beta filter on the
 //! box's centre; its size is smoothed, not extrapolated), detections are
 //! assigned to predictions by optimal IoU matching (the Hungarian method on
-//! `1 − IoU`, pairs below `min_iou` forbidden), then the tracks and
-//! detections left over by the distance of their centres (within half the
-//! track's height, similar heights: a person whose box jumped or who was
-//! missed for a while). A track that misses detections coasts on its
-//! prediction, its velocity fading, for up to `max_missed_ms` before it
-//! ends.
+//! `1 − IoU`, pairs below `min_iou` forbidden), then the tracks left over
+//! with the low-score detections by IoU (ByteTrack's second association: a
+//! person half hidden scores low), then with the confident detections left
+//! by the distance of their centres (within half the track's height,
+//! similar heights: a person whose box jumped or who was missed for a
+//! while). Only confident detections (`high_score`) start tracks. A track
+//! that misses detections coasts on its prediction, its velocity fading,
+//! for up to `max_missed_ms` before it ends.
 //!
 //! Track ids are random per run (a per-tracker random key permutes a
 //! counter): they never repeat within a run and carry nothing that links a
@@ -26,6 +28,9 @@ pub struct TrackerConfig {
     pub min_hits: u32,
     /// A track with no detection for this long ends.
     pub max_missed_ms: u64,
+    /// Detections scoring below this only continue tracks (they never
+    /// start one): the detector's `score_threshold`. 0 = every detection.
+    pub high_score: f32,
     /// Filter gains: how much of a measurement's surprise moves the
     /// position (alpha) and the velocity (beta).
     pub alpha: f32,
@@ -38,6 +43,7 @@ impl Default for TrackerConfig {
             min_iou: 0.2,
             min_hits: 3,
             max_missed_ms: 1500,
+            high_score: 0.0,
             alpha: 0.6,
             beta: 0.2,
         }
@@ -180,55 +186,49 @@ impl Tracker {
         let c = self.config;
         let predicted: Vec<[f32; 4]> = self.tracks.iter().map(|t| t.predicted(dt)).collect();
         let boxes: Vec<BoxF> = predicted.iter().map(|&p| Track::from_state(p)).collect();
-        let cost: Vec<Vec<f32>> = boxes
-            .iter()
-            .map(|b| {
-                detections
-                    .iter()
-                    .map(|d| {
-                        let iou = b.iou(&d.bbox);
-                        if iou >= c.min_iou {
-                            1.0 - iou
-                        } else {
-                            f32::INFINITY
-                        }
-                    })
-                    .collect()
-            })
-            .collect();
-        let mut pairs = assign(&cost);
-        // Second stage: what IoU left unmatched, by centre distance.
+        let high = |d: &Detection| d.score >= c.high_score;
         let (mut free_t, mut free_d) = (vec![true; boxes.len()], vec![true; detections.len()]);
-        for &(ti, di) in &pairs {
-            free_t[ti] = false;
-            free_d[di] = false;
-        }
-        let near: Vec<Vec<f32>> = boxes
-            .iter()
-            .enumerate()
-            .map(|(ti, b)| {
-                detections
-                    .iter()
-                    .enumerate()
-                    .map(|(di, d)| {
-                        let ratio = d.bbox.height() / b.height().max(1.0);
-                        let (bx, by) = b.centre();
-                        let (dx, dy) = d.bbox.centre();
-                        let dist = (bx - dx).hypot(by - dy) / b.height().max(1.0);
-                        if free_t[ti]
-                            && free_d[di]
-                            && dist < NEAR
-                            && (NEAR_HEIGHTS.0..NEAR_HEIGHTS.1).contains(&ratio)
-                        {
-                            dist
-                        } else {
-                            f32::INFINITY
-                        }
-                    })
-                    .collect()
-            })
-            .collect();
-        pairs.extend(assign(&near));
+        let mut pairs = Vec::new();
+        // 1. Confident detections by IoU with the predictions.
+        let iou = |b: &BoxF, d: &Detection| {
+            let iou = b.iou(&d.bbox);
+            (iou >= c.min_iou).then_some(1.0 - iou)
+        };
+        stage(
+            &boxes,
+            detections,
+            &mut free_t,
+            &mut free_d,
+            &mut pairs,
+            |b, d| iou(b, d).filter(|_| high(d)),
+        );
+        // 2. The tracks left by IoU with the low-score detections
+        //    (ByteTrack's second association: a person half hidden).
+        stage(
+            &boxes,
+            detections,
+            &mut free_t,
+            &mut free_d,
+            &mut pairs,
+            |b, d| iou(b, d).filter(|_| !high(d)),
+        );
+        // 3. Still left: confident detections by centre distance (a box
+        //    that jumped as a group split, a person missed for a while).
+        stage(
+            &boxes,
+            detections,
+            &mut free_t,
+            &mut free_d,
+            &mut pairs,
+            |b, d| {
+                let ratio = d.bbox.height() / b.height().max(1.0);
+                let (bx, by) = b.centre();
+                let (dx, dy) = d.bbox.centre();
+                let dist = (bx - dx).hypot(by - dy) / b.height().max(1.0);
+                (high(d) && dist < NEAR && (NEAR_HEIGHTS.0..NEAR_HEIGHTS.1).contains(&ratio))
+                    .then_some(dist)
+            },
+        );
         let mut update = Update {
             assigned: vec![None; detections.len()],
             ..Update::default()
@@ -286,7 +286,7 @@ impl Tracker {
         self.tracks = kept;
         // Unmatched detections start tentative tracks.
         for (di, d) in detections.iter().enumerate() {
-            if update.assigned[di].is_some() {
+            if update.assigned[di].is_some() || !high(d) {
                 continue;
             }
             let id = self.next_id();
@@ -309,6 +309,38 @@ impl Tracker {
             self.tracks.push(t);
         }
         update
+    }
+}
+
+/// One association stage: optimal matching of the free tracks (their
+/// predicted `boxes`) and free detections under `cost` (None = forbidden);
+/// the pairs found are added and no longer free.
+fn stage(
+    boxes: &[BoxF],
+    detections: &[Detection],
+    free_t: &mut [bool],
+    free_d: &mut [bool],
+    pairs: &mut Vec<(usize, usize)>,
+    cost: impl Fn(&BoxF, &Detection) -> Option<f32>,
+) {
+    let m: Vec<Vec<f32>> = boxes
+        .iter()
+        .enumerate()
+        .map(|(ti, b)| {
+            detections
+                .iter()
+                .enumerate()
+                .map(|(di, d)| match (free_t[ti] && free_d[di], cost(b, d)) {
+                    (true, Some(x)) => x,
+                    _ => f32::INFINITY,
+                })
+                .collect()
+        })
+        .collect();
+    for (ti, di) in assign(&m) {
+        free_t[ti] = false;
+        free_d[di] = false;
+        pairs.push((ti, di));
     }
 }
 
