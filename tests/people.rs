@@ -453,6 +453,44 @@ fn video_frames(data: &Path, dir: &Path, n: usize, paint: impl Fn(&mut image::Rg
     }
 }
 
+/// A one-camera people-mode config in `work` against the broker on
+/// `port`: `model` lines go under [model], `camera` lines under the
+/// camera (its source), `metrics` lines under [metrics].
+fn people_config(
+    work: &Path,
+    device: &str,
+    bundle: &Path,
+    port: u16,
+    (model, camera, metrics): (&str, &str, &str),
+) -> PathBuf {
+    let cfg = work.join(format!("{device}.toml"));
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"device = "{device}"
+[model]
+bundle = "{bundle}"
+backend = "cpu"
+{model}
+[[cameras]]
+{camera}
+analyze = "people"
+[mqtt]
+embedded = false
+port = {port}
+[outbox]
+path = "{outbox}"
+[metrics]
+{metrics}
+"#,
+            bundle = bundle.display(),
+            outbox = work.join(format!("{device}.redb")).display(),
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
 /// `stylecam run` with one people-mode camera over `frames` (10 fps, once),
 /// a real mosquitto and a subscriber: everything published, and the exit
 /// summary (the last health message).
@@ -464,38 +502,17 @@ fn run_people(
     device: &str,
 ) -> (Vec<Received>, serde_json::Value, String) {
     let broker = Mosquitto::start(free_port());
-    let cfg = work.join(format!("{device}.toml"));
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"device = "{device}"
-[model]
-bundle = "{bundle}"
-backend = "cpu"
-[[cameras]]
-name = "walkway"
-source = "files"
-path = "{frames}"
-loop = false
-repeat = 1
-fps = 10.0
-analyze = "people"
-{masks}
-[mqtt]
-embedded = false
-port = {port}
-[outbox]
-path = "{outbox}"
-[metrics]
-listen = ""
-"#,
-            bundle = bundle.display(),
-            frames = frames.display(),
-            port = broker.port,
-            outbox = work.join(format!("{device}.redb")).display(),
-        ),
-    )
-    .unwrap();
+    let camera = format!(
+        "name = \"walkway\"\nsource = \"files\"\npath = \"{}\"\nloop = false\nrepeat = 1\nfps = 10.0\n{masks}",
+        frames.display()
+    );
+    let cfg = people_config(
+        work,
+        device,
+        bundle,
+        broker.port,
+        ("", &camera, "listen = \"\""),
+    );
     let check = stylecam().arg("check-config").arg(&cfg).output().unwrap();
     assert!(check.status.success(), "{}", output_text(&check));
     let sub = Collector::start(
@@ -680,37 +697,17 @@ fn an_empty_scene_in_people_mode_is_progress_not_a_stall() {
     let bundle = bundle_with_detector(&data, work.path());
     let broker = Mosquitto::start(free_port());
     let http = free_port();
-    let cfg = work.path().join("empty.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"device = "empty"
-[model]
-bundle = "{bundle}"
-backend = "cpu"
-max_batch = 1
-[[cameras]]
-name = "floor"
-source = "synthetic"
-width = 320
-height = 240
-fps = 10.0
-analyze = "people"
-[mqtt]
-embedded = false
-port = {port}
-[outbox]
-path = "{outbox}"
-[metrics]
-listen = "127.0.0.1:{http}"
-stall_after_s = 2
-"#,
-            bundle = bundle.display(),
-            port = broker.port,
-            outbox = work.path().join("empty.redb").display(),
+    let cfg = people_config(
+        work.path(),
+        "empty",
+        &bundle,
+        broker.port,
+        (
+            "max_batch = 1",
+            "name = \"floor\"\nsource = \"synthetic\"\nwidth = 320\nheight = 240\nfps = 10.0",
+            &format!("listen = \"127.0.0.1:{http}\"\nstall_after_s = 2"),
         ),
-    )
-    .unwrap();
+    );
     let sub = Collector::start(broker.port, "stylecam/empty/#", "empty-sub");
     let mut daemon = run_daemon(&cfg, &[]);
     assert!(
@@ -821,36 +818,17 @@ fn people_in_view_leave_when_the_daemon_stops() {
     let frames = work.path().join("frames");
     video_frames(&data, &frames, 100, |_| {});
     let broker = Mosquitto::start(free_port());
-    let cfg = work.path().join("stop.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"device = "people-stop"
-[model]
-bundle = "{bundle}"
-backend = "cpu"
-[[cameras]]
-name = "walkway"
-source = "files"
-path = "{frames}"
-loop = true
-fps = 10.0
-analyze = "people"
-[mqtt]
-embedded = false
-port = {port}
-[outbox]
-path = "{outbox}"
-[metrics]
-listen = ""
-"#,
-            bundle = bundle.display(),
-            frames = frames.display(),
-            port = broker.port,
-            outbox = work.path().join("stop.redb").display(),
-        ),
-    )
-    .unwrap();
+    let camera = format!(
+        "name = \"walkway\"\nsource = \"files\"\npath = \"{}\"\nloop = true\nfps = 10.0",
+        frames.display()
+    );
+    let cfg = people_config(
+        work.path(),
+        "people-stop",
+        &bundle,
+        broker.port,
+        ("", &camera, "listen = \"\""),
+    );
     let sub = Collector::start(broker.port, "stylecam/people-stop/#", "people-stop-sub");
     let mut daemon = run_daemon(&cfg, &[]);
     let entered = |all: &[Received]| {

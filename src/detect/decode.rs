@@ -15,10 +15,21 @@ pub fn decode(
     outputs: &[Tensor],
     geometry: &Geometry,
 ) -> Result<Vec<Detection>, String> {
+    decode_down_to(spec, outputs, geometry, spec.score_threshold)
+}
+
+/// [`decode`], keeping detections at or above `min_score` instead of the
+/// spec's threshold (the tracker's low-score detections).
+pub fn decode_down_to(
+    spec: &DetectorSpec,
+    outputs: &[Tensor],
+    geometry: &Geometry,
+    min_score: f32,
+) -> Result<Vec<Detection>, String> {
     let mut found = match spec.output {
-        OutputFormat::BoxesScores => boxes_scores(spec, outputs, geometry)?,
-        OutputFormat::Nms => post_nms(spec, outputs, geometry)?,
-        OutputFormat::Yolov8 => yolov8(spec, outputs, geometry)?,
+        OutputFormat::BoxesScores => boxes_scores(spec, outputs, geometry, min_score)?,
+        OutputFormat::Nms => post_nms(spec, outputs, geometry, min_score)?,
+        OutputFormat::Yolov8 => yolov8(spec, outputs, geometry, min_score)?,
     };
     if spec.output != OutputFormat::Nms {
         found = nms(found, spec.nms_iou);
@@ -53,6 +64,7 @@ fn boxes_scores(
     spec: &DetectorSpec,
     outputs: &[Tensor],
     g: &Geometry,
+    min_score: f32,
 ) -> Result<Vec<Detection>, String> {
     let want = "two outputs, boxes [1,N,4] and scores [1,N,K]";
     let [boxes, scores] = outputs else {
@@ -73,7 +85,7 @@ fn boxes_scores(
     for i in 0..n {
         for &c in &spec.classes {
             let score = scores.data[i * k + c as usize];
-            if score >= spec.score_threshold {
+            if score >= min_score {
                 out.push(Detection {
                     bbox: normalised_box(spec, &boxes.data[i * 4..i * 4 + 4], g),
                     score,
@@ -89,6 +101,7 @@ fn post_nms(
     spec: &DetectorSpec,
     outputs: &[Tensor],
     g: &Geometry,
+    min_score: f32,
 ) -> Result<Vec<Detection>, String> {
     let want = "boxes [1,N,4], scores [1,N], classes [1,N] and optionally a count [1]";
     let (boxes, scores, classes, count) = match outputs {
@@ -107,7 +120,7 @@ fn post_nms(
     for i in 0..valid {
         let class = classes.data[i];
         let score = scores.data[i];
-        if class >= 0.0 && spec.classes.contains(&(class as u32)) && score >= spec.score_threshold {
+        if class >= 0.0 && spec.classes.contains(&(class as u32)) && score >= min_score {
             out.push(Detection {
                 bbox: normalised_box(spec, &boxes.data[i * 4..i * 4 + 4], g),
                 score,
@@ -118,7 +131,12 @@ fn post_nms(
     Ok(out)
 }
 
-fn yolov8(spec: &DetectorSpec, outputs: &[Tensor], g: &Geometry) -> Result<Vec<Detection>, String> {
+fn yolov8(
+    spec: &DetectorSpec,
+    outputs: &[Tensor],
+    g: &Geometry,
+    min_score: f32,
+) -> Result<Vec<Detection>, String> {
     let want = "one output [1,4+K,N]";
     let [t] = outputs else {
         return Err(shape_error(spec, outputs, want));
@@ -137,7 +155,7 @@ fn yolov8(spec: &DetectorSpec, outputs: &[Tensor], g: &Geometry) -> Result<Vec<D
     for i in 0..n {
         for &c in &spec.classes {
             let score = at(4 + c as usize, i);
-            if score >= spec.score_threshold {
+            if score >= min_score {
                 let (cx, cy, w, h) = (at(0, i), at(1, i), at(2, i), at(3, i));
                 out.push(Detection {
                     bbox: g.to_frame(BoxF::new(

@@ -1,7 +1,7 @@
 //! The detector stage: an RGB frame in, person detections out.
 
 use super::input::{fill, Geometry};
-use super::{decode, Detection, DetectorSpec};
+use super::{decode::decode_down_to, Detection, DetectorSpec};
 use crate::bundle::Bundle;
 use crate::infer::graph::{self, Graph};
 use crate::infer::{InferError, Options};
@@ -63,13 +63,6 @@ impl Detector {
     ) -> Result<Vec<Detection>, InferError> {
         let g: Geometry = fill(&self.spec, rgb, width, height, &mut self.input);
         let outputs = self.graph.run(&self.input)?;
-        if min_score == self.spec.score_threshold {
-            return decode(&self.spec, &outputs, &g).map_err(InferError::Run);
-        }
-        let spec = DetectorSpec {
-            score_threshold: min_score,
-            ..self.spec.clone()
-        };
-        decode(&spec, &outputs, &g).map_err(InferError::Run)
+        decode_down_to(&self.spec, &outputs, &g, min_score).map_err(InferError::Run)
     }
 }

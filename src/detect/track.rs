@@ -187,48 +187,27 @@ impl Tracker {
         let predicted: Vec<[f32; 4]> = self.tracks.iter().map(|t| t.predicted(dt)).collect();
         let boxes: Vec<BoxF> = predicted.iter().map(|&p| Track::from_state(p)).collect();
         let high = |d: &Detection| d.score >= c.high_score;
-        let (mut free_t, mut free_d) = (vec![true; boxes.len()], vec![true; detections.len()]);
-        let mut pairs = Vec::new();
-        // 1. Confident detections by IoU with the predictions.
+        let mut m = Matching::new(&boxes, detections);
         let iou = |b: &BoxF, d: &Detection| {
             let iou = b.iou(&d.bbox);
             (iou >= c.min_iou).then_some(1.0 - iou)
         };
-        stage(
-            &boxes,
-            detections,
-            &mut free_t,
-            &mut free_d,
-            &mut pairs,
-            |b, d| iou(b, d).filter(|_| high(d)),
-        );
+        // 1. Confident detections by IoU with the predictions.
+        m.stage(|b, d| iou(b, d).filter(|_| high(d)));
         // 2. The tracks left by IoU with the low-score detections
         //    (ByteTrack's second association: a person half hidden).
-        stage(
-            &boxes,
-            detections,
-            &mut free_t,
-            &mut free_d,
-            &mut pairs,
-            |b, d| iou(b, d).filter(|_| !high(d)),
-        );
+        m.stage(|b, d| iou(b, d).filter(|_| !high(d)));
         // 3. Still left: confident detections by centre distance (a box
         //    that jumped as a group split, a person missed for a while).
-        stage(
-            &boxes,
-            detections,
-            &mut free_t,
-            &mut free_d,
-            &mut pairs,
-            |b, d| {
-                let ratio = d.bbox.height() / b.height().max(1.0);
-                let (bx, by) = b.centre();
-                let (dx, dy) = d.bbox.centre();
-                let dist = (bx - dx).hypot(by - dy) / b.height().max(1.0);
-                (high(d) && dist < NEAR && (NEAR_HEIGHTS.0..NEAR_HEIGHTS.1).contains(&ratio))
-                    .then_some(dist)
-            },
-        );
+        m.stage(|b, d| {
+            let ratio = d.bbox.height() / b.height().max(1.0);
+            let (bx, by) = b.centre();
+            let (dx, dy) = d.bbox.centre();
+            let dist = (bx - dx).hypot(by - dy) / b.height().max(1.0);
+            (high(d) && dist < NEAR && (NEAR_HEIGHTS.0..NEAR_HEIGHTS.1).contains(&ratio))
+                .then_some(dist)
+        });
+        let pairs = m.pairs;
         let mut update = Update {
             assigned: vec![None; detections.len()],
             ..Update::default()
@@ -312,35 +291,52 @@ impl Tracker {
     }
 }
 
-/// One association stage: optimal matching of the free tracks (their
-/// predicted `boxes`) and free detections under `cost` (None = forbidden);
-/// the pairs found are added and no longer free.
-fn stage(
-    boxes: &[BoxF],
-    detections: &[Detection],
-    free_t: &mut [bool],
-    free_d: &mut [bool],
-    pairs: &mut Vec<(usize, usize)>,
-    cost: impl Fn(&BoxF, &Detection) -> Option<f32>,
-) {
-    let m: Vec<Vec<f32>> = boxes
-        .iter()
-        .enumerate()
-        .map(|(ti, b)| {
-            detections
-                .iter()
-                .enumerate()
-                .map(|(di, d)| match (free_t[ti] && free_d[di], cost(b, d)) {
-                    (true, Some(x)) => x,
-                    _ => f32::INFINITY,
-                })
-                .collect()
-        })
-        .collect();
-    for (ti, di) in assign(&m) {
-        free_t[ti] = false;
-        free_d[di] = false;
-        pairs.push((ti, di));
+/// Tracks (their predicted `boxes`) and detections matched over several
+/// stages: each stage pairs only what the earlier ones left free.
+struct Matching<'a> {
+    boxes: &'a [BoxF],
+    detections: &'a [Detection],
+    free_t: Vec<bool>,
+    free_d: Vec<bool>,
+    pairs: Vec<(usize, usize)>,
+}
+
+impl<'a> Matching<'a> {
+    fn new(boxes: &'a [BoxF], detections: &'a [Detection]) -> Self {
+        Self {
+            boxes,
+            detections,
+            free_t: vec![true; boxes.len()],
+            free_d: vec![true; detections.len()],
+            pairs: vec![],
+        }
+    }
+
+    /// Optimal matching of the free tracks and detections under `cost`
+    /// (None = forbidden); the pairs found are no longer free.
+    fn stage(&mut self, cost: impl Fn(&BoxF, &Detection) -> Option<f32>) {
+        let m: Vec<Vec<f32>> = self
+            .boxes
+            .iter()
+            .enumerate()
+            .map(|(ti, b)| {
+                self.detections
+                    .iter()
+                    .enumerate()
+                    .map(
+                        |(di, d)| match (self.free_t[ti] && self.free_d[di], cost(b, d)) {
+                            (true, Some(x)) => x,
+                            _ => f32::INFINITY,
+                        },
+                    )
+                    .collect()
+            })
+            .collect();
+        for (ti, di) in assign(&m) {
+            self.free_t[ti] = false;
+            self.free_d[di] = false;
+            self.pairs.push((ti, di));
+        }
     }
 }
 
