@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 use stylecam::bundle::Bundle;
 use stylecam::config::{BackendKind, PeopleConfig};
-use stylecam::detect::people::{crop, Schedule, Step};
+use stylecam::detect::people::{crop, Schedule, Settling, Step};
 use stylecam::detect::track::TrackId;
 use stylecam::detect::Detector;
 use stylecam::infer::{cpu::CpuBackend, Backend, Options};
@@ -37,6 +37,14 @@ pub struct PeopleBenchArgs {
     /// ...up to this many times (`cameras.people.max_classifications`).
     #[arg(long, default_value_t = PeopleConfig::default().max_classifications)]
     pub max_classifications: u32,
+    /// The when-due schedule: a person's tags are settled after this many
+    /// unchanged decisions in a row (`cameras.people.settle_after`, 0 = off)...
+    #[arg(long, default_value_t = PeopleConfig::default().settle_after)]
+    pub settle_after: u32,
+    /// ...and classified every this many ms until then
+    /// (`cameras.people.settle_every_ms`).
+    #[arg(long, default_value_t = PeopleConfig::default().settle_every_ms)]
+    pub settle_every_ms: u64,
     /// Run the detector on every k-th frame only (`cameras.people.detect_every`;
     /// the tracker bridges the frames between), in both schedules.
     #[arg(long, default_value_t = 1)]
@@ -52,6 +60,7 @@ pub struct PeopleBenchArgs {
 struct Views {
     order: Vec<TrackId>,
     probs: HashMap<TrackId, Vec<Vec<f32>>>,
+    settling: HashMap<TrackId, Settling>,
 }
 
 impl Views {
@@ -83,6 +92,8 @@ pub fn bench_people(a: &PeopleBenchArgs) -> Result<()> {
     let due_cfg = PeopleConfig {
         classify_every_ms: a.classify_every_ms,
         max_classifications: a.max_classifications,
+        settle_after: a.settle_after,
+        settle_every_ms: a.settle_every_ms,
         detect_every: a.detect_every.max(1),
         ..PeopleConfig::default()
     };
@@ -92,6 +103,7 @@ pub fn bench_people(a: &PeopleBenchArgs) -> Result<()> {
         classify_every_ms: 0,
         max_classifications: u32::MAX,
         max_crops_per_frame: u32::MAX,
+        settle_after: 0,
         detect_every: a.detect_every.max(1),
         ..PeopleConfig::default()
     };
@@ -101,6 +113,15 @@ pub fn bench_people(a: &PeopleBenchArgs) -> Result<()> {
     let (mut detect_s, mut classify_s, mut classified) = (0.0, 0.0, 0usize);
     let mut detected = 0usize;
     let mut frame_s = 0.0;
+    let mean = |v: &[Vec<f32>]| {
+        let mut m = vec![0f32; v[0].len()];
+        for p in v {
+            for (a, b) in m.iter_mut().zip(p) {
+                *a += b / v.len() as f32;
+            }
+        }
+        m
+    };
     let bar = indicatif::ProgressBar::new(files.len() as u64);
     let mut input = vec![0f32; spec.len()];
     for path in &files {
@@ -163,22 +184,24 @@ pub fn bench_people(a: &PeopleBenchArgs) -> Result<()> {
             let p = this_frame
                 .get(&k)
                 .context("a due crop that the every-frame schedule did not classify")?;
-            due_v.probs.entry(*id).or_default().push(p.clone());
+            let views = due_v.probs.entry(*id).or_default();
+            views.push(p.clone());
+            // What the daemon's inference thread tells the camera's schedule.
+            let labels = decision.decide(&mean(views)).labels;
+            if due_v
+                .settling
+                .entry(*id)
+                .or_default()
+                .observe(&labels, a.settle_after)
+            {
+                due.settled(*id);
+            }
         }
     }
     bar.finish_and_clear();
     let seconds = files.len() as f64 / a.fps;
     let n_due: usize = due_v.probs.values().map(Vec::len).sum();
     let n_every: usize = every_v.probs.values().map(Vec::len).sum();
-    let mean = |v: &[Vec<f32>]| {
-        let mut m = vec![0f32; v[0].len()];
-        for p in v {
-            for (a, b) in m.iter_mut().zip(p) {
-                *a += b / v.len() as f32;
-            }
-        }
-        m
-    };
     let (mut people, mut agree) = (0, 0);
     for (k, id) in every_v.order.iter().enumerate() {
         let (Some(e), Some(d)) = (
@@ -198,11 +221,13 @@ pub fn bench_people(a: &PeopleBenchArgs) -> Result<()> {
     let cls_ms = classify_s * 1000.0 / classified.max(1) as f64;
     let frame_ms = frame_s * 1000.0;
     println!(
-        "# People mode on {} frames ({seconds:.0} s at {} fps) of {}: {people} people (tracks classified at least once); when due = at confirmation, then every {} ms or a box grown 1.5×, at most {} times\n",
+        "# People mode on {} frames ({seconds:.0} s at {} fps) of {}: {people} people (tracks classified at least once); when due = at confirmation, then every {} ms ({} ms until {} decisions in a row agree) or a box grown 1.5×, at most {} times\n",
         files.len(),
         a.fps,
         a.video.display(),
         a.classify_every_ms,
+        a.settle_every_ms,
+        a.settle_after + 1,
         a.max_classifications
     );
     println!(

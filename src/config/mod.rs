@@ -229,6 +229,14 @@ pub struct PeopleConfig {
     pub regrow: f32,
     /// ...up to this many classifications per track.
     pub max_classifications: u32,
+    /// A person's tags are settled once this many classifications in a
+    /// row left the decision on their accumulated probabilities unchanged
+    /// (0: settled at once, the plain `classify_every_ms` schedule)...
+    pub settle_after: u32,
+    /// ...and until then they are classified again after this long
+    /// instead of `classify_every_ms` (a person whose tags are close to a
+    /// threshold gets more views, one far from all gets fewer).
+    pub settle_every_ms: u64,
     /// At most this many crops of one frame are classified (a crowd larger
     /// than this waits: never-classified people first, then the longest
     /// waiting; the rest stay due for the next frame, counted as deferred).
@@ -250,6 +258,8 @@ impl Default for PeopleConfig {
             classify_every_ms: 2000,
             regrow: 1.5,
             max_classifications: 5,
+            settle_after: 2,
+            settle_every_ms: 500,
             max_crops_per_frame: 8,
             min_crop_height: 48,
             margin: 0.1,

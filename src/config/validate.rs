@@ -602,7 +602,7 @@ fn validate_analysis(i: usize, a: &super::Analysis) -> Result<(), ConfigError> {
         ));
     }
     let p = &a.people;
-    let checks: [(&str, bool, &str, &str); 9] = [
+    let checks: [(&str, bool, &str, &str); 10] = [
         (
             "people.detect_every",
             (1..=100).contains(&p.detect_every),
@@ -632,6 +632,12 @@ fn validate_analysis(i: usize, a: &super::Analysis) -> Result<(), ConfigError> {
             p.max_classifications >= 1,
             "must be at least 1",
             "set max_classifications = 5",
+        ),
+        (
+            "people.settle_after",
+            p.settle_after <= p.max_classifications,
+            "must be at most max_classifications (a person classified that often never settles)",
+            "set settle_after = 2, or raise max_classifications",
         ),
         (
             "people.max_crops_per_frame",

@@ -7,6 +7,7 @@ use super::queue::{FrameQueues, Input, Prepared};
 use super::subjects::{Notice, People, PersonState, RegionState, Subject};
 use crate::bundle::Bundle;
 use crate::config::SmoothingConfig;
+use crate::detect::track::TrackId;
 use crate::infer::{Backend, InferError};
 use crate::preprocess::Preprocessor;
 use crate::publish::{payload, Message, Sink, Topics};
@@ -83,6 +84,10 @@ pub(super) struct Inference {
     pub(super) escalated_seen: u64,
     /// Per camera: the track notices of a people camera.
     pub(super) notices: Vec<Option<std::sync::mpsc::Receiver<Notice>>>,
+    /// Per camera: where a people camera hears that a person's tags have
+    /// settled, and after how many unchanged decisions they do
+    /// (`cameras.people.settle_after`).
+    pub(super) settled: Vec<Option<(std::sync::mpsc::Sender<TrackId>, u32)>>,
 }
 
 /// CUDA errors after which the process's CUDA context is unusable: every
@@ -403,6 +408,13 @@ impl Inference {
         };
         let mean = person.add(p);
         let labels = self.decision.decide(&mean).labels;
+        if let Some((tx, after)) = &self.settled[f.camera] {
+            if !person.settled && person.settling.observe(&labels, *after) {
+                person.settled = true;
+                // The camera thread may have ended (a stop): nothing to tell.
+                let _ = tx.send(id);
+            }
+        }
         metrics.time(Stage::Decide, t0.elapsed(), 1);
         let (event, labels, added, removed) = match person.hysteresis.as_mut() {
             None => {
@@ -723,6 +735,7 @@ mod tests {
             reuse: Reuse::default(),
             escalated_seen: 0,
             notices: vec![None],
+            settled: vec![None],
             bundle,
         };
         let queues = FrameQueues::new(1, 16);

@@ -243,6 +243,7 @@ impl Pipeline {
         let mut stops = vec![];
         let mut captures = vec![];
         let mut notices = vec![];
+        let mut settled = vec![];
         let mut people = people.into_iter();
         for (i, (source, c)) in sources.into_iter().zip(&cfg.cameras).enumerate() {
             stops.push(source.stopper());
@@ -265,6 +266,13 @@ impl Pipeline {
             let people = people.next().flatten();
             let (tx, rx) = std::sync::mpsc::channel();
             notices.push(people.is_some().then_some(rx));
+            // Back from the inference thread: whose tags have settled.
+            let (settled_tx, settled_rx) = std::sync::mpsc::channel();
+            settled.push(
+                people
+                    .is_some()
+                    .then_some((settled_tx, c.analysis.people.settle_after)),
+            );
             if !c.analysis.masks.is_empty() {
                 log::info!(
                     "camera {}: {} privacy mask(s) painted black before any model sees a frame",
@@ -279,6 +287,7 @@ impl Pipeline {
                 regions: c.analysis.regions.iter().map(|r| r.rect).collect(),
                 people,
                 notices: tx,
+                settled: settled_rx,
                 last_at: None,
                 preprocessor: pre,
                 gate,
@@ -375,6 +384,7 @@ impl Pipeline {
             reuse: Reuse::new(lost),
             escalated_seen: 0,
             notices,
+            settled,
         };
         let worker = {
             let (queues, publisher, metrics) =
@@ -444,6 +454,8 @@ struct CaptureLoop {
     /// `people` mode: the detector and tracker.
     people: Option<PeopleStage>,
     notices: std::sync::mpsc::Sender<Notice>,
+    /// The people whose tags the inference thread found settled.
+    settled: std::sync::mpsc::Receiver<crate::detect::track::TrackId>,
     /// The previous frame's capture time and seq (the tracker's clock).
     last_at: Option<(std::time::SystemTime, u64)>,
     preprocessor: Option<CpuPreprocessor>,
@@ -587,6 +599,9 @@ impl CaptureLoop {
         let Some(people) = self.people.as_mut() else {
             return vec![];
         };
+        for id in self.settled.try_iter() {
+            people.settled(id);
+        }
         let step = match people.step(&rgb, w, h, dt_ms) {
             Ok(s) => s,
             Err(e) => {

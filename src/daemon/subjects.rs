@@ -2,6 +2,7 @@
 //! people. The capture thread decides what is classified (crops, subjects);
 //! the inference thread keeps each subject's decision state here.
 
+use crate::detect::people::Settling;
 use crate::detect::track::TrackId;
 use crate::smooth::{Hysteresis, Smoother};
 use std::collections::BTreeMap;
@@ -57,6 +58,10 @@ pub(super) struct PersonState {
     pub(super) tags: Option<Vec<usize>>,
     /// Seeded with the first decision.
     pub(super) hysteresis: Option<Hysteresis>,
+    /// Whether the decisions have settled (told to the camera's schedule
+    /// once, which then classifies the person less often).
+    pub(super) settling: Settling,
+    pub(super) settled: bool,
 }
 
 impl PersonState {
@@ -67,6 +72,8 @@ impl PersonState {
             classifications: 0,
             tags: None,
             hysteresis: None,
+            settling: Settling::default(),
+            settled: false,
         }
     }
 

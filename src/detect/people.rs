@@ -3,7 +3,12 @@
 //!
 //! A confirmed track is classified at once, then again only when it is
 //! due — `classify_every_ms` since its last classification, or its box grew
-//! by `regrow` (a closer, better view) — up to `max_classifications`. A crop
+//! by `regrow` (a closer, better view) — up to `max_classifications`. Until
+//! the person's tags have settled (the inference side says so through
+//! [`Schedule::settled`] once [`Settling`] sees `settle_after`
+//! classifications in a row leave them unchanged) the interval is the
+//! shorter `settle_every_ms`: views go to the people whose tags are still
+//! in doubt. A crop
 //! is skipped (counted) when the box is under `min_crop_height` pixels or
 //! cut by the frame's edge; the track stays due. At most
 //! `max_crops_per_frame` crops leave one frame — people never classified
@@ -23,6 +28,31 @@ struct Classified {
     count: u32,
     at_ms: u64,
     height: f32,
+    /// The person's tags have settled (see [`Settling`]).
+    settled: bool,
+}
+
+/// Whether a person's tags have settled: the decision on their
+/// accumulated probabilities came out the same `after` classifications in
+/// a row. Kept where the decisions are made (the inference side), told to
+/// the [`Schedule`] through [`Schedule::settled`].
+#[derive(Debug, Clone, Default)]
+pub struct Settling {
+    last: Option<Vec<usize>>,
+    same: u32,
+}
+
+impl Settling {
+    /// The tags decided after one more classification; true once settled.
+    pub fn observe(&mut self, labels: &[usize], after: u32) -> bool {
+        if self.last.as_deref() == Some(labels) {
+            self.same += 1;
+        } else {
+            self.last = Some(labels.to_vec());
+            self.same = 0;
+        }
+        self.same >= after
+    }
 }
 
 /// What one frame changed and what to classify.
@@ -90,6 +120,11 @@ impl PeopleStage {
         let low = self.schedule.low_score();
         let found = self.detector.detect_down_to(rgb, width, height, low)?;
         Ok(self.schedule.step(Some(&found), width, height, dt_ms))
+    }
+
+    /// See [`Schedule::settled`].
+    pub fn settled(&mut self, id: TrackId) {
+        self.schedule.settled(id);
     }
 
     /// The camera stopped: every confirmed track leaves.
@@ -172,8 +207,13 @@ impl Schedule {
                 None => u64::MAX,
                 Some(p) => {
                     let since = self.clock_ms - p.at_ms;
+                    let every = if p.settled || c.settle_after == 0 {
+                        c.classify_every_ms
+                    } else {
+                        c.settle_every_ms
+                    };
                     if p.count >= c.max_classifications
-                        || (since < c.classify_every_ms && b.height() < p.height * c.regrow)
+                        || (since < every && b.height() < p.height * c.regrow)
                     {
                         continue;
                     }
@@ -200,6 +240,7 @@ impl Schedule {
                 count: 0,
                 at_ms: 0,
                 height: 0.0,
+                settled: false,
             });
             p.count += 1;
             p.at_ms = self.clock_ms;
@@ -207,6 +248,15 @@ impl Schedule {
             step.crops.push((id, b.grow(c.margin).clip(w, h)));
         }
         step
+    }
+
+    /// The inference side decided that `id`'s tags have settled: from now
+    /// on it is classified at the plain `classify_every_ms` pace. (A track
+    /// that already left is ignored.)
+    pub fn settled(&mut self, id: TrackId) {
+        if let Some(p) = self.classified.get_mut(&id) {
+            p.settled = true;
+        }
     }
 
     /// The camera stopped: every confirmed track leaves.
@@ -248,6 +298,7 @@ mod tests {
         let config = PeopleConfig {
             min_hits: 1,
             max_crops_per_frame: 8,
+            settle_after: 0,
             ..PeopleConfig::default()
         };
         let mut s = Schedule::new(config, 0.5);
@@ -284,6 +335,47 @@ mod tests {
         // Due again after classify_every_ms: the longest waiting first.
         let step = s.step(Some(&crowd), 640, 480, 2000);
         assert_eq!((step.crops.len(), step.deferred), (8, 32));
+    }
+
+    /// A person whose tags are still in doubt is classified every
+    /// `settle_every_ms`; once settled, every `classify_every_ms`.
+    #[test]
+    fn people_in_doubt_are_classified_sooner_until_their_tags_settle() {
+        let config = PeopleConfig {
+            min_hits: 1,
+            settle_after: 2,
+            settle_every_ms: 500,
+            classify_every_ms: 2000,
+            max_classifications: 20,
+            ..PeopleConfig::default()
+        };
+        let mut s = Schedule::new(config.clone(), 0.5);
+        let one = [Detection {
+            bbox: BoxF::new(100.0, 100.0, 150.0, 200.0),
+            score: 0.9,
+            class: 1,
+        }];
+        let mut settling = Settling::default();
+        // The tags the inference side decides after each classification.
+        let decided = [vec![1], vec![2], vec![2], vec![2], vec![2]];
+        let mut at = vec![];
+        let mut n = 0;
+        for frame in 0..100u64 {
+            let step = s.step(Some(&one), 640, 480, 100);
+            for (id, _) in step.crops {
+                at.push(frame);
+                if settling.observe(&decided[n.min(4)], config.settle_after) {
+                    s.settled(id);
+                }
+                n += 1;
+            }
+        }
+        // In doubt: 0.5 s apart (frames 0, 5, 10, 15); settled after the
+        // third equal decision (frame 15), then 2 s apart.
+        assert_eq!(at[..6], [0, 5, 10, 15, 35, 55]);
+        let mut never = Settling::default();
+        assert!(!never.observe(&[3], 2) && !never.observe(&[3], 2) && never.observe(&[3], 2));
+        assert!(!never.observe(&[], 2), "a change starts the count again");
     }
 
     #[test]
