@@ -12,7 +12,7 @@ use std::ffi::{c_void, CString};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use stylecam::capture::{encode, Frame, PixelFormat};
-use stylecam::preprocess::kernels::{self, Norm, Tables};
+use stylecam::preprocess::kernels::{self, Norm, Rect, Tables};
 use stylecam::preprocess::nvrtc::{KernelCache, Nvrtc, Target};
 use stylecam::preprocess::{self as pre, ResizeMode, Spec};
 
@@ -195,9 +195,13 @@ fn host() -> Option<std::sync::MutexGuard<'static, HostKernels>> {
 }
 
 impl HostKernels {
-    fn func(&self, format: PixelFormat) -> RunFn {
-        let kernel = kernels::kernel_name(format).unwrap();
-        let name = CString::new(kernel.replace("sc_preprocess_", "sc_run_")).unwrap();
+    fn func(&self, kernel: &str) -> RunFn {
+        let name = CString::new(
+            kernel
+                .replace("sc_preprocess_", "sc_run_")
+                .replace("sc_crops_", "sc_run_crops_"),
+        )
+        .unwrap();
         // SAFETY: dlsym on a live handle.
         let p = unsafe { libc::dlsym(self.lib, name.as_ptr()) };
         assert!(!p.is_null(), "{name:?}");
@@ -216,27 +220,52 @@ impl HostKernels {
             src.extend_from_slice(&f.data);
         }
         let t = Tables::new(f0.width, f0.height, spec);
+        let kernel = kernels::kernel_name(f0.format).unwrap();
+        self.launch(kernel, (&src, bytes), f0, &t, spec, frames.len(), half)
+    }
+
+    /// Runs the format's crop kernel: each of `rects` of `frame` into a
+    /// slot of its own, in one launch.
+    fn run_crops(&self, frame: &Frame, rects: &[Rect], spec: &Spec, half: bool) -> Vec<Vec<f32>> {
+        let t = Tables::crops(rects, spec);
+        let kernel = kernels::crops_kernel_name(frame.format).unwrap();
+        self.launch(kernel, (&frame.data, 0), frame, &t, spec, rects.len(), half)
+    }
+
+    /// One launch of `kernel` over `slots` slots; `src`: the bytes and how
+    /// far apart the slots' frames are; `f0`: their geometry.
+    #[allow(clippy::too_many_arguments)]
+    fn launch(
+        &self,
+        kernel: &str,
+        (src, src_step): (&[u8], usize),
+        f0: &Frame,
+        t: &Tables,
+        spec: &Spec,
+        slots: usize,
+        half: bool,
+    ) -> Vec<Vec<f32>> {
         let n = Norm::new(spec);
-        let (gx, gy, gz) = kernels::grid(spec, frames.len() as u32);
+        let (gx, gy, gz) = kernels::grid(spec, slots as u32);
         let len = spec.len();
-        let mut out32 = vec![f32::NAN; len * frames.len()];
-        let mut out16 = vec![0xFFFFu16; len * frames.len()];
+        let mut out32 = vec![f32::NAN; len * slots];
+        let mut out16 = vec![0xFFFFu16; len * slots];
         let out: *mut c_void = if half {
             out16.as_mut_ptr().cast()
         } else {
             out32.as_mut_ptr().cast()
         };
         // SAFETY: every pointer covers what the kernel reads or writes
-        // (src: frames × bytes; tables as built; out: frames × len).
+        // (src: the frames; tables as built for `slots`; out: slots × len).
         unsafe {
-            self.func(f0.format)(
+            self.func(kernel)(
                 gx,
                 gy,
                 gz,
                 kernels::BLOCK.0,
                 kernels::BLOCK.1,
                 src.as_ptr(),
-                bytes as i64,
+                src_step as i64,
                 f0.row_bytes() as i32,
                 f0.height as i32,
                 t.xtap.as_ptr(),
@@ -364,6 +393,73 @@ fn host_built_rgb_kernel_on_a_decoded_mjpeg_frame_matches_the_cpu_path() {
     let got = host.run(&[&rgb], &spec, false);
     let (max, _) = grey_diff(&got[0], &want, &spec);
     assert!(max <= FP32_MAX, "max {max}");
+}
+
+/// People mode on the GPU: the crop kernels cut every person of one frame
+/// into consecutive slots in one launch, equal to what the CPU path does
+/// (the frame to RGB, the box cut out, that preprocessed as a frame), in
+/// every pixel format: odd origins, boxes on the frame's edges, a whole
+/// frame, a 1×1 box, tall and wide boxes, both resize modes, FP32 and FP16.
+#[test]
+fn host_built_crop_kernels_match_the_cpu_path_on_every_format() {
+    let Some(host) = host() else { return };
+    let coffee = photo("coffee.jpg");
+    let (w, h, pad) = (334, 250, 13);
+    // (x, y, w, h): odd origins, the right and bottom edges, the whole
+    // frame, a wide strip, 1×1, the left edge.
+    let rects = [
+        (17, 9, 61, 150),
+        (250, 100, 84, 150),
+        (0, 0, w, h),
+        (5, 201, 140, 21),
+        (101, 33, 1, 1),
+        (0, 60, 33, 190),
+    ]
+    .map(|(x, y, w, h)| Rect { x, y, w, h });
+    let mut report = vec![];
+    for resize in [ResizeMode::ShorterSideCrop, ResizeMode::Letterbox] {
+        let spec = spec(224, 224, resize);
+        for format in kernels::FORMATS {
+            let f = frame(&coffee, format, w, h, pad);
+            let (rgb, fw, fh) = pre::to_rgb8(&f).unwrap();
+            let want: Vec<Vec<f32>> = rects
+                .iter()
+                .map(|r| {
+                    assert!(r.inside(fw, fh), "{r:?} in {fw}x{fh}");
+                    let mut cut = Vec::new();
+                    for y in r.y..r.y + r.h {
+                        let row = (y * fw + r.x) as usize * 3;
+                        cut.extend_from_slice(&rgb[row..row + r.w as usize * 3]);
+                    }
+                    let c = Frame::still("cam", PixelFormat::Rgb8, r.w, r.h, cut);
+                    let mut v = vec![0f32; spec.len()];
+                    pre::preprocess_reference_into(&c, &spec, &mut v).unwrap();
+                    v
+                })
+                .collect();
+            for half in [false, true] {
+                let got = host.run_crops(&f, &rects, &spec, half);
+                for (slot, (g, r)) in got.iter().zip(&want).enumerate() {
+                    let (max, mean) = grey_diff(g, r, &spec);
+                    let what = format!(
+                        "{format:?} crop {:?} → 224 {resize:?} {}",
+                        rects[slot],
+                        if half { "FP16" } else { "FP32" }
+                    );
+                    report.push(format!("{what}: max {max:.4} mean {mean:.5}"));
+                    if half {
+                        assert!(
+                            max <= FP16_MAX && mean <= FP16_MEAN,
+                            "{what}: {max} / {mean}"
+                        );
+                    } else {
+                        assert!(max <= FP32_MAX, "{what}: max {max}");
+                    }
+                }
+            }
+        }
+    }
+    eprintln!("{}", report.join("\n"));
 }
 
 /// What the throughput figures count as read: a centre crop of a

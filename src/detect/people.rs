@@ -20,6 +20,7 @@ use super::track::{TrackId, Tracker, TrackerConfig};
 use super::{BoxF, Detection, Detector};
 use crate::config::PeopleConfig;
 use crate::infer::InferError;
+use crate::preprocess::kernels::Rect;
 use std::collections::HashMap;
 
 /// When a track was last classified.
@@ -270,21 +271,32 @@ impl Schedule {
     }
 }
 
-/// The pixels of `b` (frame pixels, clipped, rounded outwards) cut out of
-/// a packed RGB8 `width × height` frame: `(rgb, w, h)`.
-pub fn crop(rgb: &[u8], width: u32, height: u32, b: &BoxF) -> (Vec<u8>, u32, u32) {
+/// The whole pixels `b` covers in a `width × height` frame: clipped,
+/// rounded outwards, at least 1×1.
+pub fn crop_rect(width: u32, height: u32, b: &BoxF) -> Rect {
     let b = b.clip(width as f32, height as f32);
     let x0 = (b.x0.floor() as u32).min(width.saturating_sub(1));
     let y0 = (b.y0.floor() as u32).min(height.saturating_sub(1));
     let x1 = (b.x1.ceil() as u32).clamp(x0 + 1, width);
     let y1 = (b.y1.ceil() as u32).clamp(y0 + 1, height);
-    let (cw, ch) = (x1 - x0, y1 - y0);
-    let mut out = Vec::with_capacity((cw * ch * 3) as usize);
-    for y in y0..y1 {
-        let row = (y * width + x0) as usize * 3;
-        out.extend_from_slice(&rgb[row..row + cw as usize * 3]);
+    Rect {
+        x: x0,
+        y: y0,
+        w: x1 - x0,
+        h: y1 - y0,
     }
-    (out, cw, ch)
+}
+
+/// The pixels of `b` ([`crop_rect`]) cut out of a packed RGB8
+/// `width × height` frame: `(rgb, w, h)`.
+pub fn crop(rgb: &[u8], width: u32, height: u32, b: &BoxF) -> (Vec<u8>, u32, u32) {
+    let r = crop_rect(width, height, b);
+    let mut out = Vec::with_capacity((r.w * r.h * 3) as usize);
+    for y in r.y..r.y + r.h {
+        let row = (y * width + r.x) as usize * 3;
+        out.extend_from_slice(&rgb[row..row + r.w as usize * 3]);
+    }
+    (out, r.w, r.h)
 }
 
 #[cfg(test)]

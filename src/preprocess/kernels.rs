@@ -30,6 +30,18 @@ pub fn kernel_name(format: PixelFormat) -> Option<&'static str> {
     })
 }
 
+/// The kernel that cuts many crops of one frame of `format` into
+/// consecutive slots ([`Tables::crops`]); `None` for MJPEG.
+pub fn crops_kernel_name(format: PixelFormat) -> Option<&'static str> {
+    kernel_name(format).map(|k| match k {
+        "sc_preprocess_rgb" => "sc_crops_rgb",
+        "sc_preprocess_bgr" => "sc_crops_bgr",
+        "sc_preprocess_gray" => "sc_crops_gray",
+        "sc_preprocess_yuyv" => "sc_crops_yuyv",
+        _ => "sc_crops_nv12",
+    })
+}
+
 /// The formats with a kernel of their own (MJPEG runs the RGB one).
 pub const FORMATS: [PixelFormat; 5] = [
     PixelFormat::Rgb8,
@@ -40,13 +52,37 @@ pub const FORMATS: [PixelFormat; 5] = [
 ];
 
 /// Every kernel's name (what a module must export).
-pub const KERNELS: [&str; 5] = [
+pub const KERNELS: [&str; 10] = [
     "sc_preprocess_rgb",
     "sc_preprocess_bgr",
     "sc_preprocess_gray",
     "sc_preprocess_yuyv",
     "sc_preprocess_nv12",
+    "sc_crops_rgb",
+    "sc_crops_bgr",
+    "sc_crops_gray",
+    "sc_crops_yuyv",
+    "sc_crops_nv12",
 ];
+
+/// A crop in whole frame pixels: `w × h` from `(x, y)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rect {
+    pub x: u32,
+    pub y: u32,
+    pub w: u32,
+    pub h: u32,
+}
+
+impl Rect {
+    /// Whether it is non-empty and inside a `width × height` frame.
+    pub fn inside(&self, width: u32, height: u32) -> bool {
+        self.w > 0
+            && self.h > 0
+            && self.x.checked_add(self.w).is_some_and(|r| r <= width)
+            && self.y.checked_add(self.h).is_some_and(|b| b <= height)
+    }
+}
 
 /// The frames every kernel is checked on against the CPU reference, by the
 /// host build (tests/kernels.rs) and on a GPU (`stylecam gpu-check`):
@@ -87,6 +123,46 @@ impl Tables {
             yw,
             ky,
         }
+    }
+
+    /// The tables of the crop kernels: crop `z` of `rects` (each inside
+    /// the frame) resized by `spec` as if it were a frame of its own (what
+    /// the CPU path does with the cut-out pixels), its taps moved by the
+    /// crop's origin; one table after another, each `kx`/`ky` (the largest
+    /// of the crops') weights per output sample.
+    pub fn crops(rects: &[Rect], spec: &Spec) -> Self {
+        let each: Vec<Tables> = rects.iter().map(|r| Tables::new(r.w, r.h, spec)).collect();
+        let kx = each.iter().map(|t| t.kx).max().unwrap_or(1);
+        let ky = each.iter().map(|t| t.ky).max().unwrap_or(1);
+        let mut all = Tables {
+            xtap: vec![],
+            xw: vec![],
+            kx,
+            ytap: vec![],
+            yw: vec![],
+            ky,
+        };
+        for (t, r) in each.iter().zip(rects) {
+            let moved = |tap: &[i32], by: u32| -> Vec<i32> {
+                tap.chunks_exact(2)
+                    .flat_map(|p| [if p[1] > 0 { p[0] + by as i32 } else { p[0] }, p[1]])
+                    .collect()
+            };
+            let widened = |w: &[f32], k: i32, to: i32| -> Vec<f32> {
+                w.chunks_exact(k as usize)
+                    .flat_map(|row| {
+                        row.iter()
+                            .copied()
+                            .chain(std::iter::repeat_n(0.0, (to - k) as usize))
+                    })
+                    .collect()
+            };
+            all.xtap.extend(moved(&t.xtap, r.x));
+            all.ytap.extend(moved(&t.ytap, r.y));
+            all.xw.extend(widened(&t.xw, t.kx, kx));
+            all.yw.extend(widened(&t.yw, t.ky, ky));
+        }
+        all
     }
 
     /// The source columns and rows the kernels read (a centre crop reads

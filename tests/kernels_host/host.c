@@ -4,8 +4,11 @@
 #include "host.h"
 #include "preprocess.cu"
 
-#define SC_HOST_LAUNCHER(fmt)                                              \
-    void sc_run_##fmt(unsigned gx, unsigned gy, unsigned gz, unsigned bx,  \
+#define SC_HOST_LAUNCHER(fmt) SC_HOST_LAUNCHER_OF(sc_run_##fmt, sc_preprocess_##fmt)
+#define SC_HOST_CROPS(fmt) SC_HOST_LAUNCHER_OF(sc_run_crops_##fmt, sc_crops_##fmt)
+
+#define SC_HOST_LAUNCHER_OF(name, kernel)                                  \
+    void name(unsigned gx, unsigned gy, unsigned gz, unsigned bx,  \
                       unsigned by, SC_PARAMS)                              \
     {                                                                      \
         gridDim.x = gx; gridDim.y = gy; gridDim.z = gz;                    \
@@ -19,7 +22,7 @@
                             blockIdx.z = z;                                \
                             threadIdx.x = t_x; threadIdx.y = t_y;          \
                             threadIdx.z = 0;                               \
-                            sc_preprocess_##fmt(SC_ARGS);                  \
+                            kernel(SC_ARGS);                               \
                         }                                                  \
     }
 
@@ -28,3 +31,8 @@ SC_HOST_LAUNCHER(bgr)
 SC_HOST_LAUNCHER(gray)
 SC_HOST_LAUNCHER(yuyv)
 SC_HOST_LAUNCHER(nv12)
+SC_HOST_CROPS(rgb)
+SC_HOST_CROPS(bgr)
+SC_HOST_CROPS(gray)
+SC_HOST_CROPS(yuyv)
+SC_HOST_CROPS(nv12)

@@ -18,6 +18,14 @@
 // reference's order (rows inside, columns outside) so the host build matches
 // it to the last bit and the GPU build to FMA rounding.
 //
+// The sc_crops_<format> kernels cut many boxes of one frame into
+// consecutive slots in one launch (people mode: every person due in a
+// frame). They take the same parameters; slot z has tables of its own,
+// crop z's at xtap + z*2*out_w, xw + z*out_w*kx, ytap + z*2*out_h and
+// yw + z*out_h*ky (kx, ky: the largest of the crops', the rest of a row
+// unused), with the crop's origin folded into the first taps, so the
+// taps index the whole frame. src_step is 0: every slot reads one frame.
+//
 // YUYV and NV12 are converted per tap with the reference's BT.601
 // limited-range integer formula (src/preprocess/convert.rs); NV12 chroma is
 // replicated over each 2x2 block.
@@ -114,13 +122,20 @@ SC_DEVICE void sc_store(void *out, int half, sc_i64 i, float v)
     src, src_step, stride, src_h, xtap, xw, kx, ytap, yw, ky, out_w, out_h, scale0, \
         scale1, scale2, shift0, shift1, shift2, out, out_step, half
 
-SC_DEVICE void sc_body(int fmt, SC_PARAMS)
+// per_slot: slot z has tap tables of its own (the crop kernels).
+SC_DEVICE void sc_body(int fmt, int per_slot, SC_PARAMS)
 {
     int ox = blockIdx.x * blockDim.x + threadIdx.x;
     int oy = blockIdx.y * blockDim.y + threadIdx.y;
     if (ox >= out_w || oy >= out_h)
         return;
     sc_i64 z = blockIdx.z;
+    if (per_slot) {
+        xtap += z * 2 * out_w;
+        xw += z * out_w * kx;
+        ytap += z * 2 * out_h;
+        yw += z * out_h * ky;
+    }
     const sc_u8 *frame = src + z * src_step;
     sc_i64 plane = (sc_i64)out_w * out_h;
     sc_i64 o = z * out_step + (sc_i64)oy * out_w + ox;
@@ -154,8 +169,14 @@ SC_DEVICE void sc_body(int fmt, SC_PARAMS)
     sc_store(out, half, o + 2 * plane, acc[2] * scale2 - shift2);
 }
 
-SC_KERNEL sc_preprocess_rgb(SC_PARAMS) { sc_body(SC_RGB, SC_ARGS); }
-SC_KERNEL sc_preprocess_bgr(SC_PARAMS) { sc_body(SC_BGR, SC_ARGS); }
-SC_KERNEL sc_preprocess_gray(SC_PARAMS) { sc_body(SC_GRAY, SC_ARGS); }
-SC_KERNEL sc_preprocess_yuyv(SC_PARAMS) { sc_body(SC_YUYV, SC_ARGS); }
-SC_KERNEL sc_preprocess_nv12(SC_PARAMS) { sc_body(SC_NV12, SC_ARGS); }
+SC_KERNEL sc_preprocess_rgb(SC_PARAMS) { sc_body(SC_RGB, 0, SC_ARGS); }
+SC_KERNEL sc_preprocess_bgr(SC_PARAMS) { sc_body(SC_BGR, 0, SC_ARGS); }
+SC_KERNEL sc_preprocess_gray(SC_PARAMS) { sc_body(SC_GRAY, 0, SC_ARGS); }
+SC_KERNEL sc_preprocess_yuyv(SC_PARAMS) { sc_body(SC_YUYV, 0, SC_ARGS); }
+SC_KERNEL sc_preprocess_nv12(SC_PARAMS) { sc_body(SC_NV12, 0, SC_ARGS); }
+
+SC_KERNEL sc_crops_rgb(SC_PARAMS) { sc_body(SC_RGB, 1, SC_ARGS); }
+SC_KERNEL sc_crops_bgr(SC_PARAMS) { sc_body(SC_BGR, 1, SC_ARGS); }
+SC_KERNEL sc_crops_gray(SC_PARAMS) { sc_body(SC_GRAY, 1, SC_ARGS); }
+SC_KERNEL sc_crops_yuyv(SC_PARAMS) { sc_body(SC_YUYV, 1, SC_ARGS); }
+SC_KERNEL sc_crops_nv12(SC_PARAMS) { sc_body(SC_NV12, 1, SC_ARGS); }
