@@ -497,7 +497,7 @@ path = "{outbox}"
 fn run_people(
     bundle: &Path,
     frames: &Path,
-    masks: &str,
+    (masks, model): (&str, &str),
     work: &Path,
     device: &str,
 ) -> (Vec<Received>, serde_json::Value, String) {
@@ -511,7 +511,7 @@ fn run_people(
         device,
         bundle,
         broker.port,
-        ("", &camera, "listen = \"\""),
+        (model, &camera, "listen = \"\""),
     );
     let check = stylecam().arg("check-config").arg(&cfg).output().unwrap();
     assert!(check.status.success(), "{}", output_text(&check));
@@ -569,7 +569,7 @@ fn people_mode_through_the_daemon_on_real_video() {
     let bundle = people_bundle(&data, work.path());
     let frames = work.path().join("frames");
     video_frames(&data, &frames, 150, |_| {});
-    let (all, summary, log) = run_people(&bundle, &frames, "", work.path(), "people-e2e");
+    let (all, summary, log) = run_people(&bundle, &frames, ("", ""), work.path(), "people-e2e");
     let validator = schema();
     for r in &all {
         assert_valid(&validator, r);
@@ -669,7 +669,7 @@ fn a_pattern_under_a_mask_changes_no_detection_in_people_mode() {
         mask[0], mask[1], mask[2], mask[3]
     );
     let count = |frames: &Path, masks: &str, device: &str| {
-        let (_, summary, _) = run_people(&bundle, frames, masks, work.path(), device);
+        let (_, summary, _) = run_people(&bundle, frames, (masks, ""), work.path(), device);
         summary["people"]["detections"].as_u64().unwrap()
     };
     let a = count(&plain, &masks, "mask-plain");
@@ -681,6 +681,72 @@ fn a_pattern_under_a_mask_changes_no_detection_in_people_mode() {
         a, open,
         "unmasked, the pattern must change what is detected (the test can fail)"
     );
+}
+
+/// Crops preprocessed on the inference thread (`preprocess_on =
+/// "inference_thread"`: the camera thread hands on its RGB frame and the
+/// boxes, and the preprocessor cuts all of a frame's crops in one call —
+/// the CUDA kernels' path, here on the CPU) give every person the same
+/// first classification as crops cut and preprocessed on the camera
+/// thread.
+#[test]
+fn crops_cut_at_batch_time_classify_like_crops_cut_on_the_camera_thread() {
+    if !available("mosquitto", mosquitto_path().is_some()) {
+        return;
+    }
+    let Some(data) = ssdlite_data() else { return };
+    let work = tempfile::tempdir().unwrap();
+    let bundle = bundle_with_detector(&data, work.path());
+    let frames = work.path().join("frames");
+    video_frames(&data, &frames, 60, |_| {});
+    let entered = |model: &str, device: &str| {
+        let (all, summary, log) = run_people(&bundle, &frames, ("", model), work.path(), device);
+        // Each person's first tags, with their scores (the 1..5 rule gives
+        // everyone at least one).
+        let scores: Vec<Vec<(String, f64)>> = kind(&all, "person")
+            .iter()
+            .filter(|r| r.json["event"] == "entered")
+            .map(|r| {
+                r.json["tags"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|t| {
+                        (
+                            t["id"].as_str().unwrap().to_string(),
+                            t["score"].as_f64().unwrap(),
+                        )
+                    })
+                    .collect()
+            })
+            .collect();
+        (
+            scores,
+            summary["people"]["classifications"].as_u64().unwrap(),
+            log,
+        )
+    };
+    let (camera, n_camera, _) = entered("", "crops-camera");
+    let (batch, n_batch, log) = entered(
+        "[pipeline]\npreprocess_on = \"inference_thread\"",
+        "crops-batch",
+    );
+    println!("60 frames: {} people entered, {n_camera} / {n_batch} classifications (camera thread / batch time)", camera.len());
+    assert!(camera.len() >= 3, "{} people entered", camera.len());
+    assert!(n_batch > 0, "{log}");
+    assert_eq!(camera.len(), batch.len(), "{log}");
+    for (i, (a, b)) in camera.iter().zip(&batch).enumerate() {
+        assert!(
+            !a.is_empty() && a.len() == b.len(),
+            "person {i}: {a:?} vs {b:?}"
+        );
+        for ((ia, x), (ib, y)) in a.iter().zip(b) {
+            assert!(
+                ia == ib && (x - y).abs() < 1e-5,
+                "person {i}: {a:?} vs {b:?}"
+            );
+        }
+    }
 }
 
 /// An empty scene (a synthetic test pattern: nobody in it) in people mode

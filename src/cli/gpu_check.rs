@@ -134,6 +134,13 @@ mod imp {
             "prepare (the daemon's calls, device and host slots, bad frames): {} cases, {prepare_failed} failed",
             prepare.len()
         );
+        let mut crops = crop_paths(&opts, &photos[0])?;
+        crops.extend(crop_paths(&mapped, &photos[0])?);
+        let crops_failed = crops.iter().filter(|r| r["ok"] == json!(false)).count();
+        println!(
+            "crops (people mode: many boxes of one frame in one launch, device and host slots): {} cases, {crops_failed} failed",
+            crops.len()
+        );
         let throughput = throughput(&gpu, &photos[0], args.seconds)?;
         let report = json!({
             "device": gpu.description,
@@ -142,6 +149,7 @@ mod imp {
             "tolerance_grey_levels": {"fp32_max": GPU_FP32_MAX, "fp16_max": GPU_FP16_MAX},
             "accuracy": accuracy,
             "prepare": prepare,
+            "crops": crops,
             "throughput": throughput,
         });
         if let Some(out) = &args.out {
@@ -153,7 +161,120 @@ mod imp {
             prepare_failed == 0,
             "{prepare_failed} prepare case(s) failed"
         );
+        anyhow::ensure!(crops_failed == 0, "{crops_failed} crop case(s) failed");
         Ok(())
+    }
+
+    /// People mode's call, `Preprocessor::prepare_crops`: the boxes of one
+    /// 1280x720 frame (odd stride) in one launch, into consecutive device
+    /// slots and into host slots, FP32 and FP16, each slot against the CPU
+    /// path (the frame to RGB, the box cut out, preprocessed); then a box
+    /// outside the frame, which must be refused.
+    fn crop_paths(opts: &CudaOptions, photo: &image::RgbImage) -> Result<Vec<serde_json::Value>> {
+        use stylecam::preprocess::kernels::Rect;
+        use stylecam::preprocess::Preprocessor;
+        use stylecam::slot::{DeviceSlot, Slot};
+        let spec = spec(224, ResizeMode::ShorterSideCrop);
+        let rects = [
+            (17, 9, 61, 150),
+            (1100, 400, 180, 320),
+            (0, 0, 1280, 720),
+            (5, 701, 400, 19),
+            (641, 333, 1, 1),
+            (0, 60, 90, 660),
+        ]
+        .map(|(x, y, w, h)| Rect { x, y, w, h });
+        let n = rects.len();
+        let mut rows = vec![];
+        let err = |e: cudarc::driver::DriverError| anyhow::anyhow!("CUDA: {e}");
+        for format in stylecam::preprocess::kernels::FORMATS {
+            let frame = encode::frame_of(photo, format, 1280, 720, 7);
+            let (rgb, w, _) = pre::to_rgb8(&frame)?;
+            let want: Vec<Vec<f32>> = rects
+                .iter()
+                .map(|r| {
+                    let mut cut = vec![];
+                    for y in r.y..r.y + r.h {
+                        let row = (y * w + r.x) as usize * 3;
+                        cut.extend_from_slice(&rgb[row..row + r.w as usize * 3]);
+                    }
+                    let c =
+                        stylecam::capture::Frame::still("crop", PixelFormat::Rgb8, r.w, r.h, cut);
+                    let mut v = vec![0f32; spec.len()];
+                    pre::preprocess_reference_into(&c, &spec, &mut v).map(|()| v)
+                })
+                .collect::<Result<_, _>>()?;
+            for (slot, half) in [("device", false), ("host", false), ("device", true)] {
+                let mut p = CudaPreprocessor::new(spec.clone(), opts)?;
+                let got = match (slot, half) {
+                    ("device", false) => {
+                        let stream = p.stream().clone();
+                        let mut dev: CudaSlice<f32> =
+                            stream.alloc_zeros(n * spec.len()).map_err(err)?;
+                        let len = n * spec.len();
+                        let (ptr, sync) = dev.device_ptr_mut(&stream);
+                        drop(sync);
+                        p.prepare_crops(
+                            &frame,
+                            &rects,
+                            Slot::Device(DeviceSlot {
+                                ptr,
+                                len,
+                                stream: 0,
+                            }),
+                        )?;
+                        stream.synchronize().map_err(err)?;
+                        stream.clone_dtoh(&dev).map_err(err)?
+                    }
+                    ("host", _) => {
+                        let mut host = vec![0f32; n * spec.len()];
+                        p.prepare_crops(&frame, &rects, Slot::Host(&mut host))?;
+                        host
+                    }
+                    _ => p.run_crops_to_host(&frame, &rects, true)?,
+                };
+                for (i, (g, r)) in got.chunks_exact(spec.len()).zip(&want).enumerate() {
+                    let (max, mean) = grey_diff(g, r, spec.std);
+                    let ok = max <= if half { GPU_FP16_MAX } else { GPU_FP32_MAX };
+                    if !ok {
+                        println!("  OUTSIDE: crop {:?} of a {format:?} frame into a {slot} slot{}: max {max:.4}", rects[i], if half { " (fp16)" } else { "" });
+                    }
+                    rows.push(json!({
+                        "format": format!("{format:?}"),
+                        "frame_memory": if opts.mapped { "mapped" } else { "copied" },
+                        "crop": format!("{}x{} at ({}, {})", rects[i].w, rects[i].h, rects[i].x, rects[i].y),
+                        "slot": slot,
+                        "precision": if half { "fp16" } else { "fp32" },
+                        "max_grey": max,
+                        "mean_grey": mean,
+                        "ok": ok,
+                    }));
+                }
+            }
+            // A box past the frame's edge is a bad frame, not a crash.
+            let mut p = CudaPreprocessor::new(spec.clone(), opts)?;
+            let outside = [Rect {
+                x: 1200,
+                y: 0,
+                w: 100,
+                h: 10,
+            }];
+            let mut host = vec![0f32; spec.len()];
+            let r = p.prepare_crops(&frame, &outside, Slot::Host(&mut host));
+            let ok = matches!(r, Err(pre::PreprocessError::BadFrame { .. }));
+            if !ok {
+                println!("  FAILED: a crop outside the {format:?} frame: {r:?}");
+            }
+            rows.push(json!({
+                "format": format!("{format:?}"),
+                "frame_memory": if opts.mapped { "mapped" } else { "copied" },
+                "crop": "100x10 at (1200, 0), outside",
+                "expected": "refused",
+                "result": match &r { Ok(()) => "prepared".to_string(), Err(e) => e.to_string() },
+                "ok": ok,
+            }));
+        }
+        Ok(rows)
     }
 
     /// The calls the daemon makes, `Preprocessor::prepare` into a device

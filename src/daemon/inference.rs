@@ -9,11 +9,13 @@ use crate::bundle::Bundle;
 use crate::config::SmoothingConfig;
 use crate::detect::track::TrackId;
 use crate::infer::{Backend, InferError};
+use crate::preprocess::kernels::Rect;
 use crate::preprocess::Preprocessor;
 use crate::publish::{payload, Message, Sink, Topics};
 use crate::smooth::{Hysteresis, Smoother};
 use crate::styles::DecisionParams;
 use crate::telemetry::{Beat, Metrics, PeopleCounters, RateLimit, Stage};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// One camera's decision state; it outlives a pipeline (by name).
@@ -260,7 +262,8 @@ impl Inference {
     fn fill(&mut self, batch: Vec<Prepared>, metrics: &Metrics) -> Vec<Ready> {
         let mut ready = Vec::with_capacity(batch.len());
         let mut slot = 0;
-        for item in batch {
+        let mut items = batch.into_iter().peekable();
+        while let Some(item) = items.next() {
             if let Some(key) = item.reuse {
                 if let Some(p) = self.reuse.probs(item.camera, key) {
                     let reused = Some(p.to_vec());
@@ -272,6 +275,20 @@ impl Inference {
             }
             let i = slot;
             let t0 = Instant::now();
+            // The other crops of the same frame go with it: one call, one
+            // launch on the GPU, consecutive slots.
+            let mut more: Vec<(Prepared, Rect)> = vec![];
+            if let Input::Crop { frame, .. } = &item.input {
+                while let Some(next) = items.next_if(
+                    |n| matches!(&n.input, Input::Crop { frame: f, .. } if Arc::ptr_eq(f, frame)),
+                ) {
+                    let Input::Crop { rect, .. } = &next.input else {
+                        continue;
+                    };
+                    let rect = *rect;
+                    more.push((next, rect));
+                }
+            }
             let result = match &item.input {
                 Input::Tensor(t) => self.backend.write(i, t).map_err(|e| e.to_string()),
                 Input::Frame(f) => {
@@ -282,14 +299,33 @@ impl Inference {
                     metrics.time(Stage::Preprocess, t0.elapsed(), 1);
                     r
                 }
+                Input::Crop { frame, rect } => {
+                    let rects: Vec<Rect> = std::iter::once(*rect)
+                        .chain(more.iter().map(|(_, r)| *r))
+                        .collect();
+                    let r = self
+                        .preprocessor
+                        .prepare_crops(frame, &rects, self.backend.slots(i, rects.len()))
+                        .map_err(|e| e.to_string());
+                    metrics.time(Stage::Preprocess, t0.elapsed(), rects.len() as u64);
+                    r
+                }
             };
+            let group = std::iter::once(item).chain(more.into_iter().map(|(p, _)| p));
             match result {
                 Ok(()) => {
-                    slot += 1;
-                    ready.push(Ready { item, reused: None });
+                    for item in group {
+                        slot += 1;
+                        ready.push(Ready { item, reused: None });
+                    }
                 }
                 Err(e) => {
-                    metrics.frame_skipped();
+                    let mut first = None;
+                    for item in group {
+                        metrics.frame_skipped();
+                        first.get_or_insert((item.camera, item.seq));
+                    }
+                    let (camera, seq) = first.expect("at least the item");
                     exit_on_sticky_cuda_error(&e);
                     static BAD_FRAMES: RateLimit = RateLimit::new(Duration::from_secs(10));
                     if let Some(held) = BAD_FRAMES.allow() {
@@ -297,7 +333,7 @@ impl Inference {
                             0 => String::new(),
                             n => format!(" ({n} more such frames skipped since the last line)"),
                         };
-                        log::warn!("camera #{} frame {}: {e}{more}", item.camera, item.seq);
+                        log::warn!("camera #{camera} frame {seq}: {e}{more}");
                     }
                 }
             }
@@ -666,8 +702,8 @@ mod tests {
         fn classes(&self) -> usize {
             self.inner.classes()
         }
-        fn slot(&mut self, i: usize) -> Slot<'_> {
-            self.inner.slot(i)
+        fn slots(&mut self, i: usize, n: usize) -> Slot<'_> {
+            self.inner.slots(i, n)
         }
         fn run(&mut self, n: usize) -> Result<&[f32], InferError> {
             if self.fail > 0 {

@@ -648,8 +648,10 @@ impl CaptureLoop {
         self.crops(&frame, &rgb, w, h, &crops)
     }
 
-    /// Cuts each box out of the (masked) RGB frame and prepares it like a
-    /// frame: a tensor here on the CPU path, else the crop as a raw frame.
+    /// Each box of the (masked) RGB frame, prepared like a frame: cut out
+    /// and made a tensor here on the CPU path; else the boxes of the frame,
+    /// which the inference thread's preprocessor cuts into consecutive
+    /// slots (the CUDA kernels: all of them in one launch).
     fn crops(
         &mut self,
         frame: &crate::capture::Frame,
@@ -659,19 +661,29 @@ impl CaptureLoop {
         crops: &[(Subject, BoxF)],
     ) -> Vec<Prepared> {
         let mut out = Vec::with_capacity(crops.len());
-        for &(subject, b) in crops {
-            let t0 = Instant::now();
-            let (data, cw, ch) = crate::detect::people::crop(rgb, w, h, &b);
-            let crop = crate::capture::Frame {
-                width: cw,
-                height: ch,
+        let shared = (self.preprocessor.is_none() && !crops.is_empty()).then(|| {
+            Arc::new(crate::capture::Frame {
+                width: w,
+                height: h,
                 format: crate::capture::PixelFormat::Rgb8,
                 stride: 0,
-                data,
+                data: rgb.to_vec(),
                 ..frame.clone_meta()
-            };
-            let input = match self.preprocessor.as_mut() {
-                Some(p) => {
+            })
+        });
+        for &(subject, b) in crops {
+            let t0 = Instant::now();
+            let input = match (self.preprocessor.as_mut(), &shared) {
+                (Some(p), _) => {
+                    let (data, cw, ch) = crate::detect::people::crop(rgb, w, h, &b);
+                    let crop = crate::capture::Frame {
+                        width: cw,
+                        height: ch,
+                        format: crate::capture::PixelFormat::Rgb8,
+                        stride: 0,
+                        data,
+                        ..frame.clone_meta()
+                    };
                     let mut tensor = vec![0.0; p.spec().len()];
                     if let Err(e) = p.prepare(&crop, Slot::Host(&mut tensor)) {
                         self.skipped(&e);
@@ -680,7 +692,11 @@ impl CaptureLoop {
                     self.metrics.time(Stage::Preprocess, t0.elapsed(), 1);
                     Input::Tensor(tensor)
                 }
-                None => Input::Frame(crop),
+                (None, Some(shared)) => Input::Crop {
+                    frame: shared.clone(),
+                    rect: crate::detect::people::crop_rect(w, h, &b),
+                },
+                (None, None) => unreachable!("shared when there are crops"),
             };
             out.push(Prepared {
                 camera: self.index,

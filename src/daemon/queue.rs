@@ -33,6 +33,14 @@ pub enum Input {
     Tensor(Vec<f32>),
     /// The raw frame: preprocessed at batch time, straight into its slot.
     Frame(Frame),
+    /// A box of a (masked, RGB) frame shared by the frame's other crops:
+    /// cut and preprocessed at batch time, the crops of one frame together
+    /// ([`crate::preprocess::Preprocessor::prepare_crops`]: one launch on
+    /// the GPU).
+    Crop {
+        frame: std::sync::Arc<Frame>,
+        rect: crate::preprocess::kernels::Rect,
+    },
 }
 
 struct State {

@@ -74,8 +74,8 @@ impl Backend for CascadeBackend {
         self.full.classes()
     }
 
-    fn slot(&mut self, i: usize) -> Slot<'_> {
-        self.edge.slot(i)
+    fn slots(&mut self, i: usize, n: usize) -> Slot<'_> {
+        self.edge.slots(i, n)
     }
 
     fn run(&mut self, n: usize) -> Result<&[f32], InferError> {

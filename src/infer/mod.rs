@@ -134,7 +134,12 @@ pub trait Backend: Send {
     /// Values per sample in the output (the bundle's class count).
     fn classes(&self) -> usize;
     /// Slot `i` (`< limits().max`) of the backend's input buffer.
-    fn slot(&mut self, i: usize) -> Slot<'_>;
+    fn slot(&mut self, i: usize) -> Slot<'_> {
+        self.slots(i, 1)
+    }
+    /// Slots `i..i + n` (`i + n <= limits().max`) back to back, as one
+    /// slot of `n` samples (the crops of one frame, preprocessed in one go).
+    fn slots(&mut self, i: usize, n: usize) -> Slot<'_>;
     /// Copies a frame preprocessed elsewhere (host values) into slot `i`.
     fn write(&mut self, i: usize, values: &[f32]) -> Result<(), InferError> {
         let max = self.limits().max;
@@ -279,9 +284,15 @@ impl HostInput {
         }
     }
 
-    pub(crate) fn slot(&mut self, i: usize) -> Slot<'_> {
-        assert!(i < self.max, "slot {i} of a {}-slot buffer", self.max);
-        let end = (i + 1) * self.per;
+    /// Slots `i..i + n`, back to back.
+    pub(crate) fn slots(&mut self, i: usize, n: usize) -> Slot<'_> {
+        assert!(
+            i + n <= self.max,
+            "slots {i}..{} of a {}-slot buffer",
+            i + n,
+            self.max
+        );
+        let end = (i + n) * self.per;
         if self.data.len() < end {
             self.data.resize(end, 0.0);
         }

@@ -254,8 +254,8 @@ impl Backend for OrtBackend {
         self.classes
     }
 
-    fn slot(&mut self, i: usize) -> Slot<'_> {
-        self.input.slot(i)
+    fn slots(&mut self, i: usize, n: usize) -> Slot<'_> {
+        self.input.slots(i, n)
     }
 
     fn run(&mut self, n: usize) -> Result<&[f32], InferError> {

@@ -47,7 +47,7 @@ impl Backend for OrtBackend {
     fn classes(&self) -> usize {
         match *self {}
     }
-    fn slot(&mut self, _i: usize) -> Slot<'_> {
+    fn slots(&mut self, _i: usize, _n: usize) -> Slot<'_> {
         match *self {}
     }
     fn run(&mut self, _n: usize) -> Result<&[f32], InferError> {

@@ -14,7 +14,7 @@
 //! ([`super::mjpeg`]) and runs the RGB kernel. A device slot is written on
 //! the pipeline's stream; a host slot (the CPU backends) is copied back.
 
-use super::kernels::{self, Norm, Tables};
+use super::kernels::{self, Norm, Rect, Tables};
 use super::nvrtc::{KernelCache, Nvrtc, Target};
 use super::{mjpeg, CudaOptions as Options, PreprocessError, Preprocessor, Slot, Spec};
 use crate::capture::{Frame, PixelFormat};
@@ -104,10 +104,6 @@ impl Gpu {
             target,
         })
     }
-
-    fn func(&self, format: PixelFormat) -> &CudaFunction {
-        &self.funcs[kernels::kernel_name(format).expect("not MJPEG")]
-    }
 }
 
 /// Whether CUDA preprocessing can run here: the GPU and kernels, or why not.
@@ -170,6 +166,50 @@ pub fn launch(
     frames: u32,
     half: bool,
 ) -> Result<(), PreprocessError> {
+    let kernel = kernels::kernel_name(format).expect("not MJPEG");
+    launch_kernel(
+        gpu, stream, kernel, src, src_step, stride, height, tables, spec, out, frames, half,
+    )
+}
+
+/// One launch of the crop kernel of `format`: the crops whose tables
+/// ([`Tables::crops`]) are `tables`, all of the one frame at `src`, into
+/// `crops` consecutive slots at `out`.
+#[allow(clippy::too_many_arguments)]
+pub fn launch_crops(
+    gpu: &Gpu,
+    stream: &Arc<CudaStream>,
+    format: PixelFormat,
+    src: sys::CUdeviceptr,
+    stride: usize,
+    height: u32,
+    tables: &DeviceTables,
+    spec: &Spec,
+    out: sys::CUdeviceptr,
+    crops: u32,
+    half: bool,
+) -> Result<(), PreprocessError> {
+    let kernel = kernels::crops_kernel_name(format).expect("not MJPEG");
+    launch_kernel(
+        gpu, stream, kernel, src, 0, stride, height, tables, spec, out, crops, half,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn launch_kernel(
+    gpu: &Gpu,
+    stream: &Arc<CudaStream>,
+    kernel: &'static str,
+    src: sys::CUdeviceptr,
+    src_step: usize,
+    stride: usize,
+    height: u32,
+    tables: &DeviceTables,
+    spec: &Spec,
+    out: sys::CUdeviceptr,
+    frames: u32,
+    half: bool,
+) -> Result<(), PreprocessError> {
     let n = Norm::new(spec);
     let (gx, gy, gz) = kernels::grid(spec, frames);
     let cfg = LaunchConfig {
@@ -180,8 +220,7 @@ pub fn launch(
     let (src_step, stride, height) = (src_step as i64, stride as i32, height as i32);
     let (out_w, out_h, out_step) = (spec.width as i32, spec.height as i32, spec.len() as i64);
     let half = half as i32;
-    let f = gpu.func(format);
-    let mut b = stream.launch_builder(f);
+    let mut b = stream.launch_builder(&gpu.funcs[kernel]);
     b.arg(&src)
         .arg(&src_step)
         .arg(&stride)
@@ -204,14 +243,19 @@ pub fn launch(
         .arg(&out_step)
         .arg(&half);
     // SAFETY: the arguments match the kernels' SC_PARAMS in order and type;
-    // src covers frames × src_step bytes, src_step is at least what a
-    // kernel reads of a frame of this stride and height (the callers take
-    // it from `Frame::expected_len`, which refuses frames shorter than
-    // that), and out covers frames × spec.len() elements (the callers
-    // allocate them so).
+    // src covers frames × src_step bytes (crops: one frame, src_step 0),
+    // and what a kernel reads of a frame of this stride and height (the
+    // callers take the frame's length from `Frame::expected_len`, which
+    // refuses frames shorter than that; crop tables only index inside the
+    // frame, `check_crops`); the tables hold `frames` slots' entries
+    // (crops) or one frame's; and out covers frames × spec.len() elements
+    // (the callers allocate them so).
     unsafe { b.launch(cfg) }.map_err(gpu_err)?;
     Ok(())
 }
+
+/// (format, width, height, stride, bytes read).
+type SizedKey = (PixelFormat, u32, u32, usize, usize);
 
 /// The CUDA [`Preprocessor`]: one per pipeline, on the inference thread.
 pub struct CudaPreprocessor {
@@ -219,7 +263,7 @@ pub struct CudaPreprocessor {
     half: bool,
     gpu: Gpu,
     /// Buffers per (format, width, height, stride, bytes read).
-    sized: HashMap<(PixelFormat, u32, u32, usize, usize), Sized>,
+    sized: HashMap<SizedKey, Sized>,
     /// Device output for host slots, copied back after the kernel.
     host_out: Option<CudaSlice<f32>>,
 }
@@ -358,9 +402,70 @@ impl CudaPreprocessor {
             let decoded = decode_mjpeg(frame, &self.spec)?;
             return self.run(&decoded, out);
         }
-        // The geometry is checked as the CPU paths check it: the kernel
-        // reads exactly `bytes`, which the frame holds (a longer buffer,
-        // as V4L2 drivers hand out, is read only that far).
+        let (spec, half) = (self.spec.clone(), self.half);
+        let stream = self.gpu.stream.clone();
+        let (src, key) = self.stage(frame)?;
+        launch(
+            &self.gpu,
+            &stream,
+            frame.format,
+            src,
+            key.4,
+            frame.row_bytes(),
+            frame.height,
+            &self.sized[&key].tables,
+            &spec,
+            out,
+            1,
+            half,
+        )?;
+        // The staging buffer is reused by the next frame of this size.
+        stream.synchronize().map_err(gpu_err)
+    }
+
+    /// Uploads `frame` and cuts `rects` of it into consecutive slots from
+    /// `out`, in one launch (people mode).
+    fn run_crops(
+        &mut self,
+        frame: &Frame,
+        rects: &[Rect],
+        out: sys::CUdeviceptr,
+    ) -> Result<(), PreprocessError> {
+        if frame.format == PixelFormat::Mjpeg {
+            return Err(PreprocessError::BadFrame {
+                camera: frame.camera.to_string(),
+                seq: frame.seq,
+                reason: "crops are cut from a decoded frame, not MJPEG (the people stage hands on its RGB frame)".into(),
+            });
+        }
+        let (spec, half) = (self.spec.clone(), self.half);
+        let stream = self.gpu.stream.clone();
+        // The boxes move every frame: their tables are uploaded each time
+        // (a few KB per crop).
+        let tables = DeviceTables::upload(&stream, &Tables::crops(rects, &spec))?;
+        let (src, _) = self.stage(frame)?;
+        launch_crops(
+            &self.gpu,
+            &stream,
+            frame.format,
+            src,
+            frame.row_bytes(),
+            frame.height,
+            &tables,
+            &spec,
+            out,
+            rects.len() as u32,
+            half,
+        )?;
+        stream.synchronize().map_err(gpu_err)
+    }
+
+    /// Copies `frame` into its staging buffer (and onto the device unless
+    /// mapped): its device address and buffer key. The geometry is checked
+    /// as the CPU paths check it: the kernel reads exactly the key's bytes,
+    /// which the frame holds (a longer buffer, as V4L2 drivers hand out,
+    /// is read only that far).
+    fn stage(&mut self, frame: &Frame) -> Result<(sys::CUdeviceptr, SizedKey), PreprocessError> {
         let bytes = frame
             .expected_len()
             .map_err(|reason| PreprocessError::BadFrame {
@@ -368,8 +473,14 @@ impl CudaPreprocessor {
                 seq: frame.seq,
                 reason,
             })?;
-        let (spec, half) = (self.spec.clone(), self.half);
         let stream = self.gpu.stream.clone();
+        let key = (
+            frame.format,
+            frame.width,
+            frame.height,
+            frame.row_bytes(),
+            bytes,
+        );
         let sized = self.sized(frame, bytes)?;
         let staging = sized.staging.as_mut_slice().map_err(gpu_err)?;
         debug_assert_eq!(staging.len(), bytes);
@@ -382,29 +493,37 @@ impl CudaPreprocessor {
                 p
             }
         };
-        let sized = &self.sized[&(
-            frame.format,
-            frame.width,
-            frame.height,
-            frame.row_bytes(),
-            bytes,
-        )];
-        launch(
-            &self.gpu,
-            &stream,
-            frame.format,
-            src,
-            bytes,
-            frame.row_bytes(),
-            frame.height,
-            &sized.tables,
-            &spec,
-            out,
-            1,
-            half,
-        )?;
-        // The staging buffer is reused by the next frame of this size.
-        stream.synchronize().map_err(gpu_err)
+        Ok((src, key))
+    }
+
+    /// [`Self::run_crops`] into a fresh device buffer, copied back (FP16
+    /// widened to f32): what `gpu-check` compares with the CPU path.
+    pub fn run_crops_to_host(
+        &mut self,
+        frame: &Frame,
+        rects: &[Rect],
+        half: bool,
+    ) -> Result<Vec<f32>, PreprocessError> {
+        let len = self.spec.len() * rects.len();
+        let stream = self.gpu.stream.clone();
+        let saved = std::mem::replace(&mut self.half, half);
+        let result = if half {
+            let out = stream.alloc_zeros::<u16>(len).map_err(gpu_err)?;
+            let ptr = out.device_ptr(&stream).0;
+            self.run_crops(frame, rects, ptr).and_then(|()| {
+                let v = stream.clone_dtoh(&out).map_err(gpu_err)?;
+                Ok(v.into_iter()
+                    .map(|b| half::f16::from_bits(b).to_f32())
+                    .collect())
+            })
+        } else {
+            let out = stream.alloc_zeros::<f32>(len).map_err(gpu_err)?;
+            let ptr = out.device_ptr(&stream).0;
+            self.run_crops(frame, rects, ptr)
+                .and_then(|()| stream.clone_dtoh(&out).map_err(gpu_err))
+        };
+        self.half = saved;
+        result
     }
 }
 
@@ -451,6 +570,38 @@ impl Preprocessor for CudaPreprocessor {
                     return Err(gpu_err("FP16 output needs a device slot"));
                 }
                 self.run_into_host(frame, host)
+            }
+        }
+    }
+    fn prepare_crops(
+        &mut self,
+        frame: &Frame,
+        rects: &[Rect],
+        slots: Slot<'_>,
+    ) -> Result<(), PreprocessError> {
+        let per = super::check_crops(frame, rects, &slots)?;
+        if per != self.spec.len() {
+            return Err(PreprocessError::BadFrame {
+                camera: frame.camera.to_string(),
+                seq: frame.seq,
+                reason: format!(
+                    "an input slot holds {per} values, the bundle's input needs {}",
+                    self.spec.len()
+                ),
+            });
+        }
+        match slots {
+            Slot::Device(d) => self.run_crops(frame, rects, d.ptr),
+            Slot::Host(host) => {
+                if self.half {
+                    return Err(gpu_err("FP16 output needs a device slot"));
+                }
+                let stream = self.gpu.stream.clone();
+                let out = stream.alloc_zeros::<f32>(host.len()).map_err(gpu_err)?;
+                let ptr = out.device_ptr(&stream).0;
+                self.run_crops(frame, rects, ptr)?;
+                stream.memcpy_dtoh(&out, host).map_err(gpu_err)?;
+                stream.synchronize().map_err(gpu_err)
             }
         }
     }

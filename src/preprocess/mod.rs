@@ -50,6 +50,77 @@ pub trait Preprocessor: Send {
     fn check(&self) -> Result<(), PreprocessError>;
     /// Converts, resizes and normalises `frame` into `slot`.
     fn prepare(&mut self, frame: &Frame, slot: Slot<'_>) -> Result<(), PreprocessError>;
+    /// Each of `rects` of `frame` (people mode: the persons due in one
+    /// frame) as a frame of its own into consecutive slots of `slots`
+    /// (`rects.len()` samples back to back). Here: the frame converted to
+    /// RGB once, each box cut out and prepared (host slots); the CUDA
+    /// preprocessor does all of it in one launch.
+    fn prepare_crops(
+        &mut self,
+        frame: &Frame,
+        rects: &[kernels::Rect],
+        slots: Slot<'_>,
+    ) -> Result<(), PreprocessError> {
+        let per = check_crops(frame, rects, &slots)?;
+        let Slot::Host(out) = slots else {
+            return Err(bad_frame(
+                frame,
+                format!(
+                    "the {} preprocessor writes host slots; a GPU backend needs preprocess = \"cuda\"",
+                    self.name()
+                ),
+            ));
+        };
+        let (rgb, w, _) = to_rgb8(frame)?;
+        for (r, slot) in rects.iter().zip(out.chunks_exact_mut(per)) {
+            let mut cut = Vec::with_capacity((r.w * r.h * 3) as usize);
+            for y in r.y..r.y + r.h {
+                let row = (y * w + r.x) as usize * 3;
+                cut.extend_from_slice(&rgb[row..row + r.w as usize * 3]);
+            }
+            let mut crop = Frame::still(frame.camera.clone(), PixelFormat::Rgb8, r.w, r.h, cut);
+            crop.seq = frame.seq;
+            self.prepare(&crop, Slot::Host(slot))?;
+        }
+        Ok(())
+    }
+}
+
+fn bad_frame(frame: &Frame, reason: String) -> PreprocessError {
+    PreprocessError::BadFrame {
+        camera: frame.camera.to_string(),
+        seq: frame.seq,
+        reason,
+    }
+}
+
+/// The crops fit the frame and the slots hold one sample per crop: the
+/// values per sample.
+pub fn check_crops(
+    frame: &Frame,
+    rects: &[kernels::Rect],
+    slots: &Slot<'_>,
+) -> Result<usize, PreprocessError> {
+    if rects.is_empty() || !slots.len().is_multiple_of(rects.len()) {
+        return Err(bad_frame(
+            frame,
+            format!(
+                "{} crops do not divide {} input values into slots",
+                rects.len(),
+                slots.len()
+            ),
+        ));
+    }
+    if let Some(r) = rects.iter().find(|r| !r.inside(frame.width, frame.height)) {
+        return Err(bad_frame(
+            frame,
+            format!(
+                "the crop {}x{} at ({}, {}) is not inside the {}x{} frame",
+                r.w, r.h, r.x, r.y, frame.width, frame.height
+            ),
+        ));
+    }
+    Ok(slots.len() / rects.len())
 }
 
 /// The CPU reference path (host slots only).

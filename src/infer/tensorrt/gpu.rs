@@ -243,12 +243,17 @@ impl Backend for TensorRtBackend {
     fn classes(&self) -> usize {
         self.classes
     }
-    fn slot(&mut self, i: usize) -> Slot<'_> {
-        assert!(i < self.limits.max, "slot {i} of {}", self.limits.max);
+    fn slots(&mut self, i: usize, n: usize) -> Slot<'_> {
+        assert!(
+            i + n <= self.limits.max,
+            "slots {i}..{} of {}",
+            i + n,
+            self.limits.max
+        );
         let base = self.input_ptr;
         Slot::Device(DeviceSlot {
             ptr: base + (i * self.per * 4) as u64,
-            len: self.per,
+            len: n * self.per,
             stream: self.stream.cu_stream() as usize,
         })
     }

@@ -498,7 +498,7 @@ impl super::Backend for TensorRtBackend {
     fn classes(&self) -> usize {
         match self._never {}
     }
-    fn slot(&mut self, _i: usize) -> super::Slot<'_> {
+    fn slots(&mut self, _i: usize, _n: usize) -> super::Slot<'_> {
         match self._never {}
     }
     fn run(&mut self, _n: usize) -> Result<&[f32], InferError> {
