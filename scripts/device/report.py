@@ -41,6 +41,15 @@ else:
         for r in bad:
             print(f"- FAILED: {r['format']} {r['case']} into a {r['slot']} slot: expected {r['expected']}, got {r['result']}")
         print()
+    crops = ours.get("crops", [])
+    if crops:
+        bad = [r for r in crops if not r["ok"]]
+        worst = max((r.get("max_grey", 0.0) for r in crops), default=0.0)
+        print("## prepare_crops(), people mode (many boxes of one frame in one launch)\n")
+        print(f"{len(crops)} cases, {len(bad)} failed; worst max difference {worst:.4f} grey levels.\n")
+        for r in bad:
+            print(f"- FAILED: {r['format']} crop {r['crop']} ({r.get('slot', '')} {r.get('precision', '')}): {r.get('result', r.get('max_grey'))}")
+        print()
 if "error" in torch:
     print(f"PyTorch peer: {torch['error']}\n")
     peer = {}
