@@ -127,6 +127,26 @@ enum Command {
         /// Fail when RSS grows more than this many percent after warm-up.
         #[arg(long)]
         max_rss_growth: Option<f64>,
+        /// Inject faults: its own mosquitto (stopped and restarted), SIGHUP
+        /// reloads, the outbox's disk full (a tmpfs; needs root), a SIGKILL
+        /// and restart of the daemon at half time; a paho-mqtt subscriber
+        /// (python3 with paho-mqtt) checks that every event decided arrives.
+        /// Fails when one is missing.
+        #[arg(long)]
+        faults: bool,
+        /// Seconds between faults.
+        #[arg(long, default_value_t = 60.0)]
+        fault_every: f64,
+        /// Seconds the broker stays down, and the disk full.
+        #[arg(long, default_value_t = 10.0)]
+        outage: f64,
+        /// Seconds without faults at the end, for the outbox to drain.
+        #[arg(long, default_value_t = 30.0)]
+        drain: f64,
+        #[arg(long, default_value = "mosquitto")]
+        mosquitto: PathBuf,
+        #[arg(long, default_value = "python3")]
+        python: PathBuf,
     },
     /// Fit the decision (thresholds, relations α/β, cardinality) on
     /// validation predictions and write it into the bundle's [decision].
@@ -348,6 +368,12 @@ fn main() -> ExitCode {
             fps,
             bundle,
             max_rss_growth,
+            faults,
+            fault_every,
+            outage,
+            drain,
+            mosquitto,
+            python,
         } => cli::soak::soak(&cli::soak::Plan {
             cameras,
             duration: std::time::Duration::from_secs_f64(minutes.max(0.0) * 60.0),
@@ -356,6 +382,13 @@ fn main() -> ExitCode {
             fps,
             bundle: std::path::absolute(&bundle).unwrap_or(bundle),
             max_rss_growth,
+            faults: faults.then(|| cli::soak::Faults {
+                every: std::time::Duration::from_secs_f64(fault_every.max(1.0)),
+                outage: std::time::Duration::from_secs_f64(outage.max(0.0)),
+                drain: std::time::Duration::from_secs_f64(drain.max(0.0)),
+                mosquitto,
+                python,
+            }),
         }),
         Command::GenerateConfig => {
             print!("{}", stylecam::config::DEFAULT_TOML);

@@ -49,3 +49,71 @@ fn a_short_soak_samples_the_daemon_and_reports_flat_fds_and_threads() {
     };
     assert!(flat("fds") && flat("threads"), "{text}");
 }
+
+/// `stylecam soak --faults` for 75 s with two cameras: its own mosquitto
+/// stopped and started, SIGHUP reloads, the broker stopped while the
+/// outbox's disk is full (where a tmpfs can be mounted: root), a SIGKILL of
+/// the daemon and a restart; a paho-mqtt subscriber de-duplicates by
+/// (device, camera, epoch, seq): every event decided arrives, none missing.
+/// (The 60-minute run's figures are in docs/benchmarks.md.)
+#[test]
+fn a_fault_soak_loses_no_event() {
+    if !available("mosquitto", mosquitto_path().is_some()) {
+        return;
+    }
+    let paho = std::process::Command::new("python3")
+        .args(["-c", "import paho.mqtt.client"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !available("python3 with paho-mqtt (pip install paho-mqtt)", paho) {
+        return;
+    }
+    let out = stylecam()
+        .args([
+            "soak",
+            "--faults",
+            "--mosquitto",
+            mosquitto_path().unwrap().to_str().unwrap(),
+            "--cameras",
+            "2",
+            "--minutes",
+            "1.25",
+            "--fault-every",
+            "10",
+            "--outage",
+            "3",
+            "--drain",
+            "15",
+            "--interval",
+            "5",
+            "--warmup",
+            "0.1",
+        ])
+        .output()
+        .unwrap();
+    let text = output_text(&out);
+    assert!(out.status.success(), "{text}");
+    for want in [
+        "fault: broker stopped for 3 s, started again",
+        "fault: SIGHUP (reload)",
+        "fault: daemon SIGKILLed, started again",
+        ", 0 missing,",
+    ] {
+        assert!(text.contains(want), "missing {want:?}:\n{text}");
+    }
+    let root = unsafe { libc::geteuid() } == 0;
+    if root {
+        assert!(text.contains("the outbox's disk full for 3 s"), "{text}");
+    }
+    let events = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("events"))
+        .unwrap_or_else(|| panic!("no events line:\n{text}"));
+    let decided: u64 = events
+        .split("decided ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{events}"));
+    assert!(decided >= 50, "events flowed through the faults: {events}");
+}
