@@ -147,6 +147,13 @@ enum Command {
         mosquitto: PathBuf,
         #[arg(long, default_value = "python3")]
         python: PathBuf,
+        /// With --faults: one more camera, the user-space fake V4L2 camera
+        /// (tests/fake_v4l2/fake_v4l2.c built as a shared library), through
+        /// the real ioctl path and unplugged for 3 s every --unplug-every s.
+        #[arg(long)]
+        fake_camera: Option<PathBuf>,
+        #[arg(long, default_value_t = 90.0)]
+        unplug_every: f64,
     },
     /// Fit the decision (thresholds, relations α/β, cardinality) on
     /// validation predictions and write it into the bundle's [decision].
@@ -374,6 +381,8 @@ fn main() -> ExitCode {
             drain,
             mosquitto,
             python,
+            fake_camera,
+            unplug_every,
         } => cli::soak::soak(&cli::soak::Plan {
             cameras,
             duration: std::time::Duration::from_secs_f64(minutes.max(0.0) * 60.0),
@@ -388,6 +397,8 @@ fn main() -> ExitCode {
                 drain: std::time::Duration::from_secs_f64(drain.max(0.0)),
                 mosquitto,
                 python,
+                fake_camera: fake_camera.map(|p| std::path::absolute(&p).unwrap_or(p)),
+                unplug_every: std::time::Duration::from_secs_f64(unplug_every.max(1.0)),
             }),
         }),
         Command::GenerateConfig => {

@@ -50,7 +50,8 @@ fn a_short_soak_samples_the_daemon_and_reports_flat_fds_and_threads() {
     assert!(flat("fds") && flat("threads"), "{text}");
 }
 
-/// `stylecam soak --faults` for 75 s with two cameras: its own mosquitto
+/// `stylecam soak --faults` for 75 s with two synthetic cameras and the
+/// fake V4L2 camera (unplugged every 15 s of its frames): its own mosquitto
 /// stopped and started, SIGHUP reloads, the broker stopped while the
 /// outbox's disk is full (where a tmpfs can be mounted: root), a SIGKILL of
 /// the daemon and a restart; a paho-mqtt subscriber de-duplicates by
@@ -74,6 +75,10 @@ fn a_fault_soak_loses_no_event() {
             "--faults",
             "--mosquitto",
             mosquitto_path().unwrap().to_str().unwrap(),
+            "--fake-camera",
+            crate::v4l2::fake_lib().to_str().unwrap(),
+            "--unplug-every",
+            "15",
             "--cameras",
             "2",
             "--minutes",
@@ -98,6 +103,8 @@ fn a_fault_soak_loses_no_event() {
         "fault: SIGHUP (reload)",
         "fault: daemon SIGKILLed, started again",
         ", 0 missing,",
+        "camera unplugged ×",
+        "stream  camera \"soak-v4l2\"",
     ] {
         assert!(text.contains(want), "missing {want:?}:\n{text}");
     }
@@ -116,4 +123,8 @@ fn a_fault_soak_loses_no_event() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("{events}"));
     assert!(decided >= 50, "events flowed through the faults: {events}");
+    assert!(
+        !text.contains("camera unplugged ×0"),
+        "the fake camera was unplugged:\n{text}"
+    );
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use stylecam::capture::encode;
 
 /// Builds the fake camera library (once per test process).
-fn fake_lib() -> &'static Path {
+pub(crate) fn fake_lib() -> &'static Path {
     static LIB: OnceLock<PathBuf> = OnceLock::new();
     LIB.get_or_init(|| {
         let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))

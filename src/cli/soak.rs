@@ -41,6 +41,12 @@ pub struct Faults {
     pub drain: Duration,
     pub mosquitto: std::path::PathBuf,
     pub python: std::path::PathBuf,
+    /// The user-space fake V4L2 camera (`tests/fake_v4l2/fake_v4l2.c`
+    /// built with `cc -shared -fPIC … -ldl -lpthread`): one more camera
+    /// through the real ioctl path, unplugged every `unplug_every` of its
+    /// frames for 3 s.
+    pub fake_camera: Option<std::path::PathBuf>,
+    pub unplug_every: Duration,
 }
 
 /// The subscriber script, written next to the soak's config.
@@ -157,11 +163,68 @@ fn with_parent(cmd: &mut std::process::Command) -> &mut std::process::Command {
     cmd
 }
 
-fn daemon(cfg: &Path) -> Result<Child> {
+/// The fake camera's node, frames and config in `dir`; the environment
+/// the daemon needs to see it, and the camera's config table.
+fn fake_camera(
+    lib: &Path,
+    dir: &Path,
+    fps: f64,
+    unplug_every: Duration,
+) -> Result<(Vec<(String, String)>, String)> {
+    let dev = dir.join("dev");
+    std::fs::create_dir_all(&dev)?;
+    let node = dev.join("video0");
+    std::fs::write(&node, b"")?;
+    let (w, h) = (640u32, 480u32);
+    let mut files = vec![];
+    for i in 0..3u32 {
+        // Three different pictures: the tags change as the frames cycle.
+        let img = image::RgbImage::from_fn(w, h, |x, y| {
+            image::Rgb([
+                ((x * (i + 1) / 3) % 256) as u8,
+                ((y * (3 - i) / 2) % 256) as u8,
+                (((x + y) * (i + 2) / 5) % 256) as u8,
+            ])
+        });
+        let path = dev.join(format!("frame{i}.yuyv"));
+        std::fs::write(
+            &path,
+            stylecam::capture::encode::rgb_to_yuyv(img.as_raw(), w as usize, h as usize),
+        )?;
+        files.push(path.display().to_string());
+    }
+    let conf = dir.join("fake.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "node {}\ncard Soak Cam\nbus usb-0000:00:14.0-1\nformat YUYV {w} {h} {} {}\nfault unplug_after {}\nfault down_ms 3000\nfault cycles 100000\n",
+            node.display(),
+            fps.round().max(1.0) as u32,
+            files.join(" "),
+            ((unplug_every.as_secs_f64() * fps) as u64).max(1),
+        ),
+    )?;
+    let env = vec![
+        ("LD_PRELOAD".to_string(), lib.display().to_string()),
+        ("FAKE_V4L2_CONFIG".to_string(), conf.display().to_string()),
+        (
+            "FAKE_V4L2_LOG".to_string(),
+            dir.join("fake.log").display().to_string(),
+        ),
+    ];
+    let camera = format!(
+        "[[cameras]]\nname = \"soak-v4l2\"\nsource = \"v4l2\"\ndevice = \"{}\"\nformats = [\"yuyv\"]\nwidth = {w}\nheight = {h}\nfps = {fps}\nbackoff_min_ms = 200\n",
+        node.display()
+    );
+    Ok((env, camera))
+}
+
+fn daemon(cfg: &Path, env: &[(String, String)]) -> Result<Child> {
     let exe = std::env::current_exe().context("finding this binary")?;
     let child = with_parent(&mut std::process::Command::new(exe))
         .args(["run", "--config"])
         .arg(cfg)
+        .envs(env.iter().cloned())
         .env(
             "RUST_LOG",
             std::env::var("SOAK_LOG")
@@ -331,8 +394,19 @@ pub fn soak(plan: &Plan) -> Result<()> {
         .as_ref()
         .map_or(dir.path().to_path_buf(), |d| d.path.clone());
     let cfg = dir.path().join("soak.toml");
-    std::fs::write(&cfg, config(&outbox_dir, plan, port))?;
-    let mut child = daemon(&cfg)?;
+    let mut text = config(&outbox_dir, plan, port);
+    let mut env = vec![];
+    if let Some((lib, f)) = plan
+        .faults
+        .as_ref()
+        .and_then(|f| f.fake_camera.as_ref().map(|l| (l, f)))
+    {
+        let (e, camera) = fake_camera(lib, dir.path(), plan.fps, f.unplug_every)?;
+        env = e;
+        text.push_str(&camera);
+    }
+    std::fs::write(&cfg, text)?;
+    let mut child = daemon(&cfg, &env)?;
     println!(
         "soak: {} synthetic 640x480 cameras at {} fps, demo bundle on the cpu backend, {}; {} (warm-up {}), a sample every {}",
         plan.cameras,
@@ -344,12 +418,19 @@ pub fn soak(plan: &Plan) -> Result<()> {
     );
     if let Some(f) = &plan.faults {
         println!(
-            "faults: one every {} (broker stopped for {}, a reload, the broker stopped with the outbox's disk full for {}{}, a reload), a SIGKILL and restart at half time, none in the last {}",
+            "faults: one every {} (broker stopped for {}, a reload, the broker stopped with the outbox's disk full for {}{}, a reload), a SIGKILL and restart at half time, none in the last {}{}",
             humantime::format_duration(f.every),
             humantime::format_duration(f.outage),
             humantime::format_duration(f.outage),
             if disk.is_some() { "" } else { " — skipped: no tmpfs can be mounted here" },
             humantime::format_duration(f.drain),
+            match &f.fake_camera {
+                Some(_) => format!(
+                    "; a fake V4L2 camera unplugged for 3 s every {} of frames",
+                    humantime::format_duration(f.unplug_every)
+                ),
+                None => String::new(),
+            }
         );
     }
     println!(
@@ -401,7 +482,7 @@ pub fn soak(plan: &Plan) -> Result<()> {
             child.signal(libc::SIGKILL);
             let _ = child.child.wait();
             std::thread::sleep(Duration::from_secs(2));
-            child = daemon(&cfg)?;
+            child = daemon(&cfg, &env)?;
             runs.push((t0.elapsed().as_secs_f64(), vec![]));
             println!("{t:>8.0} fault: daemon SIGKILLed, started again");
             *injected.entry("daemon SIGKILL + restart").or_default() += 1;
@@ -464,6 +545,7 @@ pub fn soak(plan: &Plan) -> Result<()> {
     };
     drop(broker);
     drop(disk);
+    let fake_log = std::fs::read_to_string(dir.path().join("fake.log")).unwrap_or_default();
     if std::env::var_os("SOAK_KEEP").is_some() {
         // Left for a look (mosquitto.log, subscriber.json).
         std::mem::forget(dir);
@@ -505,7 +587,19 @@ pub fn soak(plan: &Plan) -> Result<()> {
     );
     let mut lost = 0;
     if let Some(d) = &delivery {
-        let faults: Vec<String> = injected.iter().map(|(k, n)| format!("{k} ×{n}")).collect();
+        let mut faults: Vec<String> = injected.iter().map(|(k, n)| format!("{k} ×{n}")).collect();
+        if plan
+            .faults
+            .as_ref()
+            .is_some_and(|f| f.fake_camera.is_some())
+        {
+            let count = |what: &str| fake_log.lines().filter(|l| l.starts_with(what)).count();
+            faults.push(format!(
+                "camera unplugged ×{} (replugged ×{})",
+                count("unplug "),
+                count("replug ")
+            ));
+        }
         println!(
             "  faults  {}",
             if faults.is_empty() {
@@ -520,6 +614,10 @@ pub fn soak(plan: &Plan) -> Result<()> {
             decided += s["highest_seq"].as_u64().unwrap_or(0);
             received += s["received"].as_u64().unwrap_or(0);
             lost += s["missing"].as_u64().unwrap_or(0);
+            println!(
+                "  stream  camera {} epoch {}: {} of {} received",
+                s["camera"], s["epoch"], s["received"], s["highest_seq"]
+            );
             if s["missing"].as_u64().unwrap_or(0) > 0 {
                 println!(
                     "  MISSING camera {} epoch {}: {} of {} (first: {})",
