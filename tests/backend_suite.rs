@@ -31,7 +31,7 @@ struct Under {
 }
 
 /// The PyPI wheel's libonnxruntime, or ORT_DYLIB_PATH.
-fn ort_library() -> Option<PathBuf> {
+pub(crate) fn ort_library() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("ORT_DYLIB_PATH").filter(|p| !p.is_empty()) {
         return Some(p.into());
     }

@@ -5,7 +5,9 @@
 //! STATUS in `systemctl show`, /healthz and events acknowledged by the
 //! packaged embedded broker, `systemctl reload` (good and bad config) with
 //! the same PID and MQTT session, a frozen daemon killed by the watchdog
-//! and restarted, no sandbox denial in the journal, journal priorities,
+//! and restarted, a V4L2 camera (the fake camera, LD_PRELOADed by a
+//! drop-in, unplugged once) on the onnxruntime backend with a reload, no
+//! sandbox denial in the journal, journal priorities,
 //! the engine oneshot, the retained `offline` after `systemctl stop`, and
 //! purge removing the state.
 //!
@@ -35,6 +37,8 @@ struct Container {
     nspawn: Child,
     init: u32,
     _root: tempfile::TempDir,
+    /// The container's root filesystem, seen from here.
+    rootfs: PathBuf,
     log: PathBuf,
 }
 
@@ -109,6 +113,7 @@ impl Container {
             init: 0,
             nspawn,
             _root: root,
+            rootfs,
             log,
         };
         while c.init == 0 {
@@ -361,6 +366,126 @@ EOF"
     assert_eq!(c.show("stylecam-engine", "Result"), "success");
     let engine = c.journal("-u stylecam-engine");
     assert!(engine.contains("nothing to build"), "{engine}");
+
+    // A V4L2 camera and the onnxruntime backend under the same sandbox: the
+    // fake camera (LD_PRELOADed by a drop-in, answering for a node under
+    // /opt, unplugged once) and the PyPI wheel's libonnxruntime, copied in;
+    // a reload; events through the outbox. The denial scan below covers it.
+    let ort = crate::backend_suite::ort_library().filter(|p| p.exists());
+    if available(
+        "onnxruntime (the PyPI wheel, or ORT_DYLIB_PATH)",
+        ort.is_some(),
+    ) {
+        let ort = ort.unwrap();
+        let opt = c.rootfs.join("opt/stylecam-test");
+        std::fs::create_dir_all(&opt).unwrap();
+        std::fs::copy(crate::v4l2::fake_lib(), opt.join("libfake_v4l2.so")).unwrap();
+        let ort_name = ort.file_name().unwrap().to_str().unwrap().to_string();
+        std::fs::copy(&ort, opt.join(&ort_name)).unwrap();
+        std::fs::write(opt.join("video0"), b"").unwrap();
+        let mut files = vec![];
+        for name in ["coffee", "chelsea"] {
+            let photo = image::open(repo().join(format!("tests/data/photos/{name}.jpg")))
+                .unwrap()
+                .into_rgb8();
+            let scene = stylecam::capture::encode::scene(&photo, 640, 480);
+            std::fs::write(
+                opt.join(format!("{name}.yuyv")),
+                stylecam::capture::encode::rgb_to_yuyv(scene.as_raw(), 640, 480),
+            )
+            .unwrap();
+            files.push(format!("/opt/stylecam-test/{name}.yuyv"));
+        }
+        std::fs::write(
+            opt.join("fake.conf"),
+            format!(
+                "node /opt/stylecam-test/video0\ncard Door Cam\nbus usb-0000:00:14.0-1\nformat YUYV 640 480 10 {}\nfault unplug_after 40\nfault down_ms 1000\nfault cycles 1\n",
+                files.join(" ")
+            ),
+        )
+        .unwrap();
+        c.ok(&format!(
+            "cat >> /etc/stylecam/stylecam.toml <<EOF
+[[cameras]]
+name = \"door\"
+source = \"v4l2\"
+device = \"/opt/stylecam-test/video0\"
+formats = [\"yuyv\"]
+width = 640
+height = 480
+fps = 10.0
+backoff_min_ms = 200
+EOF
+cat > /etc/systemd/system/stylecam.service.d/camera.conf <<EOF
+[Service]
+Environment=LD_PRELOAD=/opt/stylecam-test/libfake_v4l2.so FAKE_V4L2_CONFIG=/opt/stylecam-test/fake.conf
+Environment=STYLECAM_MODEL__BACKEND=onnxruntime STYLECAM_MODEL__ONNXRUNTIME_LIBRARY=/opt/stylecam-test/{ort_name}
+EOF
+systemctl daemon-reload && systemctl restart stylecam"
+        ));
+        c.wait_serving(Duration::from_secs(60));
+        let status = c.show("stylecam", "StatusText");
+        assert!(
+            status.contains("onnxruntime"),
+            "STATUS= names the backend: {status}"
+        );
+        let door = |all: &[Received]| {
+            all.iter()
+                .filter(|r| r.json["kind"] == "styles" && r.json["camera"] == "door")
+                .count()
+        };
+        // Frames the V4L2 camera delivered, and its reconnects (/metrics).
+        let counter = |name: &str| -> u64 {
+            let metrics = http_get(http, "/metrics").map(|m| m.1).unwrap_or_default();
+            metrics
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .unwrap_or(0.0) as u64
+        };
+        let captured =
+            || counter("stylecam_camera_frames_total{camera=\"door\",outcome=\"captured\"} ");
+        let cam = Collector::start(mqtt, "stylecam/it-nspawn/#", "it-sub-nspawn-door");
+        cam.wait_for(
+            "a tag event from the V4L2 camera, on onnxruntime",
+            Duration::from_secs(60),
+            |all| door(all) >= 1,
+        );
+        // Unplugged after 40 frames, back 1 s later: it streams again.
+        let t = Instant::now();
+        while counter("stylecam_camera_reconnects_total{camera=\"door\"} ") < 1 {
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "no reconnect of the unplugged camera:\n{}",
+                c.journal("-u stylecam")
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let streams_on = |what: &str| {
+            let from = captured();
+            let t = Instant::now();
+            while captured() < from + 10 {
+                assert!(
+                    t.elapsed() < Duration::from_secs(30),
+                    "the V4L2 camera delivers no frames {what}:\n{}",
+                    c.journal("-u stylecam")
+                );
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        };
+        streams_on("after the replug");
+        let journal = c.journal("-u stylecam");
+        assert!(
+            journal.contains("camera door") && journal.contains("unplugged"),
+            "the daemon said the camera was unplugged:\n{journal}"
+        );
+        c.ok("systemctl reload stylecam");
+        streams_on("after a reload");
+        eprintln!(
+            "V4L2 camera (fake, LD_PRELOAD) and onnxruntime ({ort_name}) under the sandbox: {} events from it, a reload",
+            door(&cam.all())
+        );
+    }
 
     // Journal priorities: our error (the bad reload) at -p warning, our
     // info lines not.
