@@ -367,9 +367,40 @@ impl Drop for Disk {
     }
 }
 
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn on_interrupt(_: libc::c_int) {
+    INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+fn interrupted() -> bool {
+    INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// Sleeps `d`, or less when Ctrl-C or SIGTERM came.
+fn nap(d: Duration) {
+    let t = Instant::now();
+    while t.elapsed() < d && !interrupted() {
+        std::thread::sleep((d - t.elapsed()).min(Duration::from_millis(200)));
+    }
+}
+
 pub fn soak(plan: &Plan) -> Result<()> {
     if plan.cameras == 0 {
         bail!("--cameras must be at least 1");
+    }
+    // Ctrl-C or SIGTERM end the run early but cleanly: the daemon, broker
+    // and subscriber stop, the tmpfs is unmounted, the summary printed.
+    // SAFETY: the handler only stores to an atomic (async-signal-safe).
+    unsafe {
+        libc::signal(
+            libc::SIGINT,
+            on_interrupt as *const () as libc::sighandler_t,
+        );
+        libc::signal(
+            libc::SIGTERM,
+            on_interrupt as *const () as libc::sighandler_t,
+        );
     }
     let dir = tempfile::Builder::new()
         .prefix("stylecam-soak-")
@@ -448,10 +479,16 @@ pub fn soak(plan: &Plan) -> Result<()> {
     while t0.elapsed() < plan.duration {
         let now = t0.elapsed();
         let wake = next_fault.map_or(next_sample, |f| f.min(next_sample));
-        std::thread::sleep(
-            wake.saturating_sub(now)
-                .min(plan.duration.saturating_sub(now)),
-        );
+        nap(wake
+            .saturating_sub(now)
+            .min(plan.duration.saturating_sub(now)));
+        if interrupted() {
+            println!(
+                "{:>8.0} interrupted: stopping and reporting what ran",
+                t0.elapsed().as_secs_f64()
+            );
+            break;
+        }
         if let Some(status) = child.child.try_wait()? {
             bail!(
                 "the daemon exited early ({status}) after {:.0} s",
@@ -493,7 +530,7 @@ pub fn soak(plan: &Plan) -> Result<()> {
                 if let Some(b) = broker.as_mut() {
                     b.stop();
                 }
-                std::thread::sleep(f.outage);
+                nap(f.outage);
                 broker = Some(mosquitto(f, dir.path(), port)?);
                 println!(
                     "{t:>8.0} fault: broker stopped for {} s, started again",
@@ -509,9 +546,9 @@ pub fn soak(plan: &Plan) -> Result<()> {
                     b.stop();
                 }
                 let filled = d.fill();
-                std::thread::sleep(f.outage);
+                nap(f.outage);
                 d.free();
-                std::thread::sleep(f.outage / 2);
+                nap(f.outage / 2);
                 broker = Some(mosquitto(f, dir.path(), port)?);
                 println!(
                     "{t:>8.0} fault: broker stopped and the outbox's disk full for {} s ({} KiB filler), then the disk freed and the broker started",
@@ -653,6 +690,9 @@ pub fn soak(plan: &Plan) -> Result<()> {
     }
     if lost > 0 {
         bail!("{lost} event(s) decided but never received");
+    }
+    if interrupted() {
+        bail!("interrupted before the end");
     }
     Ok(())
 }
