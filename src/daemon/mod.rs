@@ -45,7 +45,7 @@ pub enum DaemonError {
         problem: String,
         fix: &'static str,
     },
-    #[error("{0}")]
+    #[error(transparent)]
     Outbox(#[from] StoreError),
     #[error("config key `cameras[{index}]` ({name}): {error}")]
     Camera {

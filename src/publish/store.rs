@@ -123,6 +123,28 @@ pub struct Store {
     path: PathBuf,
 }
 
+/// Whether redb says the file is not a (readable) database.
+fn is_corrupt(e: &redb::Error) -> bool {
+    match e {
+        redb::Error::Corrupted(_) => true,
+        redb::Error::Io(io) => matches!(
+            io.kind(),
+            std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof
+        ),
+        _ => false,
+    }
+}
+
+/// Where a corrupt outbox file goes: `outbox.redb.corrupt-<unix seconds>`.
+fn aside_path(path: &Path) -> PathBuf {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".corrupt-{secs}"));
+    PathBuf::from(name)
+}
+
 /// The marker of numbers handed out but not written (see the module doc).
 fn unsynced_marker(path: &Path) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
@@ -150,20 +172,52 @@ impl Store {
                 fix: "point outbox.path at a writable folder, e.g. /var/lib/stylecam/outbox.redb",
             })?;
         }
-        let db = Database::create(path).map_err(|e| StoreError::Open {
+        let open_err = |problem: String| {
+            StoreError::Open {
             path: path.into(),
-            problem: e.to_string(),
+            problem,
             fix: "another stylecam may be using this outbox (one per daemon), or the folder is not writable",
-        })?;
-        let store = Self {
-            db: Some(db),
-            path: path.into(),
+        }
         };
-        let restored = store.read().map_err(|source| StoreError::Io {
-            path: path.into(),
-            source,
-        })?;
-        Ok((store, restored))
+        let opened = Database::create(path)
+            .map_err(redb::Error::from)
+            .and_then(|db| {
+                let store = Self {
+                    db: Some(db),
+                    path: path.into(),
+                };
+                store.read().map(|r| (store, r))
+            });
+        match opened {
+            Ok(x) => Ok(x),
+            // A file that is not an outbox (a crash mid-write on a broken
+            // disk, a stray file): moved aside, never a crash loop.
+            Err(e) if is_corrupt(&e) => {
+                let aside = aside_path(path);
+                std::fs::rename(path, &aside).map_err(|re| {
+                    open_err(format!(
+                        "{e}; moving it aside to {} failed: {re}",
+                        aside.display()
+                    ))
+                })?;
+                log::error!(
+                    "outbox {}: {e}: moved aside to {} (its undelivered messages stay there); a new outbox starts, with a new event epoch",
+                    path.display(),
+                    aside.display()
+                );
+                let db = Database::create(path).map_err(|e| open_err(e.to_string()))?;
+                let store = Self {
+                    db: Some(db),
+                    path: path.into(),
+                };
+                let restored = store.read().map_err(|source| StoreError::Io {
+                    path: path.into(),
+                    source,
+                })?;
+                Ok((store, restored))
+            }
+            Err(e) => Err(open_err(e.to_string())),
+        }
     }
 
     fn db(&self) -> &Database {
@@ -389,6 +443,40 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
         let second = Store::open(&path).unwrap().1.epoch;
         assert_ne!(first, second);
+    }
+
+    /// A file that is not an outbox (random bytes, a truncated header) is
+    /// moved aside and a new outbox starts in a new epoch: no crash loop.
+    #[test]
+    fn a_corrupt_outbox_is_moved_aside_with_a_new_epoch() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("outbox.redb");
+        let good = Store::open(&path).unwrap().1.epoch;
+        let bytes = std::fs::read(&path).unwrap();
+        for (i, junk) in [
+            (0..100_000u32)
+                .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+                .collect::<Vec<u8>>(),
+            bytes[..bytes.len().min(200)].to_vec(),
+            b"stylecam".to_vec(),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            std::fs::write(&path, &junk).unwrap();
+            let (_store, r) = Store::open(&path).unwrap_or_else(|e| panic!("case {i}: {e}"));
+            assert_ne!(r.epoch, good, "case {i}: a new epoch");
+            assert!(r.pending.is_empty() && r.seqs.is_empty(), "case {i}");
+            let aside: Vec<_> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .filter_map(|e| e.ok())
+                .filter(|e| e.file_name().to_string_lossy().contains(".corrupt-"))
+                .collect();
+            assert!(!aside.is_empty(), "case {i}: the old file is kept aside");
+            for a in aside {
+                std::fs::remove_file(a.path()).unwrap();
+            }
+        }
     }
 
     #[test]
