@@ -53,6 +53,11 @@ pub struct PeopleBenchArgs {
     /// Inception-v4 299, random weights) per crop (needs `--features train`).
     #[arg(long)]
     pub ensemble: bool,
+    /// For each person whose final tags differ between the schedules: the
+    /// classes that differ, their adjusted scores both ways and the
+    /// threshold they are held against.
+    #[arg(long)]
+    pub explain: bool,
 }
 
 /// Per schedule: per track (in order of confirmation), its classifications.
@@ -211,8 +216,29 @@ pub fn bench_people(a: &PeopleBenchArgs) -> Result<()> {
             continue;
         };
         people += 1;
-        if decision.decide(&mean(e)).labels == decision.decide(&mean(d)).labels {
+        let (de, dd) = (decision.decide(&mean(e)), decision.decide(&mean(d)));
+        if de.labels == dd.labels {
             agree += 1;
+        } else if a.explain {
+            let classes = &bundle.manifest.classes;
+            let differ: Vec<String> = (0..classes.0.len())
+                .filter(|c| de.labels.contains(c) != dd.labels.contains(c))
+                .map(|c| {
+                    format!(
+                        "{} {:.4} (every frame) vs {:.4} (when due), threshold {:.4}",
+                        classes.0[c].id,
+                        de.adjusted[c],
+                        dd.adjusted[c],
+                        decision.second_thresholds[c]
+                    )
+                })
+                .collect();
+            println!(
+                "person {k}: {} views vs {}: {}",
+                e.len(),
+                d.len(),
+                differ.join("; ")
+            );
         }
     }
     let det_ms = detect_s * 1000.0 / detected.max(1) as f64;
