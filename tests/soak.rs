@@ -108,8 +108,9 @@ fn a_fault_soak_loses_no_event() {
     ] {
         assert!(text.contains(want), "missing {want:?}:\n{text}");
     }
-    let root = unsafe { libc::geteuid() } == 0;
-    if root {
+    // The disk fault needs a tmpfs (root with mount rights); without one
+    // the soak says it skipped it.
+    if !text.contains("skipped: no tmpfs can be mounted here") {
         assert!(text.contains("the outbox's disk full for 3 s"), "{text}");
     }
     let events = text
