@@ -496,7 +496,7 @@ impl CudaPreprocessor {
         Ok((src, key))
     }
 
-    /// [`Self::run_crops`] into a fresh device buffer, copied back (FP16
+    /// The crops of `frame` (one launch) into a fresh device buffer, copied back (FP16
     /// widened to f32): what `gpu-check` compares with the CPU path.
     pub fn run_crops_to_host(
         &mut self,
