@@ -541,6 +541,59 @@ mod with_feature {
         }
     }
 
+    /// A people-mode bundle: `build-engine` builds the person detector's
+    /// engine too (the SSDLite graph converted in test setup, batch 1),
+    /// ahead of time for SM 8.6 with the real TensorRT-RTX builder, and
+    /// finds both in the cache the next time.
+    #[test]
+    fn build_engine_builds_the_person_detectors_engine_too() {
+        let Some(lib) = rtx() else { return };
+        let Some(data) = crate::people::ssdlite_data() else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let bundle = crate::people::bundle_with_detector(&data, dir.path());
+        let engines = dir.path().join("trt-engines");
+        let cfg = config_with(
+            dir.path(),
+            &format!(
+                "backend = \"tensorrt\"\ntensorrt_library = {lib:?}\nengines = {engines:?}\nmax_batch = 4"
+            ),
+        );
+        let text = std::fs::read_to_string(&cfg).unwrap();
+        let demo = repo().join("assets/demo-bundle").display().to_string();
+        assert!(text.contains(&demo), "{text}");
+        std::fs::write(&cfg, text.replace(&demo, &bundle.display().to_string())).unwrap();
+        for precision in ["fp32", "fp16"] {
+            let (ok, text) = build(&cfg, &["--precision", precision]);
+            assert!(ok, "{text}");
+            assert!(
+                text.contains("built stylecam-demo:")
+                    && text.contains("built stylecam-demo detector:"),
+                "{text}"
+            );
+            eprintln!("{}", summary(&text));
+        }
+        let m = manifest(&engines);
+        let detectors: Vec<&serde_json::Value> = m["engines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["source"] == "stylecam-demo detector")
+            .collect();
+        assert_eq!(detectors.len(), 2, "{m:#}");
+        for e in detectors {
+            assert_eq!(e["key"]["max_batch"], 1, "{e}");
+            assert_eq!(e["key"]["target"]["compute_capability"], "8.6");
+            assert!(e["bytes"].as_u64().unwrap() > 1_000_000, "{e}");
+        }
+        let (ok, text) = build(&cfg, &["--precision", "fp16"]);
+        assert!(
+            ok && text.contains("cached stylecam-demo detector:"),
+            "{text}"
+        );
+    }
+
     #[test]
     fn a_stale_engine_is_refused_with_the_rebuild_command() {
         let Some(lib) = rtx() else { return };

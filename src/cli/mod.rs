@@ -285,6 +285,9 @@ pub fn build_engine(file: Option<&Path>, args: &EngineArgs) -> Result<()> {
         }
     }
     let precision = args.precision.unwrap_or(cfg.model.precision);
+    // A bundle's [detector] gets an engine of its own (batch 1; INT8
+    // scales cover the classifier only, so an INT8 request builds it FP16).
+    let mut detector = None;
     let (onnx, source) = match &args.onnx {
         Some(p) => (
             p.clone(),
@@ -294,6 +297,12 @@ pub fn build_engine(file: Option<&Path>, args: &EngineArgs) -> Result<()> {
         ),
         None => {
             let bundle = load_bundle(&cfg)?;
+            detector = bundle.manifest.detector.as_ref().map(|d| {
+                (
+                    bundle.dir.join(&d.onnx),
+                    format!("{} detector", bundle.manifest.name),
+                )
+            });
             (tensorrt::graph_for(&bundle), bundle.manifest.name.clone())
         }
     };
@@ -309,24 +318,50 @@ pub fn build_engine(file: Option<&Path>, args: &EngineArgs) -> Result<()> {
         config: file.map(Path::to_path_buf),
         force: args.force,
     };
-    let built = {
-        #[cfg(feature = "tensorrt")]
-        {
-            let mut progress = engine_progress::Bar::new(&req.source);
-            let r = tensorrt::build_engine(&opts, &req, &mut progress);
-            progress.done();
-            r
-        }
-        #[cfg(not(feature = "tensorrt"))]
-        {
-            tensorrt::build_engine(&opts, &req, &mut tensorrt::Quiet)
-        }
-    };
-    let built = if explicit {
-        built?
-    } else {
-        built.with_context(key)?
-    };
+    let mut requests = vec![];
+    if let Some((onnx, source)) = detector {
+        requests.push(BuildRequest {
+            onnx,
+            source,
+            precision: match precision {
+                stylecam::config::Precision::Int8 => stylecam::config::Precision::Fp16,
+                p => p,
+            },
+            max_batch: 1,
+            workspace_mib: req.workspace_mib,
+            target_sm: req.target_sm,
+            cache: Cache::new(&opts.engines),
+            calibration: req.calibration.clone(),
+            config: req.config.clone(),
+            force: req.force,
+        });
+    }
+    requests.insert(0, req);
+    for req in &requests {
+        let built = {
+            #[cfg(feature = "tensorrt")]
+            {
+                let mut progress = engine_progress::Bar::new(&req.source);
+                let r = tensorrt::build_engine(&opts, req, &mut progress);
+                progress.done();
+                r
+            }
+            #[cfg(not(feature = "tensorrt"))]
+            {
+                tensorrt::build_engine(&opts, req, &mut tensorrt::Quiet)
+            }
+        };
+        let built = if explicit {
+            built?
+        } else {
+            built.with_context(key)?
+        };
+        print_built(&built);
+    }
+    Ok(())
+}
+
+fn print_built(built: &stylecam::infer::tensorrt::Built) {
     let e = &built.entry;
     println!(
         "{} {}: {} ({:.1} MB{}) — {} {}, compute capability {} ({}), {}, batch 1..={}",
@@ -350,7 +385,6 @@ pub fn build_engine(file: Option<&Path>, args: &EngineArgs) -> Result<()> {
         e.key.precision.as_str(),
         e.key.max_batch
     );
-    Ok(())
 }
 
 /// The engine build's progress bar: TensorRT's nested phases, the
