@@ -27,7 +27,10 @@ for t in $1; do
     -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -max_len=262144 \
     -artifact_prefix="artifacts/$t/" >"$log" 2>&1
   rc=$?
-  execs=$(grep -oE '#[0-9]+' "$log" | tail -1 | tr -d '#')
+  # libFuzzer's closing line; its status lines (`#N`) as a fallback (a
+  # dictionary entry can also contain `#00`).
+  execs=$(grep -oE 'Done [0-9]+ runs' "$log" | tail -1 | awk '{print $2}')
+  [ -n "$execs" ] || execs=$(grep -oE '^#[0-9]+' "$log" | tail -1 | tr -d '#')
   cov=$(grep -oE 'cov: [0-9]+' "$log" | tail -1 | awk '{print $2}')
   crashes=$(find "artifacts/$t" -type f | wc -l)
   cargo +nightly fuzz cmin -O "$t" "work/$t" >/dev/null 2>&1 || true
