@@ -193,11 +193,7 @@ mod imp {
             let want: Vec<Vec<f32>> = rects
                 .iter()
                 .map(|r| {
-                    let mut cut = vec![];
-                    for y in r.y..r.y + r.h {
-                        let row = (y * w + r.x) as usize * 3;
-                        cut.extend_from_slice(&rgb[row..row + r.w as usize * 3]);
-                    }
+                    let cut = r.cut(&rgb, w);
                     let c =
                         stylecam::capture::Frame::still("crop", PixelFormat::Rgb8, r.w, r.h, cut);
                     let mut v = vec![0f32; spec.len()];

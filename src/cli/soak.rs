@@ -573,8 +573,8 @@ pub fn soak(plan: &Plan) -> Result<()> {
         Some(s) => {
             std::thread::sleep(Duration::from_secs(3));
             s.0.stop();
-            let out = dir.path().join("subscriber.json");
-            let text = std::fs::read_to_string(&out)
+            let out = &s.1;
+            let text = std::fs::read_to_string(out)
                 .with_context(|| format!("the subscriber wrote no {}", out.display()))?;
             Some(serde_json::from_str::<serde_json::Value>(&text)?)
         }

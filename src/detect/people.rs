@@ -291,12 +291,7 @@ pub fn crop_rect(width: u32, height: u32, b: &BoxF) -> Rect {
 /// `width × height` frame: `(rgb, w, h)`.
 pub fn crop(rgb: &[u8], width: u32, height: u32, b: &BoxF) -> (Vec<u8>, u32, u32) {
     let r = crop_rect(width, height, b);
-    let mut out = Vec::with_capacity((r.w * r.h * 3) as usize);
-    for y in r.y..r.y + r.h {
-        let row = (y * width + r.x) as usize * 3;
-        out.extend_from_slice(&rgb[row..row + r.w as usize * 3]);
-    }
-    (out, r.w, r.h)
+    (r.cut(rgb, width), r.w, r.h)
 }
 
 #[cfg(test)]

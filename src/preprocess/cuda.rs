@@ -172,29 +172,9 @@ pub fn launch(
     )
 }
 
-/// One launch of the crop kernel of `format`: the crops whose tables
-/// ([`Tables::crops`]) are `tables`, all of the one frame at `src`, into
-/// `crops` consecutive slots at `out`.
-#[allow(clippy::too_many_arguments)]
-pub fn launch_crops(
-    gpu: &Gpu,
-    stream: &Arc<CudaStream>,
-    format: PixelFormat,
-    src: sys::CUdeviceptr,
-    stride: usize,
-    height: u32,
-    tables: &DeviceTables,
-    spec: &Spec,
-    out: sys::CUdeviceptr,
-    crops: u32,
-    half: bool,
-) -> Result<(), PreprocessError> {
-    let kernel = kernels::crops_kernel_name(format).expect("not MJPEG");
-    launch_kernel(
-        gpu, stream, kernel, src, 0, stride, height, tables, spec, out, crops, half,
-    )
-}
-
+/// One launch of `kernel` (a frame kernel, or a crop kernel over the
+/// crops whose tables ([`Tables::crops`]) are `tables`, all of the one
+/// frame at `src` with `src_step` 0): see [`launch`].
 #[allow(clippy::too_many_arguments)]
 fn launch_kernel(
     gpu: &Gpu,
@@ -444,11 +424,12 @@ impl CudaPreprocessor {
         // (a few KB per crop).
         let tables = DeviceTables::upload(&stream, &Tables::crops(rects, &spec))?;
         let (src, _) = self.stage(frame)?;
-        launch_crops(
+        launch_kernel(
             &self.gpu,
             &stream,
-            frame.format,
+            kernels::crops_kernel_name(frame.format).expect("not MJPEG"),
             src,
+            0,
             frame.row_bytes(),
             frame.height,
             &tables,

@@ -75,6 +75,17 @@ pub struct Rect {
 }
 
 impl Rect {
+    /// Its pixels cut out of a packed RGB8 frame `width` pixels wide (the
+    /// rectangle inside it).
+    pub fn cut(&self, rgb: &[u8], width: u32) -> Vec<u8> {
+        let mut out = Vec::with_capacity((self.w * self.h * 3) as usize);
+        for y in self.y..self.y + self.h {
+            let row = (y * width + self.x) as usize * 3;
+            out.extend_from_slice(&rgb[row..row + self.w as usize * 3]);
+        }
+        out
+    }
+
     /// Whether it is non-empty and inside a `width × height` frame.
     pub fn inside(&self, width: u32, height: u32) -> bool {
         self.w > 0

@@ -73,11 +73,7 @@ pub trait Preprocessor: Send {
         };
         let (rgb, w, _) = to_rgb8(frame)?;
         for (r, slot) in rects.iter().zip(out.chunks_exact_mut(per)) {
-            let mut cut = Vec::with_capacity((r.w * r.h * 3) as usize);
-            for y in r.y..r.y + r.h {
-                let row = (y * w + r.x) as usize * 3;
-                cut.extend_from_slice(&rgb[row..row + r.w as usize * 3]);
-            }
+            let cut = r.cut(&rgb, w);
             let mut crop = Frame::still(frame.camera.clone(), PixelFormat::Rgb8, r.w, r.h, cut);
             crop.seq = frame.seq;
             self.prepare(&crop, Slot::Host(slot))?;
