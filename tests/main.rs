@@ -24,6 +24,7 @@ mod reference;
 mod regions;
 mod reload;
 mod soak;
+mod status_page;
 mod styles_real;
 mod systemd;
 mod systemd_nspawn;

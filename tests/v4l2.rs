@@ -30,9 +30,10 @@ pub(crate) fn fake_lib() -> &'static Path {
     })
 }
 
-fn photo(name: &str) -> image::RgbImage {
+pub(crate) fn photo(name: &str) -> image::RgbImage {
     let path = match name {
         "astronaut" => repo().join("assets/photos/astronaut.jpg"),
+        "camera" => repo().join("assets/photos/camera.png"),
         n => repo().join(format!("tests/data/photos/{n}.jpg")),
     };
     image::open(path).unwrap().into_rgb8()
@@ -63,6 +64,12 @@ fn frames(dir: &Path, fourcc: &str, w: u32, h: u32) -> Vec<PathBuf> {
         .collect()
 }
 
+/// The fake's line for one format: frames cycle through `files` (at most 16).
+pub(crate) fn format_line(fourcc: &str, w: u32, h: u32, fps: u32, files: &[PathBuf]) -> String {
+    let files: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
+    format!("format {fourcc} {w} {h} {fps} {}", files.join(" "))
+}
+
 /// One fake node: its config lines.
 struct Node {
     path: PathBuf,
@@ -70,28 +77,48 @@ struct Node {
 }
 
 /// Fake nodes in a temp dir that plays /dev (`video*` files, `v4l/by-id`).
-struct Rig {
+pub(crate) struct Rig {
     dir: tempfile::TempDir,
     nodes: Vec<Node>,
 }
 
 impl Rig {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             dir: tempfile::tempdir().unwrap(),
             nodes: vec![],
         }
     }
 
-    fn dev(&self) -> PathBuf {
+    pub(crate) fn dev(&self) -> PathBuf {
         self.dir.path().join("dev")
     }
 
-    /// Adds `videoN` with a by-id link; `formats` are `(fourcc, w, h, fps)`.
+    /// Adds `videoN` with a by-id link; `formats` are `(fourcc, w, h, fps)`,
+    /// each cycling through frames of three photos.
     fn node(
         &mut self,
         card: &str,
         formats: &[(&str, u32, u32, u32)],
+        faults: &[(&str, i64)],
+    ) -> PathBuf {
+        let frames_dir = self.dir.path().join("frames");
+        std::fs::create_dir_all(&frames_dir).unwrap();
+        let formats: Vec<String> = formats
+            .iter()
+            .map(|&(fourcc, w, h, fps)| {
+                format_line(fourcc, w, h, fps, &frames(&frames_dir, fourcc, w, h))
+            })
+            .collect();
+        self.node_with(card, &formats, faults)
+    }
+
+    /// Adds `videoN` with a by-id link; `formats` are the fake's `format`
+    /// lines ([`format_line`]).
+    pub(crate) fn node_with(
+        &mut self,
+        card: &str,
+        formats: &[String],
         faults: &[(&str, i64)],
     ) -> PathBuf {
         let dev = self.dev();
@@ -105,15 +132,7 @@ impl Rig {
             format!("card {card}"),
             format!("bus usb-0000:00:14.0-{}", self.nodes.len() + 1),
         ];
-        let frames_dir = self.dir.path().join("frames");
-        std::fs::create_dir_all(&frames_dir).unwrap();
-        for &(fourcc, w, h, fps) in formats {
-            let files: Vec<String> = frames(&frames_dir, fourcc, w, h)
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect();
-            lines.push(format!("format {fourcc} {w} {h} {fps} {}", files.join(" ")));
-        }
+        lines.extend(formats.iter().cloned());
         for (name, v) in faults {
             lines.push(format!("fault {name} {v}"));
         }
@@ -136,12 +155,12 @@ impl Rig {
         });
     }
 
-    fn log_path(&self) -> PathBuf {
+    pub(crate) fn log_path(&self) -> PathBuf {
         self.dir.path().join("fake.log")
     }
 
     /// Environment for a process that should see the fake nodes.
-    fn env(&self) -> Vec<(String, String)> {
+    pub(crate) fn env(&self) -> Vec<(String, String)> {
         let cfg = self.dir.path().join("fake.conf");
         let text: Vec<String> = self.nodes.iter().flat_map(|n| n.lines.clone()).collect();
         std::fs::write(&cfg, text.join("\n") + "\n").unwrap();
@@ -156,17 +175,17 @@ impl Rig {
     }
 
     /// `stylecam run --config cfg` seeing the fake nodes.
-    fn daemon(&self, cfg: &Path) -> Daemon {
+    pub(crate) fn daemon(&self, cfg: &Path) -> Daemon {
         let mut cmd = stylecam();
         cmd.args(["run", "--config"]).arg(cfg).envs(self.env());
         Daemon::spawn(cmd)
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
-    fn count(&self, what: &str) -> usize {
+    pub(crate) fn count(&self, what: &str) -> usize {
         self.log().lines().filter(|l| l.starts_with(what)).count()
     }
 }

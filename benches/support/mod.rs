@@ -16,7 +16,8 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// The installed mosquitto, if any.
+/// The installed mosquitto, if any (not every benchmark publishes to one).
+#[allow(dead_code)]
 pub fn mosquitto() -> Option<&'static str> {
     ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
         .into_iter()

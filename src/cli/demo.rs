@@ -63,7 +63,8 @@ pub fn demo(seconds: u64) -> Result<()> {
     start_embedded_broker(&cfg)?;
     println!("stylecam demo: 2 sample photos as a camera at 5 fps, demo model (random weights, see README), embedded broker on 127.0.0.1:{port}.");
     println!(
-        "A subscriber prints each tag event; Ctrl-C stops{}.\n",
+        "A subscriber prints each tag event; the status page is http://{}/ ; Ctrl-C stops{}.\n",
+        cfg.metrics.listen,
         if seconds > 0 {
             format!(" (or after {seconds} s)")
         } else {

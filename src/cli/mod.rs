@@ -105,11 +105,18 @@ fn reload_on_sighup(path: std::path::PathBuf) -> daemon::Reloads {
             }
         }
     });
+    let check_path = path.clone();
+    let check: daemon::http::Checker =
+        Arc::new(move || check_config_summary(&check_path).map_err(|e| format!("{e:#}")));
     let load: daemon::Loader = Arc::new(move || {
         let cfg = config::load_validated(Some(&path)).map_err(|e| e.to_string())?;
         daemon::Parts::open(cfg).map_err(|e| e.to_string())
     });
-    daemon::Reloads { requests, load }
+    daemon::Reloads {
+        requests,
+        load,
+        check,
+    }
 }
 
 #[cfg(feature = "embedded-broker")]
@@ -129,6 +136,12 @@ pub fn run(config_path: Option<&Path>) -> Result<()> {
 }
 
 pub fn check_config(file: &Path) -> Result<()> {
+    println!("{}", check_config_summary(file)?);
+    Ok(())
+}
+
+/// `check-config`'s verdict: the summary line when the file passes.
+pub fn check_config_summary(file: &Path) -> Result<String> {
     let cfg = config::load_validated(Some(file))?;
     let bundle = load_bundle(&cfg)?;
     for (i, c) in cfg.cameras.iter().enumerate() {
@@ -176,7 +189,7 @@ pub fn check_config(file: &Path) -> Result<()> {
     ) {
         anyhow::bail!(problem);
     }
-    println!(
+    Ok(format!(
         "{}: OK ({} camera(s); bundle {} {} with {} classes; backend {backend}; preprocess {}; MQTT {}:{}{})",
         file.display(),
         cfg.cameras.len(),
@@ -191,8 +204,7 @@ pub fn check_config(file: &Path) -> Result<()> {
         } else {
             ""
         }
-    );
-    Ok(())
+    ))
 }
 
 /// `stylecam build-engine`'s options besides the config.

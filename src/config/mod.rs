@@ -42,6 +42,41 @@ pub struct Config {
     pub outbox: OutboxConfig,
     #[serde(default)]
     pub metrics: MetricsConfig,
+    #[serde(default)]
+    pub http: HttpConfig,
+}
+
+/// The status page on `metrics.listen`: who may see it, and whether it
+/// shows pictures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Required of every request from beyond loopback (`Authorization:
+    /// Bearer …`, or the page's login); best set from the environment
+    /// (`STYLECAM_HTTP__TOKEN`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<Secret>,
+    /// A file whose first line is the token (e.g. mode 0640, group stylecam).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<PathBuf>,
+    /// Camera snapshots on the page (masks painted, in memory only);
+    /// `false` turns every image off.
+    #[serde(default = "yes")]
+    pub snapshots: bool,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            token: None,
+            token_file: None,
+            snapshots: true,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// `/metrics` (Prometheus/OpenMetrics text) and `/healthz` over HTTP.

@@ -444,6 +444,27 @@ impl Config {
                 "set metrics.listen = \"127.0.0.1:9464\" (or \"\" to turn /metrics and /healthz off)",
             ));
         }
+        if matches!(&self.http.token, Some(t) if t.0.trim().is_empty()) {
+            return Err(err(
+                "http.token",
+                "\"\"",
+                "is empty",
+                "set a long random token (e.g. `openssl rand -hex 16`), or remove the key",
+            ));
+        }
+        let beyond_loopback = self
+            .metrics
+            .listen
+            .parse::<std::net::SocketAddr>()
+            .is_ok_and(|a| !a.ip().is_loopback());
+        if beyond_loopback && self.http.token.is_none() && self.http.token_file.is_none() {
+            return Err(err(
+                "metrics.listen",
+                format!("{:?}", self.metrics.listen),
+                "serves the status page, /metrics and /healthz beyond this machine with no token",
+                "set http.token_file = \"/etc/stylecam/http-token\" (a file holding a long random token, e.g. from `openssl rand -hex 16`) or STYLECAM_HTTP__TOKEN; or listen on 127.0.0.1 only",
+            ));
+        }
         Ok(Validated(self))
     }
 }

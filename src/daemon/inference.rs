@@ -14,6 +14,7 @@ use crate::preprocess::Preprocessor;
 use crate::publish::{payload, Message, Sink, Topics};
 use crate::smooth::{Hysteresis, Smoother};
 use crate::styles::DecisionParams;
+use crate::telemetry::view::SubjectView;
 use crate::telemetry::{Beat, Metrics, PeopleCounters, RateLimit, Stage};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -227,6 +228,10 @@ impl Inference {
                         let Some(person) = self.cameras[camera].people.remove(&id) else {
                             continue;
                         };
+                        metrics
+                            .camera(&self.cameras[camera].name)
+                            .view
+                            .left(&id.to_string());
                         let Some(tags) = person.tags.clone() else {
                             PeopleCounters::add(&metrics.people().untagged, 1);
                             continue;
@@ -385,6 +390,18 @@ impl Inference {
         let smoothed = region.smoother.push(p);
         let decision = self.decision.decide(&smoothed);
         let change = region.hysteresis.update(&decision.labels);
+        metrics.camera(&cam.name).view.decided(
+            region.name.clone(),
+            SubjectView {
+                kind: "region",
+                tags: region.hysteresis.tags(),
+                probs: smoothed.clone(),
+                adjusted: decision.adjusted,
+                decided: decision.labels,
+                views: 1,
+                at: f.captured_at,
+            },
+        );
         metrics.time(Stage::Decide, t0.elapsed(), 1);
         let Some(change) = change else { return };
         region.tags = change.tags.clone();
@@ -443,7 +460,8 @@ impl Inference {
             return;
         };
         let mean = person.add(p);
-        let labels = self.decision.decide(&mean).labels;
+        let decision = self.decision.decide(&mean);
+        let labels = decision.labels.clone();
         if let Some((tx, after)) = &self.settled[f.camera] {
             if !person.settled && person.settling.observe(&labels, *after) {
                 person.settled = true;
@@ -459,11 +477,32 @@ impl Inference {
             }
             Some(h) => match h.update(&labels) {
                 Some(c) => ("changed", c.tags, c.added, c.removed),
-                None => return,
+                None => {
+                    let person = person.clone();
+                    self.person_view(
+                        f.camera,
+                        id,
+                        &person,
+                        &mean,
+                        decision,
+                        f.captured_at,
+                        metrics,
+                    );
+                    return;
+                }
             },
         };
         person.tags = Some(labels.clone());
         let person = person.clone();
+        self.person_view(
+            f.camera,
+            id,
+            &person,
+            &mean,
+            decision,
+            f.captured_at,
+            metrics,
+        );
         self.person_event(
             f.camera,
             PersonChange {
@@ -480,6 +519,32 @@ impl Inference {
             },
             publisher,
             metrics,
+        );
+    }
+
+    /// A person's latest decision, for the status page.
+    #[allow(clippy::too_many_arguments)]
+    fn person_view(
+        &self,
+        camera: usize,
+        id: crate::detect::track::TrackId,
+        person: &super::subjects::PersonState,
+        mean: &[f32],
+        decision: crate::styles::Decision,
+        at: std::time::SystemTime,
+        metrics: &Metrics,
+    ) {
+        metrics.camera(&self.cameras[camera].name).view.decided(
+            id.to_string(),
+            SubjectView {
+                kind: "person",
+                tags: person.tags.clone().unwrap_or_default(),
+                probs: mean.to_vec(),
+                adjusted: decision.adjusted,
+                decided: decision.labels,
+                views: person.classifications,
+                at,
+            },
         );
     }
 
@@ -595,6 +660,18 @@ impl Inference {
         let smoothed = cam.smoother.push(p);
         let decision = self.decision.decide(&smoothed);
         let change = cam.hysteresis.update(&decision.labels);
+        metrics.camera(&cam.name).view.decided(
+            "frame".into(),
+            SubjectView {
+                kind: "frame",
+                tags: cam.hysteresis.tags(),
+                probs: smoothed.clone(),
+                adjusted: decision.adjusted.clone(),
+                decided: decision.labels.clone(),
+                views: 1,
+                at: f.captured_at,
+            },
+        );
         let t1 = Instant::now();
         metrics.time(Stage::Decide, t1 - t0, 1);
         let captured_at = payload::timestamp(f.captured_at);

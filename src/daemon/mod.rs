@@ -18,13 +18,14 @@ mod gate;
 pub mod http;
 mod inference;
 pub mod notify;
+pub mod page;
 pub mod pipeline;
 pub mod queue;
 mod settings;
 pub mod subjects;
 
 pub use pipeline::{open_cameras, Parts};
-pub use settings::{credentials, mqtt_settings, tls};
+pub use settings::{credentials, http_token, mqtt_settings, tls};
 
 use crate::bundle::BundleError;
 use crate::capture::CaptureError;
@@ -75,6 +76,8 @@ pub type Loader = Arc<dyn Fn() -> Result<Parts, String> + Send + Sync>;
 pub struct Reloads {
     pub requests: mpsc::UnboundedReceiver<()>,
     pub load: Loader,
+    /// `check-config` on the file (the status page shows its verdict).
+    pub check: http::Checker,
 }
 
 enum Next {
@@ -112,10 +115,16 @@ pub async fn run(
             outbox_limit: cfg.outbox.max_events as u64,
             stall_after: std::time::Duration::from_secs(cfg.metrics.stall_after_s),
         };
+        let access = http::Access {
+            token: http_token(&cfg)?,
+            snapshots: cfg.http.snapshots,
+            check: reloads.as_ref().map(|r| r.check.clone()),
+        };
         tokio::spawn(http::serve(
             cfg.metrics.listen.clone(),
             metrics.clone(),
             rules,
+            access,
         ));
     }
     let out = Outlet {
@@ -216,6 +225,9 @@ fn keys_needing_restart(
     }
     if old.metrics != new.metrics {
         keys.push("metrics");
+    }
+    if old.http != new.http {
+        keys.push("http");
     }
     keys
 }

@@ -22,6 +22,7 @@ use crate::preprocess::{CpuPreprocessor, Preprocessor, RunsOn};
 use crate::publish::mqtt::Publisher;
 use crate::publish::Topics;
 use crate::smooth::{Hysteresis, Smoother};
+use crate::telemetry::view::{Outline, Picture};
 use crate::telemetry::{CameraStats, Metrics, PeopleCounters, Stage};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -222,6 +223,11 @@ impl Pipeline {
                 crate::preprocess::mjpeg::auto_decoder()
             );
         }
+        out.metrics
+            .set_page_info(super::page::info(&cfg, &bundle, backend.name()));
+        for c in &cfg.cameras {
+            out.metrics.camera(&c.name).view.clear();
+        }
         let names: Vec<String> = cfg.cameras.iter().map(|c| c.name.clone()).collect();
         let probe_queues = queues.clone();
         out.metrics.set_queue_probe(Arc::new(move || {
@@ -285,6 +291,7 @@ impl Pipeline {
                 masks: c.analysis.masks.clone(),
                 mode,
                 regions: c.analysis.regions.iter().map(|r| r.rect).collect(),
+                region_names: c.analysis.regions.iter().map(|r| r.name.clone()).collect(),
                 people,
                 notices: tx,
                 settled: settled_rx,
@@ -442,6 +449,20 @@ pub(super) fn model_name(bundle: &Bundle) -> String {
     format!("{} {}", bundle.manifest.name, bundle.manifest.version)
 }
 
+/// A box in frame pixels as fractions of the frame.
+fn outline(id: String, b: &BoxF, w: u32, h: u32) -> Outline {
+    let (w, h) = (w as f32, h as f32);
+    Outline {
+        id,
+        rect: [
+            (b.x0 / w).clamp(0.0, 1.0),
+            (b.y0 / h).clamp(0.0, 1.0),
+            (b.x1 / w).clamp(0.0, 1.0),
+            (b.y1 / h).clamp(0.0, 1.0),
+        ],
+    }
+}
+
 /// One camera's thread: capture, the change gate, preprocessing (on the
 /// CPU path), then its queue.
 struct CaptureLoop {
@@ -451,6 +472,7 @@ struct CaptureLoop {
     mode: AnalyzeMode,
     /// `regions` mode: each region's rectangle (fractions of the frame).
     regions: Vec<[f32; 4]>,
+    region_names: Vec<String>,
     /// `people` mode: the detector and tracker.
     people: Option<PeopleStage>,
     notices: std::sync::mpsc::Sender<Notice>,
@@ -546,7 +568,14 @@ impl CaptureLoop {
             }
         };
         match self.mode {
-            AnalyzeMode::Frame => self.prepare_frame(frame, t0).into_iter().collect(),
+            AnalyzeMode::Frame => {
+                if self.stats.view.snapshot_due() {
+                    if let Ok((rgb, w, h)) = crate::preprocess::to_rgb8(&frame) {
+                        self.snapshot(&frame, rgb.into_owned(), w, h, vec![]);
+                    }
+                }
+                self.prepare_frame(frame, t0).into_iter().collect()
+            }
             AnalyzeMode::Regions => self.prepare_regions(frame),
             AnalyzeMode::People => self.prepare_people(frame),
         }
@@ -578,6 +607,14 @@ impl CaptureLoop {
             .enumerate()
             .map(|(i, b)| (Subject::Region(i), b))
             .collect();
+        if self.stats.view.snapshot_due() {
+            let outlines = crops
+                .iter()
+                .zip(&self.region_names)
+                .map(|((_, b), name)| outline(name.clone(), b, w, h))
+                .collect();
+            self.snapshot(&frame, rgb.to_vec(), w, h, outlines);
+        }
         self.crops(&frame, &rgb, w, h, &crops)
     }
 
@@ -644,6 +681,14 @@ impl CaptureLoop {
         if crops.is_empty() {
             // Analysed, nothing due: progress all the same.
             self.metrics.frame_analysed();
+        }
+        if self.stats.view.snapshot_due() {
+            let outlines = people
+                .in_view()
+                .into_iter()
+                .map(|(id, b)| outline(id.to_string(), &b, w, h))
+                .collect();
+            self.snapshot(&frame, rgb.to_vec(), w, h, outlines);
         }
         self.crops(&frame, &rgb, w, h, &crops)
     }
@@ -756,6 +801,25 @@ impl CaptureLoop {
             subject: Subject::Frame,
             reuse,
         })
+    }
+
+    /// Hands the status page this (masked) frame.
+    fn snapshot(
+        &self,
+        frame: &crate::capture::Frame,
+        rgb: Vec<u8>,
+        width: u32,
+        height: u32,
+        outlines: Vec<Outline>,
+    ) {
+        self.stats.view.put_picture(Picture {
+            rgb,
+            width,
+            height,
+            captured_at: frame.captured_at,
+            outlines,
+            jpeg: Default::default(),
+        });
     }
 
     fn skipped(&self, e: &dyn std::fmt::Display) {

@@ -65,6 +65,35 @@ pub fn credentials(cfg: &Validated) -> Result<Option<(String, Secret)>, DaemonEr
     Ok(Some((user, password)))
 }
 
+/// The status page's token: `http.token`, or the first line of
+/// `http.token_file`.
+pub fn http_token(cfg: &Validated) -> Result<Option<Secret>, DaemonError> {
+    let h = &cfg.http;
+    match (&h.token, &h.token_file) {
+        (Some(t), _) => Ok(Some(t.clone())),
+        (None, Some(path)) => {
+            warn_if_readable("http.token_file", path);
+            let text = std::fs::read_to_string(path).map_err(|e| DaemonError::File {
+                key: "http.token_file",
+                path: path.display().to_string(),
+                problem: e.to_string(),
+                fix: "make the file readable by stylecam, or set STYLECAM_HTTP__TOKEN",
+            })?;
+            let token = text.lines().next().unwrap_or("").trim().to_string();
+            if token.is_empty() {
+                return Err(DaemonError::File {
+                    key: "http.token_file",
+                    path: path.display().to_string(),
+                    problem: "its first line is empty".into(),
+                    fix: "write a long random token on its first line (e.g. `openssl rand -hex 16 > FILE`)",
+                });
+            }
+            Ok(Some(Secret(token)))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
 /// Whether a secret's file can be read by users other than its owner and
 /// group (logged as a warning: the daemon still starts).
 pub fn readable_by_others(path: &std::path::Path) -> bool {

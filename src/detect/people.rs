@@ -128,6 +128,17 @@ impl PeopleStage {
         self.schedule.settled(id);
     }
 
+    /// The people in view now (confirmed tracks) and their boxes.
+    pub fn in_view(&self) -> Vec<(TrackId, BoxF)> {
+        self.schedule
+            .tracker
+            .tracks()
+            .iter()
+            .filter(|t| t.confirmed)
+            .map(|t| (t.id, t.bbox))
+            .collect()
+    }
+
     /// The camera stopped: every confirmed track leaves.
     pub fn finish(&mut self) -> Vec<(TrackId, u64)> {
         self.schedule.finish()

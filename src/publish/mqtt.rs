@@ -81,6 +81,7 @@ enum Link {
 pub struct Publisher {
     tx: mpsc::UnboundedSender<Message>,
     task: tokio::task::JoinHandle<()>,
+    metrics: Arc<Metrics>,
 }
 
 impl Publisher {
@@ -93,12 +94,15 @@ impl Publisher {
         metrics: Arc<Metrics>,
     ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(run(settings, (store, restored), rx, metrics));
-        Self { tx, task }
+        let task = tokio::spawn(run(settings, (store, restored), rx, metrics.clone()));
+        Self { tx, task, metrics }
     }
 
     /// Queues a message (never blocks; the outbox bounds memory).
     pub fn send(&self, msg: Message) {
+        if msg.event.is_some() {
+            self.metrics.recent_event(&msg.topic, &msg.payload);
+        }
         // The task only ends after `close`, so a send cannot fail before it.
         let _ = self.tx.send(msg);
     }

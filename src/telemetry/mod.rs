@@ -3,6 +3,7 @@
 
 mod histogram;
 pub mod prometheus;
+pub mod view;
 
 pub use histogram::{Histogram, Quantiles};
 
@@ -119,6 +120,9 @@ pub struct Metrics {
     /// The last frame captured, frame inferred (or answered by the gate),
     /// PUBACK and connect ([`Progress`]), each a [`stamp`].
     progress: [AtomicU64; 4],
+    /// The status page: the last events, and what the pipeline serves.
+    recent_events: view::RecentEvents,
+    page: Mutex<Arc<view::PageInfo>>,
 }
 
 /// What [`Metrics::progress`] keeps the time of.
@@ -236,6 +240,8 @@ pub struct CameraStats {
     reconnects: AtomicU64,
     connect_failures: AtomicU64,
     live: Mutex<Live>,
+    /// The status page's picture and subjects.
+    pub view: view::CameraView,
 }
 
 /// What a camera's thread updates under one lock per frame.
@@ -537,6 +543,25 @@ impl Metrics {
         self.batch_sizes.get_or_init(|| {
             prometheus_client::metrics::histogram::Histogram::new([1.0, 2.0, 4.0, 8.0, 16.0, 32.0])
         })
+    }
+
+    /// An event as published (kept for the status page).
+    pub fn recent_event(&self, topic: &str, payload: &[u8]) {
+        self.recent_events.push(topic, payload);
+    }
+    pub fn recent_events(&self) -> Vec<(String, String)> {
+        self.recent_events.list()
+    }
+    /// What the status page shows of the pipeline now serving.
+    pub fn set_page_info(&self, info: view::PageInfo) {
+        *self.page.lock().expect("page info") = Arc::new(info);
+    }
+    pub fn page_info(&self) -> Arc<view::PageInfo> {
+        self.page.lock().expect("page info").clone()
+    }
+    /// How long ago the broker last acknowledged a message.
+    pub fn last_ack_age(&self) -> Option<Duration> {
+        self.since(Progress::Acked)
     }
 
     /// Each camera's state and how long it has been in it.

@@ -1,0 +1,337 @@
+// stylecam's status page: reads /api/status every second (and a camera's
+// decisions on its detail view), draws what it gets with textContent only
+// (no markup from data), and changes nothing on the daemon.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const el = (tag, cls, text) => {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined) e.textContent = text;
+  return e;
+};
+const POLL_MS = 1000;
+let status = null;
+let tiles = new Map();
+let lastAnnounced = "";
+
+
+async function getJson(url) {
+  const r = await fetch(url, { cache: "no-store", credentials: "same-origin" });
+  if (!r.ok) throw new Error(url + ": " + r.status);
+  return r.json();
+}
+
+function dl(target, rows) {
+  target.replaceChildren();
+  for (const [k, v] of rows) {
+    target.append(el("dt", "", k), el("dd", "", v));
+  }
+}
+
+function ago(s) {
+  if (s === null || s === undefined) return "never";
+  if (s < 60) return s + " s ago";
+  if (s < 3600) return Math.round(s / 60) + " min ago";
+  return Math.round(s / 3600) + " h ago";
+}
+
+function tagText(tags) {
+  return tags.length ? tags.join(", ") : "no tag";
+}
+
+// One camera's tile: picture with outlines, state, tags, counters.
+function tile(cam) {
+  let t = tiles.get(cam.name);
+  if (!t) {
+    const li = el("li", "tile");
+    li.dataset.camera = cam.name;
+    const h = el("h4");
+    const a = el("a", "", cam.name);
+    a.href = "#camera=" + encodeURIComponent(cam.name);
+    h.append(a);
+    const pic = el("div", "picture");
+    const img = el("img");
+    img.alt = "Latest picture of camera " + cam.name + " (privacy masks painted)";
+    img.width = 640;
+    img.height = 360;
+    const boxes = el("div", "boxes");
+    pic.append(img, boxes);
+    const state = el("p", "state");
+    const tags = el("ul", "tags");
+    tags.setAttribute("aria-label", "Tags of camera " + cam.name);
+    const facts = el("dl", "facts");
+    li.append(h, pic, state, tags, facts);
+    t = { li, img, boxes, state, tags, facts, pic };
+    tiles.set(cam.name, t);
+  }
+  t.li.dataset.state = cam.state;
+  t.state.textContent = cam.state;
+  t.state.className = "state state-" + cam.state;
+  if (status.snapshots) {
+    t.pic.hidden = false;
+    const url = "/api/snapshot?camera=" + encodeURIComponent(cam.name) + "&t=" + Date.now();
+    if (!t.loading) {
+      // Swap only once the next picture has loaded (no flicker).
+      t.loading = true;
+      const next = new Image();
+      next.onload = () => { t.img.src = next.src; t.loading = false; };
+      next.onerror = () => { t.loading = false; };
+      next.src = url;
+    }
+  } else {
+    t.pic.hidden = true;
+  }
+  const subjects = new Map(cam.subjects.map((s) => [s.id, s]));
+  t.boxes.replaceChildren();
+  for (const o of cam.outlines) {
+    const b = el("div", "box");
+    b.style.left = (o.rect[0] * 100) + "%";
+    b.style.top = (o.rect[1] * 100) + "%";
+    b.style.width = ((o.rect[2] - o.rect[0]) * 100) + "%";
+    b.style.height = ((o.rect[3] - o.rect[1]) * 100) + "%";
+    const s = subjects.get(o.id);
+    const label = (cam.mode === "people" ? "person " + o.id.slice(0, 4) : o.id) +
+      (s ? ": " + tagText(s.tags) : "");
+    b.append(el("span", "", label));
+    t.boxes.append(b);
+  }
+  t.tags.replaceChildren();
+  if (cam.subjects.length === 0) {
+    t.tags.append(el("li", "none", cam.mode === "people" ? "nobody tagged in view" : "no decision yet"));
+  }
+  for (const s of cam.subjects) {
+    const who = s.kind === "frame" ? "" : (s.kind === "person" ? "person " + s.id.slice(0, 4) : s.id) + ": ";
+    const li = el("li", "", who + tagText(s.tags));
+    li.dataset.subject = s.id;
+    t.tags.append(li);
+  }
+  dl(t.facts, [
+    ["mode", cam.mode + " (" + cam.source + ")"],
+    ["frames/s", cam.fps.toFixed(1)],
+    ["reconnects", String(cam.reconnects)],
+    ["last error", cam.last_error || "none"],
+  ]);
+  return t.li;
+}
+
+function renderEvents() {
+  const list = $("events");
+  list.replaceChildren();
+  $("no-events").hidden = status.events.length > 0;
+  for (const e of status.events) {
+    const ev = e.event || {};
+    const when = (ev.captured_at || "").replace("T", " ").replace(/\.\d+Z$/, "Z");
+    const who = ev.person ? "person " + ev.person.slice(0, 4) + " " + (ev.event || "") :
+      ev.region ? "region " + ev.region : "frame";
+    const tags = (ev.tags || []).map((t) => t.id || t).join(", ") || "no tag";
+    list.append(el("li", "", when + " · " + (ev.camera || e.topic) + " · " + who + " · " + tags));
+  }
+}
+
+function render() {
+  $("device").textContent = status.device;
+  document.title = "stylecam · " + status.device;
+  dl($("model"), [
+    ["model", status.model],
+    ["backend", status.backend],
+    ["precision", status.precision],
+    ["engine", status.engine || "none (no TensorRT)"],
+    ["version", status.version],
+  ]);
+  const d = status.delivery;
+  dl($("delivery"), [
+    ["broker", d.connected ? "connected" : "not connected"],
+    ["waiting in the outbox", String(d.backlog)],
+    ["acknowledged", String(d.acked)],
+    ["last acknowledgement", ago(d.last_ack_s)],
+    ["events decided", String(status.events_decided)],
+  ]);
+  const re = $("reload-error");
+  re.hidden = !status.reload.last_error;
+  re.textContent = status.reload.last_error ? "The last reload failed (the running pipeline goes on): " + status.reload.last_error : "";
+  const list = $("cameras");
+  const names = new Set(status.cameras.map((c) => c.name));
+  for (const n of tiles.keys()) if (!names.has(n)) tiles.delete(n);
+  list.replaceChildren(...status.cameras.map(tile));
+  renderEvents();
+  const troubled = status.cameras.filter((c) => c.state !== "streaming").map((c) => c.name + " " + c.state);
+  const say = troubled.length ? "Cameras not streaming: " + troubled.join(", ") : "";
+  if (say !== lastAnnounced) { $("announce").textContent = say; lastAnnounced = say; }
+}
+
+// A camera's detail: its tile and each subject's decision as a table-chart.
+async function renderDetail(name) {
+  const cam = status && status.cameras.find((c) => c.name === name);
+  $("detail-title").textContent = "Camera " + name;
+  const holder = $("detail-tile");
+  if (cam) holder.replaceChildren(tile(cam));
+  let d;
+  try { d = await getJson("/api/camera?name=" + encodeURIComponent(name)); } catch (e) { return; }
+  $("min-labels").textContent = d.min_labels;
+  $("max-labels").textContent = d.max_labels;
+  const out = $("decisions");
+  out.replaceChildren();
+  const ids = Object.keys(d.subjects);
+  if (!ids.length) out.append(el("p", "", "No decision yet."));
+  for (const id of ids) {
+    const s = d.subjects[id];
+    const title = s.kind === "frame" ? "The whole frame" : (s.kind === "person" ? "Person " + id.slice(0, 4) : "Region " + id);
+    const table = el("table", "chart");
+    table.append(el("caption", "", title + " · " + s.views + " view(s) · decided on " + s.at));
+    const head = el("tr");
+    for (const h of ["class", "probability", "threshold", "after relations (eq. 2)", "second threshold", "kept", "tag"]) {
+      const th = el("th", "", h);
+      th.scope = "col";
+      head.append(th);
+    }
+    table.append(el("thead"));
+    table.tHead.append(head);
+    const body = el("tbody");
+    d.classes.forEach(([cid, cname], i) => {
+      const tr = el("tr");
+      const kept = s.decided.includes(i);
+      const tagged = s.tags.includes(i);
+      if (kept) tr.className = "kept";
+      const th = el("th", "", cname);
+      th.scope = "row";
+      tr.append(th, bar(s.probs[i], d.thresholds[i]), el("td", "num", fmt(d.thresholds[i])),
+        bar(s.adjusted[i], d.second_thresholds[i]), el("td", "num", fmt(d.second_thresholds[i])),
+        el("td", "", kept ? "yes" : "no"), el("td", "", tagged ? "yes" : "no"));
+      tr.dataset.class = cid;
+      body.append(tr);
+    });
+    table.append(body);
+    out.append(table);
+  }
+}
+
+function fmt(x) {
+  return x >= 0.01 || x === 0 ? x.toFixed(3) : x.toExponential(1);
+}
+
+// A bar for the value with a mark at its threshold; the number is the text.
+function bar(v, t) {
+  const td = el("td", "bar");
+  const track = el("span", "track");
+  const fill = el("span", v >= t ? "fill over" : "fill");
+  fill.style.width = Math.min(100, Math.max(0, v * 100)) + "%";
+  const mark = el("span", "mark");
+  mark.style.left = Math.min(100, Math.max(0, t * 100)) + "%";
+  track.append(fill, mark);
+  track.setAttribute("aria-hidden", "true");
+  td.append(track, el("span", "num", fmt(v)));
+  return td;
+}
+
+// Setup: check-config, the running config, the rectangle editor.
+let rects = [];
+let setupLoaded = false;
+async function renderSetup() {
+  const sel = $("editor-camera");
+  if (status && sel.options.length !== status.cameras.length) {
+    sel.replaceChildren(...status.cameras.map((c) => { const o = el("option", "", c.name); o.value = c.name; return o; }));
+  }
+  if (status && status.snapshots && sel.value) {
+    $("editor-img").src = "/api/snapshot?camera=" + encodeURIComponent(sel.value) + "&t=" + Date.now();
+  }
+  drawRects();
+  if (setupLoaded) return;
+  setupLoaded = true;
+  try {
+    const c = await getJson("/api/config");
+    $("config").textContent = c.config;
+    $("check").textContent = (c.check.ok ? "OK: " : "Problem: ") + c.check.message;
+    $("check").className = c.check.ok ? "ok" : "problem";
+  } catch (e) {
+    $("check").textContent = "Cannot read the config: " + e.message;
+  }
+}
+
+function current() {
+  const v = ["rx0", "ry0", "rx1", "ry1"].map((id) => Math.min(1, Math.max(0, parseFloat($(id).value) || 0)));
+  return [Math.min(v[0], v[2]), Math.min(v[1], v[3]), Math.max(v[0], v[2]), Math.max(v[1], v[3])];
+}
+
+function drawRects() {
+  const pic = $("editor-picture");
+  pic.querySelectorAll(".box").forEach((b) => b.remove());
+  const kind = document.querySelector("input[name=editor-kind]:checked").value;
+  for (const [r, k, n] of [...rects, [current(), kind, $("editor-name").value + " (drawing)"]]) {
+    const b = el("div", "box " + k);
+    b.style.left = r[0] * 100 + "%"; b.style.top = r[1] * 100 + "%";
+    b.style.width = (r[2] - r[0]) * 100 + "%"; b.style.height = (r[3] - r[1]) * 100 + "%";
+    b.append(el("span", "", k === "mask" ? "mask" : n));
+    pic.append(b);
+  }
+  const n2 = (x) => String(Math.round(x * 1000) / 1000);
+  const list = (r) => "[" + r.map(n2).join(", ") + "]";
+  const masks = rects.filter(([, k]) => k === "mask").map(([r]) => list(r));
+  const regions = rects.filter(([, k]) => k === "region");
+  let toml = "# in the [[cameras]] block with name = \"" + $("editor-camera").value + "\"\n";
+  if (masks.length) toml += "masks = [" + masks.join(", ") + "]\n";
+  if (regions.length) toml += "analyze = \"regions\"\n";
+  for (const [r, , n] of regions) toml += "\n[[cameras.regions]]\nname = \"" + n + "\"\nrect = " + list(r) + "\n";
+  $("snippet").value = rects.length ? toml : "# add a rectangle first\n";
+}
+
+function setupEditor() {
+  const pic = $("editor-picture");
+  let start = null;
+  const at = (e) => {
+    const b = pic.getBoundingClientRect();
+    return [Math.min(1, Math.max(0, (e.clientX - b.left) / b.width)), Math.min(1, Math.max(0, (e.clientY - b.top) / b.height))];
+  };
+  const setNumbers = (a, b) => {
+    const r = [Math.min(a[0], b[0]), Math.min(a[1], b[1]), Math.max(a[0], b[0]), Math.max(a[1], b[1])];
+    ["rx0", "ry0", "rx1", "ry1"].forEach((id, i) => { $(id).value = r[i].toFixed(3); });
+    drawRects();
+  };
+  pic.addEventListener("pointerdown", (e) => { start = at(e); pic.setPointerCapture(e.pointerId); e.preventDefault(); });
+  pic.addEventListener("pointermove", (e) => { if (start) setNumbers(start, at(e)); });
+  pic.addEventListener("pointerup", (e) => { if (start) { setNumbers(start, at(e)); start = null; } });
+  for (const id of ["rx0", "ry0", "rx1", "ry1", "editor-name"]) $(id).addEventListener("input", drawRects);
+  document.querySelectorAll("input[name=editor-kind]").forEach((r) => r.addEventListener("change", drawRects));
+  $("editor-camera").addEventListener("change", () => { rects = []; renderSetup(); });
+  $("editor-add").addEventListener("click", () => {
+    const kind = document.querySelector("input[name=editor-kind]:checked").value;
+    const name = $("editor-name").value.replace(/[^A-Za-z0-9_-]/g, "-") || "region";
+    rects.push([current(), kind, name]);
+    if (kind === "region") $("editor-name").value = name.replace(/\d*$/, (d) => String((parseInt(d, 10) || 0) + 1));
+    drawRects();
+  });
+  $("editor-clear").addEventListener("click", () => { rects = []; drawRects(); });
+}
+
+function view() {
+  const h = decodeURIComponent(location.hash.slice(1));
+  if (h.startsWith("camera=")) return ["detail", h.slice(7)];
+  if (h === "setup") return ["setup", null];
+  return ["overview", null];
+}
+
+async function tick() {
+  try {
+    status = await getJson("/api/status");
+    $("offline").hidden = true;
+  } catch (e) {
+    $("offline").hidden = false;
+  }
+  const [page, arg] = view();
+  for (const id of ["overview", "detail", "setup"]) $(id).hidden = id !== page;
+  $("nav-overview").setAttribute("aria-current", page === "overview" ? "page" : "false");
+  $("nav-setup").setAttribute("aria-current", page === "setup" ? "page" : "false");
+  if (!status) return;
+  if (page === "overview") render();
+  else if (page === "detail") await renderDetail(arg);
+  else await renderSetup();
+}
+
+async function loop() {
+  if (!document.hidden) await tick();
+  setTimeout(loop, POLL_MS);
+}
+
+window.addEventListener("hashchange", () => { tiles = new Map(); tick(); $("main").focus(); });
+setupEditor();
+loop();
