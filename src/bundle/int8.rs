@@ -507,7 +507,20 @@ fn dequantised_weight(
     axis: usize,
 ) -> Result<(pb::NodeProto, Vec<pb::TensorProto>), String> {
     let w = &t.name;
-    let (q, s) = quantise_per_channel(&super::onnx::f32_values(t)?, &t.dims, axis);
+    let values = super::onnx::f32_values(t)?;
+    // The graph's own word on the weight's shape is checked before it is
+    // used to index the values (a file is outside input).
+    let held = t.dims.iter().try_fold(1usize, |n, &d| {
+        usize::try_from(d).ok().and_then(|d| n.checked_mul(d))
+    });
+    if t.dims.iter().any(|&d| d <= 0) || held != Some(values.len()) || axis >= t.dims.len() {
+        return Err(format!(
+            "weight `{w}`: its dims {:?} do not describe its {} values",
+            t.dims,
+            values.len()
+        ));
+    }
+    let (q, s) = quantise_per_channel(&values, &t.dims, axis);
     let (qn, sn, zn) = (
         format!("{w}_int8"),
         format!("{w}_int8_scale"),
@@ -614,6 +627,32 @@ pub fn to_int8(fp32: &[u8], scales: &Scales) -> Result<Vec<u8>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_weight_whose_dims_do_not_describe_its_values_is_an_error() {
+        // Found by fuzzing (fuzz/regressions/onnx/crash-weight-dims-zero):
+        // a conv weight claiming 0 output channels indexed an empty scale list.
+        let weight = |dims: Vec<i64>| pb::TensorProto {
+            name: "conv1.w".into(),
+            dims,
+            data_type: FLOAT,
+            float_data: vec![0.5; 27],
+            ..Default::default()
+        };
+        for dims in [vec![0, 3, 3, 3], vec![2, 3, 3, 3], vec![-1, 3, 3, 3]] {
+            let e = dequantised_weight(&weight(dims.clone()), 0).unwrap_err();
+            assert!(
+                e.contains("conv1.w") && e.contains("27 values"),
+                "{dims:?}: {e}"
+            );
+        }
+        assert!(
+            dequantised_weight(&weight(vec![1, 3, 3, 3]), 4).is_err(),
+            "axis past the dims"
+        );
+        let (_, tensors) = dequantised_weight(&weight(vec![1, 3, 3, 3]), 0).unwrap();
+        assert_eq!(tensors.len(), 3);
+    }
 
     #[test]
     fn percentile_covers_the_share_it_names_and_entropy_clips_a_long_tail() {

@@ -33,14 +33,23 @@ fn yuv_to_rgb(y: u8, u: u8, v: u8) -> [u8; 3] {
 pub fn to_rgb8(frame: &Frame) -> Result<(Cow<'_, [u8]>, u32, u32), PreprocessError> {
     let (w, h) = (frame.width as usize, frame.height as usize);
     if frame.format == PixelFormat::Mjpeg {
-        if let Some(why) = super::mjpeg::info(&frame.data).and_then(|i| super::mjpeg::too_large(&i))
-        {
+        // Our marker parser reads the size first (the fused path does the
+        // same): a frame it cannot read is refused, not handed to a more
+        // lenient decoder that would trust a corrupt SOF (a 12288x8192
+        // claim found by fuzzing).
+        let info = super::mjpeg::info(&frame.data).ok_or_else(|| {
+            bad(
+                frame,
+                "not a JPEG frame (no SOI, or no SOF before the scan)",
+            )
+        })?;
+        if let Some(why) = super::mjpeg::too_large(&info) {
             return Err(bad(frame, why));
         }
         let img = match image::load_from_memory_with_format(&frame.data, image::ImageFormat::Jpeg) {
             Ok(img) => img.into_rgb8(),
             // A UVC frame without Huffman tables: decoded with the standard ones.
-            Err(_) if super::mjpeg::info(&frame.data).is_some_and(|i| !i.has_huffman_tables) => {
+            Err(_) if !info.has_huffman_tables => {
                 let full = super::mjpeg::decode(
                     &frame.data,
                     (u32::MAX, u32::MAX),

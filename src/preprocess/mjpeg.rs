@@ -559,4 +559,30 @@ mod tolerance {
         assert!(crate::preprocess::convert::to_rgb8(&f).is_err());
         assert!(t.elapsed() < std::time::Duration::from_millis(100));
     }
+
+    /// Found by fuzzing the frames target (fuzz/regressions/frames/
+    /// timeout-jpeg-sof-unreadable; its first 7 bytes are the target's
+    /// format, size and stride): a frame whose marker chain our parser
+    /// cannot walk, so its size was never checked, went to the `image`
+    /// crate's decoder, which found a 12288x8192 SOF and decoded it (0.7 s
+    /// here, over 10 s under AddressSanitizer). The reference path now
+    /// refuses what [`info`] cannot read, as the fused path does.
+    #[test]
+    fn a_frame_our_parser_cannot_read_is_refused_by_the_reference_path() {
+        let data = std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("fuzz/regressions/frames/timeout-jpeg-sof-unreadable"),
+        )
+        .unwrap()[7..]
+            .to_vec();
+        assert!(info(&data).is_none());
+        let t = std::time::Instant::now();
+        let f =
+            crate::capture::Frame::still("cam", crate::capture::PixelFormat::Mjpeg, 48, 32, data);
+        let e = crate::preprocess::convert::to_rgb8(&f)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not a JPEG frame"), "{e}");
+        assert!(t.elapsed() < std::time::Duration::from_millis(100));
+    }
 }
