@@ -9,6 +9,7 @@ mod architecture;
 mod backend_suite;
 mod broker_auth;
 mod bundle_and_cli;
+mod docs_links;
 mod fleet;
 mod fuzz_replay;
 mod gate;

@@ -587,7 +587,7 @@ fn validate_analysis(i: usize, a: &super::Analysis) -> Result<(), ConfigError> {
         let (what, fix) = problem
             .split_once(". Fix: ")
             .map(|(w, f)| (w.to_string(), f.to_string()))
-            .unwrap_or((problem.clone(), "see the README's operator guide".into()));
+            .unwrap_or((problem.clone(), "see docs/people-mode.md".into()));
         let what = what
             .strip_prefix(&k)
             .unwrap_or(&what)

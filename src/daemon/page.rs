@@ -252,19 +252,70 @@ async fn snapshot(req: &Request, metrics: &Arc<Metrics>, access: &Access) -> Res
     let Some(picture) = picture else {
         return Response::text("503 Service Unavailable", "no frame from this camera yet\n");
     };
-    let jpeg = tokio::task::spawn_blocking(move || {
-        picture.jpeg.get_or_init(|| encode_jpeg(&picture)).clone()
-    })
-    .await
-    .unwrap_or_default();
+    let jpeg = match picture.jpeg.get() {
+        Some(jpeg) => jpeg.clone(),
+        None => encoded(picture).await,
+    };
     Response::new("200 OK", "image/jpeg", jpeg)
 }
 
-/// JPEG at quality 80 (in memory only).
+/// The widest snapshot encoded; a larger frame is scaled down first (the
+/// page shows tiles, and a 1080p encode would cost ~4× a 640-wide one).
+pub const SNAPSHOT_WIDTH: u32 = 640;
+
+/// Encodes on the page's own thread, at the lowest CPU priority: while the
+/// pipeline keeps the cores busy, the page waits instead of taking frames
+/// from it.
+async fn encoded(picture: Arc<Picture>) -> Vec<u8> {
+    type Job = (Arc<Picture>, tokio::sync::oneshot::Sender<Vec<u8>>);
+    static ENCODER: std::sync::OnceLock<std::sync::Mutex<std::sync::mpsc::Sender<Job>>> =
+        std::sync::OnceLock::new();
+    let jobs = ENCODER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let spawned = std::thread::Builder::new()
+            .name("page-jpeg".into())
+            .spawn(move || {
+                // SAFETY: setpriority on the calling thread (who = 0 is this
+                // thread's id on Linux); no memory is touched.
+                unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) };
+                for (picture, reply) in rx {
+                    let jpeg = picture.jpeg.get_or_init(|| encode_jpeg(&picture)).clone();
+                    let _ = reply.send(jpeg);
+                }
+            });
+        if let Err(e) = spawned {
+            log::warn!("status page: cannot start its encoder thread: {e}");
+        }
+        std::sync::Mutex::new(tx)
+    });
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    if jobs
+        .lock()
+        .expect("page encoder")
+        .send((picture, tx))
+        .is_err()
+    {
+        return Vec::new();
+    }
+    rx.await.unwrap_or_default()
+}
+
+/// JPEG at quality 80, at most [`SNAPSHOT_WIDTH`] wide (in memory only).
 pub fn encode_jpeg(p: &Picture) -> Vec<u8> {
     let mut out = Vec::new();
     let mut encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 80);
-    if let Err(e) = encoder.encode(&p.rgb, p.width, p.height, image::ExtendedColorType::Rgb8) {
+    let small;
+    let (rgb, w, h) = if p.width > SNAPSHOT_WIDTH {
+        let h = (p.height as u64 * SNAPSHOT_WIDTH as u64 / p.width as u64).max(1) as u32;
+        let Some(full) = image::RgbImage::from_raw(p.width, p.height, p.rgb.clone()) else {
+            return out;
+        };
+        small = image::imageops::thumbnail(&full, SNAPSHOT_WIDTH, h);
+        (small.as_raw().as_slice(), SNAPSHOT_WIDTH, h)
+    } else {
+        (p.rgb.as_slice(), p.width, p.height)
+    };
+    if let Err(e) = encoder.encode(rgb, w, h, image::ExtendedColorType::Rgb8) {
         log::warn!("status page: cannot encode a snapshot: {e}");
     }
     out
@@ -336,5 +387,27 @@ pub fn info(
         },
         config,
         snapshots: cfg.http.snapshots,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_large_frame_is_encoded_at_most_640_wide_and_a_small_one_as_it_is() {
+        for ((w, h), want) in [((1280, 720), (640, 360)), ((320, 240), (320, 240))] {
+            let p = Picture {
+                rgb: vec![128; (w * h * 3) as usize],
+                width: w,
+                height: h,
+                captured_at: std::time::SystemTime::now(),
+                outlines: vec![],
+                jpeg: Default::default(),
+            };
+            let jpeg = encode_jpeg(&p);
+            let img = image::load_from_memory(&jpeg).unwrap();
+            assert_eq!((img.width(), img.height()), want);
+        }
     }
 }
