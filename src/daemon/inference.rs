@@ -399,7 +399,7 @@ impl Inference {
                 adjusted: decision.adjusted,
                 decided: decision.labels,
                 views: 1,
-                at: f.captured_at,
+                at: crate::publish::payload::timestamp(f.captured_at),
             },
         );
         metrics.time(Stage::Decide, t0.elapsed(), 1);
@@ -543,7 +543,7 @@ impl Inference {
                 adjusted: decision.adjusted,
                 decided: decision.labels,
                 views: person.classifications,
-                at,
+                at: crate::publish::payload::timestamp(at),
             },
         );
     }
@@ -669,7 +669,7 @@ impl Inference {
                 adjusted: decision.adjusted.clone(),
                 decided: decision.labels.clone(),
                 views: 1,
-                at: f.captured_at,
+                at: crate::publish::payload::timestamp(f.captured_at),
             },
         );
         let t1 = Instant::now();

@@ -136,7 +136,7 @@ pub fn status(metrics: &Metrics, access: &Access) -> serde_json::Value {
                         "kind": s.kind,
                         "tags": s.tags.iter().map(|&t| class_id(&info, t)).collect::<Vec<_>>(),
                         "views": s.views,
-                        "at": crate::publish::payload::timestamp(s.at),
+                        "at": s.at,
                     })
                 })
                 .collect();

@@ -67,12 +67,8 @@ pub struct SubjectView {
     pub decided: Vec<usize>,
     /// Classifications behind `probs` (a person's views; 1 otherwise).
     pub views: u32,
-    #[serde(serialize_with = "timestamp")]
-    pub at: SystemTime,
-}
-
-fn timestamp<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&crate::publish::payload::timestamp(*t))
+    /// When the frame decided on was captured (as in the MQTT payloads).
+    pub at: String,
 }
 
 /// What the page shows of the running pipeline, set when it starts.
