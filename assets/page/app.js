@@ -272,7 +272,7 @@ function drawRects() {
   if (masks.length) toml += "masks = [" + masks.join(", ") + "]\n";
   if (regions.length) toml += "analyze = \"regions\"\n";
   for (const [r, , n] of regions) toml += "\n[[cameras.regions]]\nname = \"" + n + "\"\nrect = " + list(r) + "\n";
-  $("snippet").value = rects.length ? toml : "# add a rectangle first\n";
+  $("snippet").value = rects.length ? toml : "# draw or type a rectangle, then press \"Add this rectangle\"\n";
 }
 
 function setupEditor() {
