@@ -45,6 +45,18 @@ fn get(port: u16, path: &str) -> (u16, Vec<u8>) {
     (code, buf[split + 4..].to_vec())
 }
 
+/// CPU time this process (the daemon and the page's client) has used, in
+/// seconds (`/proc/self/stat`: utime + stime, in clock ticks).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = after.split_whitespace().collect();
+    // Fields 14 and 15 of the line; 12 and 13 after the command's `)`.
+    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
+    // SAFETY: sysconf reads a constant.
+    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
 fn inferred(port: u16) -> f64 {
     let (_, body) = get(port, "/metrics");
     String::from_utf8_lossy(&body)
@@ -99,10 +111,12 @@ fn main() {
             .sum();
         let mut closed = vec![];
         let mut open = vec![];
+        // CPU ms per inferred frame, closed and open.
+        let mut cpu = [vec![], vec![]];
         let mut per_second = vec![];
         for _ in 0..phases {
             for page_open in [false, true] {
-                let (n0, t0) = (inferred(http), Instant::now());
+                let (n0, t0, c0) = (inferred(http), Instant::now(), cpu_seconds());
                 while t0.elapsed() < phase {
                     let tick = Instant::now();
                     if page_open {
@@ -110,17 +124,19 @@ fn main() {
                     }
                     std::thread::sleep(Duration::from_secs(1).saturating_sub(tick.elapsed()));
                 }
-                let fps = (inferred(http) - n0) / t0.elapsed().as_secs_f64();
+                let n = inferred(http) - n0;
+                cpu[page_open as usize].push((cpu_seconds() - c0) * 1e3 / n);
+                let fps = n / t0.elapsed().as_secs_f64();
                 if page_open { &mut open } else { &mut closed }.push(fps);
             }
         }
         let _ = stop_tx.send(());
-        (weight, closed, open, per_second)
+        (weight, closed, open, per_second, cpu)
     });
     run_daemon(cfg, async {
         let _ = stop_rx.await;
     });
-    let (weight, closed, open, per_second) = measure.join().unwrap();
+    let (weight, closed, open, per_second, cpu) = measure.join().unwrap();
 
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     let (c, o) = (mean(&closed), mean(&open));
@@ -149,6 +165,11 @@ fn main() {
         "open / closed: median of the pairs {median:.3} ({:+.1}%), of the means {:.3}; the issue's bar: no more than 2% lower",
         (median - 1.0) * 100.0,
         o / c,
+    );
+    let (cc, co) = (mean(&cpu[0]), mean(&cpu[1]));
+    println!(
+        "CPU per inferred frame (the whole process, the page's client included): closed {cc:.2} ms, open {co:.2} ms: {:+.1}%",
+        (co / cc - 1.0) * 100.0
     );
     println!(
         "page weight: {:.1} KB (HTML + JS + CSS, uncompressed, embedded in the binary); while open: {:.1} KB/s (status JSON, {cameras} snapshot JPEGs, one camera's decisions)",
