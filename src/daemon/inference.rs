@@ -470,29 +470,18 @@ impl Inference {
             }
         }
         metrics.time(Stage::Decide, t0.elapsed(), 1);
-        let (event, labels, added, removed) = match person.hysteresis.as_mut() {
+        let change = match person.hysteresis.as_mut() {
             None => {
                 person.hysteresis = Some(Hysteresis::seeded(mean.len(), enter, leave, &labels));
-                ("entered", labels, vec![], vec![])
+                Some(("entered", labels, vec![], vec![]))
             }
-            Some(h) => match h.update(&labels) {
-                Some(c) => ("changed", c.tags, c.added, c.removed),
-                None => {
-                    let person = person.clone();
-                    self.person_view(
-                        f.camera,
-                        id,
-                        &person,
-                        &mean,
-                        decision,
-                        f.captured_at,
-                        metrics,
-                    );
-                    return;
-                }
-            },
+            Some(h) => h
+                .update(&labels)
+                .map(|c| ("changed", c.tags, c.added, c.removed)),
         };
-        person.tags = Some(labels.clone());
+        if let Some((_, labels, _, _)) = &change {
+            person.tags = Some(labels.clone());
+        }
         let person = person.clone();
         self.person_view(
             f.camera,
@@ -503,6 +492,9 @@ impl Inference {
             f.captured_at,
             metrics,
         );
+        let Some((event, labels, added, removed)) = change else {
+            return;
+        };
         self.person_event(
             f.camera,
             PersonChange {

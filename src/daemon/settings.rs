@@ -50,19 +50,31 @@ pub fn credentials(cfg: &Validated) -> Result<Option<(String, Secret)>, DaemonEr
     };
     let password = match (&q.password, &q.password_file) {
         (Some(p), _) => p.clone(),
-        (None, Some(path)) => {
-            warn_if_readable("mqtt.password_file", path);
-            let text = std::fs::read_to_string(path).map_err(|e| DaemonError::File {
-                key: "mqtt.password_file",
-                path: path.display().to_string(),
-                problem: e.to_string(),
-                fix: "make the file readable by stylecam, or set STYLECAM_MQTT__PASSWORD",
-            })?;
-            Secret(text.lines().next().unwrap_or("").to_string())
-        }
+        (None, Some(path)) => Secret(first_line(
+            "mqtt.password_file",
+            path,
+            "make the file readable by stylecam, or set STYLECAM_MQTT__PASSWORD",
+        )?),
         (None, None) => Secret(String::new()),
     };
     Ok(Some((user, password)))
+}
+
+/// The first line of a secret's file (`key` names it in errors; a file
+/// others can read is warned about).
+fn first_line(
+    key: &'static str,
+    path: &std::path::Path,
+    fix: &'static str,
+) -> Result<String, DaemonError> {
+    warn_if_readable(key, path);
+    let text = std::fs::read_to_string(path).map_err(|e| DaemonError::File {
+        key,
+        path: path.display().to_string(),
+        problem: e.to_string(),
+        fix,
+    })?;
+    Ok(text.lines().next().unwrap_or("").to_string())
 }
 
 /// The status page's token: `http.token`, or the first line of
@@ -72,14 +84,13 @@ pub fn http_token(cfg: &Validated) -> Result<Option<Secret>, DaemonError> {
     match (&h.token, &h.token_file) {
         (Some(t), _) => Ok(Some(t.clone())),
         (None, Some(path)) => {
-            warn_if_readable("http.token_file", path);
-            let text = std::fs::read_to_string(path).map_err(|e| DaemonError::File {
-                key: "http.token_file",
-                path: path.display().to_string(),
-                problem: e.to_string(),
-                fix: "make the file readable by stylecam, or set STYLECAM_HTTP__TOKEN",
-            })?;
-            let token = text.lines().next().unwrap_or("").trim().to_string();
+            let token = first_line(
+                "http.token_file",
+                path,
+                "make the file readable by stylecam, or set STYLECAM_HTTP__TOKEN",
+            )?
+            .trim()
+            .to_string();
             if token.is_empty() {
                 return Err(DaemonError::File {
                     key: "http.token_file",
