@@ -592,6 +592,84 @@ mod with_feature {
             ok && text.contains("cached stylecam-demo detector:"),
             "{text}"
         );
+
+        // The daemon runs the detector from its engine too: with a camera
+        // in people mode, check-config finds both engines (and stops at
+        // the missing GPU, not at the cache)...
+        let people = |precision: &str| {
+            let text = std::fs::read_to_string(&cfg).unwrap().replacen(
+                "[[cameras]]\n",
+                "[[cameras]]\nanalyze = \"people\"\n",
+                1,
+            );
+            let text = text.replacen(
+                "max_batch = 4",
+                &format!("max_batch = 4\nprecision = \"{precision}\""),
+                1,
+            );
+            let path = dir.path().join(format!("people-{precision}.toml"));
+            std::fs::write(&path, text).unwrap();
+            path
+        };
+        let check = |cfg: &Path| {
+            let out = stylecam()
+                .args(["check-config", cfg.to_str().unwrap()])
+                .output()
+                .unwrap();
+            (out.status.success(), output_text(&out))
+        };
+        for precision in ["fp32", "fp16"] {
+            let (ok, text) = check(&people(precision));
+            assert!(!ok, "{text}");
+            assert!(
+                !text.contains("stale")
+                    && !text.contains("no engine for")
+                    && (text.contains("CUDA") || text.contains("libcuda")),
+                "{precision}: {text}"
+            );
+        }
+        // ...and without the detector's engine, check-config refuses it by
+        // name with the command that rebuilds it, where a camera is in
+        // people mode (a frame-mode config does not need it).
+        let mut m = manifest(&engines);
+        m["engines"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|e| e["source"] != "stylecam-demo detector");
+        std::fs::write(
+            engines.join("manifest.json"),
+            serde_json::to_vec_pretty(&m).unwrap(),
+        )
+        .unwrap();
+        let people_cfg = people("fp16");
+        let (ok, text) = check(&people_cfg);
+        assert!(!ok, "{text}");
+        assert!(
+            text.contains("has no engine for stylecam-demo detector")
+                && text.contains(&format!(
+                    "stylecam build-engine --config {}",
+                    people_cfg.display()
+                )),
+            "{text}"
+        );
+        eprintln!(
+            "people mode without the detector's engine: {}",
+            text.lines().last().unwrap_or("")
+        );
+        let frame_cfg = dir.path().join("frame-fp16.toml");
+        std::fs::write(
+            &frame_cfg,
+            std::fs::read_to_string(&people_cfg)
+                .unwrap()
+                .replacen("analyze = \"people\"\n", "", 1),
+        )
+        .unwrap();
+        let (ok, text) = check(&frame_cfg);
+        assert!(
+            !ok && !text.contains("no engine for")
+                && (text.contains("CUDA") || text.contains("libcuda")),
+            "{text}"
+        );
     }
 
     #[test]

@@ -155,7 +155,11 @@ pub fn check_config_summary(file: &Path) -> Result<String> {
     if cfg.model.backend == stylecam::config::BackendKind::Tensorrt {
         // The engine cache first: a stale engine is named (with the
         // rebuild command) even on a machine whose GPU is elsewhere.
-        stylecam::infer::tensorrt::check_cached(&bundle, &opts, Some(file))
+        let people = cfg
+            .cameras
+            .iter()
+            .any(|c| c.analysis.analyze == stylecam::config::AnalyzeMode::People);
+        stylecam::infer::tensorrt::check_cached(&bundle, &opts, Some(file), people)
             .context("config key `model.backend` = \"tensorrt\"")?;
     }
     let backend = stylecam::infer::probe(&opts).with_context(|| {
@@ -312,7 +316,7 @@ pub fn build_engine(file: Option<&Path>, args: &EngineArgs) -> Result<()> {
             detector = bundle.manifest.detector.as_ref().map(|d| {
                 (
                     bundle.dir.join(&d.onnx),
-                    format!("{} detector", bundle.manifest.name),
+                    tensorrt::detector_source(&bundle.manifest.name),
                 )
             });
             (tensorrt::graph_for(&bundle), bundle.manifest.name.clone())
@@ -335,10 +339,7 @@ pub fn build_engine(file: Option<&Path>, args: &EngineArgs) -> Result<()> {
         requests.push(BuildRequest {
             onnx,
             source,
-            precision: match precision {
-                stylecam::config::Precision::Int8 => stylecam::config::Precision::Fp16,
-                p => p,
-            },
+            precision: tensorrt::detector_precision(precision),
             max_batch: 1,
             workspace_mib: req.workspace_mib,
             target_sm: req.target_sm,

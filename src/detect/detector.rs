@@ -23,8 +23,7 @@ impl Detector {
                 reason: "the bundle has no [detector] section. Fix: use a bundle with a person detector (`stylecam detector add BUNDLE --onnx detector.onnx --preset ssdlite`), or analyze = \"frame\"/\"regions\"".into(),
             });
         };
-        let path = bundle.dir.join(&spec.onnx);
-        let graph = graph::open(&path, &spec.input_shape(), opts)?;
+        let graph = graph::open_detector(bundle, &spec.input_shape(), opts)?;
         Ok(Self {
             spec,
             graph,

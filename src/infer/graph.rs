@@ -2,12 +2,14 @@
 //! shape in, every output out (the person detector of people mode, whose
 //! outputs are boxes and scores, not `[N, classes]` probabilities).
 //!
-//! Backends: `cpu` (tract) and `onnxruntime`. A config that names
-//! `tensorrt` (or `auto` on a TensorRT box) runs the detector graph on
-//! onnxruntime where it loads, else on tract, and says so in the log: a
-//! TensorRT engine for the detector is not built yet.
+//! Backends: `cpu` (tract), `onnxruntime`, and `tensorrt` with the
+//! detector's own engine from the engine cache (`stylecam build-engine`
+//! builds it beside the classifier's, batch 1). `auto` takes the first of
+//! tensorrt (where it runs and the engine is cached), onnxruntime, tract
+//! that loads, and says in the log why it passed over the others.
 
 use super::{BackendKind, InferError, Options};
+use crate::bundle::Bundle;
 use std::path::Path;
 
 /// One output tensor, f32, row-major.
@@ -19,46 +21,71 @@ pub struct Tensor {
 
 /// A loaded graph with one input of a fixed shape.
 pub trait Graph: Send {
-    /// `cpu` or `onnxruntime`.
+    /// `cpu`, `onnxruntime` or `tensorrt`.
     fn name(&self) -> &'static str;
     /// Runs `input` (the input shape's values, row-major); every output.
     fn run(&mut self, input: &[f32]) -> Result<Vec<Tensor>, InferError>;
 }
 
-/// Loads the ONNX at `path` for input `shape` on the backend `opts` names.
-pub fn open(path: &Path, shape: &[usize], opts: &Options) -> Result<Box<dyn Graph>, InferError> {
+/// Loads `bundle`'s person detector (its `[detector]` ONNX, input `shape`)
+/// on the backend `opts` names.
+pub fn open_detector(
+    bundle: &Bundle,
+    shape: &[usize],
+    opts: &Options,
+) -> Result<Box<dyn Graph>, InferError> {
+    let onnx = bundle
+        .manifest
+        .detector
+        .as_ref()
+        .map(|d| bundle.dir.join(&d.onnx))
+        .ok_or_else(|| InferError::Load {
+            path: bundle.dir.display().to_string(),
+            reason: "the bundle has no [detector]".into(),
+        })?;
     match opts.kind {
-        BackendKind::Cpu => Ok(Box::new(tract::TractGraph::load(path, shape)?)),
+        BackendKind::Cpu | BackendKind::Onnxruntime => open(&onnx, shape, opts),
+        BackendKind::Tensorrt => super::tensorrt::open_detector(bundle, shape, opts),
+        BackendKind::Auto => {
+            let trt = Options {
+                kind: BackendKind::Tensorrt,
+                ..opts.clone()
+            };
+            match super::probe(&trt)
+                .and_then(|_| super::tensorrt::open_detector(bundle, shape, &trt))
+            {
+                Ok(g) => return Ok(g),
+                Err(e) => log::info!("detector, model.backend = auto: not tensorrt ({e})"),
+            }
+            let ort = Options {
+                kind: BackendKind::Onnxruntime,
+                ..opts.clone()
+            };
+            match super::probe(&ort).and_then(|_| open(&onnx, shape, &ort)) {
+                Ok(g) => Ok(g),
+                Err(e) => {
+                    log::info!(
+                        "detector {}: onnxruntime is not usable ({e}); it runs on tract (cpu)",
+                        onnx.display()
+                    );
+                    Ok(Box::new(tract::TractGraph::load(&onnx, shape)?))
+                }
+            }
+        }
+    }
+}
+
+/// Loads the ONNX at `path` for input `shape` on tract (`cpu`) or
+/// onnxruntime, as `opts` names (`cpu` for any other kind).
+fn open(path: &Path, shape: &[usize], opts: &Options) -> Result<Box<dyn Graph>, InferError> {
+    match opts.kind {
         BackendKind::Onnxruntime => Ok(Box::new(super::onnxruntime::OrtGraph::load(
             path,
             shape,
             opts.threads,
             opts.onnxruntime_library.as_deref(),
         )?)),
-        BackendKind::Tensorrt | BackendKind::Auto => {
-            let ort = Options {
-                kind: BackendKind::Onnxruntime,
-                ..opts.clone()
-            };
-            match super::probe(&ort).and_then(|_| open(path, shape, &ort)) {
-                Ok(g) => {
-                    if opts.kind == BackendKind::Tensorrt {
-                        log::info!(
-                            "model.backend = tensorrt: the detector {} runs on onnxruntime (no TensorRT engine for detectors yet)",
-                            path.display()
-                        );
-                    }
-                    Ok(g)
-                }
-                Err(e) => {
-                    log::info!(
-                        "detector {}: onnxruntime is not usable ({e}); it runs on tract (cpu)",
-                        path.display()
-                    );
-                    Ok(Box::new(tract::TractGraph::load(path, shape)?))
-                }
-            }
-        }
+        _ => Ok(Box::new(tract::TractGraph::load(path, shape)?)),
     }
 }
 

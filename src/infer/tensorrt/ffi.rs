@@ -41,6 +41,9 @@ pub struct EngineIo {
     pub max_batch: i32,
     pub in_type: i32,
     pub out_type: i32,
+    /// How many outputs (`out_*` describe the first; `stc_trt_engine_output`
+    /// each).
+    pub outputs: i32,
 }
 
 #[repr(C)]
@@ -71,6 +74,23 @@ extern "C" {
         batch: i32,
         input: *mut c_void,
         output: *mut c_void,
+        stream: *mut c_void,
+        err: *mut c_char,
+        len: usize,
+    ) -> i32;
+    pub fn stc_trt_engine_output(
+        e: *mut StcEngine,
+        i: i32,
+        dims: *mut i64,
+        nb: *mut i32,
+        data_type: *mut i32,
+    ) -> i32;
+    pub fn stc_trt_engine_run_outputs(
+        e: *mut StcEngine,
+        batch: i32,
+        input: *mut c_void,
+        outputs: *const *mut c_void,
+        n: i32,
         stream: *mut c_void,
         err: *mut c_char,
         len: usize,

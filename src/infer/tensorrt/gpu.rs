@@ -7,11 +7,13 @@
 //! round trip; only the `[n, classes]` probabilities are copied back.
 
 use super::cache::{Cache, Target};
-use super::{cached_key, ffi, open_library, refused, unavailable};
+use super::{cached_key, ffi, open_library, refused, unavailable, Wanted};
 use crate::bundle::Bundle;
+use crate::infer::graph::{Graph, Tensor};
 use crate::infer::{check_batch, Backend, BatchLimits, DeviceSlot, InferError, Options, Slot};
 use cudarc::driver::{CudaContext, CudaSlice, CudaStream, DevicePtr};
 use std::ffi::{c_char, c_void};
+use std::path::Path;
 use std::sync::Arc;
 
 fn raw_ptr(s: &CudaSlice<f32>, stream: &CudaStream) -> u64 {
@@ -93,7 +95,8 @@ impl TensorRtBackend {
     /// the command that rebuilds it.
     pub fn load(bundle: &Bundle, opts: &Options) -> Result<Self, InferError> {
         let lib = open_library(opts)?;
-        let mut want = cached_key(bundle, opts, &lib, opts.config_file.as_deref())?;
+        let wanted = Wanted::classifier(bundle, opts);
+        let mut want = cached_key(&wanted, opts, &lib, opts.config_file.as_deref())?;
         let gpu = Gpu::probe().map_err(|e| {
             unavailable(e, "run on a machine with an NVIDIA GPU and its driver, or use model.backend = \"auto\"")
         })?;
@@ -103,7 +106,7 @@ impl TensorRtBackend {
             return Err(refused(
                 &cache,
                 &want,
-                bundle,
+                &wanted,
                 opts,
                 opts.config_file.as_deref(),
             ));
@@ -164,28 +167,18 @@ impl TensorRtBackend {
         path: &std::path::Path,
         shape: Option<(usize, usize)>,
     ) -> Result<Self, String> {
-        let plan = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        gpu.ctx.bind_to_thread().map_err(|e| e.to_string())?;
-        let mut io = ffi::EngineIo::default();
-        let mut err = [0 as c_char; 4096];
-        let create = lib.create_runtime_fn()?;
-        let engine = unsafe {
-            ffi::stc_trt_engine_open(
-                create,
-                plan.as_ptr() as *const c_void,
-                plan.len(),
-                &mut io,
-                err.as_mut_ptr(),
-                err.len(),
-            )
-        };
-        if engine.is_null() {
-            return Err(format!("{}: {}", path.display(), ffi::err_text(&err)));
-        }
+        let (engine, io) = open_engine(lib, gpu, path)?;
         let close = |reason: String| {
             unsafe { ffi::stc_trt_engine_close(engine) };
             reason
         };
+        if io.outputs != 1 {
+            return Err(close(format!(
+                "{}: the engine has {} outputs; a classifier's has one ([N, classes])",
+                path.display(),
+                io.outputs
+            )));
+        }
         // DataType::kFLOAT = 0: the bundle contract's I/O is f32.
         if io.in_type != 0 || io.out_type != 0 {
             return Err(close(format!(
@@ -227,6 +220,177 @@ impl TensorRtBackend {
                 fixed: io.min_batch as usize == max,
             },
         })
+    }
+}
+
+/// Reads and deserialises the engine at `path` on `gpu`: the handle and
+/// its I/O.
+fn open_engine(
+    lib: &ffi::Library,
+    gpu: &Gpu,
+    path: &Path,
+) -> Result<(*mut ffi::StcEngine, ffi::EngineIo), String> {
+    let plan = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    gpu.ctx.bind_to_thread().map_err(|e| e.to_string())?;
+    let mut io = ffi::EngineIo::default();
+    let mut err = [0 as c_char; 4096];
+    let create = lib.create_runtime_fn()?;
+    let engine = unsafe {
+        ffi::stc_trt_engine_open(
+            create,
+            plan.as_ptr() as *const c_void,
+            plan.len(),
+            &mut io,
+            err.as_mut_ptr(),
+            err.len(),
+        )
+    };
+    if engine.is_null() {
+        return Err(format!("{}: {}", path.display(), ffi::err_text(&err)));
+    }
+    Ok((engine, io))
+}
+
+/// A cached engine of a graph with one fixed-shape input and any number
+/// of outputs (the person detector: boxes and scores), run one sample at
+/// a time: the input is copied up, every output copied back.
+pub struct TensorRtGraph {
+    engine: *mut ffi::StcEngine,
+    stream: Arc<CudaStream>,
+    input: CudaSlice<f32>,
+    input_ptr: u64,
+    /// Each output's buffer, shape and device address, in the engine's order.
+    outputs: Vec<(CudaSlice<f32>, Vec<usize>, u64)>,
+}
+
+// As TensorRtBackend: one thread at a time (the detector's camera thread).
+unsafe impl Send for TensorRtGraph {}
+
+impl Drop for TensorRtGraph {
+    fn drop(&mut self) {
+        unsafe { ffi::stc_trt_engine_close(self.engine) };
+    }
+}
+
+impl TensorRtGraph {
+    /// Opens the engine at `path` for an input of `shape` (batch included):
+    /// f32 in and out, the input's shape as the graph's.
+    pub fn open(
+        lib: &ffi::Library,
+        gpu: &Gpu,
+        path: &Path,
+        shape: &[usize],
+    ) -> Result<Self, String> {
+        let (engine, io) = open_engine(lib, gpu, path)?;
+        let close = |reason: String| {
+            unsafe { ffi::stc_trt_engine_close(engine) };
+            format!("{}: {reason}", path.display())
+        };
+        let dims = |nb: i32, d: &[i64]| -> Vec<usize> {
+            d[..nb.clamp(0, 8) as usize]
+                .iter()
+                .map(|&v| v.max(0) as usize)
+                .collect()
+        };
+        let input_shape = dims(io.in_nb, &io.in_dims);
+        if input_shape != shape {
+            return Err(close(format!(
+                "the engine's input is {input_shape:?}; the detector's is {shape:?}. Fix: rebuild it with `stylecam build-engine`"
+            )));
+        }
+        if io.in_type != 0 {
+            return Err(close(format!(
+                "the engine's input type is {}; the detector contract is f32",
+                io.in_type
+            )));
+        }
+        let stream = gpu.ctx.new_stream().map_err(|e| close(e.to_string()))?;
+        let input = stream
+            .alloc_zeros::<f32>(shape.iter().product())
+            .map_err(|e| close(e.to_string()))?;
+        let input_ptr = raw_ptr(&input, &stream);
+        let mut outputs = vec![];
+        for i in 0..io.outputs {
+            let (mut d, mut nb, mut ty) = ([0i64; 8], 0i32, 0i32);
+            if unsafe { ffi::stc_trt_engine_output(engine, i, d.as_mut_ptr(), &mut nb, &mut ty) }
+                != 0
+            {
+                return Err(close(format!("output {i} has no shape TensorRT reports")));
+            }
+            if ty != 0 {
+                return Err(close(format!(
+                    "output {i}'s type is {ty}; the detector contract is f32"
+                )));
+            }
+            let shape = dims(nb, &d);
+            let buf = stream
+                .alloc_zeros::<f32>(shape.iter().product::<usize>().max(1))
+                .map_err(|e| close(e.to_string()))?;
+            let ptr = raw_ptr(&buf, &stream);
+            outputs.push((buf, shape, ptr));
+        }
+        Ok(Self {
+            engine,
+            stream,
+            input,
+            input_ptr,
+            outputs,
+        })
+    }
+}
+
+impl Graph for TensorRtGraph {
+    fn name(&self) -> &'static str {
+        "tensorrt"
+    }
+    fn run(&mut self, input: &[f32]) -> Result<Vec<Tensor>, InferError> {
+        let run_err = |e: String| InferError::Run(e);
+        if input.len() != self.input.len() {
+            return Err(InferError::Shape {
+                slot: 0,
+                got: input.len(),
+                want: self.input.len(),
+            });
+        }
+        self.stream
+            .memcpy_htod(input, &mut self.input)
+            .map_err(|e| run_err(e.to_string()))?;
+        let pointers: Vec<*mut c_void> = self
+            .outputs
+            .iter()
+            .map(|(_, _, p)| *p as *mut c_void)
+            .collect();
+        let mut err = [0 as c_char; 2048];
+        let rc = unsafe {
+            ffi::stc_trt_engine_run_outputs(
+                self.engine,
+                1,
+                self.input_ptr as *mut c_void,
+                pointers.as_ptr(),
+                pointers.len() as i32,
+                self.stream.cu_stream() as *mut c_void,
+                err.as_mut_ptr(),
+                err.len(),
+            )
+        };
+        if rc != 0 {
+            return Err(run_err(ffi::err_text(&err)));
+        }
+        let mut tensors = Vec::with_capacity(self.outputs.len());
+        for (buf, shape, _) in &self.outputs {
+            let mut data = vec![0.0f32; shape.iter().product()];
+            self.stream
+                .memcpy_dtoh(&buf.slice(0..data.len()), &mut data)
+                .map_err(|e| run_err(e.to_string()))?;
+            tensors.push(Tensor {
+                shape: shape.clone(),
+                data,
+            });
+        }
+        self.stream
+            .synchronize()
+            .map_err(|e| run_err(e.to_string()))?;
+        Ok(tensors)
     }
 }
 

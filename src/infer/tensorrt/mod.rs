@@ -383,25 +383,79 @@ pub fn build_engine(
     }
 }
 
-/// The key an engine for `bundle` needs, with everything known without a
+/// The precision a person detector's engine is built and looked up at:
+/// the INT8 scales `stylecam calibrate` writes cover the classifier only,
+/// so an INT8 config runs its detector at FP16.
+pub fn detector_precision(p: Precision) -> Precision {
+    match p {
+        Precision::Int8 => Precision::Fp16,
+        p => p,
+    }
+}
+
+/// An engine the daemon needs from the cache: the classifier's, or the
+/// person detector's (its own graph at batch 1).
+#[cfg(feature = "tensorrt")]
+struct Wanted<'a> {
+    /// The FP32 graph.
+    graph: PathBuf,
+    /// Its name in the cache's manifest and in messages.
+    source: String,
+    precision: Precision,
+    max_batch: usize,
+    /// For errors: the bundle.
+    dir: &'a Path,
+}
+
+#[cfg(feature = "tensorrt")]
+impl<'a> Wanted<'a> {
+    fn classifier(bundle: &'a Bundle, opts: &Options) -> Self {
+        Self {
+            graph: graph_for(bundle),
+            source: bundle.manifest.name.clone(),
+            precision: opts.precision,
+            max_batch: opts.max_batch,
+            dir: &bundle.dir,
+        }
+    }
+
+    /// `None` where the bundle has no `[detector]`.
+    fn detector(bundle: &'a Bundle, opts: &Options) -> Option<Self> {
+        let d = bundle.manifest.detector.as_ref()?;
+        Some(Self {
+            graph: bundle.dir.join(&d.onnx),
+            source: detector_source(&bundle.manifest.name),
+            precision: detector_precision(opts.precision),
+            max_batch: 1,
+            dir: &bundle.dir,
+        })
+    }
+}
+
+/// How `build-engine` names a bundle's detector engine.
+pub fn detector_source(bundle_name: &str) -> String {
+    format!("{bundle_name} detector")
+}
+
+/// The key an engine for `wanted` needs, with everything known without a
 /// GPU filled in (`target` left empty), after checking that the cache holds
 /// an engine fitting all of it: a stale engine is refused before CUDA is
 /// touched, with the command that rebuilds it (`config`: the config file
 /// to name in that command).
 #[cfg(feature = "tensorrt")]
 fn cached_key(
-    bundle: &Bundle,
+    wanted: &Wanted,
     opts: &Options,
     lib: &ffi::Library,
     config: Option<&Path>,
 ) -> Result<EngineKey, InferError> {
     let load_err = |reason: String| InferError::Load {
-        path: bundle.dir.display().to_string(),
+        path: wanted.dir.display().to_string(),
         reason,
     };
-    let graph = graph_for(bundle);
-    let fp32 = std::fs::read(&graph).map_err(|e| load_err(format!("{}: {e}", graph.display())))?;
-    let onnx = typed_graph(&fp32, opts.precision, &opts.calibration, config).map_err(load_err)?;
+    let graph = &wanted.graph;
+    let fp32 = std::fs::read(graph).map_err(|e| load_err(format!("{}: {e}", graph.display())))?;
+    let onnx = typed_graph(&fp32, wanted.precision, &opts.calibration, config).map_err(load_err)?;
     let want = EngineKey {
         onnx_sha256: crate::bundle::sha256_hex(&onnx),
         runtime: Runtime {
@@ -412,8 +466,8 @@ fn cached_key(
             compute_capability: String::new(),
             gpu: String::new(),
         },
-        precision: opts.precision,
-        max_batch: opts.max_batch,
+        precision: wanted.precision,
+        max_batch: wanted.max_batch,
     };
     let cache = Cache::new(&opts.engines);
     // The empty target matches every entry's: the GPU is checked later.
@@ -424,7 +478,7 @@ fn cached_key(
         .iter()
         .any(|e| e.key.differences(&want).is_empty());
     if !fits {
-        return Err(refused(&cache, &want, bundle, opts, config));
+        return Err(refused(&cache, &want, wanted, opts, config));
     }
     Ok(want)
 }
@@ -433,15 +487,15 @@ fn cached_key(
 fn refused(
     cache: &Cache,
     want: &EngineKey,
-    bundle: &Bundle,
+    wanted: &Wanted,
     opts: &Options,
     config: Option<&Path>,
 ) -> InferError {
     InferError::Load {
-        path: bundle.dir.display().to_string(),
+        path: wanted.dir.display().to_string(),
         reason: format!(
             "no usable TensorRT engine: {}. Fix: run `{}` (model.engines = {:?})",
-            cache.explain_miss(want, &bundle.manifest.name),
+            cache.explain_miss(want, &wanted.source),
             rebuild_command(config),
             opts.engines.display().to_string()
         ),
@@ -450,20 +504,74 @@ fn refused(
 
 /// What `check-config` checks for `backend = "tensorrt"` before the GPU:
 /// the library, and an engine in the cache that fits the bundle, this
-/// TensorRT, the precision and `model.max_batch`.
+/// TensorRT, the precision and `model.max_batch` — and, where a camera is
+/// in people mode (`people`), one for the bundle's person detector.
 pub fn check_cached(
     bundle: &Bundle,
     opts: &Options,
     config: Option<&Path>,
+    people: bool,
 ) -> Result<(), InferError> {
     #[cfg(feature = "tensorrt")]
     {
         let lib = open_library(opts)?;
-        cached_key(bundle, opts, &lib, config).map(|_| ())
+        cached_key(&Wanted::classifier(bundle, opts), opts, &lib, config)?;
+        if let Some(detector) = Wanted::detector(bundle, opts).filter(|_| people) {
+            cached_key(&detector, opts, &lib, config)?;
+        }
+        Ok(())
     }
     #[cfg(not(feature = "tensorrt"))]
     {
-        let _ = (bundle, opts, config);
+        let _ = (bundle, opts, config, people);
+        Err(no_feature())
+    }
+}
+
+/// The bundle's person detector on TensorRT: its engine from the cache
+/// (`stylecam build-engine` builds it beside the classifier's, batch 1,
+/// at [`detector_precision`]); a missing or stale one is refused with the
+/// rebuild command, as the classifier's is.
+pub fn open_detector(
+    bundle: &Bundle,
+    shape: &[usize],
+    opts: &Options,
+) -> Result<Box<dyn super::graph::Graph>, InferError> {
+    #[cfg(feature = "tensorrt")]
+    {
+        let Some(wanted) = Wanted::detector(bundle, opts) else {
+            return Err(InferError::Load {
+                path: bundle.dir.display().to_string(),
+                reason: "the bundle has no [detector]".into(),
+            });
+        };
+        let lib = open_library(opts)?;
+        let config = opts.config_file.as_deref();
+        let mut want = cached_key(&wanted, opts, &lib, config)?;
+        let gpu = gpu::Gpu::probe().map_err(|e| {
+            unavailable(e, "run on a machine with an NVIDIA GPU and its driver, or use model.backend = \"auto\"")
+        })?;
+        want.target = gpu.target();
+        let cache = Cache::new(&opts.engines);
+        let load_err = |reason: String| InferError::Load {
+            path: bundle.dir.display().to_string(),
+            reason,
+        };
+        let Some((_, path)) = cache.find(&want).map_err(load_err)? else {
+            return Err(refused(&cache, &want, &wanted, opts, config));
+        };
+        let graph = gpu::TensorRtGraph::open(&lib, &gpu, &path, shape).map_err(load_err)?;
+        log::info!(
+            "detector: TensorRT engine {} ({} on {})",
+            path.display(),
+            wanted.precision.as_str(),
+            gpu.name
+        );
+        Ok(Box::new(graph))
+    }
+    #[cfg(not(feature = "tensorrt"))]
+    {
+        let _ = (bundle, shape, opts);
         Err(no_feature())
     }
 }

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <vector>
 
 #if defined(TRT_MAJOR_RTX)
 #define STC_FLAVOUR 1
@@ -227,20 +228,27 @@ int32_t stc_trt_runtime_probe(void* create_runtime, int32_t version, char* err, 
     return 0;
 }
 
+// At most this many outputs (the person detector has two: boxes, scores).
+constexpr int32_t kMaxOutputs = 8;
+
 struct StcEngine {
     Ptr<IRuntime> runtime;
     Ptr<ICudaEngine> engine;
     Ptr<IExecutionContext> context;
-    std::string input, output;
+    std::string input;
+    std::vector<std::string> outputs; // in the engine's I/O order
 };
 
 struct StcEngineIo {
     int32_t in_nb, out_nb;
     int64_t in_dims[8];  // batch = the profile's maximum
-    int64_t out_dims[8];
+    int64_t out_dims[8]; // the first output's
     int32_t min_batch, max_batch;
-    int32_t in_type, out_type; // TensorRT DataType
+    int32_t in_type, out_type; // TensorRT DataType (out: the first output's)
+    int32_t outputs;           // how many outputs (stc_trt_engine_output describes each)
 };
+
+int32_t stc_trt_engine_output(StcEngine* e, int32_t i, int64_t* dims, int32_t* nb, int32_t* type);
 
 StcEngine* stc_trt_engine_open(void* create_runtime, void const* plan, size_t len, StcEngineIo* io, char* err,
                                size_t errlen) {
@@ -269,15 +277,15 @@ StcEngine* stc_trt_engine_open(void* create_runtime, void const* plan, size_t le
             }
             e->input = name;
         } else {
-            if (!e->output.empty()) {
-                set_err(err, errlen, "the engine has more than one output");
+            if (static_cast<int32_t>(e->outputs.size()) == kMaxOutputs) {
+                set_err(err, errlen, "the engine has more than %d outputs", kMaxOutputs);
                 return nullptr;
             }
-            e->output = name;
+            e->outputs.emplace_back(name);
         }
     }
-    if (e->input.empty() || e->output.empty()) {
-        set_err(err, errlen, "the engine needs one input and one output");
+    if (e->input.empty() || e->outputs.empty()) {
+        set_err(err, errlen, "the engine needs one input and at least one output");
         return nullptr;
     }
     Dims lo = e->engine->getProfileShape(e->input.c_str(), 0, OptProfileSelector::kMIN);
@@ -296,26 +304,49 @@ StcEngine* stc_trt_engine_open(void* create_runtime, void const* plan, size_t le
         set_err(err, errlen, "setInputShape failed: %s", last_error_or("no message from TensorRT"));
         return nullptr;
     }
-    Dims out = e->context->getTensorShape(e->output.c_str());
     io->in_nb = hi.nbDims;
     for (int32_t k = 0; k < hi.nbDims; ++k) io->in_dims[k] = hi.d[k];
-    io->out_nb = out.nbDims;
-    for (int32_t k = 0; k < out.nbDims && k < 8; ++k) io->out_dims[k] = out.d[k];
     io->min_batch = static_cast<int32_t>(lo.d[0]);
     io->max_batch = static_cast<int32_t>(hi.d[0]);
     io->in_type = static_cast<int32_t>(e->engine->getTensorDataType(e->input.c_str()));
-    io->out_type = static_cast<int32_t>(e->engine->getTensorDataType(e->output.c_str()));
+    io->outputs = static_cast<int32_t>(e->outputs.size());
+    if (stc_trt_engine_output(e.get(), 0, io->out_dims, &io->out_nb, &io->out_type) != 0) {
+        set_err(err, errlen, "the first output's shape is unknown: %s", last_error_or("no message from TensorRT"));
+        return nullptr;
+    }
     return e.release();
 }
 
-// Enqueues one batch on `stream`: `input`/`output` are device pointers.
-int32_t stc_trt_engine_run(StcEngine* e, int32_t batch, void* input, void* output, void* stream, char* err,
-                           size_t errlen) {
+// Output `i`'s shape at the profile's largest batch (`dims`: 8 entries)
+// and TensorRT DataType. Returns 0, or 1 for an output it does not have or
+// a rank above 8.
+int32_t stc_trt_engine_output(StcEngine* e, int32_t i, int64_t* dims, int32_t* nb, int32_t* type) {
+    if (i < 0 || i >= static_cast<int32_t>(e->outputs.size())) return 1;
+    char const* name = e->outputs[static_cast<size_t>(i)].c_str();
+    Dims out = e->context->getTensorShape(name);
+    if (out.nbDims < 0 || out.nbDims > 8) return 1;
+    *nb = out.nbDims;
+    for (int32_t k = 0; k < out.nbDims; ++k) dims[k] = out.d[k];
+    *type = static_cast<int32_t>(e->engine->getTensorDataType(name));
+    return 0;
+}
+
+// Enqueues one batch on `stream`: `input` and the `n` entries of `outputs`
+// (one per output, in stc_trt_engine_output's order) are device pointers.
+int32_t stc_trt_engine_run_outputs(StcEngine* e, int32_t batch, void* input, void* const* outputs, int32_t n,
+                                   void* stream, char* err, size_t errlen) {
     t_last_error.clear();
+    if (n != static_cast<int32_t>(e->outputs.size())) {
+        set_err(err, errlen, "the engine has %d outputs; %d buffers were given", static_cast<int32_t>(e->outputs.size()), n);
+        return 1;
+    }
     Dims d = e->engine->getProfileShape(e->input.c_str(), 0, OptProfileSelector::kMAX);
     d.d[0] = batch;
-    if (!e->context->setInputShape(e->input.c_str(), d) || !e->context->setTensorAddress(e->input.c_str(), input)
-        || !e->context->setTensorAddress(e->output.c_str(), output)) {
+    bool bound = e->context->setInputShape(e->input.c_str(), d) && e->context->setTensorAddress(e->input.c_str(), input);
+    for (int32_t i = 0; bound && i < n; ++i) {
+        bound = e->context->setTensorAddress(e->outputs[static_cast<size_t>(i)].c_str(), outputs[i]);
+    }
+    if (!bound) {
         set_err(err, errlen, "binding the batch of %d failed: %s", batch, last_error_or("no message from TensorRT"));
         return 1;
     }
@@ -324,6 +355,13 @@ int32_t stc_trt_engine_run(StcEngine* e, int32_t batch, void* input, void* outpu
         return 1;
     }
     return 0;
+}
+
+// stc_trt_engine_run_outputs for an engine with one output.
+int32_t stc_trt_engine_run(StcEngine* e, int32_t batch, void* input, void* output, void* stream, char* err,
+                           size_t errlen) {
+    void* const outputs[1] = {output};
+    return stc_trt_engine_run_outputs(e, batch, input, outputs, 1, stream, err, errlen);
 }
 
 void stc_trt_engine_close(StcEngine* e) { delete e; }
