@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 use stylecam::bundle::Bundle;
 use stylecam::config::{BackendKind, PeopleConfig};
-use stylecam::detect::people::{crop, Schedule, Settling, Step};
+use stylecam::detect::people::{crop, Schedule, Settling, Step, Summary};
 use stylecam::detect::track::TrackId;
 use stylecam::detect::Detector;
 use stylecam::infer::{cpu::CpuBackend, Backend, Options};
@@ -118,15 +118,8 @@ pub fn bench_people(a: &PeopleBenchArgs) -> Result<()> {
     let (mut detect_s, mut classify_s, mut classified) = (0.0, 0.0, 0usize);
     let mut detected = 0usize;
     let mut frame_s = 0.0;
-    let mean = |v: &[Vec<f32>]| {
-        let mut m = vec![0f32; v[0].len()];
-        for p in v {
-            for (a, b) in m.iter_mut().zip(p) {
-                *a += b / v.len() as f32;
-            }
-        }
-        m
-    };
+    // The daemon's summary of a person's views; the mean beside it.
+    let summary = |v: &[Vec<f32>]| Summary::Median.of(v);
     let bar = indicatif::ProgressBar::new(files.len() as u64);
     let mut input = vec![0f32; spec.len()];
     for path in &files {
@@ -192,7 +185,7 @@ pub fn bench_people(a: &PeopleBenchArgs) -> Result<()> {
             let views = due_v.probs.entry(*id).or_default();
             views.push(p.clone());
             // What the daemon's inference thread tells the camera's schedule.
-            let labels = decision.decide(&mean(views)).labels;
+            let labels = decision.decide(&summary(views)).labels;
             if due_v
                 .settling
                 .entry(*id)
@@ -208,6 +201,9 @@ pub fn bench_people(a: &PeopleBenchArgs) -> Result<()> {
     let n_due: usize = due_v.probs.values().map(Vec::len).sum();
     let n_every: usize = every_v.probs.values().map(Vec::len).sum();
     let (mut people, mut agree) = (0, 0);
+    // The same comparison with each person's views summarised by their
+    // mean (the daemon's summary until 2026-12-05).
+    let mut agree_mean = 0;
     for (k, id) in every_v.order.iter().enumerate() {
         let (Some(e), Some(d)) = (
             every_v.probs.get(id),
@@ -216,7 +212,11 @@ pub fn bench_people(a: &PeopleBenchArgs) -> Result<()> {
             continue;
         };
         people += 1;
-        let (de, dd) = (decision.decide(&mean(e)), decision.decide(&mean(d)));
+        let mean = |v: &[Vec<f32>]| Summary::Mean.of(v);
+        if decision.decide(&mean(e)).labels == decision.decide(&mean(d)).labels {
+            agree_mean += 1;
+        }
+        let (de, dd) = (decision.decide(&summary(e)), decision.decide(&summary(d)));
         if de.labels == dd.labels {
             agree += 1;
         } else if a.explain {
@@ -262,12 +262,16 @@ pub fn bench_people(a: &PeopleBenchArgs) -> Result<()> {
     );
     println!("detector {det_ms:.1} ms/frame (tract); classifier {} {cls_ms:.1} ms/crop (tract, batch 1); whole frame {frame_ms:.1} ms\n", bundle.manifest.name);
     println!(
-        "classifications: every frame {n_every} ({:.1} per person, {:.1}/s), when due {n_due} ({:.1} per person, {:.1}/s); final tags agree for {agree}/{people} people ({:.1}%)\n",
+        "classifications: every frame {n_every} ({:.1} per person, {:.1}/s), when due {n_due} ({:.1} per person, {:.1}/s); final tags (each person's views summarised by their per-class median, as the daemon does) agree for {agree}/{people} people ({:.1}%)\n",
         n_every as f64 / people.max(1) as f64,
         n_every as f64 / seconds,
         n_due as f64 / people.max(1) as f64,
         n_due as f64 / seconds,
         100.0 * agree as f64 / people.max(1) as f64
+    );
+    println!(
+        "with each person's views summarised by their mean instead of their median: final tags agree for {agree_mean}/{people} people ({:.1}%)\n",
+        100.0 * agree_mean as f64 / people.max(1) as f64
     );
     let mut rows = vec![(bundle.manifest.name.clone(), cls_ms)];
     if a.ensemble {

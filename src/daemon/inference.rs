@@ -236,7 +236,7 @@ impl Inference {
                             PeopleCounters::add(&metrics.people().untagged, 1);
                             continue;
                         };
-                        let mean = person.mean();
+                        let summary = person.summary();
                         self.person_event(
                             camera,
                             PersonChange {
@@ -248,7 +248,7 @@ impl Inference {
                                 labels: &tags,
                                 added: &[],
                                 removed: &[],
-                                scores: &mean,
+                                scores: &summary,
                                 dwell_s: Some(dwell_ms as f64 / 1000.0),
                             },
                             publisher,
@@ -459,8 +459,8 @@ impl Inference {
         let Some(person) = self.cameras[f.camera].people.get_mut(&id) else {
             return;
         };
-        let mean = person.add(p);
-        let decision = self.decision.decide(&mean);
+        let summary = person.add(p);
+        let decision = self.decision.decide(&summary);
         let labels = decision.labels.clone();
         if let Some((tx, after)) = &self.settled[f.camera] {
             if !person.settled && person.settling.observe(&labels, *after) {
@@ -472,7 +472,7 @@ impl Inference {
         metrics.time(Stage::Decide, t0.elapsed(), 1);
         let change = match person.hysteresis.as_mut() {
             None => {
-                person.hysteresis = Some(Hysteresis::seeded(mean.len(), enter, leave, &labels));
+                person.hysteresis = Some(Hysteresis::seeded(summary.len(), enter, leave, &labels));
                 Some(("entered", labels, vec![], vec![]))
             }
             Some(h) => h
@@ -487,7 +487,7 @@ impl Inference {
             f.camera,
             id,
             &person,
-            &mean,
+            &summary,
             decision,
             f.captured_at,
             metrics,
@@ -506,7 +506,7 @@ impl Inference {
                 labels: &labels,
                 added: &added,
                 removed: &removed,
-                scores: &mean,
+                scores: &summary,
                 dwell_s: None,
             },
             publisher,
@@ -521,7 +521,7 @@ impl Inference {
         camera: usize,
         id: crate::detect::track::TrackId,
         person: &super::subjects::PersonState,
-        mean: &[f32],
+        summary: &[f32],
         decision: crate::styles::Decision,
         at: std::time::SystemTime,
         metrics: &Metrics,
@@ -531,7 +531,7 @@ impl Inference {
             SubjectView {
                 kind: "person",
                 tags: person.tags.clone().unwrap_or_default(),
-                probs: mean.to_vec(),
+                probs: summary.to_vec(),
                 adjusted: decision.adjusted,
                 decided: decision.labels,
                 views: person.classifications,
@@ -619,7 +619,7 @@ impl Inference {
                     let tags = p.tags.as_ref()?;
                     Some(payload::SubjectTags {
                         id: id.to_string(),
-                        tags: payload::tags(taxonomy, tags, &p.mean()),
+                        tags: payload::tags(taxonomy, tags, &p.summary()),
                     })
                 })
                 .collect()

@@ -2,7 +2,7 @@
 //! people. The capture thread decides what is classified (crops, subjects);
 //! the inference thread keeps each subject's decision state here.
 
-use crate::detect::people::Settling;
+use crate::detect::people::{Settling, Summary};
 use crate::detect::track::TrackId;
 use crate::smooth::{Hysteresis, Smoother};
 use std::collections::BTreeMap;
@@ -45,14 +45,16 @@ pub(super) struct RegionState {
     pub(super) scores: Vec<f32>,
 }
 
-/// One person's decision state: the mean of its classifications (several
-/// views of one person), decided like a frame's probabilities; after the
-/// first decision (`entered`), a tag comes or goes only when
-/// `smoothing.enter_frames` / `leave_frames` decisions in a row agree.
+/// One person's decision state: its classifications (several views of one
+/// person, at most `cameras.people.max_classifications`), summarised by
+/// their per-class median ([`Summary::Median`]) and decided like a frame's
+/// probabilities; after the first decision (`entered`), a tag comes or
+/// goes only when `smoothing.enter_frames` / `leave_frames` decisions in a
+/// row agree.
 #[derive(Debug, Clone)]
 pub(super) struct PersonState {
     pub(super) first_seen: SystemTime,
-    sum: Vec<f32>,
+    views: Vec<Vec<f32>>,
     pub(super) classifications: u32,
     /// The tags last published (`None` until `entered` was sent).
     pub(super) tags: Option<Vec<usize>>,
@@ -68,7 +70,7 @@ impl PersonState {
     pub(super) fn new(first_seen: SystemTime) -> Self {
         Self {
             first_seen,
-            sum: vec![],
+            views: vec![],
             classifications: 0,
             tags: None,
             hysteresis: None,
@@ -77,22 +79,21 @@ impl PersonState {
         }
     }
 
-    /// Adds one classification; returns the mean so far.
+    /// Adds one classification; returns the summary so far.
     pub(super) fn add(&mut self, probs: &[f32]) -> Vec<f32> {
-        if self.sum.len() != probs.len() {
-            self.sum = vec![0.0; probs.len()];
+        if self.views.first().is_some_and(|v| v.len() != probs.len()) {
+            // Another model after a reload: its classes are not these.
+            self.views.clear();
             self.classifications = 0;
         }
-        for (s, p) in self.sum.iter_mut().zip(probs) {
-            *s += p;
-        }
+        self.views.push(probs.to_vec());
         self.classifications += 1;
-        self.mean()
+        self.summary()
     }
 
-    pub(super) fn mean(&self) -> Vec<f32> {
-        let n = self.classifications.max(1) as f32;
-        self.sum.iter().map(|s| s / n).collect()
+    /// The views' per-class median.
+    pub(super) fn summary(&self) -> Vec<f32> {
+        Summary::Median.of(&self.views)
     }
 }
 
@@ -104,11 +105,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_person_accumulates_the_mean_of_its_views() {
+    fn a_person_is_decided_on_the_median_of_its_views() {
         let mut p = PersonState::new(SystemTime::UNIX_EPOCH);
         assert_eq!(p.add(&[0.2, 0.8]), vec![0.2, 0.8]);
         let m = p.add(&[0.4, 0.0]);
         assert!((m[0] - 0.3).abs() < 1e-6 && (m[1] - 0.4).abs() < 1e-6);
-        assert_eq!(p.classifications, 2);
+        // One odd view (another person's coat in the crop) barely moves
+        // the median; it would move the mean from 0.27 to 0.45.
+        p.add(&[0.2, 0.0]);
+        let m = p.add(&[0.99, 0.0]);
+        assert!((m[0] - 0.3).abs() < 1e-6, "{m:?}");
+        assert!(m[1].abs() < 1e-6, "{m:?}");
+        assert_eq!(p.classifications, 4);
+        // A reload with another model's classes starts over.
+        assert_eq!(p.add(&[0.5, 0.5, 0.5]), vec![0.5, 0.5, 0.5]);
+        assert_eq!(p.classifications, 1);
     }
 }

@@ -56,6 +56,42 @@ impl Settling {
     }
 }
 
+/// How a person's views (one probability vector per classification) are
+/// summarised for the decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Summary {
+    /// Per class, the median of the views: a view where the crop caught
+    /// someone else's coat, half the person or a blur moves it little.
+    Median,
+    /// Per class, the mean (what the daemon used before 2026-12-05; kept
+    /// for `stylecam bench people --summary mean`).
+    Mean,
+}
+
+impl Summary {
+    /// `views` summarised; empty for no views.
+    pub fn of(self, views: &[Vec<f32>]) -> Vec<f32> {
+        let Some(first) = views.first() else {
+            return vec![];
+        };
+        let n = views.len();
+        (0..first.len())
+            .map(|c| match self {
+                Summary::Mean => views.iter().map(|p| p[c]).sum::<f32>() / n as f32,
+                Summary::Median => {
+                    let mut v: Vec<f32> = views.iter().map(|p| p[c]).collect();
+                    v.sort_by(f32::total_cmp);
+                    if n % 2 == 1 {
+                        v[n / 2]
+                    } else {
+                        (v[n / 2 - 1] + v[n / 2]) / 2.0
+                    }
+                }
+            })
+            .collect()
+    }
+}
+
 /// What one frame changed and what to classify.
 #[derive(Debug, Default)]
 pub struct Step {
