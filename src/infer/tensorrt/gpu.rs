@@ -295,7 +295,7 @@ impl TensorRtGraph {
         let input_shape = dims(io.in_nb, &io.in_dims);
         if input_shape != shape {
             return Err(close(format!(
-                "the engine's input is {input_shape:?}; the detector's is {shape:?}. Fix: rebuild it with `stylecam build-engine`"
+                "the engine's input is {input_shape:?}, the bundle's [detector] says {shape:?}. Fix: make the [detector] input (size, layout) describe its graph, e.g. `stylecam detector add BUNDLE --onnx GRAPH --preset …`, then `stylecam build-engine`"
             )));
         }
         if io.in_type != 0 {
