@@ -7,7 +7,7 @@
 //! round trip; only the `[n, classes]` probabilities are copied back.
 
 use super::cache::{Cache, Target};
-use super::{cached_key, ffi, open_library, refused, unavailable, Wanted};
+use super::{ffi, find_engine, open_library, Wanted};
 use crate::bundle::Bundle;
 use crate::infer::graph::{Graph, Tensor};
 use crate::infer::{check_batch, Backend, BatchLimits, DeviceSlot, InferError, Options, Slot};
@@ -95,22 +95,7 @@ impl TensorRtBackend {
     /// the command that rebuilds it.
     pub fn load(bundle: &Bundle, opts: &Options) -> Result<Self, InferError> {
         let lib = open_library(opts)?;
-        let wanted = Wanted::classifier(bundle, opts);
-        let mut want = cached_key(&wanted, opts, &lib, opts.config_file.as_deref())?;
-        let gpu = Gpu::probe().map_err(|e| {
-            unavailable(e, "run on a machine with an NVIDIA GPU and its driver, or use model.backend = \"auto\"")
-        })?;
-        want.target = gpu.target();
-        let cache = Cache::new(&opts.engines);
-        let Some((_, path)) = cache.find(&want).map_err(|e| load_err(bundle, e))? else {
-            return Err(refused(
-                &cache,
-                &want,
-                &wanted,
-                opts,
-                opts.config_file.as_deref(),
-            ));
-        };
+        let (path, gpu) = find_engine(&Wanted::classifier(bundle, opts), opts, &lib)?;
         let spec = &bundle.manifest.input;
         let per = 3 * spec.width as usize * spec.height as usize;
         let classes = bundle.manifest.classes.len();

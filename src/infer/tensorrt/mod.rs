@@ -483,6 +483,34 @@ fn cached_key(
     Ok(want)
 }
 
+/// The cached engine `wanted` needs on the GPU here, and that GPU: a
+/// missing or stale engine is refused with the rebuild command.
+#[cfg(feature = "tensorrt")]
+fn find_engine(
+    wanted: &Wanted,
+    opts: &Options,
+    lib: &ffi::Library,
+) -> Result<(PathBuf, gpu::Gpu), InferError> {
+    let config = opts.config_file.as_deref();
+    let mut want = cached_key(wanted, opts, lib, config)?;
+    let gpu = gpu::Gpu::probe().map_err(|e| {
+        unavailable(
+            e,
+            "run on a machine with an NVIDIA GPU and its driver, or use model.backend = \"auto\"",
+        )
+    })?;
+    want.target = gpu.target();
+    let cache = Cache::new(&opts.engines);
+    let found = cache.find(&want).map_err(|reason| InferError::Load {
+        path: wanted.dir.display().to_string(),
+        reason,
+    })?;
+    match found {
+        Some((_, path)) => Ok((path, gpu)),
+        None => Err(refused(&cache, &want, wanted, opts, config)),
+    }
+}
+
 #[cfg(feature = "tensorrt")]
 fn refused(
     cache: &Cache,
@@ -546,19 +574,10 @@ pub fn open_detector(
             });
         };
         let lib = open_library(opts)?;
-        let config = opts.config_file.as_deref();
-        let mut want = cached_key(&wanted, opts, &lib, config)?;
-        let gpu = gpu::Gpu::probe().map_err(|e| {
-            unavailable(e, "run on a machine with an NVIDIA GPU and its driver, or use model.backend = \"auto\"")
-        })?;
-        want.target = gpu.target();
-        let cache = Cache::new(&opts.engines);
+        let (path, gpu) = find_engine(&wanted, opts, &lib)?;
         let load_err = |reason: String| InferError::Load {
             path: bundle.dir.display().to_string(),
             reason,
-        };
-        let Some((_, path)) = cache.find(&want).map_err(load_err)? else {
-            return Err(refused(&cache, &want, &wanted, opts, config));
         };
         let graph = gpu::TensorRtGraph::open(&lib, &gpu, &path, shape).map_err(load_err)?;
         log::info!(
