@@ -242,6 +242,21 @@ impl Pacer {
         }
     }
 
+    /// Sleeps until `due` (a retry's time); false when the source was
+    /// stopped meanwhile.
+    pub fn sleep_until(&self, due: std::time::Instant) -> bool {
+        loop {
+            if self.stop.is_stopped() {
+                return false;
+            }
+            let now = std::time::Instant::now();
+            if now >= due {
+                return true;
+            }
+            std::thread::sleep((due - now).min(STOP_LATENCY));
+        }
+    }
+
     /// Waits for the next frame's time; false when the source was stopped.
     pub fn wait(&mut self) -> bool {
         let Some(period) = self.period else {

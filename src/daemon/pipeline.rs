@@ -296,6 +296,7 @@ impl Pipeline {
                 notices: tx,
                 settled: settled_rx,
                 last_at: None,
+                clock: Default::default(),
                 preprocessor: pre,
                 gate,
                 queues,
@@ -478,8 +479,10 @@ struct CaptureLoop {
     notices: std::sync::mpsc::Sender<Notice>,
     /// The people whose tags the inference thread found settled.
     settled: std::sync::mpsc::Receiver<crate::detect::track::TrackId>,
-    /// The previous frame's capture time and seq (the tracker's clock).
+    /// The previous frame's capture time and seq (for `left` events).
     last_at: Option<(std::time::SystemTime, u64)>,
+    /// The tracker's clock (monotonic; ticked when a frame arrives).
+    clock: crate::detect::track::Clock,
     preprocessor: Option<CpuPreprocessor>,
     gate: Option<CameraGate>,
     queues: Arc<FrameQueues>,
@@ -493,8 +496,8 @@ impl CaptureLoop {
         let stop = source.stopper();
         while !stop.is_stopped() {
             let t0 = Instant::now();
-            let frame = match source.next_frame() {
-                Ok(Some(f)) => f,
+            let (frame, received) = match source.next_frame() {
+                Ok(Some(f)) => (f, Instant::now()),
                 Ok(None) => break,
                 Err(CaptureError::Skipped { .. }) => {
                     metrics.frame_skipped();
@@ -506,6 +509,7 @@ impl CaptureLoop {
                     lost_stream,
                 }) => {
                     stats.interrupted(&reason, lost_stream);
+                    self.age_people(Instant::now());
                     continue;
                 }
                 Err(e @ CaptureError::Fatal(_)) => {
@@ -523,7 +527,7 @@ impl CaptureLoop {
                 _ => "streaming",
             });
             metrics.time(Stage::Capture, t0.elapsed(), 1);
-            for item in self.prepare(frame) {
+            for item in self.prepare(frame, received) {
                 if self.queues.push(item) {
                     metrics.frame_dropped();
                     stats.dropped();
@@ -556,7 +560,7 @@ impl CaptureLoop {
     /// What goes to the inference thread for one frame: in `frame` mode the
     /// frame (or nothing, skipped); in `regions` mode one crop per region;
     /// in `people` mode the crops of the people due for classification.
-    fn prepare(&mut self, frame: crate::capture::Frame) -> Vec<Prepared> {
+    fn prepare(&mut self, frame: crate::capture::Frame, received: Instant) -> Vec<Prepared> {
         let t0 = Instant::now();
         // Masks first: the gate's thumbnail, the model's tensor, a raw
         // frame handed on and every crop are made from the painted frame.
@@ -577,7 +581,27 @@ impl CaptureLoop {
                 self.prepare_frame(frame, t0).into_iter().collect()
             }
             AnalyzeMode::Regions => self.prepare_regions(frame),
-            AnalyzeMode::People => self.prepare_people(frame),
+            AnalyzeMode::People => self.prepare_people(frame, received),
+        }
+    }
+
+    /// No frame (the camera is interrupted): the tracker ages by the time
+    /// since the last frame, and the people it no longer sees leave after
+    /// `max_missed_ms`, while the camera is down (with the time and seq of
+    /// the last frame they were seen in).
+    fn age_people(&mut self, now: Instant) {
+        let Some(people) = self.people.as_mut() else {
+            return;
+        };
+        let (at, frame_seq) = self.last_at.unwrap_or((std::time::SystemTime::now(), 0));
+        for (id, dwell_ms) in people.age(self.clock.tick(now)) {
+            PeopleCounters::add(&self.metrics.people().tracks_ended, 1);
+            let _ = self.notices.send(Notice::Left {
+                id,
+                at,
+                frame_seq,
+                dwell_ms,
+            });
         }
     }
 
@@ -619,7 +643,7 @@ impl CaptureLoop {
     }
 
     /// Detect, track, and the crops of the people due for classification.
-    fn prepare_people(&mut self, frame: crate::capture::Frame) -> Vec<Prepared> {
+    fn prepare_people(&mut self, frame: crate::capture::Frame, received: Instant) -> Vec<Prepared> {
         let t0 = Instant::now();
         let (rgb, w, h) = match crate::preprocess::to_rgb8(&frame) {
             Ok(x) => x,
@@ -628,10 +652,7 @@ impl CaptureLoop {
                 return vec![];
             }
         };
-        let dt_ms = self
-            .last_at
-            .and_then(|(at, _)| frame.captured_at.duration_since(at).ok())
-            .map_or(0, |d| (d.as_millis() as u64).min(10_000));
+        let dt_ms = self.clock.tick(received);
         self.last_at = Some((frame.captured_at, frame.seq));
         let Some(people) = self.people.as_mut() else {
             return vec![];

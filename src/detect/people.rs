@@ -179,6 +179,11 @@ impl PeopleStage {
     pub fn finish(&mut self) -> Vec<(TrackId, u64)> {
         self.schedule.finish()
     }
+
+    /// See [`Schedule::age`].
+    pub fn age(&mut self, dt_ms: u64) -> Vec<(TrackId, u64)> {
+        self.schedule.age(dt_ms)
+    }
 }
 
 impl Schedule {
@@ -307,6 +312,24 @@ impl Schedule {
         }
     }
 
+    /// No frame for `dt_ms` (the camera is interrupted): every track
+    /// misses, and those missed longer than `max_missed_ms` leave (the
+    /// confirmed ones are returned with their dwell), as if frames without
+    /// anybody had come. A short interruption keeps the tracks.
+    pub fn age(&mut self, dt_ms: u64) -> Vec<(TrackId, u64)> {
+        self.clock_ms += dt_ms;
+        let dt = std::mem::take(&mut self.since_detect_ms) + dt_ms;
+        let update = self.tracker.update(&[], dt);
+        update
+            .ended
+            .into_iter()
+            .map(|t| {
+                self.classified.remove(&t.id);
+                (t.id, t.age_ms)
+            })
+            .collect()
+    }
+
     /// The camera stopped: every confirmed track leaves.
     pub fn finish(&mut self) -> Vec<(TrackId, u64)> {
         self.classified.clear();
@@ -430,6 +453,39 @@ mod tests {
         let mut never = Settling::default();
         assert!(!never.observe(&[3], 2) && !never.observe(&[3], 2) && never.observe(&[3], 2));
         assert!(!never.observe(&[], 2), "a change starts the count again");
+    }
+
+    /// A camera that stops delivering frames: the people it held leave
+    /// once `max_missed_ms` has passed without a frame, not when frames
+    /// come again (they were listed in view while the camera was down).
+    #[test]
+    fn people_leave_a_camera_that_is_interrupted() {
+        let config = PeopleConfig {
+            min_hits: 1,
+            max_missed_ms: 1500,
+            ..PeopleConfig::default()
+        };
+        let mut s = Schedule::new(config, 0.5);
+        let two = [100.0f32, 300.0].map(|x| Detection {
+            bbox: BoxF::new(x, 100.0, x + 50.0, 200.0),
+            score: 0.9,
+            class: 1,
+        });
+        let step = s.step(Some(&two), 640, 480, 0);
+        assert_eq!(step.entered.len(), 2);
+        s.step(Some(&two), 640, 480, 100);
+        assert!(s.age(1000).is_empty(), "a short interruption keeps them");
+        let left = s.age(1000);
+        assert_eq!(left.len(), 2, "gone 2 s > max_missed_ms");
+        assert!(left.iter().all(|&(_, dwell)| dwell == 2100), "{left:?}");
+        assert!(s.tracker.tracks().is_empty());
+        // Back: the same people are new tracks.
+        let step = s.step(Some(&two), 640, 480, 100);
+        assert_eq!(step.entered.len(), 2);
+        assert!(step
+            .entered
+            .iter()
+            .all(|id| !left.iter().any(|l| l.0 == *id)));
     }
 
     #[test]

@@ -18,6 +18,31 @@
 
 use super::{BoxF, Detection};
 use std::hash::{BuildHasher, Hasher};
+use std::time::Instant;
+
+/// The tracker's clock: the time between frames on the monotonic clock, so
+/// that a step of the wall clock (NTP, an operator, a box without a
+/// real-time clock setting itself) neither ages tracks nor freezes them.
+/// Frames' wall-clock times only go into payloads.
+#[derive(Debug, Default)]
+pub struct Clock {
+    last: Option<Instant>,
+}
+
+impl Clock {
+    /// The longest step one tick may take (a camera thread that stalled).
+    pub const MAX_STEP_MS: u64 = 10_000;
+
+    /// Milliseconds since the previous tick (0 for the first), at most
+    /// [`Self::MAX_STEP_MS`].
+    pub fn tick(&mut self, now: Instant) -> u64 {
+        let dt = self
+            .last
+            .map_or(0, |l| now.saturating_duration_since(l).as_millis() as u64);
+        self.last = Some(now);
+        dt.min(Self::MAX_STEP_MS)
+    }
+}
 
 /// Tracker settings (the camera's `[cameras.people]` keys).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -417,6 +442,17 @@ pub fn assign(cost: &[Vec<f32>]) -> Vec<(usize, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Steps are the time between ticks (the camera thread ticks when a
+    /// frame arrives), capped, never negative.
+    #[test]
+    fn the_tracker_clock_steps_by_monotonic_time() {
+        let (mut clock, t0) = (Clock::default(), Instant::now());
+        let at = |ms| t0 + std::time::Duration::from_millis(ms);
+        let steps: Vec<u64> = [0, 100, 200, 20_000].map(|ms| clock.tick(at(ms))).into();
+        assert_eq!(steps, [0, 100, 100, Clock::MAX_STEP_MS]);
+        assert_eq!(clock.tick(t0), 0, "never backwards");
+    }
 
     fn det(x: f32, y: f32) -> Detection {
         Detection {

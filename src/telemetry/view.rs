@@ -131,9 +131,12 @@ impl CameraView {
     }
 
     /// A new pipeline: subjects start afresh (tracks ended with the old
-    /// one, regions may have changed).
+    /// one, regions may have changed), and so does the picture: one taken
+    /// before a reload may lack a mask the new config paints.
     pub fn clear(&self) {
         self.subjects.lock().expect("camera view").clear();
+        *self.picture.lock().expect("camera view") = None;
+        self.taken_at.store(0, Relaxed);
     }
 
     pub fn subjects(&self) -> BTreeMap<String, SubjectView> {
@@ -185,6 +188,25 @@ mod tests {
         });
         assert!(!v.snapshot_due(), "one per second");
         assert_eq!(v.picture().unwrap().width, 2);
+    }
+
+    /// A reload that adds a mask: the picture from before it (unmasked)
+    /// is never served after it; the next one is taken at once.
+    #[test]
+    fn a_new_pipeline_holds_no_picture_of_the_old_one() {
+        let v = CameraView::default();
+        v.want_snapshot();
+        v.put_picture(Picture {
+            rgb: vec![255; 12],
+            width: 2,
+            height: 2,
+            captured_at: SystemTime::now(),
+            outlines: vec![],
+            jpeg: Default::default(),
+        });
+        v.clear();
+        assert!(v.picture().is_none(), "the old picture is still served");
+        assert!(v.snapshot_due(), "a new picture is due at once");
     }
 
     #[test]
