@@ -174,6 +174,17 @@ impl Mosquitto {
         }
     }
 
+    /// Sends it signal `sig`, e.g. `HUP` (mosquitto 2 re-reads its config:
+    /// password and ACL files).
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+
     /// Stops it as an admin would (SIGTERM: it saves its state first).
     pub fn stop(mut self) {
         let _ = Command::new("kill")

@@ -8,6 +8,7 @@ mod common;
 mod architecture;
 mod backend_suite;
 mod broker_auth;
+mod broker_refusal;
 mod bundle_and_cli;
 mod docs_links;
 mod fleet;

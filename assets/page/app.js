@@ -29,6 +29,14 @@ function dl(target, rows) {
   }
 }
 
+// "none", or each reason with its count and when the broker last refused:
+// a broker that refuses (e.g. its ACL) shows here at a glance.
+function refusedText(d) {
+  const reasons = Object.entries(d.refused || {});
+  if (!reasons.length) return "none";
+  return reasons.map(([r, n]) => r.replace(/_/g, " ") + " × " + n).join(", ") + " (last " + ago(d.last_refusal_s) + ")";
+}
+
 function ago(s) {
   if (s === null || s === undefined) return "never";
   if (s < 60) return s + " s ago";
@@ -145,6 +153,7 @@ function render() {
     ["waiting in the outbox", String(d.backlog)],
     ["acknowledged", String(d.acked)],
     ["last acknowledgement", ago(d.last_ack_s)],
+    ["refused by the broker", refusedText(d)],
     ["events decided", String(status.events_decided)],
   ]);
   const re = $("reload-error");

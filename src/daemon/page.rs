@@ -182,6 +182,10 @@ pub fn status(metrics: &Metrics, access: &Access) -> serde_json::Value {
             "acked": snap.events_acked,
             "dropped": snap.events_dropped,
             "last_ack_s": metrics.last_ack_age().map(|d| d.as_secs()),
+            // Messages the broker refused (MQTT 5 reason codes), by reason.
+            "refused": snap.mqtt_refused,
+            "last_refusal_s": metrics.last_refusal_age().map(|d| d.as_secs()),
+            "dropped_by_reason": snap.dropped_by_reason,
         },
         "frames": {"captured": snap.frames_captured, "inferred": snap.frames_inferred},
         "events_decided": snap.events,

@@ -1,6 +1,12 @@
 //! One MQTT connection, 3.1.1 or 5 (`mqtt.protocol`), behind the few calls
 //! the publisher makes: connect, publish, disconnect, and a poll that
 //! reports connects, written packets, PUBACKs and failures (explained).
+//!
+//! An MQTT 5 PUBACK carries a reason code: only `Success` and
+//! `NoMatchingSubscribers` are deliveries, any other code is a
+//! [`Refusal`] (e.g. not authorised by the broker's ACL). MQTT 3.1.1 has no
+//! reason codes: a broker that denies a publish there (mosquitto does)
+//! still acknowledges it, and the message is lost without a word.
 
 use super::mqtt::Settings;
 use super::payload;
@@ -31,10 +37,58 @@ pub enum Polled {
     Connected(Option<u32>),
     /// A publish went out with this packet id (0 for QoS 0).
     Written(u16),
+    /// The broker took the message with this packet id.
     Acked(u16),
+    /// The broker answered this packet id with a failure reason (MQTT 5).
+    Refused(u16, Refusal),
     Other,
     /// The connection failed or dropped; the reason, with what to check.
     Failed(String),
+}
+
+/// Why an MQTT 5 broker did not take a message: its PUBACK reason code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The reason code, snake case (`not_authorized`, `quota_exceeded`, ...),
+    /// as counted in `/metrics` and the health message.
+    pub reason: &'static str,
+    /// The broker's own words (the PUBACK's reason string), if it sent any.
+    pub detail: Option<String>,
+}
+
+impl Refusal {
+    /// What to do about it, for an operator.
+    pub fn fix(&self) -> &'static str {
+        match self.reason {
+            "not_authorized" => {
+                "let this client (mqtt.client_id, mqtt.username) write its topics in the broker's ACL"
+            }
+            "quota_exceeded" => {
+                "raise the broker's quota for this client (e.g. mosquitto's max_queued_messages)"
+            }
+            "topic_name_invalid" | "payload_format_invalid" => {
+                "compare the broker's rules for topics and payloads with mqtt.prefix"
+            }
+            _ => "read the broker's log",
+        }
+    }
+}
+
+/// A v5 PUBACK: `Ok` for a delivery, else the refusal.
+fn puback_v5(ack: rumqttc::v5::mqttbytes::v5::PubAck) -> Polled {
+    use rumqttc::v5::mqttbytes::v5::PubAckReason as R;
+    let reason = match ack.reason {
+        R::Success | R::NoMatchingSubscribers => return Polled::Acked(ack.pkid),
+        R::UnspecifiedError => "unspecified_error",
+        R::ImplementationSpecificError => "implementation_specific_error",
+        R::NotAuthorized => "not_authorized",
+        R::TopicNameInvalid => "topic_name_invalid",
+        R::PacketIdentifierInUse => "packet_identifier_in_use",
+        R::QuotaExceeded => "quota_exceeded",
+        R::PayloadFormatInvalid => "payload_format_invalid",
+    };
+    let detail = ack.properties.and_then(|p| p.reason_string);
+    Polled::Refused(ack.pkid, Refusal { reason, detail })
 }
 
 fn transport(s: &Settings) -> Option<Transport> {
@@ -183,7 +237,7 @@ impl Loop {
                     Ok(Event::Incoming(Packet::ConnAck(c))) => {
                         Polled::Connected(c.properties.and_then(|p| p.max_packet_size))
                     }
-                    Ok(Event::Incoming(Packet::PubAck(ack))) => Polled::Acked(ack.pkid),
+                    Ok(Event::Incoming(Packet::PubAck(ack))) => puback_v5(ack),
                     Ok(Event::Outgoing(Outgoing::Publish(pkid))) => Polled::Written(pkid),
                     Ok(_) => Polled::Other,
                     Err(ConnectionError::ConnectionRefused(code)) => Polled::Failed(format!(
@@ -195,6 +249,54 @@ impl Loop {
                     Err(ConnectionError::Timeout(_)) => Polled::Failed(SILENT.into()),
                     Err(e) => Polled::Failed(e.to_string()),
                 }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rumqttc::v5::mqttbytes::v5::{PubAck, PubAckProperties, PubAckReason};
+
+    fn ack(reason: PubAckReason, why: Option<&str>) -> Polled {
+        puback_v5(PubAck {
+            pkid: 7,
+            reason,
+            properties: why.map(|w| PubAckProperties {
+                reason_string: Some(w.into()),
+                user_properties: vec![],
+            }),
+        })
+    }
+
+    #[test]
+    fn only_success_and_no_subscribers_are_deliveries() {
+        for r in [PubAckReason::Success, PubAckReason::NoMatchingSubscribers] {
+            assert!(matches!(ack(r, None), Polled::Acked(7)));
+        }
+        for (r, name) in [
+            (PubAckReason::NotAuthorized, "not_authorized"),
+            (PubAckReason::QuotaExceeded, "quota_exceeded"),
+            (PubAckReason::PayloadFormatInvalid, "payload_format_invalid"),
+            (PubAckReason::TopicNameInvalid, "topic_name_invalid"),
+            (PubAckReason::UnspecifiedError, "unspecified_error"),
+            (
+                PubAckReason::ImplementationSpecificError,
+                "implementation_specific_error",
+            ),
+            (
+                PubAckReason::PacketIdentifierInUse,
+                "packet_identifier_in_use",
+            ),
+        ] {
+            match ack(r, Some("denied by ACL")) {
+                Polled::Refused(7, why) => {
+                    assert_eq!(why.reason, name);
+                    assert_eq!(why.detail.as_deref(), Some("denied by ACL"));
+                    assert!(!why.fix().is_empty());
+                }
+                _ => panic!("{name} is a refusal"),
             }
         }
     }

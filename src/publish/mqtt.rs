@@ -15,8 +15,14 @@
 //! Messages larger than `mqtt.max_packet_bytes` (or what an MQTT 5 broker
 //! announces) are refused when they are queued or handed over, logged
 //! with their size and the limit: one can never block the queue.
+//!
+//! A PUBACK that refuses a message (MQTT 5 reason code, e.g. not
+//! authorised) is no delivery: the message stays in the outbox and on disk
+//! and goes again after the outbox's backoff; each refusal is counted by
+//! reason and logged (at most once a minute), and the retained status,
+//! when refused, is published again with the next retry.
 
-use super::link::{self, Client, Polled, Protocol};
+use super::link::{self, Client, Polled, Protocol, Refusal};
 use super::outbox::{Limits, Outbox, Pushed};
 use super::store::{Store, Stored};
 use super::{payload, Message, Topics};
@@ -75,6 +81,7 @@ enum Link {
     Disconnected(String),
     Written(u16),
     Acked(u16),
+    Refused(u16, Refusal),
 }
 
 /// Handle to the publisher task: send messages; close to flush and stop.
@@ -141,6 +148,7 @@ async fn drive(s: Settings, link: mpsc::UnboundedSender<Link>, metrics: Arc<Metr
                     }
                 }
                 Polled::Acked(pkid) => link.send(Link::Acked(pkid)),
+                Polled::Refused(pkid, why) => link.send(Link::Refused(pkid, why)),
                 Polled::Written(pkid) => link.send(Link::Written(pkid)),
                 Polled::Other => Ok(()),
                 Polled::Failed(why) => {
@@ -220,10 +228,16 @@ fn too_large(m: &Message, limit: usize) -> bool {
 }
 
 fn hand_over(client: &Client, d: &mut Durable, metrics: &Metrics) {
-    while let Some(m) = d.outbox.next_to_send() {
+    let now = now_ms();
+    if d.status_refused && now >= d.outbox.retry_at() {
+        d.status_refused = false;
+        let topics = d.topics.clone();
+        publish_status(client, d, &topics, true);
+    }
+    while let Some(m) = d.outbox.next_to_send(now) {
         if too_large(&m, d.max_packet) {
             if let Some(id) = d.outbox.unhand(true) {
-                metrics.event_dropped();
+                metrics.event_dropped(PACKET_TOO_LARGE);
                 d.remove.push(id);
             }
             continue;
@@ -237,6 +251,12 @@ fn hand_over(client: &Client, d: &mut Durable, metrics: &Metrics) {
         }
     }
 }
+
+/// Why a QoS 1 message was dropped, as counted (`/metrics`, health).
+const PACKET_TOO_LARGE: &str = "packet_too_large";
+const LARGER_THAN_OUTBOX: &str = "larger_than_outbox";
+const FULL: &str = "full";
+const EXPIRED: &str = "expired";
 
 fn publish_status(client: &Client, d: &mut Durable, topics: &Topics, online: bool) {
     let p = payload::to_json(&payload::status(&topics.device, online));
@@ -265,6 +285,14 @@ struct Durable {
     /// The largest packet sent: `mqtt.max_packet_bytes`, or less where the
     /// last connection's broker said so.
     max_packet: usize,
+    /// `outbox.max_bytes`, for the log.
+    limit_bytes: usize,
+    topics: Topics,
+    /// The broker refused the retained `online` status: publish it again
+    /// when sending resumes.
+    status_refused: bool,
+    /// Refusals since the broker last took a message.
+    refusals: u64,
 }
 
 impl Durable {
@@ -276,7 +304,7 @@ impl Durable {
         }
         if too_large(&m, self.max_packet) {
             if m.reliable {
-                metrics.event_dropped();
+                metrics.event_dropped(PACKET_TOO_LARGE);
             }
             return;
         }
@@ -296,19 +324,65 @@ impl Durable {
                     });
                 }
                 for d in dropped {
-                    metrics.event_dropped();
+                    metrics.event_dropped(FULL);
                     self.remove.push(d);
                 }
                 self.remove.extend(removed);
             }
-            Pushed::Refused => metrics.event_dropped(),
+            Pushed::Refused => metrics.event_dropped(FULL),
+            Pushed::TooLarge => {
+                metrics.event_dropped(LARGER_THAN_OUTBOX);
+                static LOG: RateLimit = RateLimit::new(Duration::from_secs(60));
+                if let Some(held) = LOG.allow() {
+                    log::error!(
+                        "outbox: a message on {} is larger than the whole outbox (outbox.max_bytes = {}): dropped \
+                         ({held} more since the last such line). Fix: raise outbox.max_bytes",
+                        copy.map_or_else(String::new, |m| m.topic),
+                        self.limit_bytes
+                    );
+                }
+            }
             Pushed::Discarded => {}
         }
     }
 
     fn acked(&mut self, pkid: u16) {
+        if self.refusals > 0 {
+            log::info!(
+                "mqtt: the broker takes messages again (after {} refusals)",
+                self.refusals
+            );
+            self.refusals = 0;
+        }
         if let Some(id) = self.outbox.on_acked(pkid) {
             self.remove.push(id);
+        }
+    }
+
+    /// The broker refused `pkid`: counted, logged (at most once a minute),
+    /// kept for the outbox's retry.
+    fn refused(&mut self, pkid: u16, why: Refusal, metrics: &Metrics) {
+        metrics.mqtt_refused(why.reason);
+        self.refusals += 1;
+        let now = now_ms();
+        let topic = match self.outbox.on_refused(pkid, now) {
+            Some(m) => m.topic.clone(),
+            None => {
+                self.status_refused = true;
+                self.topics.status()
+            }
+        };
+        static LOG: RateLimit = RateLimit::new(Duration::from_secs(60));
+        if let Some(held) = LOG.allow() {
+            log::error!(
+                "mqtt: the broker refused a message on {topic}: {}{}; it stays in the outbox ({} waiting) and goes \
+                 again in {:.0} s ({held} more refusals since the last such line). Fix: {}",
+                why.reason,
+                why.detail.as_ref().map_or_else(String::new, |d| format!(" ({d})")),
+                self.outbox.len(),
+                self.outbox.retry_at().saturating_sub(now) as f64 / 1000.0,
+                why.fix()
+            );
         }
     }
 
@@ -318,7 +392,7 @@ impl Durable {
     /// work again the file is made to hold the outbox as it is then.
     fn commit(&mut self, metrics: &Metrics) {
         for id in self.outbox.expire(now_ms()) {
-            metrics.event_dropped();
+            metrics.event_dropped(EXPIRED);
             self.remove.push(id);
         }
         let result = if self.failing {
@@ -359,6 +433,33 @@ impl Durable {
     }
 }
 
+impl Durable {
+    /// What becomes of the undelivered messages at exit, if there are any:
+    /// QoS 1 messages are in the file for the next start unless writing it
+    /// failed (then those queued since are lost); QoS 0 ones are dropped.
+    fn shutdown_note(&self) -> Option<String> {
+        let reliable = self.outbox.held().len();
+        let best_effort = self.outbox.len() - reliable;
+        let mut parts = vec![];
+        if reliable > 0 && self.failing {
+            parts.push(format!(
+                "{reliable} undelivered QoS 1 messages are held in memory only (writing the outbox file fails): \
+                 those queued since its last successful write are lost, the file keeps what it held then"
+            ));
+        } else if reliable > 0 {
+            parts.push(format!(
+                "{reliable} undelivered QoS 1 messages stay in the outbox file for the next start"
+            ));
+        }
+        if best_effort > 0 {
+            parts.push(format!(
+                "{best_effort} QoS 0 messages (best effort) are dropped"
+            ));
+        }
+        (!parts.is_empty()).then(|| format!("mqtt: shutting down: {}", parts.join("; ")))
+    }
+}
+
 /// How many queued messages or link events one turn takes at most.
 const TURN: usize = 512;
 
@@ -387,6 +488,10 @@ async fn run(
         seqs: Default::default(),
         failing: false,
         max_packet: s.max_packet_bytes,
+        limit_bytes: s.limits.max_bytes,
+        topics: s.topics.clone(),
+        status_refused: false,
+        refusals: 0,
     };
     // The live connection's client (each connection has its own).
     let mut conn: Option<Client> = None;
@@ -459,6 +564,7 @@ async fn run(
                         }
                         Some(Link::Written(pkid)) => d.outbox.on_written(pkid),
                         Some(Link::Acked(pkid)) => d.acked(pkid),
+                        Some(Link::Refused(pkid, why)) => d.refused(pkid, why, &metrics),
                         None => break,
                     }
                     ev = match link.try_recv() {
@@ -471,11 +577,8 @@ async fn run(
         }
     }
     d.commit(&metrics);
-    if !d.outbox.is_empty() {
-        log::warn!(
-            "mqtt: shutting down with {} undelivered messages; they stay in the outbox for the next start",
-            d.outbox.len()
-        );
+    if let Some(note) = d.shutdown_note() {
+        log::warn!("{note}");
     }
     if let Some(c) = &conn {
         // The exit summary, typed: a last retained health message, then
@@ -493,7 +596,7 @@ async fn run(
         loop {
             tokio::select! {
                 _ = &mut wait => break,
-                ev = link.recv() => if let Some(Link::Acked(_)) | None = ev { break },
+                ev = link.recv() => if let Some(Link::Acked(_) | Link::Refused(..)) | None = ev { break },
             }
         }
         c.disconnect();
@@ -501,4 +604,162 @@ async fn run(
     }
     driver.abort();
     metrics.set_outbox(d.outbox.len() as u64, d.outbox.acked());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn durable(dir: &std::path::Path, limits: Limits) -> Durable {
+        let (store, _) = Store::open(&dir.join("outbox.redb")).unwrap();
+        Durable {
+            limit_bytes: limits.max_bytes,
+            outbox: Outbox::new(limits, 8),
+            store,
+            add: vec![],
+            remove: vec![],
+            seqs: Default::default(),
+            failing: false,
+            max_packet: 1 << 20,
+            topics: Topics {
+                prefix: "stylecam".into(),
+                device: "d".into(),
+            },
+            status_refused: false,
+            refusals: 0,
+        }
+    }
+
+    fn event(seq: u64) -> Message {
+        Message {
+            topic: "d/cam/styles".into(),
+            payload: format!("{{\"seq\":{seq:>2}}}").into_bytes(),
+            reliable: true,
+            retain: false,
+            event: Some(("cam".into(), seq)),
+        }
+    }
+
+    fn state(payload: &str) -> Message {
+        Message {
+            topic: "d/cam/state".into(),
+            payload: payload.into(),
+            reliable: true,
+            retain: true,
+            event: None,
+        }
+    }
+
+    fn frame() -> Message {
+        Message {
+            topic: "d/cam/frames".into(),
+            payload: b"{}".to_vec(),
+            reliable: false,
+            retain: false,
+            event: None,
+        }
+    }
+
+    /// The ids of the messages the file holds (the store is closed first).
+    fn on_disk(d: Durable, dir: &std::path::Path) -> Vec<u64> {
+        drop(d.store);
+        let (_store, r) = Store::open(&dir.join("outbox.redb")).unwrap();
+        r.pending.iter().map(|s| s.id).collect()
+    }
+
+    /// `refuse_new`, full by bytes: a state that no longer fits is refused,
+    /// and the file still holds exactly what the outbox holds (no record
+    /// of a superseded state left behind, to be sent after a restart).
+    #[test]
+    fn a_refused_message_leaves_no_orphan_record_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        // The event is 22 bytes (topic and payload), the first state 18.
+        let limits = Limits {
+            max_bytes: 40,
+            refuse_new: true,
+            ..Limits::count(100)
+        };
+        let mut d = durable(dir.path(), limits);
+        let metrics = Metrics::default();
+        d.queue(event(1), &metrics);
+        d.queue(state("{\"a\":1}"), &metrics);
+        d.commit(&metrics);
+        d.queue(state("{\"a\":1,\"b\":2}"), &metrics);
+        d.commit(&metrics);
+        let held: Vec<u64> = d.outbox.held().iter().map(|s| s.id).collect();
+        assert_eq!(on_disk(d, dir.path()), held, "the file holds the outbox");
+    }
+
+    #[test]
+    fn the_shutdown_note_says_what_becomes_of_each_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut d = durable(dir.path(), Limits::count(10));
+        let metrics = Metrics::default();
+        assert_eq!(d.shutdown_note(), None);
+        d.queue(event(1), &metrics);
+        d.queue(frame(), &metrics);
+        d.commit(&metrics);
+        let note = d.shutdown_note().unwrap();
+        assert!(
+            note.contains("1 undelivered QoS 1 message")
+                && note.contains("stay in the outbox file")
+                && note.contains("1 QoS 0 message"),
+            "{note}"
+        );
+        // Writing the file fails: what is only in memory is lost at exit.
+        d.failing = true;
+        let note = d.shutdown_note().unwrap();
+        assert!(
+            note.contains("lost") && !note.contains("stay in the outbox file"),
+            "{note}"
+        );
+    }
+
+    /// A refusal is no delivery: the message stays in memory and on disk,
+    /// nothing counts as acknowledged, the refusal counts by reason.
+    #[test]
+    fn a_refused_message_stays_on_disk_and_is_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut d = durable(dir.path(), Limits::count(10));
+        let metrics = Metrics::default();
+        d.queue(event(1), &metrics);
+        d.commit(&metrics);
+        assert!(d.outbox.next_to_send(now_ms()).is_some());
+        d.outbox.on_written(1);
+        let why = |reason| Refusal {
+            reason,
+            detail: None,
+        };
+        d.refused(1, why("not_authorized"), &metrics);
+        // Not the outbox's: the retained status, published again later.
+        d.refused(2, why("not_authorized"), &metrics);
+        assert!(d.status_refused);
+        d.commit(&metrics);
+        let snap = metrics.snapshot();
+        assert_eq!(snap.mqtt_refused.get("not_authorized"), Some(&2));
+        assert_eq!((d.outbox.len(), d.outbox.acked()), (1, 0));
+        assert_eq!(on_disk(d, dir.path()), vec![1]);
+    }
+
+    /// A broker that refuses answers: `/healthz` says it refuses, and the
+    /// watchdog's stall check does not restart a daemon for it.
+    #[test]
+    fn a_refusing_broker_fails_health_but_is_no_stall() {
+        let m = Metrics::default();
+        m.set_mqtt_connected(true);
+        m.set_outbox(3, 0);
+        std::thread::sleep(Duration::from_millis(50));
+        let after = Duration::from_millis(10);
+        assert!(m.no_progress(after).is_some(), "a silent broker is a stall");
+        m.mqtt_refused("not_authorized");
+        assert_eq!(m.no_progress(after), None, "a refusal is an answer");
+        let why = m
+            .health(Duration::from_secs(30), 0, Duration::ZERO)
+            .unwrap_err();
+        assert!(
+            why.iter()
+                .any(|w| w.contains("refuses messages (not_authorized: 1)")),
+            "{why:?}"
+        );
+    }
 }

@@ -171,6 +171,11 @@ pub struct OutboxCounts {
     pub acked: u64,
     pub dropped: u64,
     pub write_errors: u64,
+    /// Of `dropped`, how many for each reason.
+    pub dropped_by_reason: std::collections::BTreeMap<String, u64>,
+    /// Messages the broker refused (MQTT 5 PUBACK reason codes), by
+    /// reason: they stay in the outbox and go again.
+    pub refused: std::collections::BTreeMap<String, u64>,
 }
 
 pub fn health(device: &str, uptime_s: u64, m: &Snapshot) -> HealthMessage {
@@ -195,6 +200,8 @@ pub fn health(device: &str, uptime_s: u64, m: &Snapshot) -> HealthMessage {
             acked: m.events_acked,
             dropped: m.events_dropped,
             write_errors: m.outbox_write_errors,
+            dropped_by_reason: m.dropped_by_reason.clone(),
+            refused: m.mqtt_refused.clone(),
         },
         mqtt_connection_errors: m.mqtt_connection_errors,
         pipeline: m.pipeline.clone(),

@@ -102,6 +102,11 @@ pub struct Metrics {
     outbox_pending: AtomicU64,
     mqtt_connection_errors: AtomicU64,
     outbox_write_errors: AtomicU64,
+    /// Messages the broker refused (MQTT 5 PUBACK reason codes) and QoS 1
+    /// messages dropped, by reason; when the broker last refused, a [`stamp`].
+    refused: Mutex<BTreeMap<&'static str, u64>>,
+    dropped_by: Mutex<BTreeMap<&'static str, u64>>,
+    refused_at: AtomicU64,
     stage_ns: [AtomicU64; 6],
     stage_n: [AtomicU64; 6],
     stage_hist: [Histogram; 6],
@@ -190,12 +195,15 @@ pub enum Beat {
 /// The log filter: `RUST_LOG` (default `info`) with the MQTT libraries
 /// quieted unless `RUST_LOG` names them: the embedded broker (rumqttd)
 /// traces about five lines per message at `info`, which would fill the
-/// journal of a box that runs with `RUST_LOG=info`.
+/// journal of a box that runs with `RUST_LOG=info`. rumqttc's v5 state warns
+/// once per refused PUBACK: the publisher counts and logs those itself,
+/// rate-limited.
 pub fn log_filter(rust_log: Option<&str>) -> String {
-    const QUIET: [(&str, &str); 3] = [
+    const QUIET: [(&str, &str); 4] = [
         ("rumqttd", "off"),
         ("tracing::span", "off"),
         ("rumqttc", "warn"),
+        ("rumqttc::v5::state", "error"),
     ];
     let base = rust_log
         .map(str::trim)
@@ -386,6 +394,10 @@ pub struct Snapshot {
     pub mqtt_connection_errors: u64,
     /// Failed writes to the on-disk outbox (full or read-only disk).
     pub outbox_write_errors: u64,
+    /// Messages the broker refused (MQTT 5 PUBACK reason codes), by reason.
+    pub mqtt_refused: BTreeMap<String, u64>,
+    /// QoS 1 messages dropped, by reason (they sum to `events_dropped`).
+    pub dropped_by_reason: BTreeMap<String, u64>,
     /// Mean time per frame of each stage, in [`STAGES`] order.
     pub stage_mean: [Duration; 6],
     /// Latency quantiles per frame of each stage, in [`STAGES`] order.
@@ -440,7 +452,9 @@ impl Metrics {
         if waiting > 0 && self.mqtt_connected() {
             let acked = self.since(Progress::Acked).unwrap_or(since_start());
             let connected = self.since(Progress::Connected).unwrap_or(since_start());
-            let quiet = acked.min(connected);
+            // A refusal is an answer: the broker is there and says why.
+            let refused = age(&self.refused_at).unwrap_or(since_start());
+            let quiet = acked.min(connected).min(refused);
             if quiet > after {
                 return Some(format!(
                     "{waiting} messages wait on a live MQTT connection but the broker acknowledged none for {} s (metrics.stall_after_s = {key})",
@@ -559,6 +573,10 @@ impl Metrics {
     pub fn page_info(&self) -> Arc<view::PageInfo> {
         self.page.lock().expect("page info").clone()
     }
+    /// How long ago the broker last refused a message (MQTT 5).
+    pub fn last_refusal_age(&self) -> Option<Duration> {
+        age(&self.refused_at)
+    }
     /// How long ago the broker last acknowledged a message.
     pub fn last_ack_age(&self) -> Option<Duration> {
         self.since(Progress::Acked)
@@ -612,6 +630,7 @@ impl Metrics {
                 _ => {}
             }
         }
+        why.extend(self.refusing());
         let pending = self.outbox_pending.load(Relaxed);
         if outbox_limit > 0 && pending >= outbox_limit {
             why.push(format!(
@@ -645,8 +664,41 @@ impl Metrics {
     pub fn event(&self) {
         self.events.fetch_add(1, Relaxed);
     }
-    pub fn event_dropped(&self) {
+    /// A QoS 1 message was dropped, for `reason` (`full`, `expired`, ...).
+    pub fn event_dropped(&self, reason: &'static str) {
         self.events_dropped.fetch_add(1, Relaxed);
+        *self
+            .dropped_by
+            .lock()
+            .expect("drops")
+            .entry(reason)
+            .or_default() += 1;
+    }
+    /// The broker refused a message (an MQTT 5 PUBACK reason code).
+    pub fn mqtt_refused(&self, reason: &'static str) {
+        *self
+            .refused
+            .lock()
+            .expect("refusals")
+            .entry(reason)
+            .or_default() += 1;
+        stamp(&self.refused_at);
+    }
+    /// Why the broker counts as refusing, if it does: it refused a message
+    /// in the last 2 minutes and took none since.
+    fn refusing(&self) -> Option<String> {
+        let refused = age(&self.refused_at)?;
+        let delivered_since = self.since(Progress::Acked).is_some_and(|a| a < refused);
+        if refused > Duration::from_secs(120) || delivered_since {
+            return None;
+        }
+        let counts: Vec<String> = (self.refused.lock().expect("refusals").iter())
+            .map(|(reason, n)| format!("{reason}: {n}"))
+            .collect();
+        Some(format!(
+            "the broker refuses messages ({}); they wait in the outbox: check the broker's ACL and quotas for this client",
+            counts.join(", ")
+        ))
     }
     pub fn mqtt_connection_error(&self) {
         self.mqtt_connection_errors.fetch_add(1, Relaxed);
@@ -709,6 +761,8 @@ impl Metrics {
             outbox_pending: self.outbox_pending.load(Relaxed),
             mqtt_connection_errors: self.mqtt_connection_errors.load(Relaxed),
             outbox_write_errors: self.outbox_write_errors.load(Relaxed),
+            mqtt_refused: by_reason(&self.refused),
+            dropped_by_reason: by_reason(&self.dropped_by),
             stage_mean,
             stage_quantiles: std::array::from_fn(|i| self.stage_hist[i].quantiles()),
             people: self.people.snapshot(),
@@ -742,6 +796,12 @@ impl Metrics {
     }
 }
 
+fn by_reason(m: &Mutex<BTreeMap<&'static str, u64>>) -> BTreeMap<String, u64> {
+    (m.lock().expect("counts by reason").iter())
+        .map(|(k, v)| (k.to_string(), *v))
+        .collect()
+}
+
 impl std::fmt::Display for Snapshot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
@@ -758,6 +818,15 @@ impl std::fmt::Display for Snapshot {
             self.events_acked,
             self.outbox_pending,
             self.events_dropped
-        )
+        )?;
+        let refused: u64 = self.mqtt_refused.values().sum();
+        if refused > 0 {
+            write!(
+                f,
+                ", {refused} refused by the broker ({:?})",
+                self.mqtt_refused
+            )?;
+        }
+        Ok(())
     }
 }

@@ -213,6 +213,25 @@ pub fn render(metrics: &Metrics) -> String {
         "QoS 1 messages dropped because the outbox was full or too old",
         counter(s.events_dropped),
     );
+    let by_reason = |counts: &std::collections::BTreeMap<String, u64>| {
+        let family = Family::<Labels, Counter>::default();
+        for (reason, n) in counts {
+            family
+                .get_or_create(&labels(&[("reason", reason)]))
+                .inc_by(*n);
+        }
+        family
+    };
+    r.register(
+        "outbox_drops",
+        "QoS 1 messages dropped by reason: full, expired, larger_than_outbox (outbox.max_bytes), packet_too_large (mqtt.max_packet_bytes or the broker's limit)",
+        by_reason(&s.dropped_by_reason),
+    );
+    r.register(
+        "mqtt_refused",
+        "Messages the broker refused (MQTT 5 PUBACK reason codes, e.g. not_authorized); they stay in the outbox",
+        by_reason(&s.mqtt_refused),
+    );
     r.register(
         "outbox_write_errors",
         "Failed writes to the outbox (full or read-only disk)",
@@ -256,6 +275,8 @@ mod tests {
         m.camera("till").interrupted("unplugged", true);
         m.time(Stage::Infer, Duration::from_millis(8), 4);
         m.set_mqtt_connected(true);
+        m.mqtt_refused("not_authorized");
+        m.event_dropped("expired");
         let text = render(&m);
         for want in [
             "stylecam_build_info{version=\"",
@@ -266,6 +287,9 @@ mod tests {
             "stylecam_inference_seconds_count 1",
             "stylecam_inference_batch_size_bucket{le=\"4.0\"} 1",
             "stylecam_mqtt_connected 1",
+            "stylecam_mqtt_refused_total{reason=\"not_authorized\"} 1",
+            "stylecam_outbox_drops_total{reason=\"expired\"} 1",
+            "stylecam_outbox_dropped_total 1",
             "# EOF",
         ] {
             assert!(text.contains(want), "missing {want:?} in\n{text}");
