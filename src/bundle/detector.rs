@@ -100,6 +100,13 @@ pub struct DetectorSpec {
     pub max_detections: usize,
 }
 
+/// The most `max_detections` may be. Each detection a frame keeps joins
+/// the tracker's optimal matching (the Hungarian method, cubic in tracks
+/// and detections) and may become a crop for the model; 300 is what
+/// Ultralytics keeps by default (`max_det`), far more people than one
+/// camera sees.
+pub const MAX_DETECTIONS: usize = 300;
+
 fn rgb() -> Channels {
     Channels::Rgb
 }
@@ -179,8 +186,11 @@ impl DetectorSpec {
                 self.nms_iou
             ));
         }
-        if self.max_detections == 0 {
-            return Err("detector.max_detections must be at least 1".into());
+        if !(1..=MAX_DETECTIONS).contains(&self.max_detections) {
+            return Err(format!(
+                "detector.max_detections = {} is outside 1..={MAX_DETECTIONS} (every detection joins each frame's tracking, which is cubic in their number). Fix: set max_detections = 100 in the bundle's [detector]",
+                self.max_detections
+            ));
         }
         Ok(())
     }
@@ -208,5 +218,25 @@ mod tests {
         s = spec;
         s.nms_iou = 0.0;
         assert!(s.check().unwrap_err().contains("detector.nms_iou"));
+    }
+
+    /// Every detection costs NMS and the tracker's matching (cubic) each
+    /// frame: the count has a ceiling, named with the fix.
+    #[test]
+    fn max_detections_is_bounded() {
+        let mut s = DetectorSpec::ssdlite("detector.onnx", "ab");
+        s.max_detections = 300;
+        s.check().unwrap();
+        for n in [301, 1_000_000, 0] {
+            s.max_detections = n;
+            let e = s
+                .check()
+                .err()
+                .unwrap_or_else(|| panic!("detector.max_detections = {n} was accepted"));
+            assert!(
+                e.contains(&format!("detector.max_detections = {n}")) && e.contains("Fix: set"),
+                "{e}"
+            );
+        }
     }
 }

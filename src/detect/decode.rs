@@ -148,6 +148,23 @@ fn yolov8(
     if t.data.len() != rows * n {
         return Err(shape_error(spec, outputs, want));
     }
+    // YOLOv8 scores a candidate per cell of its stride-8, 16 and 32 grids,
+    // far more than its 4 + K rows. An export transposed to [1, N, 4+K]
+    // holds the same numbers in the other order, read here as garbage
+    // boxes: the candidates must be the longer axis, and a square output
+    // cannot be told either way.
+    if rows >= n {
+        let (w, h) = (spec.width as usize, spec.height as usize);
+        let grid: usize = [8, 16, 32]
+            .iter()
+            .map(|s| w.div_ceil(*s) * h.div_ceil(*s))
+            .sum();
+        return Err(format!(
+            "detector.output = \"yolov8\" expects one output [1, 4+K, N] with the N candidates ({grid} at {w}x{h}) on the last, longer axis; the graph returns {:?}, which {}. Fix: export the head as [1, 4+K, N] (Ultralytics' `yolo export format=onnx` does), or end the graph with a Transpose to it",
+            t.shape,
+            if rows == n { "could be either way round" } else { "looks transposed" }
+        ));
+    }
     let k = rows - 4;
     check_classes(spec, k)?;
     let at = |r: usize, i: usize| t.data[r * n + i];
@@ -262,18 +279,23 @@ mod tests {
         s.classes = vec![0];
         // A 1280x720 frame: scale 0.5, 140 rows of padding above.
         let g = Geometry::new(&s, 1280, 720);
-        // Two candidates, 4+2 rows: a person at input (320, 320) 100x200,
-        // and a second class that is not kept.
+        // Candidates in columns, 4+2 rows: a person at input (320, 320)
+        // 100x200, a second class that is not kept, and six empty ones
+        // (the candidates outnumber the rows, as in every YOLOv8 head).
+        let rows: [[f32; 2]; 6] = [
+            [320.0, 100.0], // cx
+            [320.0, 100.0], // cy
+            [100.0, 10.0],  // w
+            [200.0, 10.0],  // h
+            [0.9, 0.1],     // class 0
+            [0.0, 0.95],    // class 1
+        ];
         let t = Tensor {
-            shape: vec![1, 6, 2],
-            data: vec![
-                320.0, 100.0, // cx
-                320.0, 100.0, // cy
-                100.0, 10.0, // w
-                200.0, 10.0, // h
-                0.9, 0.1, // class 0
-                0.0, 0.95, // class 1
-            ],
+            shape: vec![1, 6, 8],
+            data: rows
+                .iter()
+                .flat_map(|r| [r[0], r[1], 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+                .collect(),
         };
         let d = decode(&s, &[t], &g).unwrap();
         assert_eq!(d.len(), 1);
@@ -281,6 +303,35 @@ mod tests {
         // Frame x = (input x - 0) / 0.5, y = (input y - 140) / 0.5.
         for (got, want) in [(b.x0, 540.0), (b.x1, 740.0), (b.y0, 160.0), (b.y1, 560.0)] {
             assert!((got - want).abs() < 1e-3, "{b:?}");
+        }
+    }
+
+    /// YOLOv8's head is [1, 4+K, N]; the same numbers transposed to
+    /// [1, N, 4+K] (another exporter's habit) would be read as 8396 classes
+    /// of 84 candidates: refused, and so is a square [1, M, M], whose axes
+    /// cannot be told apart.
+    #[test]
+    fn a_transposed_or_ambiguous_yolov8_output_is_refused() {
+        let mut s = spec(OutputFormat::Yolov8);
+        s.width = 640;
+        s.height = 640;
+        s.classes = vec![0];
+        let g = Geometry::new(&s, 640, 640);
+        let out = |rows: usize, n: usize| Tensor {
+            shape: vec![1, rows, n],
+            data: vec![0.5; rows * n],
+        };
+        decode(&s, &[out(84, 8400)], &g).unwrap();
+        for (rows, n) in [(8400, 84), (6, 6)] {
+            let e = decode(&s, &[out(rows, n)], &g)
+                .err()
+                .unwrap_or_else(|| panic!("a [1, {rows}, {n}] YOLOv8 output was accepted"));
+            assert!(
+                e.contains(&format!("[1, {rows}, {n}]"))
+                    && e.contains("8400 at 640x640")
+                    && e.contains("Fix:"),
+                "{e}"
+            );
         }
     }
 
@@ -330,8 +381,8 @@ mod tests {
         let e = decode(
             &y,
             &[Tensor {
-                shape: vec![1, 6, 1],
-                data: vec![0.0; 6],
+                shape: vec![1, 6, 8],
+                data: vec![0.0; 48],
             }],
             &g,
         )
