@@ -648,11 +648,18 @@ fn validate_analysis(i: usize, a: &super::Analysis) -> Result<(), ConfigError> {
             "must be in 0..=1",
             "set low_score = 0.1",
         ),
+        // A person keeps every view (a probability per class, 4 bytes)
+        // until they leave, and each new view takes a crop through the
+        // model and re-sorts all views per class for the median: 100 views
+        // of a 100-class model is 40 KB and 10^4 values sorted per view
+        // per person. 100 is over a minute and a half of one person at the
+        // default schedule; 10 already agree with classifying every frame
+        // for 98% of people (docs/benchmarks.md).
         (
             "people.max_classifications",
-            p.max_classifications >= 1,
-            "must be at least 1",
-            "set max_classifications = 5",
+            (1..=100).contains(&p.max_classifications),
+            "must be in 1..=100 (each view of a person is kept until they leave and sorted again with every new one)",
+            "set max_classifications = 10",
         ),
         (
             "people.settle_after",
@@ -678,10 +685,15 @@ fn validate_analysis(i: usize, a: &super::Analysis) -> Result<(), ConfigError> {
             "must be 1 or more",
             "set regrow = 1.5",
         ),
+        // A lost track coasts this long: listed in view and its `left`
+        // sent that much later, and every coasting track joins each
+        // frame's matching, which is cubic in tracks and detections (with
+        // a person passing a second, a minute is 60 coasting tracks). Its
+        // fading prediction is a guess long before a minute.
         (
             "people.max_missed_ms",
-            p.max_missed_ms >= 100,
-            "must be at least 100",
+            (100..=60_000).contains(&p.max_missed_ms),
+            "must be in 100..=60000 (a lost person stays in view, and in every frame's matching, this long)",
             "set max_missed_ms = 1500",
         ),
     ];
@@ -872,6 +884,41 @@ mod tests {
         let mut c = default_config();
         c.device = "a/b".into();
         assert!(c.validate().unwrap_err().to_string().contains("`device`"));
+    }
+
+    /// The people-mode keys whose cost grows with their value have a
+    /// ceiling; the largest allowed value passes, one more names key,
+    /// value and fix.
+    #[test]
+    fn people_costs_are_bounded() {
+        type Set = fn(&mut PeopleConfig, u64);
+        let cases: [(&str, u64, u64, Set); 2] = [
+            ("max_classifications", 100, 1_000_000, |p, v| {
+                p.max_classifications = v as u32;
+            }),
+            ("max_missed_ms", 60_000, 86_400_000, |p, v| {
+                p.max_missed_ms = v
+            }),
+        ];
+        for (key, most, huge, set) in cases {
+            for (v, ok) in [(most, true), (most + 1, false), (huge, false)] {
+                let mut c = default_config();
+                c.cameras[0].analysis.analyze = AnalyzeMode::People;
+                set(&mut c.cameras[0].analysis.people, v);
+                match c.validate() {
+                    Ok(_) => assert!(ok, "cameras[0].people.{key} = {v} was accepted"),
+                    Err(e) => {
+                        let e = e.to_string();
+                        assert!(!ok, "{key} = {v} refused: {e}");
+                        assert!(
+                            e.contains(&format!("`cameras[0].people.{key}` = {v}"))
+                                && e.contains(&format!("Fix: set {key} = ")),
+                            "{e}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]
