@@ -3,7 +3,7 @@
 //! with `npm ci`), against `stylecam run` with two fake V4L2 cameras (the
 //! real ioctl path, `tests/v4l2.rs`'s rig). One camera alternates between
 //! two photos; the other has a privacy mask, and the fake unplugs it for a
-//! while.
+//! while; a third shows the masked camera's photo without the mask.
 //! The daemon listens on every address with a token, so the same page is
 //! also asked for from the machine's own non-loopback address.
 
@@ -103,6 +103,12 @@ fn the_status_page_in_chromium_shows_cameras_tags_masks_and_refuses_strangers() 
         &[format_line("YUYV", 320, 240, 10, &door_frames)],
         &[("unplug_after", 200), ("down_ms", 6000), ("cycles", 1)],
     );
+    // `open`: door's photo without the mask, the control for the mask check.
+    let open = rig.node_with(
+        "Open Cam",
+        &[format_line("YUYV", 320, 240, 2, &door_frames)],
+        &[],
+    );
     let http_port = free_port();
     let cfg = dir.path().join("stylecam.toml");
     std::fs::write(
@@ -130,6 +136,14 @@ height = 240
 fps = 10.0
 backoff_min_ms = 100
 masks = [[{m0}, {m1}, {m2}, {m3}]]
+[[cameras]]
+name = "open"
+source = "v4l2"
+device = "{open}"
+formats = ["yuyv"]
+width = 320
+height = 240
+fps = 2.0
 [pipeline]
 queue_depth = 2
 [smoothing]
@@ -149,6 +163,7 @@ token = "{TOKEN}"
             bundle = repo().join("assets/demo-bundle").display(),
             aisle = aisle.display(),
             door = door.display(),
+            open = open.display(),
             m0 = MASK[0],
             m1 = MASK[1],
             m2 = MASK[2],
@@ -176,6 +191,7 @@ token = "{TOKEN}"
         .env("TOKEN", TOKEN)
         .env("TAGGED", "aisle")
         .env("MASKED", "door")
+        .env("CONTROL", "open")
         .env("MASK", MASK.map(|v| v.to_string()).join(","))
         .env("UNPLUGGED", "door")
         .env("FAKE_LOG", rig.log_path())
@@ -234,6 +250,20 @@ token = "{TOKEN}"
     assert!(
         m["rest"]["mean"].as_f64().unwrap() > 40.0,
         "the unmasked part is dark: {m}"
+    );
+    // The control: the same quarter of the same photo on a camera without
+    // the mask is not black, so the checks above can fail.
+    let c = &r["mask_control"];
+    assert!(
+        c["masked"]["mean"].as_f64().unwrap() > 40.0
+            && c["masked"]["max"].as_f64().unwrap() > 100.0,
+        "the quarter is dark without the mask too, so its blackness proves nothing: {c}"
+    );
+
+    // A malformed `#` link: the overview, and the page keeps working.
+    assert_eq!(
+        r["malformed_link"], "overview, then a camera's detail",
+        "{r}"
     );
 
     // The detail view's chart: every class, the kept ones marked.

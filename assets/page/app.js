@@ -313,7 +313,12 @@ function setupEditor() {
 }
 
 function view() {
-  const h = decodeURIComponent(location.hash.slice(1));
+  let h;
+  try {
+    h = decodeURIComponent(location.hash.slice(1));
+  } catch {
+    return ["overview", null]; // a malformed link (`#camera=%E0%A4%A`)
+  }
   if (h.startsWith("camera=")) return ["detail", h.slice(7)];
   if (h === "setup") return ["setup", null];
   return ["overview", null];
@@ -337,8 +342,12 @@ async function tick() {
 }
 
 async function loop() {
-  if (!document.hidden) await tick();
-  setTimeout(loop, POLL_MS);
+  // One failed tick must not end the polling.
+  try {
+    if (!document.hidden) await tick();
+  } finally {
+    setTimeout(loop, POLL_MS);
+  }
 }
 
 window.addEventListener("hashchange", () => { tiles = new Map(); tick(); $("main").focus(); });

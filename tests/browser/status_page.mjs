@@ -8,7 +8,8 @@
 //   TOKEN      http.token, typed into the login form at OTHER
 //   TAGGED     the camera whose picture alternates (tags must change)
 //   MASKED     a camera with a privacy mask; MASK: the mask, "x0,y0,x1,y1"
-//              in fractions of the frame
+//              in fractions of the frame; CONTROL: a camera with the same
+//              picture and no mask
 //   UNPLUGGED  the camera the fake unplugs; FAKE_LOG the fake's log file
 //   SHOTS      a folder for overview.png and detail.png ("" for none)
 //   CHROMIUM   the browser (default /usr/bin/chromium)
@@ -21,6 +22,7 @@ const OTHER = env("OTHER", "");
 const TAGGED = env("TAGGED");
 const UNPLUGGED = env("UNPLUGGED");
 const MASKED = env("MASKED");
+const CONTROL = env("CONTROL");
 const MASK = env("MASK").split(",").map(Number);
 const SHOTS = env("SHOTS", "");
 const result = { requests: [], steps: [] };
@@ -85,7 +87,7 @@ try {
   await page.goto(BASE + "/");
   step("overview loaded");
   // Each camera's tile: a loaded snapshot and a decision.
-  for (const cam of [TAGGED, UNPLUGGED]) {
+  for (const cam of [TAGGED, UNPLUGGED, CONTROL]) {
     await until(`${cam}'s snapshot`, 20_000, () =>
       page.$eval(`${tile(cam)} img`, (i) => i.complete && i.naturalWidth > 0).catch(() => false));
     await until(`${cam}'s tags`, 20_000, async () => {
@@ -103,8 +105,10 @@ try {
   });
   step(`tags changed: ${result.changed_tags}`);
 
-  // The masked area is black in the snapshot the page shows; the rest is not.
-  result.mask = await page.$eval(`${tile(MASKED)} img`, (img, m) => {
+  // The masked area is black in the snapshot the page shows; the rest is
+  // not. The same area of the same picture on a camera without the mask
+  // (the control) is measured the same way.
+  const regionStats = (cam) => page.$eval(`${tile(cam)} img`, (img, m) => {
     const c = document.createElement("canvas");
     c.width = img.naturalWidth;
     c.height = img.naturalHeight;
@@ -131,7 +135,9 @@ try {
       rest: stats(m[2], 0, 1, 1),
     };
   }, MASK);
-  step(`mask: ${JSON.stringify(result.mask)}`);
+  result.mask = await regionStats(MASKED);
+  result.mask_control = await regionStats(CONTROL);
+  step(`mask: ${JSON.stringify(result.mask)}; without it: ${JSON.stringify(result.mask_control)}`);
   if (SHOTS) await page.screenshot({ path: `${SHOTS}/overview.png`, fullPage: true });
 
   // A camera's detail: the decision as a chart (a table per class).
@@ -149,6 +155,20 @@ try {
   await watcher;
   result.unplug = unplug;
   step(`unplug: ${JSON.stringify(unplug)}`);
+
+  // A malformed link (`%E0%A4%A` is not UTF-8): the page shows the
+  // overview and keeps working.
+  const bad = await context.newPage();
+  bad.on("pageerror", (e) => { result.page_errors = (result.page_errors ?? []).concat(String(e)); });
+  await bad.goto(BASE + "/#camera=%E0%A4%A");
+  await until("the overview under a malformed link", 10_000, () =>
+    bad.$eval(`#overview:not([hidden]) ${tile(TAGGED)}`, () => true).catch(() => false));
+  await bad.click(`${tile(TAGGED)} h4 a`);
+  await until("a camera's detail after a malformed link", 10_000, () =>
+    bad.$$eval("#decisions tbody tr", (rows) => rows.length).catch(() => 0));
+  result.malformed_link = "overview, then a camera's detail";
+  step(`malformed link: ${result.malformed_link}`);
+  await bad.close();
 
   // Beyond loopback: refused without the token, let in with it.
   if (OTHER) {
