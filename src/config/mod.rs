@@ -7,6 +7,9 @@
 
 mod validate;
 
+#[cfg(test)]
+mod generated;
+
 pub use validate::{ConfigError, Validated};
 
 use serde::{Deserialize, Serialize};
