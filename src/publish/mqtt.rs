@@ -365,22 +365,22 @@ impl Durable {
         metrics.mqtt_refused(why.reason);
         self.refusals += 1;
         let now = now_ms();
-        let topic = match self.outbox.on_refused(pkid, now) {
-            Some(m) => m.topic.clone(),
+        let (topic, kept) = match self.outbox.on_refused(pkid, now) {
+            Some(m) => (m.topic.clone(), "it stays in the outbox"),
             None => {
                 self.status_refused = true;
-                self.topics.status()
+                (self.topics.status(), "it is published again")
             }
         };
         static LOG: RateLimit = RateLimit::new(Duration::from_secs(60));
         if let Some(held) = LOG.allow() {
             log::error!(
-                "mqtt: the broker refused a message on {topic}: {}{}; it stays in the outbox ({} waiting) and goes \
-                 again in {:.0} s ({held} more refusals since the last such line). Fix: {}",
+                "mqtt: the broker refused a message on {topic}: {}{}; {kept} and sending resumes in {:.0} s \
+                 ({} messages wait; {held} more refusals since the last such line). Fix: {}",
                 why.reason,
                 why.detail.as_ref().map_or_else(String::new, |d| format!(" ({d})")),
-                self.outbox.len(),
                 self.outbox.retry_at().saturating_sub(now) as f64 / 1000.0,
+                self.outbox.len(),
                 why.fix()
             );
         }
