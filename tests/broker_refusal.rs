@@ -112,6 +112,14 @@ fn refused_phase(daemon: &Daemon, http: u16, sub: &Collector) -> usize {
         code == 503 && body.contains("refuses"),
         "/healthz says the broker refuses: {code} {body}"
     );
+    let (_, page) = http_get(http, "/api/status").unwrap();
+    let page: serde_json::Value = serde_json::from_str(&page).unwrap();
+    assert!(
+        page["delivery"]["refused"]["not_authorized"].as_u64() >= Some(1)
+            && page["delivery"]["acked"] == 0,
+        "the status page shows the refusals: {}",
+        page["delivery"]
+    );
     assert!(
         kind(&sub.all(), "styles").is_empty(),
         "the broker let nothing through"
@@ -167,6 +175,11 @@ fn refused_publishes_stay_in_the_outbox_until_the_acl_is_fixed() {
         daemon.log_text()
     );
     let summary = exit_summary(&sub, 1);
+    assert!(
+        summary["outbox"]["refused"]["not_authorized"].as_u64() >= Some(1),
+        "the health message counts the refusals: {}",
+        summary["outbox"]
+    );
     let all = events(&sub);
     let seqs = by_epoch(&all);
     assert_eq!(seqs.len(), 1, "one epoch: {got:?}");
