@@ -16,6 +16,7 @@ mod fuzz_replay;
 mod gate;
 mod kernels;
 mod label_files;
+mod listener;
 mod loss_paths;
 mod mqtt_daemon;
 mod outbox_delivery;

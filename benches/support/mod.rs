@@ -39,6 +39,7 @@ pub fn wait_for_port(port: u16) {
 /// Runs the daemon on `cfg` in this process (two runtime workers) until
 /// `stop` completes or every camera ends: its final counters and the wall
 /// time in seconds.
+#[allow(dead_code)]
 pub fn run_daemon(cfg: Config, stop: impl Future<Output = ()>) -> (Snapshot, f64) {
     let parts = daemon::Parts::open(cfg.validate().unwrap()).unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -108,6 +108,14 @@ fn reload_on_sighup(path: std::path::PathBuf) -> daemon::Reloads {
     let check_path = path.clone();
     let check: daemon::http::Checker =
         Arc::new(move || check_config_summary(&check_path).map_err(|e| format!("{e:#}")));
+    // The check reads the config file, the bundle and the engine cache.
+    let fingerprint_path = path.clone();
+    let fingerprint: daemon::http::check::Fingerprint = Arc::new(move || {
+        let folders = config::load(Some(&fingerprint_path))
+            .map(|c| vec![c.model.bundle, c.model.engines])
+            .unwrap_or_default();
+        daemon::http::check::fingerprint_of(&fingerprint_path, &folders)
+    });
     let load: daemon::Loader = Arc::new(move || {
         let cfg = config::load_validated(Some(&path)).map_err(|e| e.to_string())?;
         daemon::Parts::open(cfg).map_err(|e| e.to_string())
@@ -116,6 +124,7 @@ fn reload_on_sighup(path: std::path::PathBuf) -> daemon::Reloads {
         requests,
         load,
         check,
+        fingerprint,
     }
 }
 
@@ -144,6 +153,9 @@ pub fn check_config(file: &Path) -> Result<()> {
 pub fn check_config_summary(file: &Path) -> Result<String> {
     let cfg = config::load_validated(Some(file))?;
     let bundle = load_bundle(&cfg)?;
+    // The secrets' files: readable, and a token the listener can match.
+    daemon::http_token(&cfg)?;
+    daemon::credentials(&cfg)?;
     for (i, c) in cfg.cameras.iter().enumerate() {
         if c.analysis.analyze == stylecam::config::AnalyzeMode::People {
             if let Some(problem) = stylecam::daemon::pipeline::people_problem(&bundle) {

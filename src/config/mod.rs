@@ -5,6 +5,7 @@
 //! Nothing here opens a device or a socket: `check-config` runs exactly this
 //! code, so what it accepts is what `run` accepts.
 
+mod redact;
 mod validate;
 
 #[cfg(test)]
@@ -66,6 +67,31 @@ pub struct HttpConfig {
     /// `false` turns every image off.
     #[serde(default = "yes")]
     pub snapshots: bool,
+    /// Open connections to the listener at most, all clients together
+    /// (also held under the descriptor limit, keeping a reserve for
+    /// cameras, MQTT and the outbox).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Open connections from one address at most.
+    #[serde(default = "default_max_connections_per_address")]
+    pub max_connections_per_address: usize,
+    /// A request's headers, and then its body, must arrive within this
+    /// long each; the answer must be taken within it too.
+    #[serde(default = "default_request_timeout_ms")]
+    pub request_timeout_ms: u64,
+    /// Names the box is reached by besides IP addresses, `localhost` and
+    /// its host name (the `Host` header is checked against them: a page
+    /// on another site cannot reach this one through DNS rebinding).
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    /// Require the token from loopback too: set it when a reverse proxy
+    /// or a tunnel on the box forwards outside requests, which then look
+    /// local.
+    #[serde(default)]
+    pub token_on_loopback: bool,
+    /// How long a sign-in on the page lasts.
+    #[serde(default = "default_session_hours")]
+    pub session_hours: u64,
 }
 
 impl Default for HttpConfig {
@@ -74,8 +100,27 @@ impl Default for HttpConfig {
             token: None,
             token_file: None,
             snapshots: true,
+            max_connections: default_max_connections(),
+            max_connections_per_address: default_max_connections_per_address(),
+            request_timeout_ms: default_request_timeout_ms(),
+            hosts: vec![],
+            token_on_loopback: false,
+            session_hours: default_session_hours(),
         }
     }
+}
+
+fn default_max_connections() -> usize {
+    256
+}
+fn default_max_connections_per_address() -> usize {
+    32
+}
+fn default_request_timeout_ms() -> u64 {
+    10_000
+}
+fn default_session_hours() -> u64 {
+    12
 }
 
 fn yes() -> bool {

@@ -68,7 +68,8 @@ impl ConfigError {
         let file = path
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "(built-in default)".into());
-        let text = e.to_string();
+        // The reader quotes the line it stopped at: no secret may leave.
+        let text = super::redact::scrub(&e.to_string(), path);
         let text = text.split(" in ").next().unwrap_or(&text).to_string();
         // config's messages carry the key as `... for key `mqtt.port``.
         let key = text
@@ -444,14 +445,7 @@ impl Config {
                 "set metrics.listen = \"127.0.0.1:9464\" (or \"\" to turn /metrics and /healthz off)",
             ));
         }
-        if matches!(&self.http.token, Some(t) if t.0.trim().is_empty()) {
-            return Err(err(
-                "http.token",
-                "\"\"",
-                "is empty",
-                "set a long random token (e.g. `openssl rand -hex 16`), or remove the key",
-            ));
-        }
+        validate_http(&self.http)?;
         let beyond_loopback = self
             .metrics
             .listen
@@ -467,6 +461,85 @@ impl Config {
         }
         Ok(Validated(self))
     }
+}
+
+/// `[http]`: the token's form, the listener's bounds, the host names.
+fn validate_http(h: &super::HttpConfig) -> Result<(), ConfigError> {
+    if let Some(t) = &h.token {
+        if t.0.trim().is_empty() {
+            return Err(err(
+                "http.token",
+                "\"\"",
+                "is empty",
+                "set a long random token (e.g. `openssl rand -hex 16`), or remove the key",
+            ));
+        }
+        if t.0.trim() != t.0 {
+            // The value itself is never quoted: it is a secret.
+            return Err(err(
+                "http.token",
+                "(not shown)",
+                "starts or ends with white space, which a browser's form or a scraper's header would not send back",
+                "remove the spaces (e.g. `openssl rand -hex 16` gives a token without any)",
+            ));
+        }
+    }
+    if !(1..=10_000).contains(&h.max_connections) {
+        return Err(err(
+            "http.max_connections",
+            h.max_connections,
+            "must be in 1..=10000",
+            "set http.max_connections = 256",
+        ));
+    }
+    if !(1..=h.max_connections).contains(&h.max_connections_per_address) {
+        return Err(err(
+            "http.max_connections_per_address",
+            h.max_connections_per_address,
+            "must be in 1..=http.max_connections",
+            "set http.max_connections_per_address = 32",
+        ));
+    }
+    if !(100..=120_000).contains(&h.request_timeout_ms) {
+        return Err(err(
+            "http.request_timeout_ms",
+            h.request_timeout_ms,
+            "must be in 100..=120000",
+            "set http.request_timeout_ms = 10000",
+        ));
+    }
+    if !(1..=24 * 90).contains(&h.session_hours) {
+        return Err(err(
+            "http.session_hours",
+            h.session_hours,
+            "must be in 1..=2160 (90 days)",
+            "set http.session_hours = 12",
+        ));
+    }
+    for (i, name) in h.hosts.iter().enumerate() {
+        let ok = !name.is_empty()
+            && name.len() <= 253
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+        if !ok {
+            return Err(err(
+                &format!("http.hosts[{i}]"),
+                format!("{name:?}"),
+                "is not a host name (letters, digits, '-' and '.'; no port, no scheme)",
+                "write the name as a browser shows it, e.g. hosts = [\"stylecam-7.store.example\"]",
+            ));
+        }
+    }
+    if h.token_on_loopback && h.token.is_none() && h.token_file.is_none() {
+        return Err(err(
+            "http.token_on_loopback",
+            "true",
+            "asks for a token on loopback, but none is set",
+            "set http.token_file (or STYLECAM_HTTP__TOKEN), or set token_on_loopback = false",
+        ));
+    }
+    Ok(())
 }
 
 fn validate_camera(i: usize, c: &CameraConfig) -> Result<(), ConfigError> {
@@ -728,6 +801,39 @@ mod tests {
     }
 
     #[test]
+    fn http_keys_are_checked_and_a_token_with_spaces_is_refused_unquoted() {
+        let key_of = |edit: &dyn Fn(&mut HttpConfig)| {
+            let mut c = default_config();
+            edit(&mut c.http);
+            c.validate().map(|_| ()).map_err(|e| (e.key.clone(), e.to_string()))
+        };
+        let (key, said) = key_of(&|h| h.token = Some(Secret(" padded-secret ".into()))).unwrap_err();
+        assert_eq!(key, "http.token");
+        assert!(said.contains("white space") && !said.contains("padded-secret"), "{said}");
+        assert_eq!(key_of(&|h| h.max_connections = 0).unwrap_err().0, "http.max_connections");
+        assert_eq!(
+            key_of(&|h| h.max_connections_per_address = 1000).unwrap_err().0,
+            "http.max_connections_per_address"
+        );
+        assert_eq!(key_of(&|h| h.request_timeout_ms = 1).unwrap_err().0, "http.request_timeout_ms");
+        assert_eq!(key_of(&|h| h.session_hours = 0).unwrap_err().0, "http.session_hours");
+        assert_eq!(
+            key_of(&|h| h.hosts = vec!["http://box:80".into()]).unwrap_err().0,
+            "http.hosts[0]"
+        );
+        assert_eq!(
+            key_of(&|h| h.token_on_loopback = true).unwrap_err().0,
+            "http.token_on_loopback"
+        );
+        key_of(&|h| {
+            h.token = Some(Secret("tok".into()));
+            h.token_on_loopback = true;
+            h.hosts = vec!["stylecam-7.store.example".into()];
+        })
+        .unwrap();
+    }
+
+    #[test]
     fn v4l2_cameras_are_checked_key_by_key() {
         let mut c = default_config();
         c.cameras = vec![CameraConfig::v4l2(
@@ -797,6 +903,41 @@ mod tests {
             }
             let e = bad.validate().unwrap_err().to_string();
             assert!(e.contains(key) && e.contains("Fix:"), "{key}: {e}");
+        }
+    }
+
+    /// The people-mode keys whose cost grows with their value have a
+    /// ceiling; the largest allowed value passes, one more names key,
+    /// value and fix.
+    #[test]
+    fn people_costs_are_bounded() {
+        type Set = fn(&mut PeopleConfig, u64);
+        let cases: [(&str, u64, u64, Set); 2] = [
+            ("max_classifications", 100, 1_000_000, |p, v| {
+                p.max_classifications = v as u32;
+            }),
+            ("max_missed_ms", 60_000, 86_400_000, |p, v| {
+                p.max_missed_ms = v
+            }),
+        ];
+        for (key, most, huge, set) in cases {
+            for (v, ok) in [(most, true), (most + 1, false), (huge, false)] {
+                let mut c = default_config();
+                c.cameras[0].analysis.analyze = AnalyzeMode::People;
+                set(&mut c.cameras[0].analysis.people, v);
+                match c.validate() {
+                    Ok(_) => assert!(ok, "cameras[0].people.{key} = {v} was accepted"),
+                    Err(e) => {
+                        let e = e.to_string();
+                        assert!(!ok, "{key} = {v} refused: {e}");
+                        assert!(
+                            e.contains(&format!("`cameras[0].people.{key}` = {v}"))
+                                && e.contains(&format!("Fix: set {key} = ")),
+                            "{e}"
+                        );
+                    }
+                }
+            }
         }
     }
 
@@ -884,41 +1025,6 @@ mod tests {
         let mut c = default_config();
         c.device = "a/b".into();
         assert!(c.validate().unwrap_err().to_string().contains("`device`"));
-    }
-
-    /// The people-mode keys whose cost grows with their value have a
-    /// ceiling; the largest allowed value passes, one more names key,
-    /// value and fix.
-    #[test]
-    fn people_costs_are_bounded() {
-        type Set = fn(&mut PeopleConfig, u64);
-        let cases: [(&str, u64, u64, Set); 2] = [
-            ("max_classifications", 100, 1_000_000, |p, v| {
-                p.max_classifications = v as u32;
-            }),
-            ("max_missed_ms", 60_000, 86_400_000, |p, v| {
-                p.max_missed_ms = v
-            }),
-        ];
-        for (key, most, huge, set) in cases {
-            for (v, ok) in [(most, true), (most + 1, false), (huge, false)] {
-                let mut c = default_config();
-                c.cameras[0].analysis.analyze = AnalyzeMode::People;
-                set(&mut c.cameras[0].analysis.people, v);
-                match c.validate() {
-                    Ok(_) => assert!(ok, "cameras[0].people.{key} = {v} was accepted"),
-                    Err(e) => {
-                        let e = e.to_string();
-                        assert!(!ok, "{key} = {v} refused: {e}");
-                        assert!(
-                            e.contains(&format!("`cameras[0].people.{key}` = {v}"))
-                                && e.contains(&format!("Fix: set {key} = ")),
-                            "{e}"
-                        );
-                    }
-                }
-            }
-        }
     }
 
     #[test]

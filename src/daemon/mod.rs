@@ -78,6 +78,8 @@ pub struct Reloads {
     pub load: Loader,
     /// `check-config` on the file (the status page shows its verdict).
     pub check: http::Checker,
+    /// What that check reads, summarised: it runs again only when this changes.
+    pub fingerprint: http::check::Fingerprint,
 }
 
 enum Next {
@@ -109,22 +111,25 @@ pub async fn run(
     }
     let (store, restored) = Store::open(&outbox_path)?;
     let publisher = Publisher::start(settings.clone(), store, restored.pending, metrics.clone());
+    let access = Arc::new(http::Access::new(
+        &cfg.http,
+        http_token(&cfg)?,
+        reloads
+            .as_ref()
+            .map(|r| http::CachedCheck::new(r.check.clone(), r.fingerprint.clone())),
+    ));
     if !cfg.metrics.listen.is_empty() {
         let rules = http::Rules {
             camera_grace: std::time::Duration::from_secs(cfg.metrics.camera_grace_s),
             outbox_limit: cfg.outbox.max_events as u64,
             stall_after: std::time::Duration::from_secs(cfg.metrics.stall_after_s),
         };
-        let access = http::Access {
-            token: http_token(&cfg)?,
-            snapshots: cfg.http.snapshots,
-            check: reloads.as_ref().map(|r| r.check.clone()),
-        };
         tokio::spawn(http::serve(
             cfg.metrics.listen.clone(),
             metrics.clone(),
             rules,
-            access,
+            http::Bounds::from_config(&cfg.http),
+            access.clone(),
         ));
     }
     let out = Outlet {
@@ -181,6 +186,12 @@ pub async fn run(
                         for key in keys_needing_restart(&cfg, &parts.cfg) {
                             log::warn!("reload: `{key}` changed; it takes effect after a restart (the MQTT session and the outbox stay)");
                         }
+                        // The page's token (`token_file` re-read: rotation),
+                        // host names and snapshots follow the new config.
+                        match http_token(&parts.cfg) {
+                            Ok(token) => access.reload(&parts.cfg.http, token),
+                            Err(e) => log::error!("reload: {e}; the page keeps the token it had"),
+                        }
                         let (model, backend) = (model_name(&parts.bundle), parts.backend.name());
                         pipeline.stop(&mut carried).await;
                         pipeline = Pipeline::start(parts, &mut carried, &out, true);
@@ -226,7 +237,16 @@ fn keys_needing_restart(
     if old.metrics != new.metrics {
         keys.push("metrics");
     }
-    if old.http != new.http {
+    // Of [http], only the listener's bounds wait for a restart (the token,
+    // host names and snapshots are applied by the reload).
+    let bounds = |h: &crate::config::HttpConfig| {
+        (
+            h.max_connections,
+            h.max_connections_per_address,
+            h.request_timeout_ms,
+        )
+    };
+    if bounds(&old.http) != bounds(&new.http) {
         keys.push("http");
     }
     keys

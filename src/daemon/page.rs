@@ -3,7 +3,8 @@
 //! runs in the browser and prints TOML to paste; the login form sets a
 //! cookie in the browser only).
 
-use super::http::{form_pairs, same_secret, Access, Request, Response};
+use super::http::guard::{Guard, Verdict};
+use super::http::{form_pairs, Access, Request, Response};
 use crate::telemetry::view::{PageInfo, Picture};
 use crate::telemetry::Metrics;
 use serde_json::json;
@@ -40,37 +41,71 @@ pub(super) async fn route(req: &Request, metrics: &Arc<Metrics>, access: &Access
     }
 }
 
-/// `GET /login`: the form; `POST /login`: the token checked, a cookie set.
-pub(super) fn login(req: &Request, token: Option<&[u8]>) -> Response {
-    let Some(token) = token else {
-        return redirect("/");
-    };
-    if req.method == "POST" {
-        let body = String::from_utf8_lossy(&req.body);
-        let given = form_pairs(&body)
-            .into_iter()
-            .find(|(k, _)| k == "token")
-            .map(|(_, v)| v)
-            .unwrap_or_default();
-        if same_secret(token, given.trim().as_bytes()) {
+/// `GET /login`: the form; `POST /login`: the token checked, a session
+/// started (its random id in the cookie; never the token).
+pub(super) fn login(req: &Request, ip: std::net::IpAddr, guard: &Guard) -> Response {
+    let ttl = guard.policy().session_ttl;
+    if req.method != "POST" {
+        return if guard.policy().token.is_some() {
+            login_form(None)
+        } else {
+            redirect("/")
+        };
+    }
+    let body = String::from_utf8_lossy(&req.body);
+    let given = form_pairs(&body)
+        .into_iter()
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v)
+        .unwrap_or_default();
+    match guard.sign_in(ip, given.trim()) {
+        Ok(session) => {
             let mut r = redirect("/");
             r.extra.push_str(&format!(
-                "Set-Cookie: {}={}; HttpOnly; SameSite=Strict; Path=/\r\n",
+                "Set-Cookie: {}={session}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}\r\n",
                 super::http::COOKIE,
-                cookie_value(token)
+                ttl.as_secs()
             ));
-            return r;
+            r
         }
-        let mut r = login_form(Some("That token is not the one in http.token."));
-        r.status = "401 Unauthorized";
-        return r;
+        // No token configured: nothing to sign in to.
+        Err(Verdict::Allowed) => redirect("/"),
+        Err(Verdict::Blocked(left)) => too_many(left),
+        Err(Verdict::Refused) => {
+            let mut r = login_form(Some("That token is not the one in http.token."));
+            r.status = "401 Unauthorized";
+            r
+        }
     }
-    login_form(None)
 }
 
-/// The cookie holds the token hex-encoded (any byte of a token is safe).
-pub(super) fn cookie_value(token: &[u8]) -> String {
-    token.iter().map(|b| format!("{b:02x}")).collect()
+/// `POST /logout`: the session ends here and in the browser.
+pub(super) fn logout(req: &Request, guard: &Guard) -> Response {
+    if let Some(session) = req.cookie() {
+        if guard.sign_out(session) {
+            log::info!("http: a page signed out");
+        }
+    }
+    let mut r = redirect(if guard.policy().token.is_some() {
+        "/login"
+    } else {
+        "/"
+    });
+    r.extra.push_str(&format!(
+        "Set-Cookie: {}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0\r\n",
+        super::http::COOKIE
+    ));
+    r
+}
+
+/// Too many wrong tokens from this address lately.
+pub(super) fn too_many(left: Duration) -> Response {
+    let mut r = Response::text(
+        "429 Too Many Requests",
+        "too many wrong tokens from this address: wait a minute\n",
+    );
+    r.extra = format!("Retry-After: {}\r\n", left.as_secs().max(1));
+    r
 }
 
 /// A request from beyond loopback without the token.
@@ -175,7 +210,7 @@ pub fn status(metrics: &Metrics, access: &Access) -> serde_json::Value {
         "backend": snap.pipeline.backend,
         "precision": info.precision,
         "engine": info.engine,
-        "snapshots": access.snapshots,
+        "snapshots": access.snapshots(),
         "delivery": {
             "connected": metrics.mqtt_connected(),
             "backlog": snap.outbox_pending,
@@ -227,7 +262,7 @@ pub fn camera(metrics: &Metrics, name: &str) -> Option<serde_json::Value> {
 /// The camera's latest picture as JPEG: asked for, then waited on (up to
 /// 1.5 s) when the one held is older than two seconds.
 async fn snapshot(req: &Request, metrics: &Arc<Metrics>, access: &Access) -> Response {
-    if !access.snapshots {
+    if !access.snapshots() {
         return Response::text(
             "404 Not Found",
             "snapshots are off (http.snapshots = false)\n",
@@ -325,14 +360,14 @@ pub fn encode_jpeg(p: &Picture) -> Vec<u8> {
     out
 }
 
-/// The running config (secrets replaced) and `check-config` on the file.
+/// The running config (secrets replaced) and `check-config` on the file
+/// (once per change of the files it reads: [`super::http::check`]).
 async fn config(metrics: &Metrics, access: &Access) -> Response {
     let info = metrics.page_info();
-    let check = match access.check.clone() {
-        Some(check) => match tokio::task::spawn_blocking(move || check()).await {
-            Ok(Ok(summary)) => json!({"ok": true, "message": summary}),
-            Ok(Err(e)) => json!({"ok": false, "message": e}),
-            Err(e) => json!({"ok": false, "message": format!("the check did not finish: {e}")}),
+    let check = match &access.check {
+        Some(check) => match check.result().await {
+            Ok(summary) => json!({"ok": true, "message": summary}),
+            Err(e) => json!({"ok": false, "message": e}),
         },
         None => {
             json!({"ok": true, "message": "no config file: the daemon runs on the embedded default"})

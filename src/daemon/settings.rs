@@ -88,9 +88,16 @@ pub fn http_token(cfg: &Validated) -> Result<Option<Secret>, DaemonError> {
                 "http.token_file",
                 path,
                 "make the file readable by stylecam, or set STYLECAM_HTTP__TOKEN",
-            )?
-            .trim()
-            .to_string();
+            )?;
+            if token.trim() != token {
+                // Never quoted: the line is the secret.
+                return Err(DaemonError::File {
+                    key: "http.token_file",
+                    path: path.display().to_string(),
+                    problem: "its first line starts or ends with white space, which a browser's form or a scraper's header would not send back".into(),
+                    fix: "write the token alone on the first line (e.g. `openssl rand -hex 16 > FILE`)",
+                });
+            }
             if token.is_empty() {
                 return Err(DaemonError::File {
                     key: "http.token_file",

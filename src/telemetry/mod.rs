@@ -2,6 +2,7 @@
 //! relaxed atomics from any thread, read as a [`Snapshot`].
 
 mod histogram;
+pub mod listener;
 pub mod prometheus;
 pub mod view;
 
@@ -128,6 +129,8 @@ pub struct Metrics {
     /// The status page: the last events, and what the pipeline serves.
     recent_events: view::RecentEvents,
     page: Mutex<Arc<view::PageInfo>>,
+    /// The HTTP listener's connections and refusals.
+    listener: listener::ListenerCounters,
 }
 
 /// What [`Metrics::progress`] keeps the time of.
@@ -566,6 +569,20 @@ impl Metrics {
     pub fn recent_events(&self) -> Vec<(String, String)> {
         self.recent_events.list()
     }
+    /// A connection or request the HTTP listener turned away (`reason`:
+    /// "total", "per-address", "evicted idle", "host", "token", …).
+    pub fn http_refused(&self, reason: &'static str) {
+        self.listener.refused(reason);
+    }
+
+    pub fn set_http_open(&self, n: usize) {
+        self.listener.set_open(n);
+    }
+
+    pub fn listener(&self) -> &listener::ListenerCounters {
+        &self.listener
+    }
+
     /// What the status page shows of the pipeline now serving.
     pub fn set_page_info(&self, info: view::PageInfo) {
         *self.page.lock().expect("page info") = Arc::new(info);

@@ -257,6 +257,22 @@ pub fn render(metrics: &Metrics) -> String {
         "Reloads that failed (the old pipeline kept serving)",
         counter(s.pipeline.reload_failures),
     );
+    let refused = Family::<Labels, Counter>::default();
+    for (reason, n) in metrics.listener().refusals() {
+        refused
+            .get_or_create(&labels(&[("reason", reason)]))
+            .inc_by(n);
+    }
+    r.register(
+        "http_refused",
+        "Connections and requests the HTTP listener turned away, by reason (total / per-address: full; evicted idle: an idle connection closed to make room; host: a foreign Host header; token: no or a wrong token; bad or late request; accept failed)",
+        refused,
+    );
+    r.register(
+        "http_connections",
+        "Connections the HTTP listener holds now",
+        gauge(metrics.listener().open() as i64),
+    );
     let mut out = String::new();
     encode(&mut out, &r).expect("writing to a String");
     out
