@@ -11,6 +11,7 @@ mod broker_auth;
 mod broker_refusal;
 mod bundle_and_cli;
 mod docs_links;
+mod faults;
 mod fleet;
 mod fuzz_replay;
 mod gate;

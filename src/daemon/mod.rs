@@ -10,9 +10,12 @@
 //! fails, the old one keeps serving and the reason goes to the log and the
 //! health message. The MQTT session is never dropped for a reload.
 //!
-//! [`run`] returns when every camera has ended or when `shutdown`
+//! [`run`] returns when every camera has stopped or when `shutdown`
 //! resolves; either way queued frames are finished and pending events are
-//! flushed to the broker (up to a timeout) before it returns.
+//! flushed to the broker (up to a timeout) before it returns. Cameras that
+//! all ended (files played once) are a clean end; when any of them failed
+//! it is [`DaemonError::CamerasFailed`], so that the process exits non-zero
+//! and systemd (`Restart=on-failure`) starts it again.
 
 mod gate;
 pub mod http;
@@ -66,6 +69,9 @@ pub enum DaemonError {
     /// A combination of keys that would fail every frame.
     #[error("{0}")]
     Placement(String),
+    /// Every camera stopped, these because they failed (the others ended).
+    #[error("every camera has stopped; failed: {}. Exiting with an error so that systemd restarts stylecam", .0.join(", "))]
+    CamerasFailed(Vec<String>),
 }
 
 /// Re-reads the config and opens the new pipeline's parts (on a blocking
@@ -140,7 +146,9 @@ pub async fn run(
         metrics: metrics.clone(),
     };
     let mut carried = Carried::new();
+    let mut cameras_now = camera_names(&parts.cfg);
     let mut pipeline = Pipeline::start(parts, &mut carried, &out, false);
+    let mut failed = vec![];
     let notifier = notify::Notifier::from_env();
     let watchdog = notify::watchdog_from_env();
     if let Some(w) = watchdog {
@@ -167,6 +175,13 @@ pub async fn run(
         match next {
             Next::Ended(cameras) => {
                 pipeline.finish(cameras, &mut carried);
+                failed = metrics
+                    .snapshot()
+                    .cameras
+                    .into_iter()
+                    .filter(|c| c.state == "failed" && cameras_now.contains(&c.name))
+                    .map(|c| c.name)
+                    .collect();
                 break;
             }
             Next::Shutdown => {
@@ -193,6 +208,7 @@ pub async fn run(
                             Err(e) => log::error!("reload: {e}; the page keeps the token it had"),
                         }
                         let (model, backend) = (model_name(&parts.bundle), parts.backend.name());
+                        cameras_now = camera_names(&parts.cfg);
                         pipeline.stop(&mut carried).await;
                         pipeline = Pipeline::start(parts, &mut carried, &out, true);
                         log::info!("reloaded: serving {model} on the {backend} backend");
@@ -215,7 +231,14 @@ pub async fn run(
         .ok()
         .expect("the pipeline has ended");
     publisher.close().await;
+    if !failed.is_empty() {
+        return Err(DaemonError::CamerasFailed(failed));
+    }
     Ok(metrics.snapshot())
+}
+
+fn camera_names(cfg: &crate::config::Validated) -> Vec<String> {
+    cfg.cameras.iter().map(|c| c.name.clone()).collect()
 }
 
 /// Keys a reload cannot apply (they belong to the long-lived publisher),

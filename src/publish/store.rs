@@ -18,6 +18,11 @@
 //! inode and no data block, so it can be made on a full disk). A store
 //! opened with the marker present starts a new epoch: a daemon restarted
 //! during a disk-full episode never repeats a `seq` within an epoch.
+//!
+//! A disk with no room at start (full, over quota, past the file-size
+//! limit) does not stop the daemon: the store opens without its file, in a
+//! new epoch, and the publisher keeps messages in memory, counting failed
+//! writes, until the file can be written (then as after any failed write).
 
 use super::Message;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -135,13 +140,21 @@ fn is_corrupt(e: &redb::Error) -> bool {
     }
 }
 
-/// Where a corrupt outbox file goes: `outbox.redb.corrupt-<unix seconds>`.
-fn aside_path(path: &Path) -> PathBuf {
+/// Whether redb says the disk has no room (full, over quota, or past the
+/// process's file-size limit).
+fn no_room(e: &redb::Error) -> bool {
+    matches!(e, redb::Error::Io(io)
+        if matches!(io.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT | libc::EFBIG)))
+}
+
+/// Where an outbox file that cannot be used goes:
+/// `outbox.redb.<why>-<unix seconds>` (`corrupt`, `no-room`).
+fn aside_path(path: &Path, why: &str) -> PathBuf {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let mut name = path.as_os_str().to_owned();
-    name.push(format!(".corrupt-{secs}"));
+    name.push(format!(".{why}-{secs}"));
     PathBuf::from(name)
 }
 
@@ -179,6 +192,7 @@ impl Store {
             fix: "another stylecam may be using this outbox (one per daemon), or the folder is not writable",
         }
         };
+        let existed = path.exists();
         let opened = Database::create(path)
             .map_err(redb::Error::from)
             .and_then(|db| {
@@ -193,7 +207,7 @@ impl Store {
             // A file that is not an outbox (a crash mid-write on a broken
             // disk, a stray file): moved aside, never a crash loop.
             Err(e) if is_corrupt(&e) => {
-                let aside = aside_path(path);
+                let aside = aside_path(path, "corrupt");
                 std::fs::rename(path, &aside).map_err(|re| {
                     open_err(format!(
                         "{e}; moving it aside to {} failed: {re}",
@@ -205,7 +219,11 @@ impl Store {
                     path.display(),
                     aside.display()
                 );
-                let db = Database::create(path).map_err(|e| open_err(e.to_string()))?;
+                let db = match Database::create(path).map_err(redb::Error::from) {
+                    Ok(db) => db,
+                    Err(e) if no_room(&e) => return Ok(Self::without_file(path, false, &e)),
+                    Err(e) => return Err(open_err(e.to_string())),
+                };
                 let store = Self {
                     db: Some(db),
                     path: path.into(),
@@ -216,8 +234,49 @@ impl Store {
                 })?;
                 Ok((store, restored))
             }
+            Err(e) if no_room(&e) => Ok(Self::without_file(path, existed, &e)),
             Err(e) => Err(open_err(e.to_string())),
         }
+    }
+
+    /// The store when its file cannot be opened for want of room: nothing
+    /// restored, a new epoch; the first write tries the file again. A file
+    /// that `existed` is moved aside (its messages stay there: the file
+    /// written later starts afresh); one this open began is removed.
+    fn without_file(path: &Path, existed: bool, e: &redb::Error) -> (Self, Restored) {
+        let epoch = new_epoch();
+        log::error!(
+            "outbox {}: {e}: no room on its disk; starting with the outbox in memory \
+             (new event epoch {epoch}, seq starts at 1); it is written once there is room",
+            path.display()
+        );
+        if existed {
+            let aside = aside_path(path, "no-room");
+            match std::fs::rename(path, &aside) {
+                Ok(()) => log::error!(
+                    "outbox {}: moved aside to {} (its undelivered messages stay there)",
+                    path.display(),
+                    aside.display()
+                ),
+                Err(re) => log::error!(
+                    "outbox {}: moving it aside to {} failed: {re}",
+                    path.display(),
+                    aside.display()
+                ),
+            }
+        } else {
+            let _ = std::fs::remove_file(path);
+        }
+        let store = Self {
+            db: None,
+            path: path.into(),
+        };
+        let restored = Restored {
+            pending: vec![],
+            seqs: HashMap::new(),
+            epoch,
+        };
+        (store, restored)
     }
 
     fn db(&self) -> &Database {
@@ -358,8 +417,18 @@ impl Store {
             source,
         };
         if self.db.is_none() {
-            let db = Database::create(&self.path).map_err(|e| io(&self.path, e.into()))?;
-            self.db = Some(db);
+            let existed = self.path.exists();
+            match Database::create(&self.path) {
+                Ok(db) => self.db = Some(db),
+                Err(e) => {
+                    // A create that failed half-way (no room) leaves a
+                    // file that is no database: every later try would fail.
+                    if !existed {
+                        let _ = std::fs::remove_file(&self.path);
+                    }
+                    return Err(io(&self.path, e.into()));
+                }
+            }
         }
         let run = |db: &Database| -> Result<(), redb::Error> {
             let tx = db.begin_write()?;
