@@ -11,6 +11,7 @@ pub mod detector;
 pub mod int8;
 pub mod onnx;
 pub mod precision;
+pub mod store;
 
 use crate::preprocess::Spec;
 use crate::styles::cascade::CascadeRule;
