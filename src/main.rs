@@ -242,6 +242,13 @@ enum Command {
     /// images.
     #[command(subcommand)]
     Detector(cli::detector::DetectorCommand),
+    /// Install model bundles on this box and switch between them: a store
+    /// of verified bundles (default /var/lib/stylecam/bundles) whose
+    /// `current` link model.bundle names, switched atomically, with the
+    /// previous bundle kept for `rollback`; the daemon is reloaded
+    /// (`systemctl reload stylecam`, or SIGHUP to `--pid`).
+    #[command(subcommand)]
+    Bundle(cli::bundle::BundleCommand),
     /// Export a training checkpoint (`.bpk` + `.json`) to ONNX on its own.
     Export(cli::train::ExportArgs),
     /// Benchmarks of the trainer on real data (prints time and accuracy).
@@ -436,6 +443,7 @@ fn main() -> ExitCode {
         Command::GpuCheck(args) => cli::gpu_check::gpu_check(&args),
         Command::Export(args) => cli::train::export(&args),
         Command::Detector(cmd) => cli::detector::run(&cmd),
+        Command::Bundle(cmd) => cli::bundle::run(&cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -10,6 +10,7 @@ mod backend_suite;
 mod broker_auth;
 mod broker_refusal;
 mod bundle_and_cli;
+mod bundle_install;
 mod docs_links;
 mod faults;
 mod fleet;

@@ -1,6 +1,7 @@
 //! Subcommand implementations: the CLI edge, where errors become
 //! `anyhow` with context.
 
+pub mod bundle;
 pub mod calibrate;
 mod demo;
 pub mod detector;

@@ -40,7 +40,7 @@ pub enum StoreError {
     Invalid {
         src: PathBuf,
         #[source]
-        source: BundleError,
+        source: Box<BundleError>,
     },
     #[error("{src}: sha256 is {actual}, not {expected} as --sha256 says; nothing was changed. Fix: the file is damaged or not the one meant: copy it again")]
     TarHash {
@@ -56,7 +56,7 @@ pub enum StoreError {
         link: &'static str,
         dir: String,
         #[source]
-        source: BundleError,
+        source: Box<BundleError>,
     },
     #[error("bundle store {root}: another `stylecam bundle` command is changing it. Fix: wait for it to finish, then run this again")]
     Busy { root: PathBuf },
@@ -158,7 +158,7 @@ impl Store {
                 root: self.root.clone(),
                 link: PREVIOUS,
                 dir: prev.clone(),
-                source,
+                source: Box::new(source),
             })?;
         self.point_current_at(&prev, model_name(&bundle))
     }
@@ -203,7 +203,7 @@ impl Store {
     ) -> Result<(String, String, Option<String>), StoreError> {
         let invalid = |source| StoreError::Invalid {
             src: src.into(),
-            source,
+            source: Box::new(source),
         };
         let (root, tar_sha) = if src.is_dir() {
             if tar_sha256.is_some() {
@@ -253,7 +253,7 @@ impl Store {
                 root: self.root.clone(),
                 link: "the same bundle",
                 dir: id.clone(),
-                source,
+                source: Box::new(source),
             })?;
         } else {
             std::fs::rename(&root, &dest).map_err(|e| StoreError::io(&dest, e))?;
@@ -303,7 +303,8 @@ impl Store {
             .flatten()
         {
             if entry.file_name().to_string_lossy().starts_with(STAGING) {
-                let _ = std::fs::remove_dir_all(entry.path());
+                let path = entry.path();
+                let _ = std::fs::remove_dir_all(&path).or_else(|_| std::fs::remove_file(&path));
             }
         }
     }
@@ -327,12 +328,12 @@ fn model_name(bundle: &Bundle) -> String {
     format!("{} {}", bundle.manifest.name, bundle.manifest.version)
 }
 
-/// `s` with every character outside `[A-Za-z0-9._+]` as `_`.
+/// `s` with every character outside `[A-Za-z0-9._+-]` as `_`.
 fn file_safe(s: &str) -> String {
     let out: String = s
         .chars()
         .map(|c| {
-            if c.is_ascii_alphanumeric() || "._+".contains(c) {
+            if c.is_ascii_alphanumeric() || "._+-".contains(c) {
                 c
             } else {
                 '_'
