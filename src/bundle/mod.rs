@@ -110,7 +110,20 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 impl Bundle {
+    /// Loads and checks the bundle in `dir`. Where `dir` is a symbolic link
+    /// (the store's `current`), the bundle is the folder it names at this
+    /// moment: `dir` holds that folder, so a later switch of the link never
+    /// mixes two bundles' files in one load or one running pipeline.
     pub fn load(dir: &Path) -> Result<Self, BundleError> {
+        let resolved;
+        let dir = match std::fs::canonicalize(dir) {
+            // A dangling link falls through to the missing-manifest error.
+            Ok(target) if dir.is_symlink() => {
+                resolved = target;
+                resolved.as_path()
+            }
+            _ => dir,
+        };
         let manifest_path = dir.join(MANIFEST);
         if !manifest_path.is_file() {
             return Err(BundleError::Missing {

@@ -57,6 +57,12 @@ fn install_switches_current_and_keeps_previous() {
         PathBuf::from(&b.current),
         "a relative link"
     );
+    // A bundle loaded through the link keeps its folder when the link moves.
+    let loaded = Bundle::load(&store.current_link()).unwrap();
+    assert_eq!(
+        loaded.dir,
+        store.root().canonicalize().unwrap().join(&b.current)
+    );
     // Installing it again changes nothing.
     let again = store
         .install(&demo_copy(tmp.path(), "shop", "2.0"), None)
