@@ -132,7 +132,14 @@ impl Store {
     /// sha256), copies it into the store and makes it `current`; the
     /// bundle `current` named becomes `previous`.
     pub fn install(&self, src: &Path, tar_sha256: Option<&str>) -> Result<Switch, StoreError> {
-        std::fs::create_dir_all(&self.root).map_err(|e| StoreError::io(&self.root, e))?;
+        if !self.root.is_dir() {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::create_dir_all(&self.root)
+                .and_then(|()| {
+                    std::fs::set_permissions(&self.root, std::fs::Permissions::from_mode(0o755))
+                })
+                .map_err(|e| StoreError::io(&self.root, e))?;
+        }
         let _lock = self.lock()?;
         self.remove_stale_staging();
         let staging = self.root.join(format!("{STAGING}{}", std::process::id()));

@@ -11,6 +11,11 @@ use std::path::{Component, Path, PathBuf};
 /// Copies the folder `src` into `to` (created), recursively. Symbolic links
 /// are refused: a bundle that points outside itself is not self-contained.
 pub(super) fn copy_dir(src: &Path, to: &Path) -> Result<(), StoreError> {
+    copy_tree(src, to)?;
+    finish_tree(to)
+}
+
+fn copy_tree(src: &Path, to: &Path) -> Result<(), StoreError> {
     make_dir(to)?;
     let entries = std::fs::read_dir(src).map_err(|e| StoreError::io(src, e))?;
     for entry in entries {
@@ -19,7 +24,7 @@ pub(super) fn copy_dir(src: &Path, to: &Path) -> Result<(), StoreError> {
         let kind = entry.file_type().map_err(|e| StoreError::io(&path, e))?;
         let dest = to.join(entry.file_name());
         if kind.is_dir() {
-            copy_dir(&path, &dest)?;
+            copy_tree(&path, &dest)?;
         } else if kind.is_file() {
             let mut from = File::open(&path).map_err(|e| StoreError::io(&path, e))?;
             write_file(&dest, &mut from)?;
@@ -31,7 +36,7 @@ pub(super) fn copy_dir(src: &Path, to: &Path) -> Result<(), StoreError> {
             });
         }
     }
-    sync_dir(to)
+    Ok(())
 }
 
 /// Lower-case hex sha256 of a file, read in pieces.
@@ -106,7 +111,7 @@ pub(super) fn untar(tar: &Path, to: &Path) -> Result<(), StoreError> {
             )));
         }
     }
-    sync_tree(to)
+    finish_tree(to)
 }
 
 /// The bundle inside an unpacked tar: `dir` itself when it holds
@@ -137,7 +142,11 @@ fn make_dir(dir: &Path) -> Result<(), StoreError> {
 
 /// Writes `from` into a new file `dest` and fsyncs it.
 fn write_file(dest: &Path, from: &mut dyn Read) -> Result<(), StoreError> {
+    use std::os::unix::fs::PermissionsExt;
     let mut out = File::create(dest).map_err(|e| StoreError::io(dest, e))?;
+    // Readable by the daemon's user whatever the installer's umask.
+    out.set_permissions(std::fs::Permissions::from_mode(0o644))
+        .map_err(|e| StoreError::io(dest, e))?;
     std::io::copy(from, &mut out).map_err(|e| StoreError::io(dest, e))?;
     out.flush().map_err(|e| StoreError::io(dest, e))?;
     out.sync_all().map_err(|e| StoreError::io(dest, e))
@@ -150,12 +159,16 @@ pub(super) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
         .map_err(|e| StoreError::io(dir, e))
 }
 
-fn sync_tree(dir: &Path) -> Result<(), StoreError> {
+/// Every folder under `dir` (itself included) made 0755 and fsynced.
+fn finish_tree(dir: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::PermissionsExt;
     for entry in std::fs::read_dir(dir).map_err(|e| StoreError::io(dir, e))? {
         let path = entry.map_err(|e| StoreError::io(dir, e))?.path();
         if path.is_dir() {
-            sync_tree(&path)?;
+            finish_tree(&path)?;
         }
     }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| StoreError::io(dir, e))?;
     sync_dir(dir)
 }

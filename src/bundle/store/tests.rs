@@ -201,3 +201,22 @@ fn a_tar_entry_outside_its_folder_is_refused() {
     assert!(store.target(CURRENT).is_none());
     assert!(store.list().unwrap().is_empty());
 }
+
+#[test]
+fn installed_files_are_readable_by_the_daemon_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    // nextest runs each test in its own process: the umask is this test's.
+    // SAFETY: umask(2) only sets this process's file mode mask.
+    unsafe { libc::umask(0o077) };
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::new(tmp.path().join("bundles"));
+    let tar = tmp.path().join("b.tar");
+    tar_of(&demo_copy(tmp.path(), "shop", "1.0"), &tar);
+    let a = store.install(&tar, None).unwrap();
+    let dir = store.root().join(&a.current);
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(store.root()), 0o755);
+    assert_eq!(mode(&dir), 0o755);
+    assert_eq!(mode(&dir.join("model.onnx")), 0o644);
+    assert_eq!(mode(&dir.join(MANIFEST)), 0o644);
+}
