@@ -167,7 +167,45 @@ impl Store {
                 dir: prev.clone(),
                 source: Box::new(source),
             })?;
+        let cur = self.target(CURRENT);
+        if cur.is_some() && self.exchange_links() {
+            stage::sync_dir(&self.root)?;
+            return Ok(Switch {
+                current: prev,
+                model: model_name(&bundle),
+                previous: cur,
+                tar_sha256: None,
+                unchanged: false,
+            });
+        }
         self.point_current_at(&prev, model_name(&bundle))
+    }
+
+    /// Swaps `current` and `previous` in one step (renameat2 with
+    /// RENAME_EXCHANGE); false where the file system cannot, and nothing
+    /// changed.
+    fn exchange_links(&self) -> bool {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::unix::ffi::OsStrExt;
+            let path = |l: &str| std::ffi::CString::new(self.root.join(l).as_os_str().as_bytes());
+            let (Ok(a), Ok(b)) = (path(CURRENT), path(PREVIOUS)) else {
+                return false;
+            };
+            // SAFETY: two NUL-terminated paths that outlive the call.
+            let r = unsafe {
+                libc::renameat2(
+                    libc::AT_FDCWD,
+                    a.as_ptr(),
+                    libc::AT_FDCWD,
+                    b.as_ptr(),
+                    libc::RENAME_EXCHANGE,
+                )
+            };
+            r == 0
+        }
+        #[cfg(not(target_os = "linux"))]
+        false
     }
 
     /// Every installed bundle (each verified: a damaged one says why),
