@@ -107,6 +107,14 @@ fn a_flood_of_idle_connections_past_the_file_limit_stops_neither_tags_nor_health
         })
         .collect();
     std::thread::sleep(Duration::from_millis(500));
+    if let Some(status) = daemon.child.try_wait().unwrap() {
+        let log = daemon.log_text();
+        let tail: Vec<&str> = log.lines().rev().take(8).collect();
+        panic!(
+            "the daemon exited ({status}) under 1,100 idle connections; its last lines:\n{}",
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        );
+    }
 
     // /healthz answers through it, every time.
     let events_before = kind(&sub.all(), "styles").len();

@@ -805,20 +805,39 @@ mod tests {
         let key_of = |edit: &dyn Fn(&mut HttpConfig)| {
             let mut c = default_config();
             edit(&mut c.http);
-            c.validate().map(|_| ()).map_err(|e| (e.key.clone(), e.to_string()))
+            c.validate()
+                .map(|_| ())
+                .map_err(|e| (e.key.clone(), e.to_string()))
         };
-        let (key, said) = key_of(&|h| h.token = Some(Secret(" padded-secret ".into()))).unwrap_err();
+        let (key, said) =
+            key_of(&|h| h.token = Some(Secret(" padded-secret ".into()))).unwrap_err();
         assert_eq!(key, "http.token");
-        assert!(said.contains("white space") && !said.contains("padded-secret"), "{said}");
-        assert_eq!(key_of(&|h| h.max_connections = 0).unwrap_err().0, "http.max_connections");
+        assert!(
+            said.contains("white space") && !said.contains("padded-secret"),
+            "{said}"
+        );
         assert_eq!(
-            key_of(&|h| h.max_connections_per_address = 1000).unwrap_err().0,
+            key_of(&|h| h.max_connections = 0).unwrap_err().0,
+            "http.max_connections"
+        );
+        assert_eq!(
+            key_of(&|h| h.max_connections_per_address = 1000)
+                .unwrap_err()
+                .0,
             "http.max_connections_per_address"
         );
-        assert_eq!(key_of(&|h| h.request_timeout_ms = 1).unwrap_err().0, "http.request_timeout_ms");
-        assert_eq!(key_of(&|h| h.session_hours = 0).unwrap_err().0, "http.session_hours");
         assert_eq!(
-            key_of(&|h| h.hosts = vec!["http://box:80".into()]).unwrap_err().0,
+            key_of(&|h| h.request_timeout_ms = 1).unwrap_err().0,
+            "http.request_timeout_ms"
+        );
+        assert_eq!(
+            key_of(&|h| h.session_hours = 0).unwrap_err().0,
+            "http.session_hours"
+        );
+        assert_eq!(
+            key_of(&|h| h.hosts = vec!["http://box:80".into()])
+                .unwrap_err()
+                .0,
             "http.hosts[0]"
         );
         assert_eq!(
