@@ -234,7 +234,12 @@ fn beyond_loopback_tokens_sessions_hosts_and_rotation_hold() {
     assert!(!session.contains("first-token") && !head.contains("66697273742d"));
     assert!(head.contains("Max-Age=43200"), "{head}");
     let cookie = format!("Cookie: stylecam_session={session}\r\n");
-    assert_eq!(get(ip, http_port, "/api/status", &cookie).0, 200);
+    let (code, _, body) = get(ip, http_port, "/api/status", &cookie);
+    assert_eq!(code, 200);
+    assert!(
+        body.contains("\"signed_in\":true"),
+        "the page offers Sign out: {body}"
+    );
     // Sign out: the session ends on the box, not only in the browser.
     let (code, head, _) = request(
         ip,

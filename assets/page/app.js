@@ -139,6 +139,7 @@ function renderEvents() {
 
 function render() {
   $("device").textContent = status.device;
+  document.querySelector("form.signout").hidden = !status.signed_in;
   document.title = "stylecam · " + status.device;
   dl($("model"), [
     ["model", status.model],

@@ -27,7 +27,12 @@ pub(super) async fn route(req: &Request, metrics: &Arc<Metrics>, access: &Access
         "/app.css" => Response::new("200 OK", "text/css; charset=utf-8", STYLE),
         // Browsers ask for it on their own; answering keeps the log clean.
         "/favicon.ico" => Response::new("204 No Content", "image/x-icon", ""),
-        "/api/status" => Response::json(&status(metrics, access)),
+        "/api/status" => {
+            let mut v = status(metrics, access);
+            // The page shows "Sign out" only to a signed-in browser.
+            v["signed_in"] = json!(req.cookie().is_some_and(|c| access.guard.signed_in(c)));
+            Response::json(&v)
+        }
         "/api/camera" => match req.query("name").and_then(|n| camera(metrics, n)) {
             Some(v) => Response::json(&v),
             None => Response::text("404 Not Found", "no such camera\n"),

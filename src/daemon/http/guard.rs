@@ -268,6 +268,15 @@ impl Guard {
         Ok(id)
     }
 
+    /// Whether `session` is a live sign-in.
+    pub fn signed_in(&self, session: &str) -> bool {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(session)
+            .is_some_and(|until| *until > Instant::now())
+    }
+
     /// Ends a session (the page's "Sign out").
     pub fn sign_out(&self, session: &str) -> bool {
         self.sessions
