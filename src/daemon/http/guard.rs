@@ -22,7 +22,7 @@ use std::net::IpAddr;
 use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-/// Wrong tokens one address may send in [`WINDOW`] before it is refused.
+/// Wrong tokens one address may send in a minute before it is refused.
 pub const FAILURES: u32 = 5;
 const WINDOW: Duration = Duration::from_secs(60);
 /// Addresses and sessions remembered at most (the oldest go first).
