@@ -5,16 +5,8 @@
 
 use crate::common::*;
 use std::io::{Read, Write};
-use std::net::{IpAddr, TcpStream, UdpSocket};
+use std::net::{IpAddr, TcpStream};
 use std::time::{Duration, Instant};
-
-/// This machine's address on its default route (no packet is sent).
-fn non_loopback_ip() -> Option<IpAddr> {
-    let s = UdpSocket::bind("0.0.0.0:0").ok()?;
-    s.connect("192.0.2.1:9").ok()?;
-    let ip = s.local_addr().ok()?.ip();
-    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
-}
 
 /// One raw request to `ip:port`: (status, head, body).
 fn request(ip: IpAddr, port: u16, raw: &str) -> (u16, String, String) {

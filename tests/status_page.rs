@@ -9,7 +9,6 @@
 
 use crate::common::*;
 use crate::v4l2::{format_line, photo, Rig};
-use std::net::{IpAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -38,14 +37,6 @@ fn node_ready() -> bool {
         && browser_dir()
             .join("node_modules/playwright-core/package.json")
             .exists()
-}
-
-/// This machine's address on its default route (no packet is sent).
-fn non_loopback_ip() -> Option<IpAddr> {
-    let s = UdpSocket::bind("0.0.0.0:0").ok()?;
-    s.connect("192.0.2.1:9").ok()?;
-    let ip = s.local_addr().ok()?.ip();
-    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
 }
 
 /// `n` YUYV frames of each photo in turn: the picture changes every `n`
