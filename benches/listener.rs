@@ -91,12 +91,7 @@ fn get(port: u16, path: &str) -> (u16, Vec<u8>) {
 }
 
 fn inferred(port: u16) -> f64 {
-    let (_, body) = get(port, "/metrics");
-    String::from_utf8_lossy(&body)
-        .lines()
-        .find(|l| l.starts_with("stylecam_frames_inferred_total"))
-        .and_then(|l| l.split_whitespace().last()?.parse().ok())
-        .expect("stylecam_frames_inferred_total in /metrics")
+    support::frames_inferred(&get(port, "/metrics").1)
 }
 
 fn rss_kib(pid: u32) -> u64 {

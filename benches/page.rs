@@ -58,12 +58,7 @@ fn cpu_seconds() -> f64 {
 }
 
 fn inferred(port: u16) -> f64 {
-    let (_, body) = get(port, "/metrics");
-    String::from_utf8_lossy(&body)
-        .lines()
-        .find(|l| l.starts_with("stylecam_frames_inferred_total"))
-        .and_then(|l| l.split_whitespace().last()?.parse().ok())
-        .expect("stylecam_frames_inferred_total in /metrics")
+    support::frames_inferred(&get(port, "/metrics").1)
 }
 
 /// What the open page asks for in one second; the bytes it got.

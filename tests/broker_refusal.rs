@@ -37,14 +37,9 @@ fn config(dir: &Path, port: u16, http: u16, device: &str) -> std::path::PathBuf 
     cfg
 }
 
-/// The sum of the `/metrics` samples whose name and labels start with `series`.
+/// A `/metrics` series as a count (see `common::metric`).
 fn metric(http: u16, series: &str) -> u64 {
-    let (code, text) = http_get(http, "/metrics").expect("/metrics answers");
-    assert_eq!(code, 200, "{text}");
-    text.lines()
-        .filter(|l| l.starts_with(series))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
+    crate::common::metric(http, series).expect("/metrics answers") as u64
 }
 
 /// The `styles` events received: (epoch, seq), in arrival order.

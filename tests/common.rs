@@ -177,12 +177,7 @@ impl Mosquitto {
     /// Sends it signal `sig`, e.g. `HUP` (mosquitto 2 re-reads its config:
     /// password and ACL files).
     pub fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
-        assert!(ok.success());
+        send_signal(self.child.id(), sig);
     }
 
     /// Stops it as an admin would (SIGTERM: it saves its state first).
@@ -231,12 +226,7 @@ impl Daemon {
     }
 
     pub fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
-        assert!(ok.success());
+        send_signal(self.child.id(), sig);
     }
 
     /// Waits for exit; panics after `timeout`.
@@ -571,4 +561,35 @@ pub fn non_loopback_ip() -> Option<std::net::IpAddr> {
     s.connect("192.0.2.1:9").ok()?;
     let ip = s.local_addr().ok()?.ip();
     (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}
+
+/// `kill -SIG pid`; panics when it fails.
+pub fn send_signal(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+/// A series of the daemon's `/metrics` on 127.0.0.1:`port`: the sum of
+/// every sample named `series` (with labels given, that one sample; without,
+/// all its labelled samples); 0 when it has none yet, `None` when
+/// `/metrics` does not answer.
+pub fn metric(port: u16, series: &str) -> Option<f64> {
+    let (code, text) = http_get(port, "/metrics")?;
+    if code != 200 {
+        return None;
+    }
+    let labelled = format!("{series}{{");
+    Some(
+        text.lines()
+            .filter_map(|l| l.rsplit_once(' '))
+            .filter(|(name, _)| {
+                *name == series || (!series.contains('{') && name.starts_with(&labelled))
+            })
+            .filter_map(|(_, v)| v.parse::<f64>().ok())
+            .sum(),
+    )
 }

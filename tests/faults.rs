@@ -10,12 +10,6 @@ use std::time::{Duration, Instant};
 
 /// The daemon's `/metrics` value of the series `name` (labels included,
 /// e.g. `stylecam_camera_connect_failures_total{camera="entrance"}`).
-fn metric(port: u16, name: &str) -> Option<f64> {
-    let (_, body) = http_get(port, "/metrics")?;
-    body.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-}
-
 /// Sets the soft limit of open files of process `pid` (the hard one stays).
 fn set_open_files(pid: u32, soft: u64) {
     let mut old = libc::rlimit {

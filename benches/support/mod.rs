@@ -53,3 +53,13 @@ pub fn run_daemon(cfg: Config, stop: impl Future<Output = ()>) -> (Snapshot, f64
         .unwrap();
     (snap, t.elapsed().as_secs_f64())
 }
+
+/// `stylecam_frames_inferred_total` from a `/metrics` body.
+#[allow(dead_code)]
+pub fn frames_inferred(metrics: &[u8]) -> f64 {
+    String::from_utf8_lossy(metrics)
+        .lines()
+        .find(|l| l.starts_with("stylecam_frames_inferred_total"))
+        .and_then(|l| l.split_whitespace().last()?.parse().ok())
+        .expect("stylecam_frames_inferred_total in /metrics")
+}

@@ -111,11 +111,19 @@ fn reload_on_sighup(path: std::path::PathBuf) -> daemon::Reloads {
         Arc::new(move || check_config_summary(&check_path).map_err(|e| format!("{e:#}")));
     // The check reads the config file, the bundle and the engine cache.
     let fingerprint_path = path.clone();
+    // The folders are parsed out of the config once per version of its
+    // text, not on every request.
+    let folders_of = std::sync::Mutex::new((String::new(), Vec::new()));
     let fingerprint: daemon::http::check::Fingerprint = Arc::new(move || {
-        let folders = config::load(Some(&fingerprint_path))
-            .map(|c| vec![c.model.bundle, c.model.engines])
-            .unwrap_or_default();
-        daemon::http::check::fingerprint_of(&fingerprint_path, &folders)
+        let text = std::fs::read_to_string(&fingerprint_path).unwrap_or_default();
+        let mut kept = folders_of.lock().unwrap_or_else(|p| p.into_inner());
+        if kept.0 != text || kept.1.is_empty() {
+            let folders = config::load(Some(&fingerprint_path))
+                .map(|c| vec![c.model.bundle, c.model.engines])
+                .unwrap_or_default();
+            *kept = (text, folders);
+        }
+        daemon::http::check::fingerprint_of(&fingerprint_path, &kept.1)
     });
     let load: daemon::Loader = Arc::new(move || {
         let cfg = config::load_validated(Some(&path)).map_err(|e| e.to_string())?;

@@ -49,9 +49,8 @@ pub(super) async fn route(req: &Request, metrics: &Arc<Metrics>, access: &Access
 /// `GET /login`: the form; `POST /login`: the token checked, a session
 /// started (its random id in the cookie; never the token).
 pub(super) fn login(req: &Request, ip: std::net::IpAddr, guard: &Guard) -> Response {
-    let ttl = guard.policy().session_ttl;
     if req.method != "POST" {
-        return if guard.policy().token.is_some() {
+        return if guard.has_token() {
             login_form(None)
         } else {
             redirect("/")
@@ -69,7 +68,7 @@ pub(super) fn login(req: &Request, ip: std::net::IpAddr, guard: &Guard) -> Respo
             r.extra.push_str(&format!(
                 "Set-Cookie: {}={session}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}\r\n",
                 super::http::COOKIE,
-                ttl.as_secs()
+                guard.session_ttl().as_secs()
             ));
             r
         }
@@ -91,11 +90,7 @@ pub(super) fn logout(req: &Request, guard: &Guard) -> Response {
             log::info!("http: a page signed out");
         }
     }
-    let mut r = redirect(if guard.policy().token.is_some() {
-        "/login"
-    } else {
-        "/"
-    });
+    let mut r = redirect(if guard.has_token() { "/login" } else { "/" });
     r.extra.push_str(&format!(
         "Set-Cookie: {}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0\r\n",
         super::http::COOKIE

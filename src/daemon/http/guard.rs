@@ -125,13 +125,6 @@ impl Guard {
         }
     }
 
-    pub fn policy(&self) -> Policy {
-        self.policy
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
     /// A reload's policy. A changed token ends every session (the old token
     /// and pages signed in with it stop working); said in the log.
     pub fn set_policy(&self, new: Policy) {
@@ -154,6 +147,21 @@ impl Guard {
                 "http: the token changed on reload; the old token no longer works and {ended} signed-in page(s) must sign in again"
             );
         }
+    }
+
+    /// Whether a request's `Host` header names this box.
+    pub fn host_ok(&self, host: Option<&str>) -> bool {
+        let p = self.policy.read().unwrap_or_else(|p| p.into_inner());
+        host.is_some_and(|h| host_allowed(h, &p.hosts))
+    }
+
+    /// The token, if one is set.
+    fn token(&self) -> Option<Secret> {
+        self.policy
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .token
+            .clone()
     }
 
     /// Whether `ip` must show a credential.
@@ -213,8 +221,7 @@ impl Guard {
         if let Some(left) = self.blocked(ip, now) {
             return Verdict::Blocked(left);
         }
-        let token = self.policy().token;
-        let Some(token) = token else {
+        let Some(token) = self.token() else {
             return Verdict::Allowed;
         };
         if let Some(b) = bearer {
@@ -243,8 +250,7 @@ impl Guard {
         if let Some(left) = self.blocked(ip, now) {
             return Err(Verdict::Blocked(left));
         }
-        let p = self.policy();
-        let Some(token) = p.token else {
+        let Some(token) = self.token() else {
             return Err(Verdict::Allowed);
         };
         if !super::same_secret(token.0.as_bytes(), given.as_bytes()) {
@@ -263,7 +269,7 @@ impl Guard {
                 s.remove(&oldest);
             }
         }
-        s.insert(id.clone(), now + p.session_ttl);
+        s.insert(id.clone(), now + self.session_ttl());
         log::info!("http: {ip} signed in to the status page");
         Ok(id)
     }
@@ -275,6 +281,19 @@ impl Guard {
             .unwrap_or_else(|p| p.into_inner())
             .get(session)
             .is_some_and(|until| *until > Instant::now())
+    }
+
+    /// How long a sign-in lasts.
+    pub fn session_ttl(&self) -> Duration {
+        self.policy
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .session_ttl
+    }
+
+    /// Whether a token is set (a sign-in means something).
+    pub fn has_token(&self) -> bool {
+        self.token().is_some()
     }
 
     /// Ends a session (the page's "Sign out").

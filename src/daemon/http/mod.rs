@@ -458,10 +458,7 @@ async fn route(
         r.extra = "Allow: GET, HEAD\r\n".into();
         return r;
     }
-    let policy = access.guard.policy();
-    let host_ok = req
-        .header("host")
-        .is_some_and(|h| guard::host_allowed(h, &policy.hosts));
+    let host_ok = access.guard.host_ok(req.header("host"));
     let needs_token = access.guard.needs_token(peer.ip());
     if req.path == "/healthz" {
         // What systemd, load balancers and Prometheus poll: always
