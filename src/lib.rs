@@ -6,6 +6,7 @@
 
 pub mod bundle;
 pub mod capture;
+pub mod collect;
 pub mod config;
 pub mod daemon;
 pub mod demo_model;
@@ -18,6 +19,7 @@ pub mod publish;
 pub mod slot;
 pub mod smooth;
 pub mod styles;
+pub mod teach;
 pub mod telemetry;
 #[cfg(feature = "train")]
 pub mod train;

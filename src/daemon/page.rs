@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 const INDEX: &str = include_str!("../../assets/page/index.html");
 const SCRIPT: &str = include_str!("../../assets/page/app.js");
 const STYLE: &str = include_str!("../../assets/page/app.css");
+const LABELS_SCRIPT: &str = include_str!("../../assets/page/labels.js");
+const TEACH_SCRIPT: &str = include_str!("../../assets/page/teach.js");
 
 /// The page's weight: its three assets, bytes (without pictures and JSON).
 pub fn weight() -> usize {
@@ -24,6 +26,8 @@ pub(super) async fn route(req: &Request, metrics: &Arc<Metrics>, access: &Access
     match req.path.as_str() {
         "/" | "/index.html" => Response::new("200 OK", "text/html; charset=utf-8", INDEX),
         "/app.js" => Response::new("200 OK", "text/javascript; charset=utf-8", SCRIPT),
+        "/labels.js" => Response::new("200 OK", "text/javascript; charset=utf-8", LABELS_SCRIPT),
+        "/teach.js" => Response::new("200 OK", "text/javascript; charset=utf-8", TEACH_SCRIPT),
         "/app.css" => Response::new("200 OK", "text/css; charset=utf-8", STYLE),
         // Browsers ask for it on their own; answering keeps the log clean.
         "/favicon.ico" => Response::new("204 No Content", "image/x-icon", ""),

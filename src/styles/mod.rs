@@ -8,6 +8,7 @@
 
 pub mod cascade;
 pub mod decision;
+pub mod head;
 pub mod labels;
 pub mod metrics;
 pub mod relation;

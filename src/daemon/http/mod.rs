@@ -16,7 +16,9 @@
 
 pub mod check;
 pub mod guard;
+pub mod labels;
 pub mod limits;
+pub mod teach;
 
 use super::page;
 use crate::telemetry::{Metrics, RateLimit};

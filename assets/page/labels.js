@@ -1,0 +1,1 @@
+// The Labels view (issue 37).

@@ -1,0 +1,1 @@
+// The Teach view: train, compare, switch, roll back (issue 37).

@@ -1,0 +1,2 @@
+//! Collecting person crops on the box for labelling (off by default):
+//! the pixels the classifier saw, masks painted, bounded and expiring.

@@ -1,0 +1,1 @@
+//! The page's label routes (`/api/labels…`).

@@ -1,0 +1,1 @@
+//! A linear head trained on frozen features with the paper's loss choices.

@@ -1,0 +1,1 @@
+//! The label store: the CSV layout `stylecam train` reads, written atomically.
