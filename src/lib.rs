@@ -19,7 +19,6 @@ pub mod publish;
 pub mod slot;
 pub mod smooth;
 pub mod styles;
-pub mod teach;
 pub mod telemetry;
 #[cfg(feature = "train")]
 pub mod train;

@@ -8,6 +8,7 @@
 //! the manifest and the class count.
 
 pub mod detector;
+pub mod fuse;
 pub mod int8;
 pub mod onnx;
 pub mod precision;

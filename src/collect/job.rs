@@ -1,0 +1,1 @@
+//! The quick trainer as a background job of the daemon: progress, stop, the comparison, the staged bundle.
