@@ -24,7 +24,15 @@ pub fn weight() -> usize {
 
 pub(super) async fn route(req: &Request, metrics: &Arc<Metrics>, access: &Access) -> Response {
     match req.path.as_str() {
-        "/" | "/index.html" => Response::new("200 OK", "text/html; charset=utf-8", INDEX),
+        "/" | "/index.html" => {
+            // Every browser gets a page session (the writes' anti-forgery
+            // token, `super::http::write`) on its first look.
+            let mut r = Response::new("200 OK", "text/html; charset=utf-8", INDEX);
+            if let (_, Some(cookie)) = access.writes.page_session(req) {
+                r.extra.push_str(&cookie);
+            }
+            r
+        }
         "/app.js" => Response::new("200 OK", "text/javascript; charset=utf-8", SCRIPT),
         "/labels.js" => Response::new("200 OK", "text/javascript; charset=utf-8", LABELS_SCRIPT),
         "/teach.js" => Response::new("200 OK", "text/javascript; charset=utf-8", TEACH_SCRIPT),
@@ -35,7 +43,15 @@ pub(super) async fn route(req: &Request, metrics: &Arc<Metrics>, access: &Access
             let mut v = status(metrics, access);
             // The page shows "Sign out" only to a signed-in browser.
             v["signed_in"] = json!(req.cookie().is_some_and(|c| access.guard.signed_in(c)));
-            Response::json(&v)
+            // The page session's anti-forgery token: the page sends it back
+            // in X-Stylecam-Csrf with each write.
+            let (csrf, cookie) = access.writes.page_session(req);
+            v["csrf"] = json!(csrf);
+            let mut r = Response::json(&v);
+            if let Some(cookie) = cookie {
+                r.extra.push_str(&cookie);
+            }
+            r
         }
         "/api/camera" => match req.query("name").and_then(|n| camera(metrics, n)) {
             Some(v) => Response::json(&v),

@@ -307,7 +307,7 @@ impl Guard {
 }
 
 /// 32 random bytes from the kernel, hex: a session id.
-fn random_id() -> String {
+pub(super) fn random_id() -> String {
     let mut b = [0u8; 32];
     let mut filled = 0;
     while filled < b.len() {

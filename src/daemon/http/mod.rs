@@ -3,11 +3,14 @@
 //! HTTP/1.1, one request per connection, served by hand on the daemon's
 //! runtime instead of pulling in an HTTP stack.
 //!
-//! Nothing here changes the daemon's state but the login session. Bounded
+//! The page's writes (`POST /api/labels…`, `/api/teach…`, `/api/bundles…`)
+//! pass [`write`]'s check (origin, anti-forgery token, rate) before they
+//! are dispatched to [`labels`] or [`teach`]; nothing else changes the
+//! daemon's state but the login session. Bounded
 //! the way nginx and Caddy bound theirs ([`limits`]): connections held at
 //! most (all together, per address, under the open-file limit), a deadline
 //! for a request's headers, then its body, then the answer, and sizes
-//! (8 KiB of headers, 4 KiB of body). Who may ask is [`guard`]'s: the
+//! (8 KiB of headers, 4 KiB of body; 2 MiB for a labels CSV upload). Who may ask is [`guard`]'s: the
 //! `Host` header must name the box, and beyond loopback every route but
 //! `/healthz` needs `http.token`. `/api/config`'s expensive check runs once
 //! per change ([`check`]). Every answer carries a strict
@@ -19,6 +22,7 @@ pub mod guard;
 pub mod labels;
 pub mod limits;
 pub mod teach;
+pub mod write;
 
 use super::page;
 use crate::telemetry::{Metrics, RateLimit};
@@ -31,6 +35,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+pub use write::{Paths, WriteCtx};
 
 /// What `/healthz` checks against.
 #[derive(Debug, Clone, Copy)]
@@ -66,6 +71,8 @@ pub struct Access {
     snapshots: AtomicBool,
     /// The config file's check, where the daemon runs from one.
     pub check: Option<CachedCheck>,
+    /// The page's writes: page sessions, rates, where the files are.
+    pub writes: write::Writes,
 }
 
 impl Access {
@@ -78,6 +85,7 @@ impl Access {
             guard: Guard::new(Policy::from_config(h, token)),
             snapshots: AtomicBool::new(h.snapshots),
             check,
+            writes: write::Writes::default(),
         }
     }
 
@@ -87,6 +95,12 @@ impl Access {
     pub fn reload(&self, h: &crate::config::HttpConfig, token: Option<crate::config::Secret>) {
         self.guard.set_policy(Policy::from_config(h, token));
         self.snapshots.store(h.snapshots, Ordering::Relaxed);
+    }
+
+    /// Where the page's label and teach routes read and write (start and
+    /// reload: `collect.dir`, `teach.dir`, `teach.classes`, `model.bundle`).
+    pub fn set_paths(&self, paths: Paths) {
+        self.writes.set_paths(paths);
     }
 
     /// `http.snapshots`.
@@ -328,11 +342,14 @@ async fn read_request(
         .map(|(_, v)| v.parse::<usize>())
     {
         None => 0,
-        Some(Ok(n)) if n <= MAX_BODY => n,
+        Some(Ok(n)) if n <= write::body_limit(path) => n,
         Some(_) => {
             return Err(Unread::Answer(Response::text(
                 "413 Content Too Large",
-                "the request's body is over 4 KiB, or its Content-Length is not a number\n",
+                &format!(
+                    "the request's body is over {} KiB, or its Content-Length is not a number\n",
+                    write::body_limit(path) / 1024
+                ),
             )))
         }
     };
@@ -450,14 +467,21 @@ async fn route(
     rules: Rules,
     access: &Access,
 ) -> Response {
+    let area = write::area(&req.path);
     let allowed = matches!(req.method.as_str(), "GET" | "HEAD")
-        || (req.method == "POST" && matches!(req.path.as_str(), "/login" | "/logout"));
+        || (req.method == "POST"
+            && (area.is_some() || matches!(req.path.as_str(), "/login" | "/logout")));
     if !allowed {
         let mut r = Response::text(
             "405 Method Not Allowed",
-            "GET only: this page changes nothing\n",
+            "GET only, but for the label and teach routes (POST /api/labels…, /api/teach…, /api/bundles…)\n",
         );
-        r.extra = "Allow: GET, HEAD\r\n".into();
+        r.extra = if area.is_some() {
+            "Allow: GET, HEAD, POST\r\n"
+        } else {
+            "Allow: GET, HEAD\r\n"
+        }
+        .into();
         return r;
     }
     let host_ok = access.guard.host_ok(req.header("host"));
@@ -493,9 +517,12 @@ async fn route(
         "/app.css" => return page::route(req, metrics, access).await,
         _ => {}
     }
+    // Whether the request showed the right token itself (a script, not a
+    // browser: it needs no page session for a write).
+    let mut bearer = false;
     if needs_token {
         match access.guard.check(peer.ip(), req.bearer(), req.cookie()) {
-            Verdict::Allowed => {}
+            Verdict::Allowed => bearer = req.bearer().is_some(),
             Verdict::Refused => {
                 metrics.http_refused("token");
                 return page::refused(req);
@@ -505,6 +532,27 @@ async fn route(
                 return page::too_many(left);
             }
         }
+    }
+    if let Some(area) = area {
+        if !needs_token && req.bearer().is_some() && access.guard.has_token() {
+            bearer = access.guard.check(peer.ip(), req.bearer(), None) == Verdict::Allowed;
+        }
+        let ctx = access.writes.ctx(req, peer, bearer);
+        if req.method == "POST" {
+            if let Err(refused) = access.writes.check(req, peer, bearer) {
+                metrics.http_refused("write check");
+                write::log_write(req, &ctx.who, &refused);
+                return refused;
+            }
+        }
+        let answer = match area {
+            write::Area::Labels => labels::route(req, &ctx).await,
+            write::Area::Teach => teach::route(req, &ctx).await,
+        };
+        if req.method == "POST" {
+            write::log_write(req, &ctx.who, &answer);
+        }
+        return answer;
     }
     match req.path.as_str() {
         "/metrics" => Response::new(
