@@ -258,6 +258,9 @@ pub(super) struct Response {
     pub kind: &'static str,
     pub body: Vec<u8>,
     pub extra: String,
+    /// A body written as it is made (the labels download): sent after
+    /// `body`, delimited by the connection's close (no Content-Length).
+    pub stream: Option<tokio::sync::mpsc::Receiver<Vec<u8>>>,
 }
 
 impl Response {
@@ -267,6 +270,7 @@ impl Response {
             kind,
             body: body.into(),
             extra: String::new(),
+            stream: None,
         }
     }
     pub fn json(value: &serde_json::Value) -> Self {
@@ -442,22 +446,30 @@ async fn answer(
                 (r, false)
             }
         };
+    let mut response = response;
+    let length = match response.stream {
+        Some(_) => String::new(),
+        None => format!("Content-Length: {}\r\n", response.body.len()),
+    };
     let mut out = format!(
-        "HTTP/1.1 {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n{SECURITY_HEADERS}{}Connection: close\r\n\r\n",
-        response.status,
-        response.kind,
-        response.body.len(),
-        response.extra
+        "HTTP/1.1 {}\r\nContent-Type: {}\r\n{length}{SECURITY_HEADERS}{}Connection: close\r\n\r\n",
+        response.status, response.kind, response.extra
     )
     .into_bytes();
     if !head_only {
         out.extend_from_slice(&response.body);
     }
-    let _ = tokio::time::timeout(deadline, async {
-        stream.write_all(&out).await?;
-        stream.shutdown().await
-    })
-    .await;
+    let _ = tokio::time::timeout(deadline, stream.write_all(&out)).await;
+    if let (Some(rx), false) = (response.stream.as_mut(), head_only) {
+        // Each chunk within the deadline, however long the whole takes.
+        while let Some(chunk) = rx.recv().await {
+            match tokio::time::timeout(deadline, stream.write_all(&chunk)).await {
+                Ok(Ok(())) => {}
+                _ => return,
+            }
+        }
+    }
+    let _ = tokio::time::timeout(deadline, stream.shutdown()).await;
 }
 
 async fn route(

@@ -373,7 +373,7 @@ mod tests {
             ("file://", "127.0.0.1:9464"),
             ("http://127.0.0.1:9464/x", "127.0.0.1:9464"),
             ("http://127.0.0.1:9464", ""),
-            ("https://box.local", "box.local"),
+            ("https://box.local", "box.local:80"),
         ] {
             assert!(!same_origin(o, h), "{o} vs {h}");
         }
