@@ -27,6 +27,14 @@ fn the_packaged_config_is_the_default_with_installed_paths() {
             "path = \"stylecam-outbox.redb\"",
             "path = \"/var/lib/stylecam/outbox.redb\"",
         ),
+        (
+            "dir = \"stylecam-collect\"",
+            "dir = \"/var/lib/stylecam/collect\"",
+        ),
+        (
+            "dir = \"stylecam-teach\"",
+            "dir = \"/var/lib/stylecam/teach\"",
+        ),
     ] {
         assert_eq!(expected.matches(from).count(), 1, "{from} in default.toml");
         expected = expected.replace(from, to);

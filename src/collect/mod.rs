@@ -8,3 +8,6 @@
 pub mod job;
 pub mod labels;
 pub mod quick;
+pub mod sidecar;
+
+pub use sidecar::{Sidecar, SidecarBundle};

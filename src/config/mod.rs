@@ -5,12 +5,14 @@
 //! Nothing here opens a device or a socket: `check-config` runs exactly this
 //! code, so what it accepts is what `run` accepts.
 
+mod collect;
 mod redact;
 mod validate;
 
 #[cfg(test)]
 mod generated;
 
+pub use collect::{CollectConfig, TeachConfig};
 pub use validate::{ConfigError, Validated};
 
 use serde::{Deserialize, Serialize};
@@ -48,6 +50,12 @@ pub struct Config {
     pub metrics: MetricsConfig,
     #[serde(default)]
     pub http: HttpConfig,
+    /// Person crops kept for teaching (off by default).
+    #[serde(default)]
+    pub collect: CollectConfig,
+    /// The label store, taxonomy and features for teaching.
+    #[serde(default)]
+    pub teach: TeachConfig,
 }
 
 /// The status page on `metrics.listen`: who may see it, and whether it
@@ -235,6 +243,9 @@ pub struct CameraConfig {
     pub source: SourceConfig,
     /// What is tagged: the frame, regions or people; privacy masks.
     pub analysis: Analysis,
+    /// Keep crops of this camera's people for teaching (people mode, and
+    /// only while `[collect] enabled`).
+    pub collect: bool,
 }
 
 /// What a camera's frames are analysed for (keys of the camera's table,
@@ -447,6 +458,8 @@ struct RawCameraTable {
     masks: Vec<Shape>,
     #[serde(default, skip_serializing_if = "is_default")]
     people: PeopleConfig,
+    #[serde(default, skip_serializing_if = "is_default")]
+    collect: bool,
     #[serde(flatten)]
     camera: RawCamera,
 }
@@ -464,6 +477,7 @@ impl From<RawCameraTable> for CameraConfig {
             masks: t.masks,
             people: t.people,
         };
+        c.collect = t.collect;
         c
     }
 }
@@ -476,6 +490,7 @@ impl From<CameraConfig> for RawCameraTable {
             regions: a.regions,
             masks: a.masks,
             people: a.people,
+            collect: c.collect,
             camera: c.into(),
         }
     }
@@ -627,6 +642,7 @@ impl From<RawCamera> for CameraConfig {
                     repeat: f.repeat,
                 }),
                 analysis: Analysis::default(),
+                collect: false,
             },
             RawCamera::Synthetic(s) => Self {
                 name: s.name,
@@ -638,6 +654,7 @@ impl From<RawCamera> for CameraConfig {
                     frames: s.frames,
                 }),
                 analysis: Analysis::default(),
+                collect: false,
             },
             RawCamera::V4l2(v) => Self {
                 name: v.name,
@@ -653,6 +670,7 @@ impl From<RawCamera> for CameraConfig {
                     backoff_max_ms: v.backoff_max_ms,
                 }),
                 analysis: Analysis::default(),
+                collect: false,
             },
         }
     }
@@ -1181,6 +1199,7 @@ impl CameraConfig {
                 repeat: 1,
             }),
             analysis: Analysis::default(),
+            collect: false,
         }
     }
 
@@ -1196,6 +1215,7 @@ impl CameraConfig {
                 frames: 0,
             }),
             analysis: Analysis::default(),
+            collect: false,
         }
     }
 
@@ -1223,6 +1243,7 @@ impl CameraConfig {
                 backoff_max_ms: default_backoff_max_ms(),
             }),
             analysis: Analysis::default(),
+            collect: false,
         }
     }
 

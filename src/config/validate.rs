@@ -446,6 +446,7 @@ impl Config {
             ));
         }
         validate_http(&self.http)?;
+        super::collect::validate(&self.collect, &self.teach, &self.cameras)?;
         let beyond_loopback = self
             .metrics
             .listen
