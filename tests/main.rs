@@ -33,6 +33,7 @@ mod status_page;
 mod styles_real;
 mod systemd;
 mod systemd_nspawn;
+mod teach_vtest;
 mod tensorrt;
 #[cfg(feature = "train")]
 mod train_ablation;
