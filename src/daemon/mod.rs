@@ -116,6 +116,10 @@ pub async fn run(
         );
     }
     let (store, restored) = Store::open(&outbox_path)?;
+    // A training the last run of the daemon left running was cut: its run
+    // says so (the bundle in use was never touched by it).
+    let teach_dir = std::path::absolute(&cfg.teach.dir).unwrap_or(cfg.teach.dir.clone());
+    crate::collect::job::recover(&teach_dir);
     let publisher = Publisher::start(settings.clone(), store, restored.pending, metrics.clone());
     let access = Arc::new(http::Access::new(
         &cfg.http,

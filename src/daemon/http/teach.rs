@@ -21,6 +21,7 @@ use super::write::refusal;
 use super::{Request, Response, WriteCtx};
 use crate::bundle::store::{Store, StoreError, Switch, CURRENT};
 use crate::collect::job::{self, JobError};
+use crate::collect::labels;
 use crate::styles::taxonomy::{Class, Taxonomy};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -54,7 +55,12 @@ pub(super) async fn route(req: &Request, ctx: &WriteCtx) -> Response {
                 "405 Method Not Allowed",
                 "this route takes POST for a write, GET /api/teach or /api/bundles to read\n",
             );
-            r.extra = if post { "Allow: GET, HEAD\r\n" } else { "Allow: POST\r\n" }.into();
+            r.extra = if post {
+                "Allow: GET, HEAD\r\n"
+            } else {
+                "Allow: POST\r\n"
+            }
+            .into();
             return r;
         }
         _ => return Response::text("404 Not Found", "no such teach route\n"),
@@ -98,7 +104,10 @@ fn start(ctx: &WriteCtx) -> Response {
     if !labels.is_file() {
         return refusal(
             "409 Conflict",
-            &format!("{} does not exist: nothing is labelled yet", labels.display()),
+            &format!(
+                "{} does not exist: nothing is labelled yet",
+                labels.display()
+            ),
             "label crops in the Labels view (or upload a labels CSV) first",
         );
     }
@@ -106,10 +115,14 @@ fn start(ctx: &WriteCtx) -> Response {
         Ok(f) => f,
         Err(e) => return refusal("500 Internal Server Error", &e, "fix the config file"),
     };
+    let taxonomy = match taxonomy(ctx) {
+        Ok(t) => t,
+        Err(p) => return refusal(status_line(p.status), &p.error, &p.fix),
+    };
     let inputs = job::Inputs {
         crops: ctx.collect_dir.clone(),
         teach: ctx.teach_dir.clone(),
-        taxonomy: taxonomy(ctx),
+        taxonomy,
         features,
         current: absolute(&ctx.bundle),
     };
@@ -119,6 +132,15 @@ fn start(ctx: &WriteCtx) -> Response {
             Response::json(&json!({"started": id}))
         }
         Err(e) => job_refusal(&e),
+    }
+}
+
+fn status_line(code: u16) -> &'static str {
+    match code {
+        400 => "400 Bad Request",
+        404 => "404 Not Found",
+        409 => "409 Conflict",
+        _ => "500 Internal Server Error",
     }
 }
 
@@ -152,41 +174,32 @@ fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
-/// The label store's taxonomy: `<teach.dir>/taxonomy.json` (written on the
-/// page), else `teach.classes`, else the current bundle's classes.
-fn taxonomy(ctx: &WriteCtx) -> Taxonomy {
-    #[derive(serde::Deserialize)]
-    struct Written {
-        id: String,
-        #[serde(default)]
-        en: String,
-    }
-    let bundle = crate::bundle::Bundle::load(&ctx.bundle)
-        .map(|b| b.manifest.classes)
+/// The label store's taxonomy ([`crate::collect::labels::Store::taxonomy`]:
+/// `taxonomy.json` written on the page, else `teach.classes`, else the
+/// current bundle's classes), with the bundle's names where it has them.
+fn taxonomy(ctx: &WriteCtx) -> Result<Taxonomy, labels::Problem> {
+    let store = labels::Store::new(&ctx.collect_dir, &ctx.teach_dir);
+    let (classes, _) = store.taxonomy(&ctx.classes, &ctx.bundle)?;
+    let named = labels::manifest(&ctx.bundle)
+        .map(|m| m.classes)
         .unwrap_or_default();
-    let class = |id: &str, en: &str| {
-        bundle
-            .0
+    Ok(Taxonomy(
+        classes
             .iter()
-            .find(|c| c.id == id)
-            .cloned()
-            .unwrap_or_else(|| Class {
-                id: id.into(),
-                en: if en.is_empty() { id.into() } else { en.into() },
-                zh: String::new(),
+            .map(|c| {
+                named
+                    .0
+                    .iter()
+                    .find(|n| n.id == c.id)
+                    .cloned()
+                    .unwrap_or_else(|| Class {
+                        id: c.id.clone(),
+                        en: c.en.clone(),
+                        zh: String::new(),
+                    })
             })
-    };
-    let written = std::fs::read(ctx.teach_dir.join("taxonomy.json"))
-        .ok()
-        .and_then(|t| serde_json::from_slice::<Vec<Written>>(&t).ok())
-        .filter(|w| !w.is_empty());
-    if let Some(w) = written {
-        return Taxonomy(w.iter().map(|c| class(&c.id, &c.en)).collect());
-    }
-    if !ctx.classes.is_empty() {
-        return Taxonomy(ctx.classes.iter().map(|id| class(id, "")).collect());
-    }
-    bundle
+            .collect(),
+    ))
 }
 
 /// The store `model.bundle` is the `current` link of, or the refusal that
@@ -213,8 +226,7 @@ fn bundles(ctx: &WriteCtx) -> Response {
     let store = match store_of(ctx) {
         Ok(s) => s,
         Err(refused) => {
-            let why: serde_json::Value =
-                serde_json::from_slice(&refused.body).unwrap_or_default();
+            let why: serde_json::Value = serde_json::from_slice(&refused.body).unwrap_or_default();
             return Response::json(&json!({
                 "managed": false, "error": why["error"], "fix": why["fix"], "bundles": [],
             }));
@@ -249,7 +261,11 @@ fn store_refusal(e: &StoreError) -> Response {
         StoreError::Busy { .. } | StoreError::NoPrevious { .. } => "409 Conflict",
         _ => "500 Internal Server Error",
     };
-    refusal(status, &text, "the running bundle is unchanged; see the daemon's log")
+    refusal(
+        status,
+        &text,
+        "the running bundle is unchanged; see the daemon's log",
+    )
 }
 
 fn switch(ctx: &WriteCtx, run: &str) -> Response {
@@ -323,7 +339,10 @@ fn reload(ctx: &WriteCtx, done: &Switch) -> String {
     if unsafe { libc::kill(libc::getpid(), libc::SIGHUP) } != 0 {
         let e = std::io::Error::last_os_error();
         log::error!("switch: cannot signal the reload: {e}");
-        return format!("the reload could not be signalled ({e}): `systemctl reload stylecam` serves {}", done.model);
+        return format!(
+            "the reload could not be signalled ({e}): `systemctl reload stylecam` serves {}",
+            done.model
+        );
     }
     format!(
         "reload requested: the daemon serves {} once it has opened and checked it (the Overview's model shows it; a failed reload keeps the old one and says why)",
