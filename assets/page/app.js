@@ -14,6 +14,35 @@ const POLL_MS = 1000;
 let status = null;
 let tiles = new Map();
 let lastAnnounced = "";
+// Views other scripts add (labels.js, teach.js): name → { tick(status,
+// entered) }, shown at #<name> in a <section id="<name>"> with a nav link
+// id="nav-<name>". `entered` is true on the first tick after the view
+// was opened.
+const extraViews = (window.stylecamViews = window.stylecamViews || {});
+let lastPage = null;
+// The page's writes (POST): the page session's anti-forgery token from
+// /api/status goes in X-Stylecam-Csrf; the answer's JSON comes back (an
+// error's is {error, fix}, thrown as an Error with .status and .body).
+window.stylecamPost = async function (url, body, contentType) {
+  if (!status || !status.csrf) status = await getJson("/api/status");
+  const r = await fetch(url, {
+    method: "POST",
+    cache: "no-store",
+    credentials: "same-origin",
+    headers: { "Content-Type": contentType || "application/json", "X-Stylecam-Csrf": status.csrf },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
+  let data = null;
+  try { data = await r.json(); } catch { data = null; }
+  if (!r.ok) {
+    const e = new Error((data && data.error) || url + ": " + r.status);
+    e.status = r.status;
+    e.body = data;
+    throw e;
+  }
+  return data;
+};
+window.stylecamGetJson = (url) => getJson(url);
 
 
 async function getJson(url) {
@@ -322,6 +351,7 @@ function view() {
   }
   if (h.startsWith("camera=")) return ["detail", h.slice(7)];
   if (h === "setup") return ["setup", null];
+  if (Object.hasOwn(extraViews, h)) return [h, null];
   return ["overview", null];
 }
 
@@ -333,13 +363,19 @@ async function tick() {
     $("offline").hidden = false;
   }
   const [page, arg] = view();
-  for (const id of ["overview", "detail", "setup"]) $(id).hidden = id !== page;
-  $("nav-overview").setAttribute("aria-current", page === "overview" ? "page" : "false");
-  $("nav-setup").setAttribute("aria-current", page === "setup" ? "page" : "false");
+  const pages = ["overview", "detail", "setup", ...Object.keys(extraViews)];
+  for (const id of pages) if ($(id)) $(id).hidden = id !== page;
+  for (const id of pages) {
+    const nav = $("nav-" + id);
+    if (nav) nav.setAttribute("aria-current", page === id ? "page" : "false");
+  }
+  const entered = page !== lastPage;
+  lastPage = page;
   if (!status) return;
   if (page === "overview") render();
   else if (page === "detail") await renderDetail(arg);
-  else await renderSetup();
+  else if (page === "setup") await renderSetup();
+  else await extraViews[page].tick(status, entered);
 }
 
 async function loop() {

@@ -125,8 +125,9 @@ fn reload_on_sighup(path: std::path::PathBuf) -> daemon::Reloads {
         }
         daemon::http::check::fingerprint_of(&fingerprint_path, &kept.1)
     });
+    let load_path = path.clone();
     let load: daemon::Loader = Arc::new(move || {
-        let cfg = config::load_validated(Some(&path)).map_err(|e| e.to_string())?;
+        let cfg = config::load_validated(Some(&load_path)).map_err(|e| e.to_string())?;
         daemon::Parts::open(cfg).map_err(|e| e.to_string())
     });
     daemon::Reloads {
@@ -134,6 +135,7 @@ fn reload_on_sighup(path: std::path::PathBuf) -> daemon::Reloads {
         load,
         check,
         fingerprint,
+        config_path: std::path::absolute(&path).unwrap_or(path),
     }
 }
 

@@ -86,6 +86,8 @@ pub struct Reloads {
     pub check: http::Checker,
     /// What that check reads, summarised: it runs again only when this changes.
     pub fingerprint: http::check::Fingerprint,
+    /// The config file (the page's teach routes edit `model.bundle` in it).
+    pub config_path: std::path::PathBuf,
 }
 
 enum Next {
@@ -128,6 +130,8 @@ pub async fn run(
             .as_ref()
             .map(|r| http::CachedCheck::new(r.check.clone(), r.fingerprint.clone())),
     ));
+    let config_path = reloads.as_ref().map(|r| r.config_path.clone());
+    access.set_paths(http::Paths::from_config(&cfg, config_path.as_deref()));
     if !cfg.metrics.listen.is_empty() {
         let rules = http::Rules {
             camera_grace: std::time::Duration::from_secs(cfg.metrics.camera_grace_s),
@@ -211,6 +215,10 @@ pub async fn run(
                             Ok(token) => access.reload(&parts.cfg.http, token),
                             Err(e) => log::error!("reload: {e}; the page keeps the token it had"),
                         }
+                        access.set_paths(http::Paths::from_config(
+                            &parts.cfg,
+                            config_path.as_deref(),
+                        ));
                         let (model, backend) = (model_name(&parts.bundle), parts.backend.name());
                         cameras_now = camera_names(&parts.cfg);
                         pipeline.stop(&mut carried).await;

@@ -57,6 +57,21 @@ pub struct Paths {
     pub bundle: PathBuf,
 }
 
+impl Paths {
+    /// From the config (relative folders resolved against the working
+    /// directory, like `outbox.path`) and the file it came from.
+    pub fn from_config(cfg: &crate::config::Config, config: Option<&std::path::Path>) -> Self {
+        let abs = |p: &std::path::Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+        Self {
+            collect_dir: abs(&cfg.collect.dir),
+            teach_dir: abs(&cfg.teach.dir),
+            classes: cfg.teach.classes.clone(),
+            config: config.map(abs),
+            bundle: abs(&cfg.model.bundle),
+        }
+    }
+}
+
 /// What a route under `/api/labels`, `/api/teach` or `/api/bundles` gets:
 /// who asks (for its logs) and where the files are.
 #[derive(Debug, Clone)]
