@@ -18,6 +18,7 @@ mod fuzz_replay;
 mod gate;
 mod kernels;
 mod label_files;
+mod labels_page;
 mod listener;
 mod loss_paths;
 mod mqtt_daemon;
