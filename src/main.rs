@@ -191,7 +191,27 @@ enum Command {
         #[arg(long)]
         bundle: Option<PathBuf>,
     },
-    /// Train backbones on a labelled image folder and write a tuned bundle.
+    /// Train a bundle: the quick path on the box, or the full recipe.
+    ///
+    /// Quick (`--preset quick`, minutes on a 2-core box, no trainer feature
+    /// needed): frozen EfficientNet-Lite0 features of collected crops
+    /// (cached per crop), a linear head per class (class-balanced,
+    /// false-negative weights for rare classes, L2 chosen on validation
+    /// people), `tune`, one fused ONNX with the [decision] and the current
+    /// bundle's [detector]; held-out people scored against the current
+    /// bundle (out/report.json):
+    ///
+    ///   stylecam train --preset quick --crops /var/lib/stylecam/collect \
+    ///     --labels /var/lib/stylecam/teach/labels.csv \
+    ///     --features lite0-imagenet --current /etc/stylecam/bundle \
+    ///     --out new-bundle [--classes a,b,c | --taxonomy taxonomy.json] \
+    ///     [--cache DIR] [--val-fraction 0.25] [--seed 1]
+    ///
+    /// (`stylecam bench imagenet-bundle --out lite0-imagenet` makes the
+    /// features bundle in a build with the trainer.)
+    ///
+    /// Full recipe (`--config train.toml`): train backbones on a labelled
+    /// image folder and write a tuned bundle.
     ///
     /// Reads the labels (challenge layouts or CSV `image,<class ids>`) and
     /// decodes <id>.jpg/.png in parallel (a set too large for memory is
@@ -227,7 +247,8 @@ enum Command {
     /// negative_keep, fn_weight, init_from, head_init, val_fraction, seed,
     /// memory_mib, classes): README, "Training a model".
     ///
-    /// Needs a build with the trainer: `cargo build --release --features train`.
+    /// The full recipe needs a build with the trainer:
+    /// `cargo build --release --features train`.
     #[command(verbatim_doc_comment)]
     Train(cli::train::TrainArgs),
     /// Check the CUDA preprocessing kernels on this machine's GPU (a build

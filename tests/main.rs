@@ -48,4 +48,6 @@ mod train_fashion;
 mod train_gpu;
 #[cfg(feature = "train")]
 mod train_import;
+#[cfg(feature = "train")]
+mod train_quick;
 mod v4l2;

@@ -243,12 +243,58 @@ pub fn bench_ablation(_: &AblationArgs) -> Result<()> {
     anyhow::bail!("this stylecam was built without the trainer: rebuild with `cargo build --release --features train` (the trainer is off by default; the appliance build leaves it out)")
 }
 
+mod quick;
+
+/// `--preset`: a recipe that needs no config file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Preset {
+    /// A linear head on frozen EfficientNet-Lite0 features, minutes on the box.
+    Quick,
+}
+
 #[derive(Args)]
 pub struct TrainArgs {
-    /// Training config (TOML): [data] images, labels; [train] backbones,
-    /// epochs, …; [output] dir. Relative paths are relative to the file.
-    #[arg(long, short)]
-    pub config: PathBuf,
+    /// The full recipe: training config (TOML): [data] images, labels;
+    /// [train] backbones, epochs, …; [output] dir. Relative paths are
+    /// relative to the file.
+    #[arg(long, short, conflicts_with = "preset", required_unless_present = "preset")]
+    pub config: Option<PathBuf>,
+    /// `quick`: train a head on frozen features (needs --crops, --labels,
+    /// --features, --out; works without the trainer feature).
+    #[arg(long, value_enum)]
+    pub preset: Option<Preset>,
+    /// quick: the folder of collected crops (<stem>.png + <stem>.json).
+    #[arg(long, requires = "preset")]
+    pub crops: Option<PathBuf>,
+    /// quick: labels CSV `image,<class ids…>` (the page's labels.csv).
+    #[arg(long, requires = "preset")]
+    pub labels: Option<PathBuf>,
+    /// quick: the bundle giving the frozen features (an EfficientNet-Lite0
+    /// ImageNet bundle: `stylecam bench imagenet-bundle --out DIR`).
+    #[arg(long, requires = "preset")]
+    pub features: Option<PathBuf>,
+    /// quick: the classes, comma-separated (default: the labels CSV's header).
+    #[arg(long, requires = "preset", conflicts_with = "taxonomy")]
+    pub classes: Option<String>,
+    /// quick: taxonomy.json `[{"id": .., "en": ..}]` (the page writes one).
+    #[arg(long, requires = "preset")]
+    pub taxonomy: Option<PathBuf>,
+    /// quick: the bundle in use, scored beside the new one; its [detector]
+    /// is carried over.
+    #[arg(long, requires = "preset")]
+    pub current: Option<PathBuf>,
+    /// quick: where to write the new bundle (a new or empty folder).
+    #[arg(long, requires = "preset")]
+    pub out: Option<PathBuf>,
+    /// quick: feature cache folder (a rerun computes only new crops).
+    #[arg(long, requires = "preset")]
+    pub cache: Option<PathBuf>,
+    /// quick: fraction of the people held out for validation.
+    #[arg(long, default_value_t = 0.25)]
+    pub val_fraction: f32,
+    /// quick: seed of the split.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
     /// Start each backbone's features from this checkpoint (.bpk), e.g. one
     /// pretrained on an auxiliary attribute set; overrides train.init_from.
     #[arg(long)]
@@ -274,7 +320,10 @@ pub struct ExportArgs {
 #[cfg(feature = "train")]
 pub fn train(a: &TrainArgs) -> Result<()> {
     use stylecam::train::run::{train, TrainConfig};
-    let mut cfg = TrainConfig::load(&a.config)?;
+    let Some(config) = &a.config else {
+        return quick::run(a);
+    };
+    let mut cfg = TrainConfig::load(config)?;
     if let Some(p) = &a.init_from {
         cfg.train.init_from = Some(p.clone());
     }
@@ -320,7 +369,10 @@ pub fn export(a: &ExportArgs) -> Result<()> {
 }
 
 #[cfg(not(feature = "train"))]
-pub fn train(_: &TrainArgs) -> Result<()> {
+pub fn train(a: &TrainArgs) -> Result<()> {
+    if a.preset.is_some() {
+        return quick::run(a);
+    }
     anyhow::bail!("this stylecam was built without the trainer: rebuild with `cargo build --release --features train` (the trainer is off by default; the appliance build leaves it out)")
 }
 
