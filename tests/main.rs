@@ -34,6 +34,7 @@ mod status_page;
 mod styles_real;
 mod systemd;
 mod systemd_nspawn;
+mod teach_page;
 mod teach_vtest;
 mod tensorrt;
 #[cfg(feature = "train")]
