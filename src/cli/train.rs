@@ -257,7 +257,7 @@ pub struct TrainArgs {
     /// The full recipe: training config (TOML): [data] images, labels;
     /// [train] backbones, epochs, …; [output] dir. Relative paths are
     /// relative to the file.
-    #[arg(long, short, conflicts_with = "preset", required_unless_present = "preset")]
+    #[arg(long, short, conflicts_with = "preset")]
     pub config: Option<PathBuf>,
     /// `quick`: train a head on frozen features (needs --crops, --labels,
     /// --features, --out; works without the trainer feature).
@@ -320,8 +320,11 @@ pub struct ExportArgs {
 #[cfg(feature = "train")]
 pub fn train(a: &TrainArgs) -> Result<()> {
     use stylecam::train::run::{train, TrainConfig};
-    let Some(config) = &a.config else {
+    if a.preset.is_some() {
         return quick::run(a);
+    }
+    let Some(config) = &a.config else {
+        anyhow::bail!("give --config train.toml (the full recipe) or --preset quick (see `stylecam train --help`)");
     };
     let mut cfg = TrainConfig::load(config)?;
     if let Some(p) = &a.init_from {

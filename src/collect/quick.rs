@@ -198,7 +198,7 @@ fn work(
         )));
     }
     let fb = Bundle::load(&o.features).map_err(|e| {
-        input(format!("features bundle: {e}. Fix: set teach.features (--features) to an EfficientNet-Lite0 ImageNet bundle (`stylecam bench imagenet-bundle --out DIR`, a build with the train feature)"))
+        input(format!("the features bundle (teach.features, --features): {e}. It should be an EfficientNet-Lite0 ImageNet bundle: `stylecam bench imagenet-bundle --out DIR` (a build with the train feature) makes one"))
     })?;
     let what = o.features.display().to_string();
     let bytes = std::fs::read(fb.onnx_path()).map_err(|source| QuickError::Io {

@@ -120,6 +120,11 @@ pub fn extract(
                 backend.classes()
             )));
         }
+        log::info!(
+            "quick training: features of {} crops on {} ({cached} cached)",
+            todo.len(),
+            backend.name()
+        );
         let batch = BATCH.min(backend.limits().max);
         for chunk in todo.chunks(batch) {
             if stop.load(Ordering::Relaxed) {
