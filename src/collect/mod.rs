@@ -5,9 +5,15 @@
 //! features, a trained head, `tune`, one fused bundle) with its background
 //! job.
 
+pub mod blur;
 pub mod job;
 pub mod labels;
+pub mod picker;
 pub mod quick;
 pub mod sidecar;
+pub mod store;
+pub mod writer;
 
+pub use picker::{Picker, ProbsTx};
 pub use sidecar::{Sidecar, SidecarBundle};
+pub use writer::{Model, Session};

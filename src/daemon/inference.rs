@@ -91,6 +91,9 @@ pub(super) struct Inference {
     /// settled, and after how many unchanged decisions they do
     /// (`cameras.people.settle_after`).
     pub(super) settled: Vec<Option<(std::sync::mpsc::Sender<TrackId>, u32)>>,
+    /// Crop collection: each classified person's probabilities, for the
+    /// view a camera thread kept (None: collection is off).
+    pub(super) collect: Option<crate::collect::ProbsTx>,
 }
 
 /// CUDA errors after which the process's CUDA context is unusable: every
@@ -453,6 +456,9 @@ impl Inference {
     ) {
         let t0 = Instant::now();
         PeopleCounters::add(&metrics.people().classifications, 1);
+        if let Some(c) = &self.collect {
+            c.probs(f.camera, f.seq, id, p);
+        }
         let s = &self.cameras[f.camera].smoothing;
         let (enter, leave) = (s.enter_frames, s.leave_frames);
         // A crop of a person who already left (its notice came first).
@@ -841,6 +847,7 @@ mod tests {
             escalated_seen: 0,
             notices: vec![None],
             settled: vec![None],
+            collect: None,
             bundle,
         };
         let queues = FrameQueues::new(1, 16);

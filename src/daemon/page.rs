@@ -251,6 +251,20 @@ pub fn status(metrics: &Metrics, access: &Access) -> serde_json::Value {
         },
         "cameras": cameras,
         "events": events,
+        "collect": collect_status(metrics),
+    })
+}
+
+/// Crop collection ([collect]): on or off, what the folder holds, and
+/// whether a full disk has paused it.
+fn collect_status(metrics: &Metrics) -> serde_json::Value {
+    let c = metrics.collect().snapshot();
+    json!({
+        "enabled": c.enabled,
+        "crops": c.crops,
+        "bytes": c.bytes,
+        "oldest": c.oldest.map(crate::publish::payload::timestamp),
+        "paused": c.paused,
     })
 }
 

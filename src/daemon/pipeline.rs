@@ -211,6 +211,17 @@ impl Pipeline {
         } = parts;
         let queues = Arc::new(FrameQueues::new(sources.len(), cfg.pipeline.queue_depth));
         let preprocessor = CpuPreprocessor::new(bundle.manifest.input.clone());
+        // Crop collection ([collect]): a picker per collecting camera, the
+        // probabilities from the inference thread, the writer's thread.
+        let (model, spec) = (
+            crate::collect::Model::of(&bundle),
+            bundle.manifest.input.clone(),
+        );
+        let collect = crate::collect::Session::start(&cfg, model, spec, out.metrics.clone());
+        let (mut pickers, probs, collector) = match collect {
+            Some(s) => (s.pickers, Some(s.probs), Some(s.thread)),
+            None => (vec![], None, None),
+        };
         // The GPU preprocessor runs where the batch is built (one stream).
         let on_cameras =
             gpu_preprocessor.is_none() && cfg.pipeline.preprocess_on == RunsOn::CaptureThreads;
@@ -293,6 +304,7 @@ impl Pipeline {
                 regions: c.analysis.regions.iter().map(|r| r.rect).collect(),
                 region_names: c.analysis.regions.iter().map(|r| r.name.clone()).collect(),
                 people,
+                collect: pickers.get_mut(i).and_then(Option::take),
                 notices: tx,
                 settled: settled_rx,
                 last_at: None,
@@ -310,6 +322,9 @@ impl Pipeline {
                     .expect("spawn camera thread"),
             );
         }
+        // Joined after the cameras: it ends once they and the inference
+        // thread are done, having written what they handed it.
+        captures.extend(collector);
         let classes = bundle.manifest.classes.len();
         let cameras = cfg
             .cameras
@@ -393,6 +408,7 @@ impl Pipeline {
             escalated_seen: 0,
             notices,
             settled,
+            collect: probs,
         };
         let worker = {
             let (queues, publisher, metrics) =
@@ -476,6 +492,8 @@ struct CaptureLoop {
     region_names: Vec<String>,
     /// `people` mode: the detector and tracker.
     people: Option<PeopleStage>,
+    /// `people` mode with `collect = true`: which views are kept.
+    collect: Option<crate::collect::Picker>,
     notices: std::sync::mpsc::Sender<Notice>,
     /// The people whose tags the inference thread found settled.
     settled: std::sync::mpsc::Receiver<crate::detect::track::TrackId>,
@@ -739,6 +757,9 @@ impl CaptureLoop {
         });
         for &(subject, b) in crops {
             let t0 = Instant::now();
+            if let (Some(c), Subject::Person(id)) = (self.collect.as_mut(), subject) {
+                c.offer(frame.seq, frame.captured_at, rgb, w, h, id, &b);
+            }
             let input = match (self.preprocessor.as_mut(), &shared) {
                 (Some(p), _) => {
                     let (data, cw, ch) = crate::detect::people::crop(rgb, w, h, &b);

@@ -1,6 +1,7 @@
 //! Telemetry, a leaf every stage may use: one typed counter or timer per event, updated with
 //! relaxed atomics from any thread, read as a [`Snapshot`].
 
+pub mod collect;
 mod histogram;
 pub mod listener;
 pub mod prometheus;
@@ -112,6 +113,8 @@ pub struct Metrics {
     stage_n: [AtomicU64; 6],
     stage_hist: [Histogram; 6],
     people: PeopleCounters,
+    /// Crop collection (`crate::collect`).
+    collect: collect::CollectCounters,
     pipeline: Mutex<PipelineStatus>,
     cameras: Mutex<BTreeMap<String, Arc<CameraStats>>>,
     /// Each loop's last turn ([`Beat`]), a [`stamp`].
@@ -485,6 +488,10 @@ impl Metrics {
     /// People mode's counters.
     pub fn people(&self) -> &PeopleCounters {
         &self.people
+    }
+    /// Crop collection's numbers.
+    pub fn collect(&self) -> &collect::CollectCounters {
+        &self.collect
     }
     pub fn frames_gated(&self, n: u64) {
         self.frames_gated.fetch_add(n, Relaxed);

@@ -257,6 +257,7 @@ pub fn render(metrics: &Metrics) -> String {
         "Reloads that failed (the old pipeline kept serving)",
         counter(s.pipeline.reload_failures),
     );
+    collect_series(&mut r, &metrics.collect().snapshot());
     let refused = Family::<Labels, Counter>::default();
     for (reason, n) in metrics.listener().refusals() {
         refused
@@ -278,6 +279,49 @@ pub fn render(metrics: &Metrics) -> String {
     out
 }
 
+/// Crop collection (`[collect]`): the folder, writes, deletions by
+/// reason, and the full-disk pause.
+fn collect_series(r: &mut Registry, c: &super::collect::CollectSnapshot) {
+    r.register(
+        "collect_crops",
+        "Collected person crops kept in collect.dir",
+        gauge(c.crops as i64),
+    );
+    r.register(
+        "collect_bytes",
+        "Bytes of the collected crops and their sidecars",
+        gauge(c.bytes as i64),
+    );
+    let oldest = Gauge::<f64, AtomicU64>::default();
+    oldest.set(c.oldest_seconds(std::time::SystemTime::now()));
+    r.register(
+        "collect_oldest_seconds",
+        "Age of the oldest collected crop (0 without crops)",
+        oldest,
+    );
+    r.register(
+        "collect_written",
+        "Collected crops written (PNG and sidecar)",
+        counter(c.written),
+    );
+    let deleted = Family::<Labels, Counter>::default();
+    for why in super::collect::Deleted::ALL {
+        deleted
+            .get_or_create(&labels(&[("reason", why.as_str())]))
+            .inc_by(c.deleted(why));
+    }
+    r.register(
+        "collect_deleted",
+        "Collected crops deleted, by reason: retention (older than collect.retention_days), size (over collect.max_mib, oldest first), corrupt (incomplete or unreadable files)",
+        deleted,
+    );
+    r.register(
+        "collect_paused",
+        "1 while writing crops fails (a full disk): collection waits, tagging goes on",
+        gauge(i64::from(c.paused)),
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,6 +337,12 @@ mod tests {
         m.set_mqtt_connected(true);
         m.mqtt_refused("not_authorized");
         m.event_dropped("expired");
+        let c = m.collect();
+        let six_s_ago = std::time::SystemTime::now() - Duration::from_millis(6400);
+        c.set_folder(2, 4096, Some(six_s_ago));
+        c.written();
+        c.deleted(crate::telemetry::collect::Deleted::Size, 3);
+        c.set_paused(true);
         let text = render(&m);
         for want in [
             "stylecam_build_info{version=\"",
@@ -306,6 +356,13 @@ mod tests {
             "stylecam_mqtt_refused_total{reason=\"not_authorized\"} 1",
             "stylecam_outbox_drops_total{reason=\"expired\"} 1",
             "stylecam_outbox_dropped_total 1",
+            "stylecam_collect_crops 2",
+            "stylecam_collect_bytes 4096",
+            "stylecam_collect_written_total 1",
+            "stylecam_collect_deleted_total{reason=\"size\"} 3",
+            "stylecam_collect_deleted_total{reason=\"retention\"} 0",
+            "stylecam_collect_paused 1",
+            "stylecam_collect_oldest_seconds 6",
             "# EOF",
         ] {
             assert!(text.contains(want), "missing {want:?} in\n{text}");
