@@ -10,9 +10,13 @@
 //! run still marked running when the daemon starts was cut by a restart:
 //! [`recover`] marks it stopped, saying so.
 
+mod runs;
+
 use super::quick::{self, Progress, QuickOptions, QuickReport};
 use crate::styles::Taxonomy;
-use serde::{Deserialize, Serialize};
+use runs::{now_rfc3339, prune, read_state, run_ids, write_state};
+pub use runs::{recover, runs_dir, Outcome, RunState};
+use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -40,40 +44,6 @@ pub struct Inputs {
     pub features: PathBuf,
     /// `model.bundle`: compared against, its `[detector]` carried over. Never written.
     pub current: PathBuf,
-}
-
-/// A run's state as kept in `state.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunState {
-    pub id: String,
-    pub started_at: String,
-    #[serde(default)]
-    pub ended_at: Option<String>,
-    #[serde(flatten)]
-    pub outcome: Outcome,
-    /// What the run said as it went (the newest last).
-    #[serde(default)]
-    pub log: Vec<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
-pub enum Outcome {
-    Running,
-    Finished { report: QuickReport },
-    Failed { error: String },
-    Stopped { reason: String },
-}
-
-impl Outcome {
-    pub fn name(&self) -> &'static str {
-        match self {
-            Outcome::Running => "running",
-            Outcome::Finished { .. } => "finished",
-            Outcome::Failed { .. } => "failed",
-            Outcome::Stopped { .. } => "stopped",
-        }
-    }
 }
 
 /// Where the running training is.
@@ -136,15 +106,6 @@ static ACTIVE: Mutex<Option<Active>> = Mutex::new(None);
 
 fn active() -> std::sync::MutexGuard<'static, Option<Active>> {
     ACTIVE.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// `<teach>/runs`.
-pub fn runs_dir(teach: &Path) -> PathBuf {
-    teach.join("runs")
-}
-
-fn state_path(teach: &Path, id: &str) -> PathBuf {
-    runs_dir(teach).join(id).join("state.json")
 }
 
 /// Starts a training of `inputs` on a background thread; returns its id.
@@ -255,97 +216,6 @@ pub fn finished_bundle(teach: &Path, id: &str) -> Result<(PathBuf, QuickReport),
             state: other.name(),
         }),
     }
-}
-
-/// At daemon start: every run still marked running was cut by a restart
-/// and says so ([`RESTARTED`]); the runs it changed.
-pub fn recover(teach: &Path) -> Vec<String> {
-    let mine = running();
-    let mut changed = vec![];
-    for id in run_ids(&runs_dir(teach)) {
-        if mine.as_deref() == Some(id.as_str()) {
-            continue;
-        }
-        let Ok(mut state) = read_state(teach, &id) else {
-            continue;
-        };
-        if state.outcome != Outcome::Running {
-            continue;
-        }
-        state.outcome = Outcome::Stopped {
-            reason: RESTARTED.into(),
-        };
-        state.ended_at = Some(now_rfc3339());
-        match write_state(teach, &state) {
-            Ok(()) => {
-                log::warn!("training run {id}: {RESTARTED} (the bundle in use is unchanged)");
-                changed.push(id);
-            }
-            Err(e) => log::warn!("training run {id}: cannot mark it stopped: {e}"),
-        }
-    }
-    changed
-}
-
-fn now_rfc3339() -> String {
-    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
-}
-
-/// The run folders holding a `state.json`, oldest first (ids sort by time).
-fn run_ids(runs: &Path) -> Vec<String> {
-    let mut ids: Vec<String> = std::fs::read_dir(runs)
-        .into_iter()
-        .flatten()
-        .filter_map(Result::ok)
-        .filter(|e| e.path().join("state.json").is_file())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    ids.sort_by(|a, b| id_key(a).cmp(&id_key(b)));
-    ids
-}
-
-/// `20261207T210000Z-2` sorts after `20261207T210000Z`.
-fn id_key(id: &str) -> (&str, u32) {
-    match id.rsplit_once('-') {
-        Some((base, n)) if n.parse::<u32>().is_ok() => (base, n.parse().unwrap_or(0)),
-        _ => (id, 1),
-    }
-}
-
-/// Deletes the oldest runs beyond [`KEEP_RUNS`] - 1 (a new one is coming).
-fn prune(runs: &Path) {
-    let ids = run_ids(runs);
-    let excess = (ids.len() + 1).saturating_sub(KEEP_RUNS);
-    for id in ids.iter().take(excess) {
-        let dir = runs.join(id);
-        match std::fs::remove_dir_all(&dir) {
-            Ok(()) => log::info!("training runs: deleted the oldest, {}", dir.display()),
-            Err(e) => log::warn!("training runs: cannot delete {}: {e}", dir.display()),
-        }
-    }
-}
-
-fn read_state(teach: &Path, id: &str) -> Result<RunState, JobError> {
-    let path = state_path(teach, id);
-    let text = std::fs::read(&path).map_err(io(&path))?;
-    serde_json::from_slice(&text).map_err(|e| JobError::Io {
-        path: path.clone(),
-        source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
-    })
-}
-
-/// Written beside and renamed over `state.json`, synced: a crash leaves
-/// the old state or the new one.
-fn write_state(teach: &Path, state: &RunState) -> Result<(), JobError> {
-    use std::io::Write;
-    let path = state_path(teach, &state.id);
-    let tmp = path.with_extension("json.tmp");
-    let text = serde_json::to_vec_pretty(state).expect("a run state serializes");
-    let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-    f.write_all(&text)
-        .and_then(|()| f.sync_all())
-        .map_err(io(&tmp))?;
-    std::fs::rename(&tmp, &path).map_err(io(&path))
 }
 
 /// nice 19 for the calling thread (and the threads it starts, which inherit it).
@@ -471,87 +341,4 @@ fn train(inputs: Inputs, mut state: RunState, live: Arc<Mutex<Live>>, stop: Arc<
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn state(id: &str, outcome: Outcome) -> RunState {
-        RunState {
-            id: id.into(),
-            started_at: "2026-12-07T21:00:00Z".into(),
-            ended_at: None,
-            outcome,
-            log: vec!["a line".into()],
-        }
-    }
-
-    #[test]
-    fn a_run_left_running_by_a_restart_is_marked_stopped() {
-        let dir = tempfile::tempdir().unwrap();
-        for (id, o) in [
-            ("20261207T210000Z", Outcome::Running),
-            (
-                "20261207T210100Z",
-                Outcome::Failed {
-                    error: "no labels".into(),
-                },
-            ),
-        ] {
-            std::fs::create_dir_all(runs_dir(dir.path()).join(id)).unwrap();
-            write_state(dir.path(), &state(id, o)).unwrap();
-        }
-        assert_eq!(recover(dir.path()), vec!["20261207T210000Z".to_string()]);
-        let s = read_state(dir.path(), "20261207T210000Z").unwrap();
-        assert_eq!(
-            s.outcome,
-            Outcome::Stopped {
-                reason: RESTARTED.into()
-            }
-        );
-        assert!(s.ended_at.is_some());
-        assert!(recover(dir.path()).is_empty());
-        let latest = latest(dir.path()).unwrap();
-        assert_eq!(latest.run.id, "20261207T210100Z");
-        assert_eq!(latest.run.outcome.name(), "failed");
-    }
-
-    #[test]
-    fn only_a_finished_run_of_a_plain_id_gives_a_bundle() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(runs_dir(dir.path()).join("20261207T210000Z")).unwrap();
-        write_state(dir.path(), &state("20261207T210000Z", Outcome::Running)).unwrap();
-        assert!(matches!(
-            finished_bundle(dir.path(), "20261207T210000Z"),
-            Err(JobError::NotFinished {
-                state: "running",
-                ..
-            })
-        ));
-        for bad in ["../x", "", "a/b", "20261207T210000Z/.."] {
-            assert!(matches!(
-                finished_bundle(dir.path(), bad),
-                Err(JobError::NoRun(_))
-            ));
-        }
-    }
-
-    #[test]
-    fn ids_of_one_second_sort_by_their_count_and_old_runs_are_pruned() {
-        let dir = tempfile::tempdir().unwrap();
-        let runs = runs_dir(dir.path());
-        let ids = [
-            "20261207T210000Z",
-            "20261207T210000Z-2",
-            "20261207T210000Z-10",
-            "20261207T210100Z",
-            "20261207T210200Z",
-            "20261207T210300Z",
-        ];
-        for id in ids {
-            std::fs::create_dir_all(runs.join(id)).unwrap();
-            write_state(dir.path(), &state(id, Outcome::Running)).unwrap();
-        }
-        assert_eq!(run_ids(&runs), ids);
-        prune(&runs);
-        assert_eq!(run_ids(&runs), &ids[2..]);
-    }
-}
+mod tests;
