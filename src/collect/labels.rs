@@ -24,6 +24,9 @@
 
 pub mod table;
 pub mod tar;
+mod write;
+
+pub use write::write_atomic;
 
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -75,27 +78,14 @@ pub enum Source {
     Bundle,
 }
 
-/// A crop's sidecar: the fields the label store reads (the contract's
-/// `<stem>.json`; unknown fields ignored).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct CropInfo {
-    pub image: String,
-    pub camera: String,
-    pub captured_at: String,
-    pub person: String,
-    pub view: u32,
-    pub classes: Vec<String>,
-    pub probs: Vec<f32>,
-    pub decided: Vec<String>,
-}
+pub use super::Sidecar;
 
 /// A complete crop.
 #[derive(Debug, Clone)]
 pub struct Crop {
     /// `<stem>.png`.
     pub name: String,
-    pub info: CropInfo,
+    pub info: Sidecar,
 }
 
 /// Whether `name` is a crop's file name this store would ever write:
@@ -224,9 +214,9 @@ impl Store {
             let Ok(text) = std::fs::read_to_string(e.path()) else {
                 continue;
             };
-            match serde_json::from_str::<CropInfo>(&text) {
+            match serde_json::from_str::<Sidecar>(&text) {
                 Ok(info) => out.push(Crop { name: image, info }),
-                Err(err) => log::debug!("labels: skipping {name}: {err}"),
+                Err(err) => log::debug!("labels: skipping {name} (not a crop's sidecar): {err}"),
             }
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -295,7 +285,7 @@ pub fn thresholds(bundle: &Path) -> HashMap<String, f32> {
 
 /// How sure the model was of a crop: the smallest |p − threshold| over its
 /// classes (smaller: less sure); `None` without probabilities.
-pub fn sureness(info: &CropInfo, thresholds: &HashMap<String, f32>) -> Option<f32> {
+pub fn sureness(info: &Sidecar, thresholds: &HashMap<String, f32>) -> Option<f32> {
     info.classes
         .iter()
         .zip(&info.probs)
@@ -348,7 +338,7 @@ pub fn select<'c>(
 
 /// The sidecar's decision, kept to the taxonomy's classes: the page's
 /// pre-filled boxes.
-pub fn prefill(info: &CropInfo, taxonomy: &[ClassDef]) -> Vec<String> {
+pub fn prefill(info: &Sidecar, taxonomy: &[ClassDef]) -> Vec<String> {
     taxonomy
         .iter()
         .filter(|c| info.decided.contains(&c.id))

@@ -19,6 +19,9 @@ use super::{Request, Response, WriteCtx};
 use crate::collect::labels::{self as store, ClassDef, Filter, Problem, Store};
 use serde_json::json;
 
+/// Problems of an upload listed at most.
+const MAX_PROBLEMS: usize = 200;
+
 fn status(code: u16) -> &'static str {
     match code {
         400 => "400 Bad Request",
@@ -177,9 +180,13 @@ pub(super) async fn route(req: &Request, ctx: &WriteCtx) -> Response {
             let tax = taxonomy.0;
             match blocking(move || s.upload(&tax, &file, &text, &who)).await {
                 Ok(n) => Response::json(&json!({"ok": true, "taken": n})),
-                Err(problems) => {
+                Err(mut problems) => {
+                    let n = problems.len();
+                    // A file wrong on every line: the first ones say enough.
+                    problems.truncate(MAX_PROBLEMS);
                     let mut r = Response::json(&json!({
-                        "error": format!("{} problem(s); nothing was written", problems.len()),
+                        "error": format!("{n} problem(s){}; nothing was written",
+                            if n > MAX_PROBLEMS { format!(", the first {MAX_PROBLEMS} listed") } else { String::new() }),
                         "fix": "fix each line named and upload the file again",
                         "problems": problems,
                     }));
