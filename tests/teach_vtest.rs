@@ -79,13 +79,14 @@ pub struct Crop {
 /// Regenerates the crops of the people in `split` from the video frames
 /// into `out` (`<stem>.png` + `<stem>.json`, the collect folder's layout)
 /// with `labels.csv` beside them: the box grown by the people stage's
-/// margin, cut and resized to `spec` like the daemon's, the head band
-/// blurred when `blur`.
+/// margin, cut by `detect::people::crop`, made the classifier's input by
+/// the collector's own `classifier_input` (the head band blurred when
+/// `blur` gives its fraction).
 pub fn regenerate(
     frames: &Path,
     split: &str,
     spec: &stylecam::preprocess::Spec,
-    blur: bool,
+    blur: Option<f32>,
     out: &Path,
 ) -> Vec<Crop> {
     let (classes, people, views) = vtest_people();
@@ -109,7 +110,9 @@ pub fn regenerate(
         let frame = &decoded.as_ref().unwrap().1;
         let (w, h) = frame.dimensions();
         let b = v.bbox.grow(margin).clip(w as f32, h as f32);
-        let png = crop_png(frame.as_raw(), w, h, &b, spec, blur);
+        let (px, cw, ch) = stylecam::detect::people::crop(frame.as_raw(), w, h, &b);
+        let rgb = stylecam::collect::picker::classifier_input(&px, cw, ch, spec, blur);
+        let png = image::RgbImage::from_raw(spec.width, spec.height, rgb).unwrap();
         let stem = format!("vtest-{}-{:04}", v.person, v.frame);
         png.save(out.join(format!("{stem}.png"))).unwrap();
         let sidecar = serde_json::json!({
@@ -119,7 +122,7 @@ pub fn regenerate(
             "box": [b.x0, b.y0, b.width(), b.height()], "frame": [w, h],
             "size": [spec.width, spec.height],
             "bundle": {"name": "vtest", "version": "0"}, "classes": classes, "probs": [],
-            "decided": [], "head_blur": blur,
+            "decided": [], "head_blur": blur.is_some(),
         });
         std::fs::write(out.join(format!("{stem}.json")), sidecar.to_string()).unwrap();
         crops.push(Crop {
@@ -135,33 +138,6 @@ pub fn regenerate(
     }
     std::fs::write(out.join("labels.csv"), csv).unwrap();
     crops
-}
-
-/// The crop the box would write: the pixels of `b`, resized to the
-/// bundle's input, head band blurred when `blur`.
-fn crop_png(
-    rgb: &[u8],
-    w: u32,
-    h: u32,
-    b: &BoxF,
-    spec: &stylecam::preprocess::Spec,
-    blur: bool,
-) -> image::RgbImage {
-    let (px, cw, ch) = stylecam::detect::people::crop(rgb, w, h, b);
-    let f = stylecam::preprocess::resample_rgb(&px, cw, ch, spec.width, spec.height, spec.resize);
-    let mean = spec.mean.map(|m| m * 255.0);
-    let data: Vec<u8> = f
-        .iter()
-        .enumerate()
-        .map(|(i, &v)| {
-            if v.is_nan() { mean[i % 3] } else { v }
-                .round()
-                .clamp(0.0, 255.0) as u8
-        })
-        .collect();
-    let img = image::RgbImage::from_raw(spec.width, spec.height, data).unwrap();
-    let _ = blur;
-    img
 }
 
 /// The bundle's probabilities for each crop image in `dir` (CPU backend).
@@ -247,6 +223,7 @@ pub fn peer(
     let fb = Bundle::load(&o.features).unwrap();
     let bytes = std::fs::read(fb.onnx_path()).unwrap();
     let cut = stylecam::bundle::fuse::find_cut(&bytes, "features").unwrap();
+    std::fs::create_dir_all(work).unwrap();
     let fonnx = work.join("features.onnx");
     std::fs::write(
         &fonnx,
@@ -322,15 +299,16 @@ pub fn peer(
 
 /// The people of vtest.avi's first half train the quick path; on the
 /// second half's people its per-person macro F2 (the daemon's median of
-/// views, then its decision) is no lower than scikit-learn's linear probe
-/// on the same frozen features and splits, less 0.01, and beats the best
-/// constant answer by MARGIN.
+/// views, then its decision), averaged over SEEDS person splits, is no
+/// lower than scikit-learn's linear probe on the same frozen features and
+/// splits, less 0.01, and beats the best constant answer by MARGIN.
 #[cfg(feature = "train")]
 #[test]
 fn quick_training_on_vtest_people_holds_against_the_linear_probe() {
     /// Over the best constant answer (every class for everybody: 0.668 on
     /// these test people), per person.
     const MARGIN: f64 = 0.05;
+    const SEEDS: u64 = 3;
     let Some(data) = crate::people::ssdlite_data() else {
         return;
     };
@@ -355,9 +333,14 @@ fn quick_training_on_vtest_people_holds_against_the_linear_probe() {
     let spec = Bundle::load(&lite0).unwrap().manifest.input;
     let frames = data.join("video");
     let (classes, people, _) = vtest_people();
-    regenerate(&frames, "train", &spec, false, &w.join("crops"));
-    let test = regenerate(&frames, "test", &spec, false, &w.join("test"));
-    let o = stylecam::collect::quick::QuickOptions {
+    // Not blurred: with this bundle's shorter-side crop the collector's
+    // "head" band (the top of the classifier's input) falls on the chest,
+    // and quick and the probe alike drop to the constant answer's level
+    // (benches/teach.rs, docs/benchmarks.md "Teaching the box: vtest.avi").
+    let blur = None;
+    regenerate(&frames, "train", &spec, blur, &w.join("crops"));
+    let test = regenerate(&frames, "test", &spec, blur, &w.join("test"));
+    let mut o = stylecam::collect::quick::QuickOptions {
         crops: w.join("crops"),
         labels: w.join("crops/labels.csv"),
         taxonomy: stylecam::styles::Taxonomy(
@@ -375,34 +358,52 @@ fn quick_training_on_vtest_people_holds_against_the_linear_probe() {
         out: w.join("new"),
         cache: Some(w.join("cache")),
         val_fraction: 0.25,
-        seed: 7,
+        seed: 0,
         low_priority: false,
     };
-    let t = std::time::Instant::now();
-    let report =
-        stylecam::collect::quick::run(&o, &mut |_| {}, &std::sync::atomic::AtomicBool::new(false))
-            .unwrap();
-    let ours_s = t.elapsed().as_secs_f64();
-    let probs = probabilities(&o.out, &w.join("test"), &test);
-    let (ours_crop, ours_person) = scores(&Bundle::load(&o.out).unwrap().decision(), &test, &probs);
-    let t = std::time::Instant::now();
-    let (pt, pd) = peer(&o, &w.join("test"), &test, w);
-    let peer_s = t.elapsed().as_secs_f64();
-    let (peer_crop, peer_person) = scores(&pd, &test, &pt);
+    // Six validation people and twenty test people: one split's figure
+    // moves by several hundredths, so both are judged over SEEDS splits
+    // (the probe always on quick's own split).
+    let (mut ours, mut theirs) = (vec![], vec![]);
+    for seed in 1..=SEEDS {
+        o.seed = seed;
+        o.out = w.join(format!("new-{seed}"));
+        let t = std::time::Instant::now();
+        let report = stylecam::collect::quick::run(
+            &o,
+            &mut |_| {},
+            &std::sync::atomic::AtomicBool::new(false),
+        )
+        .unwrap();
+        let ours_s = t.elapsed().as_secs_f64();
+        let probs = probabilities(&o.out, &w.join("test"), &test);
+        let a = scores(&Bundle::load(&o.out).unwrap().decision(), &test, &probs);
+        let t = std::time::Instant::now();
+        let (pt, pd) = peer(&o, &w.join("test"), &test, &w.join(format!("peer-{seed}")));
+        let peer_s = t.elapsed().as_secs_f64();
+        let b = scores(&pd, &test, &pt);
+        eprintln!(
+            "split {seed}: {} training crops ({} persons), {} validation ({} persons), {} test crops; \
+             macro F2 per crop / per person: quick {:.3} / {:.3} ({ours_s:.1} s), linear probe {:.3} / {:.3} ({peer_s:.1} s)",
+            report.train_crops, report.train_persons, report.val_crops, report.val_persons, test.len(),
+            a.0, a.1, b.0, b.1
+        );
+        ours.push(a.1);
+        theirs.push(b.1);
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let (ours, theirs) = (mean(&ours), mean(&theirs));
     let base = constant_baseline(&people);
     eprintln!(
-        "vtest people: {} training crops ({} persons), {} validation ({} persons), {} test crops\n\
-         macro F2 per crop / per person: quick {ours_crop:.3} / {ours_person:.3} ({ours_s:.1} s), \
-         linear probe {peer_crop:.3} / {peer_person:.3} ({peer_s:.1} s), constant answer - / {base:.3}",
-        report.train_crops, report.train_persons, report.val_crops, report.val_persons, test.len()
+        "per-person macro F2 over {SEEDS} splits: quick {ours:.3}, linear probe {theirs:.3}, constant answer {base:.3}"
     );
     assert!(
-        ours_person >= peer_person - 0.01,
-        "quick path per-person macro F2 {ours_person:.3} is more than 0.01 under the linear probe's {peer_person:.3}"
+        ours >= theirs - 0.01,
+        "quick path per-person macro F2 {ours:.3} is more than 0.01 under the linear probe's {theirs:.3}"
     );
     assert!(
-        ours_person >= base + MARGIN,
-        "quick path per-person macro F2 {ours_person:.3} does not beat the constant answer {base:.3} by {MARGIN}"
+        ours >= base + MARGIN,
+        "quick path per-person macro F2 {ours:.3} does not beat the constant answer {base:.3} by {MARGIN}"
     );
 }
 
