@@ -110,13 +110,17 @@ impl Table {
     }
 }
 
+/// What an upload is checked against: the taxonomy, and whether an image
+/// is a crop on this box.
+pub type UploadCheck<'a> = (&'a [ClassDef], &'a dyn Fn(&str) -> bool);
+
 /// Parses a labels CSV (`image,<ids…>` then 0/1 rows). With `taxonomy`
 /// (an upload), the header must name exactly its classes and every image
 /// must pass `known`. Every problem is returned, each with file and line.
 pub fn parse(
     text: &str,
     file: &str,
-    check: Option<(&[ClassDef], &dyn Fn(&str) -> bool)>,
+    check: Option<UploadCheck>,
 ) -> Result<Table, Vec<LineProblem>> {
     let mut problems = Vec::new();
     let mut add = |line: usize, problem: String, fix: &str| {
