@@ -61,10 +61,7 @@
     state.taxonomy = data.taxonomy;
     state.matched = data.matched;
     state.at = keepAt ? Math.min(state.at, Math.max(0, data.crops.length - 1)) : 0;
-    const counts = Object.entries(data.counts).map(([c, n]) => c + " " + n).join(", ");
-    $("labels-counts").textContent =
-      data.crops_total + " crops: " + data.labelled + " labelled, " + data.unlabelled + " not yet" +
-      (counts ? " (" + counts + ")" : "") + ". Showing " + data.matched + ", least sure first.";
+    drawCounts(data);
     fillSelect($("labels-class"), data.taxonomy.map((c) => c.id), true);
     fillSelect($("labels-camera"), data.cameras, true);
     $("labels-source").textContent = {
@@ -78,6 +75,22 @@
     $("label-more").hidden = data.offset + data.crops.length >= data.matched;
     drawGrid();
     drawCurrent();
+  }
+
+  function drawCounts(data) {
+    const counts = Object.entries(data.counts).map(([c, n]) => c + " " + n).join(", ");
+    $("labels-counts").textContent =
+      data.crops_total + " crops: " + data.labelled + " labelled, " + data.unlabelled + " not yet" +
+      (counts ? " (" + counts + ")" : "") + ". Showing " + state.matched + ", least sure first.";
+  }
+
+  // The counts after a write, without redrawing the grid.
+  async function recount() {
+    try {
+      drawCounts(await window.stylecamGetJson("/api/labels?show=all&limit=1"));
+    } catch {
+      // The next load shows them.
+    }
   }
 
   function drawGrid() {
@@ -159,6 +172,7 @@
       const li = $("label-grid").children[state.at];
       if (li) { li.classList.add("done"); li.lastChild.textContent = classes.join(", ") || "none"; }
       say("Saved " + c.image + ": " + (classes.join(", ") || "no class") + ".");
+      recount();
       if (state.at + 1 < state.crops.length) move(1);
       else { state.at += 1; drawCurrent(); }
     } catch (e) {
@@ -174,6 +188,7 @@
       state.crops.splice(state.at, 1);
       state.matched -= 1;
       say("Discarded " + c.image + ": the crop and its labels are deleted from the box.");
+      recount();
       drawGrid();
       state.at = Math.min(state.at, Math.max(0, state.crops.length - 1));
       drawCurrent();
