@@ -711,9 +711,14 @@ fn bad_labels_and_crops_are_named_with_the_fix_or_counted() {
     let victim = o.crops.join(lines[2].split(',').next().unwrap());
     std::fs::remove_file(&victim).unwrap();
     std::fs::write(&victim, b"\x89PNG\r\n\x1a\n not really").unwrap();
+    // Beside it, the staging folder of a run whose process is gone.
+    let stale = work.path().join("out.tmp-4194304");
+    std::fs::create_dir_all(&stale).unwrap();
+    std::fs::write(stale.join("model.onnx"), b"half").unwrap();
     let r = run(&o).0.unwrap();
     assert_eq!(r.train_crops + r.val_crops, lines.len() - 2);
     Bundle::load(&o.out).unwrap();
+    assert!(!stale.exists(), "a dead run's staging folder is removed");
 }
 
 fn fx_person(fx: &Fixture, line: &str) -> String {

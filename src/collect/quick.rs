@@ -20,6 +20,9 @@
 pub mod data;
 pub mod export;
 pub mod features;
+mod staging;
+
+use staging::{lower_priority, remove_stale_staging, Staging};
 
 use crate::bundle::{fuse, Bundle};
 use crate::styles::head::{self as linear, HeadError, HeadOptions};
@@ -138,29 +141,6 @@ pub fn run(
             .join()
             .unwrap_or_else(|_| Err(QuickError::Other("the training thread panicked".into())))
     })
-}
-
-/// nice 19 for the calling thread (and the threads it starts later).
-fn lower_priority() {
-    // SAFETY: setpriority on this thread's own id; no memory is touched.
-    let r = unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 19) };
-    if r != 0 {
-        log::warn!(
-            "quick training: cannot lower its priority ({}); it runs at normal priority",
-            std::io::Error::last_os_error()
-        );
-    }
-}
-
-/// The folder being written, removed unless it was renamed into place.
-struct Staging(PathBuf);
-
-impl Drop for Staging {
-    fn drop(&mut self) {
-        if self.0.exists() {
-            std::fs::remove_dir_all(&self.0).ok();
-        }
-    }
 }
 
 fn input(e: impl std::fmt::Display) -> QuickError {
@@ -315,6 +295,7 @@ fn work(
         .out
         .file_name()
         .map_or("bundle".into(), |n| n.to_string_lossy().to_string());
+    remove_stale_staging(parent, &name);
     let staging = Staging(parent.join(format!("{name}.tmp-{}", std::process::id())));
     if staging.0.exists() {
         std::fs::remove_dir_all(&staging.0).ok();

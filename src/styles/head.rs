@@ -25,6 +25,9 @@ use super::metrics::Counts;
 use super::search::best_threshold;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+mod newton;
+use newton::{margins, newton_cg, sigmoid, softplus, Problem};
+
 /// How the head is trained.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HeadOptions {
@@ -260,14 +263,6 @@ pub fn f2_at(probs: &[f32], truth: &[bool], t: f32) -> f64 {
     k.f2()
 }
 
-fn sigmoid(z: f64) -> f64 {
-    1.0 / (1.0 + (-z).exp())
-}
-
-fn softplus(z: f64) -> f64 {
-    z.max(0.0) + (-z.abs()).exp().ln_1p()
-}
-
 fn standardizer(x: &[f32], dim: usize) -> (Vec<f64>, Vec<f64>) {
     let n = (x.len() / dim).max(1) as f64;
     let mut mean = vec![0.0; dim];
@@ -306,143 +301,6 @@ fn standardize(x: &[f32], dim: usize, mean: &[f64], scale: &[f64]) -> Vec<f64> {
                 .map(|((&v, m), s)| (v as f64 - m) / s)
         })
         .collect()
-}
-
-/// `x·w + b` per row, θ = (w, b).
-fn margins(x: &[f64], dim: usize, theta: &[f64]) -> Vec<f64> {
-    x.chunks_exact(dim)
-        .map(|row| theta[dim] + row.iter().zip(theta).map(|(a, b)| a * b).sum::<f64>())
-        .collect()
-}
-
-/// One class's weighted, L2-regularised logistic regression.
-struct Problem<'a> {
-    x: &'a [f64],
-    y: &'a [bool],
-    s: &'a [f64],
-    dim: usize,
-    cost: f64,
-}
-
-impl Problem<'_> {
-    fn value(&self, theta: &[f64], z: &[f64]) -> f64 {
-        let data: f64 = z
-            .iter()
-            .zip(self.y)
-            .zip(self.s)
-            .map(|((&z, &t), &s)| s * (softplus(z) - if t { z } else { 0.0 }))
-            .sum();
-        self.cost * data + 0.5 * theta[..self.dim].iter().map(|w| w * w).sum::<f64>()
-    }
-
-    /// `Xᵀ·r` with the intercept's sum appended, plus `reg·w`.
-    fn xt(&self, r: &[f64], theta_reg: Option<&[f64]>) -> Vec<f64> {
-        let dim = self.dim;
-        let mut g = vec![0.0; dim + 1];
-        for (row, &ri) in self.x.chunks_exact(dim).zip(r) {
-            if ri != 0.0 {
-                for (gd, &v) in g.iter_mut().zip(row) {
-                    *gd += ri * v;
-                }
-            }
-            g[dim] += ri;
-        }
-        if let Some(w) = theta_reg {
-            for (gd, &wd) in g.iter_mut().zip(&w[..dim]) {
-                *gd += wd;
-            }
-        }
-        g
-    }
-}
-
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
-/// Minimises the problem from `theta` (warm start) in place.
-fn newton_cg(p: &Problem, theta: &mut [f64]) {
-    let dim = p.dim;
-    let mut z = margins(p.x, dim, theta);
-    let mut f = p.value(theta, &z);
-    let mut g0 = None;
-    for _ in 0..60 {
-        let r: Vec<f64> = z
-            .iter()
-            .zip(p.y)
-            .zip(p.s)
-            .map(|((&z, &t), &s)| p.cost * s * (sigmoid(z) - if t { 1.0 } else { 0.0 }))
-            .collect();
-        let g = p.xt(&r, Some(theta));
-        let gnorm = dot(&g, &g).sqrt();
-        let g0 = *g0.get_or_insert(gnorm.max(1e-12));
-        if gnorm <= 1e-6 * g0 || gnorm < 1e-10 {
-            break;
-        }
-        // Curvature per sample: C·s·p(1−p).
-        let h: Vec<f64> = z
-            .iter()
-            .zip(p.s)
-            .map(|(&z, &s)| {
-                let q = sigmoid(z);
-                p.cost * s * q * (1.0 - q)
-            })
-            .collect();
-        let hv = |v: &[f64]| -> Vec<f64> {
-            let xv = margins(p.x, dim, v);
-            let r: Vec<f64> = xv.iter().zip(&h).map(|(a, b)| a * b).collect();
-            let mut out = p.xt(&r, Some(v));
-            out[dim] += 1e-10 * v[dim];
-            out
-        };
-        // Conjugate gradients on H·d = −g.
-        let mut d = vec![0.0; dim + 1];
-        let mut res: Vec<f64> = g.iter().map(|v| -v).collect();
-        let mut dir = res.clone();
-        let mut rr = dot(&res, &res);
-        let tol = (0.1f64.min(gnorm.sqrt()) * gnorm).powi(2);
-        for _ in 0..200 {
-            if rr <= tol {
-                break;
-            }
-            let hd = hv(&dir);
-            let curv = dot(&dir, &hd);
-            if curv <= 0.0 {
-                break;
-            }
-            let a = rr / curv;
-            d.iter_mut().zip(&dir).for_each(|(x, v)| *x += a * v);
-            res.iter_mut().zip(&hd).for_each(|(x, v)| *x -= a * v);
-            let next = dot(&res, &res);
-            let beta = next / rr;
-            rr = next;
-            dir.iter_mut()
-                .zip(&res)
-                .for_each(|(x, r)| *x = r + beta * *x);
-        }
-        let slope = dot(&g, &d);
-        if slope >= 0.0 {
-            break;
-        }
-        let mut t = 1.0;
-        let mut moved = false;
-        for _ in 0..40 {
-            let trial: Vec<f64> = theta.iter().zip(&d).map(|(a, b)| a + t * b).collect();
-            let zt = margins(p.x, dim, &trial);
-            let ft = p.value(&trial, &zt);
-            if ft <= f + 1e-4 * t * slope {
-                theta.copy_from_slice(&trial);
-                z = zt;
-                moved = (f - ft).abs() > 1e-12 * f.abs().max(1.0);
-                f = ft;
-                break;
-            }
-            t *= 0.5;
-        }
-        if !moved {
-            break;
-        }
-    }
 }
 
 #[cfg(test)]

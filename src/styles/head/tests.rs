@@ -1,3 +1,4 @@
+use super::newton::dot;
 use super::*;
 use crate::rng::Rng;
 
