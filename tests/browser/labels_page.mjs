@@ -77,6 +77,28 @@ try {
     if (n + 1 < COUNT) await until("the next crop", 10_000, async () => (await currentImage()) !== image);
   }
   step(`${COUNT} crops labelled by keyboard`);
+
+  // `x` discards the next crop, and the page says so.
+  await until("the next crop", 10_000, async () => (await currentImage()) !== result.labelled.at(-1).image);
+  const doomed = await currentImage();
+  await page.keyboard.press("x");
+  await until(`the discard of ${doomed}`, 10_000, async () => {
+    const said = await page.$eval("#label-said", (e) => e.textContent).catch(() => "");
+    if (said.startsWith("Not discarded")) throw new Error(said);
+    return said.startsWith(`Discarded ${doomed}`);
+  });
+  result.discarded = doomed;
+  step(`discarded ${doomed} with x`);
+
+  // An upload with wrong lines: each shown with its line, nothing taken.
+  const bad = `image,casual,formal,punk\nnot-a-crop-20261207T210000.000Z-0000000000000000-1.png,1,0,0\n`;
+  await page.setInputFiles("#labels-file", { name: "bad.csv", mimeType: "text/csv", buffer: Buffer.from(bad) });
+  await page.click("#labels-upload button[type=submit]");
+  result.upload_problems = await until("the upload's problems", 10_000, async () => {
+    const items = await page.$$eval("#labels-upload-problems li", (li) => li.map((e) => e.textContent));
+    return items.length ? items : null;
+  });
+  step(`the bad upload: ${result.upload_problems.length} problems shown`);
   await context.close();
 } catch (e) {
   result.error = String(e.stack || e);

@@ -82,6 +82,29 @@ fn twenty_crops_labelled_by_keyboard_in_chromium() {
         want.push('\n');
     }
     assert_eq!(std::fs::read_to_string(&b.labels).unwrap(), want);
+    // `x` deleted the next crop (and wrote no row).
+    let gone = r["discarded"].as_str().unwrap();
+    assert!(
+        b.decided.contains_key(gone) && !done.iter().any(|d| d["image"] == gone),
+        "{r}"
+    );
+    let stem = gone.trim_end_matches(".png");
+    assert!(!b.crops.join(gone).exists() && !b.crops.join(format!("{stem}.json")).exists());
+    // The bad upload's problems shown with file and line; nothing taken.
+    let problems: Vec<String> = serde_json::from_value(r["upload_problems"].clone()).unwrap();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("bad.csv:1: unknown class \"punk\"")),
+        "{problems:?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("bad.csv:2: unknown image")),
+        "{problems:?}"
+    );
+    assert!(problems.iter().all(|p| p.contains("Fix: ")), "{problems:?}");
     // Least sure first: the page offered the crops in the server's order.
     let (_, _, body) = request(
         LOCAL,
