@@ -761,3 +761,49 @@ fn a_stopped_run_leaves_no_bundle() {
         assert!(left.is_empty(), "{at}: {left:?}");
     }
 }
+
+#[test]
+fn the_current_bundle_is_scored_on_the_classes_it_shares() {
+    let Some(fx) = fixture() else { return };
+    let work = tempfile::tempdir().unwrap();
+    let mut o = scratch(&fx, work.path());
+    // The third class is called `jean`, one of the current bundle's ids.
+    let text = std::fs::read_to_string(&o.labels).unwrap();
+    std::fs::write(&o.labels, text.replacen("reddish", "jean", 1)).unwrap();
+    o.taxonomy.0[2].id = "jean".into();
+    let r = run(&o).0.unwrap();
+    let cur = r.current.clone().unwrap();
+    assert_eq!(cur.per_class_f2.len(), 1);
+    assert_eq!(cur.per_class_f2[0].0, "jean");
+    assert_eq!(cur.macro_f2, cur.per_class_f2[0].1);
+    // The score is the F2 of the labels reported per crop…
+    let mut counts = stylecam::styles::metrics::Counts::default();
+    for e in &r.examples {
+        let has = |v: &[String]| v.iter().any(|c| c == "jean");
+        counts.add(has(&e.current), has(&e.truth));
+    }
+    assert_eq!(counts.f2(), cur.per_class_f2[0].1);
+    // …and those are the current bundle's own model and decision.
+    let b = Bundle::load(&fx.current()).unwrap();
+    let pngs = val_pngs(&fx, &r, r.examples.len());
+    let mut cpu = CpuBackend::open(&b).unwrap();
+    let d = b.decision();
+    let agree = probs(&mut cpu, &b.manifest.input, &pngs)
+        .iter()
+        .zip(&r.examples)
+        .filter(|(p, e)| {
+            let ids: Vec<String> = d
+                .decide(p)
+                .labels
+                .iter()
+                .map(|&k| b.manifest.classes.0[k].id.clone())
+                .collect();
+            ids == e.current
+        })
+        .count();
+    assert!(
+        agree + 1 >= pngs.len(),
+        "{agree} of {} crops labelled as reported",
+        pngs.len()
+    );
+}
