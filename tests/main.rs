@@ -11,6 +11,7 @@ mod broker_auth;
 mod broker_refusal;
 mod bundle_and_cli;
 mod bundle_install;
+mod collect;
 mod docs_links;
 mod faults;
 mod fleet;
