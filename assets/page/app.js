@@ -1,6 +1,7 @@
 // stylecam's status page: reads /api/status every second (and a camera's
-// decisions on its detail view), draws what it gets with textContent only
-// (no markup from data), and changes nothing on the daemon.
+// decisions on its detail view) and draws what it gets with textContent
+// only (no markup from data). Its only writes are the Labels and Train
+// views' (labels.js, teach.js), through window.stylecamPost.
 "use strict";
 
 const $ = (id) => document.getElementById(id);

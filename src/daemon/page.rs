@@ -1,7 +1,9 @@
-//! The status page: its three embedded assets and the JSON they read.
-//! Every route reads; none changes the daemon's state (the region editor
-//! runs in the browser and prints TOML to paste; the login form sets a
-//! cookie in the browser only).
+//! The status page: its embedded assets and the JSON they read. Every
+//! route here reads (the region editor runs in the browser and prints TOML
+//! to paste; the login form sets a cookie in the browser only); the page's
+//! writes are the label and teach routes, behind the write check
+//! (`http::write`). `GET /` and `/api/status` start the browser's page
+//! session, and `/api/status` gives the page its anti-forgery token.
 
 use super::http::guard::{Guard, Verdict};
 use super::http::{form_pairs, Access, Request, Response};
