@@ -604,6 +604,14 @@ fn the_cut_and_the_fused_graph_reproduce_the_original_head() {
         .iter()
         .map(|z| z.iter().map(|&v| 1.0 / (1.0 + (-v).exp())).collect())
         .collect();
+    // A fused bundle (what the quick path writes) can be cut again: the
+    // same features, its own head.
+    let again = fuse::find_cut(&fused, "fused").unwrap();
+    assert_eq!((&again.value, again.dim), (&cut.value, 1280));
+    assert_eq!((again.weight.len(), again.classes), (1280 * 1000, 1000));
+    let refused = fuse::fused_graph(&fused, &again, &again.weight, &again.bias).unwrap();
+    let mut rb = CpuBackend::from_bytes(&refused, sample).unwrap();
+    assert!(max_diff(&probs(&mut rb, spec, &pngs[..2]), &got[..2]) < 1e-6);
     assert!(
         max_diff(&got, &sig) < 1e-4,
         "fused vs sigmoid of the logits: {}",

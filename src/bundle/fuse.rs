@@ -3,7 +3,8 @@
 //! The cut is the value that feeds the final classifier: the output of a
 //! `Flatten` / `Reshape` / `Squeeze` (or a `GlobalAveragePool` straight
 //! into it) that is the data input of a `MatMul` or `Gemm` whose weight is
-//! a 2-D initializer. [`features_graph`] keeps the nodes that value needs
+//! a 2-D initializer (Identity nodes in between are looked through, so a
+//! bundle this module fused can be cut again). [`features_graph`] keeps the nodes that value needs
 //! and names it `features [N, D]`; [`fused_graph`] adds
 //! `MatMul(W [D,C]) → Add(b) → Sigmoid → probs [N, C]`, the bundle
 //! contract's output.
@@ -39,6 +40,15 @@ fn attr_i(n: &pb::NodeProto, name: &str) -> Option<i64> {
     n.attribute.iter().find(|a| a.name == name).map(|a| a.i)
 }
 
+/// Through Identity nodes (a fused bundle names its features with one) to
+/// the value that holds the features.
+fn source<'a>(producer: &HashMap<&'a str, &'a pb::NodeProto>, mut v: &'a str) -> &'a str {
+    while let Some(n) = producer.get(v).filter(|n| n.op_type == "Identity") {
+        v = n.input[0].as_str();
+    }
+    v
+}
+
 /// Finds the pooled features and the classifier behind them. `what` names
 /// the bundle in the error.
 pub fn find_cut(bytes: &[u8], what: &str) -> Result<Cut, String> {
@@ -61,7 +71,7 @@ pub fn find_cut(bytes: &[u8], what: &str) -> Result<Cut, String> {
         if !(op == "MatMul" || op == "Gemm") || n.input.len() < 2 {
             continue;
         }
-        let (data, w) = (n.input[0].as_str(), n.input[1].as_str());
+        let (data, w) = (source(&producer, &n.input[0]), n.input[1].as_str());
         let Some(wt) = inits.get(w) else { continue };
         if wt.dims.len() != 2 || !pooled(data) {
             continue;
