@@ -7,7 +7,7 @@
 
 use crate::common::*;
 use crate::people::{bundle_with_detector, ssdlite_data};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -12,7 +12,7 @@ use crate::detect::track::TrackId;
 use crate::detect::BoxF;
 use crate::preprocess::Spec;
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::mpsc::Sender;
 use std::time::{Duration, SystemTime};
 
@@ -39,9 +39,7 @@ impl Picker {
     /// of the track id under this run's random key (never the tracker's
     /// id, never the same across runs).
     pub fn person_id(&self, id: TrackId) -> String {
-        let mut h = self.salt.build_hasher();
-        (self.camera, id.0).hash(&mut h);
-        format!("{:016x}", h.finish())
+        format!("{:016x}", self.salt.hash_one((self.camera, id.0)))
     }
 
     /// Whether a view of `id` captured at `at` is to be kept (and if so,

@@ -215,7 +215,8 @@ mod tests {
 
     #[test]
     fn collect_config_errors_name_key_and_fix() {
-        let cases: Vec<(Box<dyn Fn(&mut Config)>, &str)> = vec![
+        type Edit = Box<dyn Fn(&mut Config)>;
+        let cases: Vec<(Edit, &str)> = vec![
             (Box::new(|c| c.collect.max_mib = 15), "collect.max_mib"),
             (
                 Box::new(|c| c.collect.max_per_person = 0),
