@@ -473,3 +473,66 @@ fn a_full_disk_pauses_collection_but_never_tagging() {
         names(&dir).len() / 2
     );
 }
+
+/// A reload follows the new `[collect]`: off, then on (crops appear),
+/// then off again (no more are written); tagging goes on throughout.
+#[test]
+fn a_reload_turns_collection_on_and_off() {
+    let Some(s) = setup() else { return };
+    let f = s.work.path().join("frames");
+    frames(&s.data, &f, 40, None);
+    let state = s.work.path().join("state");
+    let port = free_port();
+    let cfg = config(
+        &s,
+        &state,
+        &f,
+        "",
+        "enabled = false",
+        &format!("127.0.0.1:{port}"),
+    );
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("loop = false", "loop = true");
+    std::fs::write(&cfg, &text).unwrap();
+    let mut d = start(&cfg);
+    let status = || {
+        let (code, body) = http_get(port, "/api/status")?;
+        (code == 200).then(|| serde_json::from_str::<serde_json::Value>(&body).unwrap())
+    };
+    let written = || metric(port, "stylecam_collect_written_total").unwrap_or(0.0);
+    let classified = || metric(port, "stylecam_people_classifications_total").unwrap_or(0.0);
+    wait_until("classifications", Duration::from_secs(60), || {
+        classified() > 5.0
+    });
+    let dir = state.join("stylecam-collect");
+    assert!(!dir.exists());
+    assert_eq!(status().unwrap()["collect"]["enabled"], false);
+    let on = text.replace(
+        "[collect]\nenabled = false",
+        "[collect]\nenabled = true\nmin_interval_ms = 0",
+    );
+    std::fs::write(&cfg, &on).unwrap();
+    d.signal("HUP");
+    wait_until("collection on", Duration::from_secs(60), || {
+        status().is_some_and(|s| s["collect"]["enabled"] == true) && written() >= 3.0
+    });
+    assert!(crops(&dir).len() >= 3);
+    std::fs::write(&cfg, &text).unwrap();
+    d.signal("HUP");
+    wait_until("collection off", Duration::from_secs(60), || {
+        status().is_some_and(|s| s["collect"]["enabled"] == false)
+    });
+    let (kept, at) = (crops(&dir).len(), classified());
+    wait_until("classifications after", Duration::from_secs(60), || {
+        classified() > at + 5.0
+    });
+    assert_eq!(crops(&dir).len(), kept, "off again: nothing more written");
+    d.signal("TERM");
+    assert!(
+        d.wait(Duration::from_secs(60)).success(),
+        "{}",
+        d.log_text()
+    );
+    println!("reload: {kept} crops while on; off again, tagging went on and none was added");
+}
