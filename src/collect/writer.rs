@@ -23,6 +23,9 @@ use std::time::{Duration, SystemTime};
 /// paused collector waits before it tries to write again.
 pub const EVERY: Duration = Duration::from_secs(60);
 
+/// People whose views are numbered, at most.
+const VIEWS_REMEMBERED: usize = 1 << 16;
+
 /// Tickets waiting for their probabilities, at most (a frame dropped from
 /// a full queue never gets them).
 const PENDING: usize = 256;
@@ -310,6 +313,11 @@ impl Writer {
         };
         match store.write(&stem, &png, &sidecar) {
             Ok(()) => {
+                if self.views.len() >= VIEWS_REMEMBERED {
+                    // Weeks of people: the numbering starts again (the
+                    // stem keeps its capture time, so no name repeats).
+                    self.views.clear();
+                }
                 self.views.insert(t.person, view);
                 if self.paused_until.take().is_some() {
                     log::info!("collect: writing to {} again", self.dir.display());
