@@ -273,6 +273,27 @@ fn teach_page_trains_checks_switches_and_rolls_back() {
     let status = page.get("/api/status");
     assert_eq!(status["model"], "stylecam-demo 0.1.0", "{status}");
 
+    // Stopped on the page: the run says so and leaves no bundle.
+    let (code, started) = page.post("/api/teach/start", "{}");
+    assert_eq!(code, 200, "{started}");
+    let stopped = started["started"].as_str().unwrap().to_string();
+    let (code, answer) = page.post("/api/teach/stop", "{}");
+    assert_eq!(code, 200, "{answer}");
+    assert_eq!(answer["stopping"], stopped.as_str(), "{answer}");
+    let t = until(&daemon, Duration::from_secs(120), "the stop", || {
+        let t = page.get("/api/teach");
+        (t["run"]["state"] != "running").then_some(t)
+    });
+    assert_eq!(t["run"]["state"], "stopped", "{t}");
+    assert_eq!(
+        t["run"]["reason"],
+        stylecam::collect::job::STOPPED_ON_PAGE,
+        "{t}"
+    );
+    assert!(!teach.join("runs").join(&stopped).join("bundle").exists());
+    let (code, answer) = page.post("/api/teach/stop", "{}");
+    assert_eq!(code, 409, "nothing to stop: {answer}");
+
     // A complete run: progress advances, the report compares.
     let (code, started) = page.post("/api/teach/start", "{}");
     assert_eq!(code, 200, "{started}");
