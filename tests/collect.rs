@@ -304,4 +304,51 @@ fn the_head_blur_removes_the_bands_detail_on_real_crops() {
     assert!(worst < BLUR_BOUND, "worst {worst}");
 }
 
+/// The collected image is the classifier's input: normalised as the
+/// preprocessor does, it gives the tensor the model got from the same crop
+/// (to the 8-bit rounding), for a shorter-side crop and for a letterbox
+/// (padding in the mean colour: 0 after normalisation, as the model sees).
+#[test]
+fn a_collected_image_is_the_classifiers_input() {
+    use stylecam::preprocess::{ResizeMode, Spec};
+    let img = image::open(repo().join("assets/photos/astronaut.jpg"))
+        .unwrap()
+        .into_rgb8();
+    let (w, h) = img.dimensions();
+    let b = stylecam::detect::BoxF::new(
+        w as f32 * 0.3,
+        h as f32 * 0.1,
+        w as f32 * 0.6,
+        h as f32 * 0.9,
+    );
+    let r = stylecam::detect::people::crop_rect(w, h, &b);
+    let crop = r.cut(img.as_raw(), w);
+    for resize in [ResizeMode::ShorterSideCrop, ResizeMode::Letterbox] {
+        let spec = Spec::imagenet(224, 224, resize);
+        let png = stylecam::collect::picker::classifier_input(&crop, r.w, r.h, &spec, None);
+        let frame = stylecam::capture::Frame::still(
+            "t",
+            stylecam::capture::PixelFormat::Rgb8,
+            r.w,
+            r.h,
+            crop.clone(),
+        );
+        let tensor = stylecam::preprocess::preprocess(&frame, &spec).unwrap();
+        let plane = 224 * 224;
+        let mut worst = 0f32;
+        for c in 0..3 {
+            for i in 0..plane {
+                let v = (png[i * 3 + c] as f32 / 255.0 - spec.mean[c]) / spec.std[c];
+                let tolerance = 0.5 / 255.0 / spec.std[c] + 1e-4;
+                let d = (v - tensor[c * plane + i]).abs();
+                worst = worst.max(d / tolerance);
+            }
+        }
+        assert!(
+            worst <= 1.0,
+            "{resize:?}: {worst} of the rounding tolerance"
+        );
+    }
+}
+
 mod daemon;
