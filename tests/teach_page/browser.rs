@@ -5,6 +5,8 @@
 //! demo again). Its screenshot is docs/images/teach.png
 //! (`PAGE_SCREENSHOTS=docs/images`).
 
+#![cfg(feature = "train")]
+
 use super::*;
 use std::process::Command;
 
