@@ -113,7 +113,7 @@ pub struct Metrics {
     stage_n: [AtomicU64; 6],
     stage_hist: [Histogram; 6],
     people: PeopleCounters,
-    /// Crop collection (`crate::collect`).
+    /// Crop collection ([collect] in the config).
     collect: collect::CollectCounters,
     pipeline: Mutex<PipelineStatus>,
     cameras: Mutex<BTreeMap<String, Arc<CameraStats>>>,
