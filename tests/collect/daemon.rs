@@ -518,6 +518,11 @@ fn a_reload_turns_collection_on_and_off() {
         status().is_some_and(|s| s["collect"]["enabled"] == true) && written() >= 3.0
     });
     assert!(crops(&dir).len() >= 3);
+    let c = &status().unwrap()["collect"];
+    assert!(c["crops"].as_u64().unwrap() >= 3, "{c}");
+    assert!(c["bytes"].as_u64().unwrap() > 0, "{c}");
+    assert!(c["oldest"].as_str().unwrap().ends_with('Z'), "{c}");
+    assert_eq!(c["paused"], false, "{c}");
     std::fs::write(&cfg, &text).unwrap();
     d.signal("HUP");
     wait_until("collection off", Duration::from_secs(60), || {
