@@ -352,3 +352,4 @@ fn a_collected_image_is_the_classifiers_input() {
 }
 
 mod daemon;
+mod limits;
