@@ -15,7 +15,7 @@
 //!   and a bundle that fails to open leaves the old one serving.
 //!
 //! The write check (token, Origin/Host, anti-forgery token, rate, a log line
-//! per write) ran before [`route`]; each write here logs what it did.
+//! per write) ran before `route`; each write here logs what it did.
 
 use super::write::refusal;
 use super::{Request, Response, WriteCtx};
