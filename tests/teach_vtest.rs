@@ -80,8 +80,8 @@ pub struct Crop {
 /// into `out` (`<stem>.png` + `<stem>.json`, the collect folder's layout)
 /// with `labels.csv` beside them: the box grown by the people stage's
 /// margin, cut by `detect::people::crop`, made the classifier's input by
-/// the collector's own `classifier_input` (the head band blurred when
-/// `blur` gives its fraction).
+/// the collector's own `person_input` (the person's head blurred where it
+/// lands in the input when `blur` gives its fraction).
 pub fn regenerate(
     frames: &Path,
     split: &str,
@@ -110,8 +110,9 @@ pub fn regenerate(
         let frame = &decoded.as_ref().unwrap().1;
         let (w, h) = frame.dimensions();
         let b = v.bbox.grow(margin).clip(w as f32, h as f32);
-        let (px, cw, ch) = stylecam::detect::people::crop(frame.as_raw(), w, h, &b);
-        let rgb = stylecam::collect::picker::classifier_input(&px, cw, ch, spec, blur);
+        let head = blur.map(|fraction| stylecam::collect::blur::HeadBlur { fraction, margin });
+        let (rgb, _, rows) =
+            stylecam::collect::picker::person_input(frame.as_raw(), w, h, &b, spec, head);
         let png = image::RgbImage::from_raw(spec.width, spec.height, rgb).unwrap();
         let stem = format!("vtest-{}-{:04}", v.person, v.frame);
         png.save(out.join(format!("{stem}.png"))).unwrap();
@@ -122,7 +123,8 @@ pub fn regenerate(
             "box": [b.x0, b.y0, b.width(), b.height()], "frame": [w, h],
             "size": [spec.width, spec.height],
             "bundle": {"name": "vtest", "version": "0"}, "classes": classes, "probs": [],
-            "decided": [], "head_blur": blur.is_some(),
+            "decided": [], "head_blur": blur.is_some(), "seq": v.frame,
+            "head_rows": rows.map(|(y0, y1)| [y0, y1]),
         });
         std::fs::write(out.join(format!("{stem}.json")), sidecar.to_string()).unwrap();
         crops.push(Crop {
@@ -333,11 +335,10 @@ fn quick_training_on_vtest_people_holds_against_the_linear_probe() {
     let spec = Bundle::load(&lite0).unwrap().manifest.input;
     let frames = data.join("video");
     let (classes, people, _) = vtest_people();
-    // Not blurred: with this bundle's shorter-side crop the collector's
-    // "head" band (the top of the classifier's input) falls on the chest,
-    // and quick and the probe alike drop to the constant answer's level
-    // (benches/teach.rs, docs/benchmarks.md "Teaching the box: vtest.avi").
-    let blur = None;
+    // As the box writes them by default: the head blurred (the top
+    // `head_fraction` of the person's box, where it lands in the input;
+    // with this bundle's shorter-side crop mostly cut away already).
+    let blur = Some(stylecam::config::CollectConfig::default().head_fraction);
     regenerate(&frames, "train", &spec, blur, &w.join("crops"));
     let test = regenerate(&frames, "test", &spec, blur, &w.join("test"));
     let mut o = stylecam::collect::quick::QuickOptions {

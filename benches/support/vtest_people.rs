@@ -72,8 +72,9 @@ pub fn vtest_people(repo: &Path) -> (Vec<String>, Vec<Person>, Vec<View>) {
 /// The crops of the people in `splits`, written into `out` as
 /// `<stem>.png` + `<stem>.json` with `labels.csv`: the box grown by the
 /// people stage's margin, cut by `detect::people::crop`, made the
-/// classifier's input by the collector's own function (the head band
-/// blurred when `blur` gives its fraction).
+/// classifier's input by the collector's own `person_input` (the person's
+/// head blurred where it lands in the input when `blur` gives its
+/// fraction).
 pub fn regenerate(
     repo: &Path,
     frames: &Path,
@@ -103,8 +104,9 @@ pub fn regenerate(
         let frame = &decoded.as_ref().unwrap().1;
         let (w, h) = frame.dimensions();
         let b = v.bbox.grow(margin).clip(w as f32, h as f32);
-        let (px, cw, ch) = stylecam::detect::people::crop(frame.as_raw(), w, h, &b);
-        let rgb = stylecam::collect::picker::classifier_input(&px, cw, ch, spec, blur);
+        let head = blur.map(|fraction| stylecam::collect::blur::HeadBlur { fraction, margin });
+        let (rgb, _, rows) =
+            stylecam::collect::picker::person_input(frame.as_raw(), w, h, &b, spec, head);
         let stem = format!("vtest-{}-{:04}", v.person, v.frame);
         image::RgbImage::from_raw(spec.width, spec.height, rgb)
             .unwrap()
@@ -117,7 +119,8 @@ pub fn regenerate(
             "box": [b.x0, b.y0, b.width(), b.height()], "frame": [w, h],
             "size": [spec.width, spec.height],
             "bundle": {"name": "vtest", "version": "0"}, "classes": classes, "probs": [],
-            "decided": [], "head_blur": blur.is_some(),
+            "decided": [], "head_blur": blur.is_some(), "seq": v.frame,
+            "head_rows": rows.map(|(y0, y1)| [y0, y1]),
         });
         std::fs::write(out.join(format!("{stem}.json")), sidecar.to_string()).unwrap();
         crops.push(Crop {

@@ -1,41 +1,118 @@
-//! The head blur of a collected crop (`collect.blur_head`): the top
-//! `head_fraction` of the image, box-blurred three times (close to a
-//! Gaussian) with a radius of a tenth of the crop's width, so that faces
-//! are not kept recognisably; and the measure the bound is stated in
-//! ([`laplacian_energy`]: the band's high-frequency energy).
+//! The head blur of a collected crop (`collect.blur_head`). The head is a
+//! property of the person, not of the classifier's input: the band is the
+//! top `head_fraction` of the person's box ([`person_head`], undoing the
+//! people stage's `margin`), mapped through the same resize the input went
+//! through ([`input_rows`]: shorter-side crop or letterbox), and only the
+//! part of it that lands in the input is blurred (nothing when the crop
+//! cut the head away). The band's rows are box-blurred three times (close
+//! to a Gaussian) with a radius of a tenth of the input's width, so that
+//! faces are not kept recognisably ([`blur_rows`]); [`laplacian_energy`]
+//! is the measure the bound is stated in (the band's high-frequency
+//! energy).
+
+use crate::detect::BoxF;
+use crate::preprocess::{Placement, Spec};
 
 /// Passes of the box blur (three approximate a Gaussian).
 pub const PASSES: usize = 3;
 
-/// The band blurred: rows `0..band_rows(h, fraction)`.
-pub fn band_rows(height: u32, fraction: f32) -> u32 {
-    ((height as f32 * fraction).round() as u32).min(height)
+/// What the head blur needs to know: the fraction of the person's box
+/// that is the head (`collect.head_fraction`) and the margin the people
+/// stage grew the box by before cutting the crop (`people.margin`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HeadBlur {
+    pub fraction: f32,
+    pub margin: f32,
 }
 
-/// The blur's radius for a crop `width` pixels wide: a tenth of the width,
-/// at least 2 (22 px for a 224-pixel input: eyes, nose and mouth are
-/// averaged together).
+/// The frame rows `(top, bottom)` of the head of the person whose crop box
+/// is `grown`: the person's box grown by `margin` of its size per side,
+/// then clipped to a frame `frame_h` pixels high. Unclipped, the person's
+/// box is recovered exactly; where the clip cut the grown box, the rows
+/// cover every person box that could have given it (a head at the top
+/// of the frame is blurred from row 0).
+pub fn person_head(grown: &BoxF, frame_h: u32, margin: f32, fraction: f32) -> (f32, f32) {
+    let (m, f, fh) = (margin.max(0.0), fraction.max(0.0), frame_h as f32);
+    let (y0, y1) = (grown.y0, grown.y1);
+    let top_cut = y0 <= 0.0;
+    let bottom_cut = y1 >= fh;
+    match (top_cut, bottom_cut) {
+        (false, false) => {
+            let ph = (y1 - y0) / (1.0 + 2.0 * m);
+            (y0 + m * ph, y0 + (m + f) * ph)
+        }
+        // The person's top lies in 0..=m·ph; the lowest head bottom is
+        // when it lies at m·ph (the grown top exactly at 0).
+        (true, false) => (0.0, y1 * (m + f) / (1.0 + 2.0 * m)),
+        // The person's height lies between the grown box reaching just
+        // the bottom and the person's own box reaching it.
+        (false, true) => {
+            let (lo, hi) = ((fh - y0) / (1.0 + 2.0 * m), (fh - y0) / (1.0 + m));
+            (y0 + m * lo, y0 + (m + f) * hi)
+        }
+        (true, true) => (0.0, ((m + f) * fh).min(fh)),
+    }
+}
+
+/// The rows `y0..y1` of the classifier's input (`spec`) that show crop
+/// rows `head` (`(top, bottom)` in the `crop_w × crop_h` crop's pixels),
+/// after the same resize the input went through: rounded outwards, kept
+/// to the rows the resized crop covers. `None` when none of the head
+/// lands in the input (a shorter-side crop cut it away).
+pub fn input_rows(head: (f32, f32), crop_w: u32, crop_h: u32, spec: &Spec) -> Option<(u32, u32)> {
+    let p = Placement::new(crop_w, crop_h, spec.width, spec.height, spec.resize);
+    let s = p.resized_h as f64 / crop_h as f64;
+    let at = |r: f32| p.offset_y as f64 + r as f64 * s;
+    let lo = p.offset_y.max(0) as f64;
+    let hi = (p.offset_y + p.resized_h as i64).min(spec.height as i64) as f64;
+    let y0 = at(head.0).floor().max(lo);
+    let y1 = at(head.1).ceil().min(hi);
+    (y1 > y0).then_some((y0 as u32, y1 as u32))
+}
+
+/// The input rows to blur for a crop cut at `rect_y` (frame row of the
+/// crop's top, `crop_w × crop_h`) from the grown-and-clipped box `grown`
+/// in a frame `frame_h` high: [`person_head`] mapped by [`input_rows`].
+pub fn head_rows(
+    grown: &BoxF,
+    frame_h: u32,
+    rect_y: u32,
+    crop_w: u32,
+    crop_h: u32,
+    spec: &Spec,
+    head: HeadBlur,
+) -> Option<(u32, u32)> {
+    let (top, bottom) = person_head(grown, frame_h, head.margin, head.fraction);
+    let y = rect_y as f32;
+    input_rows((top - y, bottom - y), crop_w, crop_h, spec)
+}
+
+/// The blur's radius for an image `width` pixels wide: a tenth of the
+/// width, at least 2 (22 px for a 224-pixel input: eyes, nose and mouth
+/// are averaged together).
 pub fn radius(width: u32) -> usize {
     (width as usize / 10).max(2)
 }
 
-/// Blurs the top `fraction` of a packed RGB8 `width × height` image in
-/// place. Only the band's own pixels enter the blur (edges clamp), so the
-/// rows below stay exactly as they were.
-pub fn blur_head(rgb: &mut [u8], width: u32, height: u32, fraction: f32) {
-    let rows = band_rows(height, fraction) as usize;
+/// Blurs rows `y0..y1` (the full width) of a packed RGB8 `width × height`
+/// image in place. Only the band's own pixels enter the blur (edges
+/// clamp), so the other rows stay exactly as they were.
+pub fn blur_rows(rgb: &mut [u8], width: u32, height: u32, y0: u32, y1: u32) {
+    let (y0, y1) = (y0.min(height) as usize, y1.min(height) as usize);
     let w = width as usize;
-    if rows == 0 || w == 0 {
+    if y1 <= y0 || w == 0 {
         return;
     }
+    let rows = y1 - y0;
+    let span = y0 * w * 3..y1 * w * 3;
     let r = radius(width);
-    let mut band: Vec<f32> = rgb[..rows * w * 3].iter().map(|&v| v as f32).collect();
+    let mut band: Vec<f32> = rgb[span.clone()].iter().map(|&v| v as f32).collect();
     let mut tmp = vec![0f32; band.len()];
     for _ in 0..PASSES {
         box_pass(&band, &mut tmp, w, rows, r, true);
         box_pass(&tmp, &mut band, w, rows, r, false);
     }
-    for (d, s) in rgb[..rows * w * 3].iter_mut().zip(&band) {
+    for (d, s) in rgb[span].iter_mut().zip(&band) {
         *d = s.round().clamp(0.0, 255.0) as u8;
     }
 }
@@ -106,35 +183,4 @@ pub fn laplacian_energy(rgb: &[u8], width: u32, height: u32, y0: u32, y1: u32) -
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_band_is_smoothed_and_the_rest_untouched() {
-        let (w, h) = (64u32, 128u32);
-        // A checkerboard of 8-pixel squares: all detail.
-        let img: Vec<u8> = (0..w * h)
-            .flat_map(|i| {
-                let (x, y) = (i % w, i / w);
-                let v = if (x / 8 + y / 8) % 2 == 0 { 250 } else { 5 };
-                [v, v, v]
-            })
-            .collect();
-        let mut out = img.clone();
-        blur_head(&mut out, w, h, 0.25);
-        let rows = band_rows(h, 0.25);
-        assert_eq!(rows, 32);
-        let before = laplacian_energy(&img, w, h, 0, rows);
-        let after = laplacian_energy(&out, w, h, 0, rows);
-        assert!(after < before * 0.001, "{after} vs {before}");
-        let split = (rows * w * 3) as usize;
-        assert_eq!(out[split..], img[split..]);
-        // The mean is kept (a blur, not a black bar).
-        let mean = |v: &[u8]| v.iter().map(|&x| x as f64).sum::<f64>() / v.len() as f64;
-        assert!((mean(&out[..split]) - mean(&img[..split])).abs() < 2.0);
-        // Nothing to blur: unchanged.
-        let mut same = img.clone();
-        blur_head(&mut same, w, h, 0.0);
-        assert_eq!(same, img);
-    }
-}
+mod tests;

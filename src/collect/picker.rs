@@ -2,7 +2,8 @@
 //! kept (at most `max_per_person`, at least `min_interval_ms` apart by
 //! capture time), and the kept view's pixels: the masked crop resized
 //! exactly as the classifier's input is (the bundle's [`Spec`], the CPU
-//! preprocessor's resample, before normalisation), head band blurred.
+//! preprocessor's resample, before normalisation), the person's head
+//! blurred where it lands in that input ([`blur::head_rows`]).
 //! The pixels go to the collector's thread as a ticket; the model's
 //! probabilities follow from the inference thread ([`ProbsTx`]).
 
@@ -26,8 +27,8 @@ pub struct Picker {
     pub(super) spec: Spec,
     pub(super) max_per_person: u32,
     pub(super) min_interval: Duration,
-    /// `Some(fraction)` when the head band is blurred.
-    pub(super) blur: Option<f32>,
+    /// `Some` when the head band is blurred.
+    pub(super) blur: Option<blur::HeadBlur>,
     pub(super) salt: std::collections::hash_map::RandomState,
     /// Views taken and the capture time of the last, per track.
     pub(super) people: HashMap<TrackId, (u32, SystemTime)>,
@@ -86,8 +87,7 @@ impl Picker {
         if !self.due(id, captured_at) {
             return;
         }
-        let rect = crate::detect::people::crop_rect(w, h, b);
-        let image = classifier_input(&rect.cut(rgb, w), rect.w, rect.h, &self.spec, self.blur);
+        let (image, rect, band) = person_input(rgb, w, h, b, &self.spec, self.blur);
         let ticket = Ticket {
             camera: self.camera,
             seq,
@@ -99,18 +99,50 @@ impl Picker {
             size: [self.spec.width, self.spec.height],
             rgb: image,
             head_blur: self.blur.is_some(),
+            head_rows: band.map(|(y0, y1)| [y0, y1]),
         };
         // The collector may have stopped (a stop): nothing to keep then.
         let _ = self.tx.send(Msg::Ticket(Box::new(ticket)));
     }
 }
 
+/// The collected image of the person whose crop box is `b` (the person's
+/// box grown by the people stage's margin, clipped) in a packed RGB8
+/// `w × h` frame: cut by [`crate::detect::people::crop_rect`], made the
+/// classifier's input by [`classifier_input`], the person's head blurred
+/// where it lands in it when `blur` is given. Returns the image, the crop
+/// rectangle and the input rows blurred (`None`: none, or the crop cut the
+/// head away).
+pub fn person_input(
+    rgb: &[u8],
+    w: u32,
+    h: u32,
+    b: &BoxF,
+    spec: &Spec,
+    blur: Option<blur::HeadBlur>,
+) -> (
+    Vec<u8>,
+    crate::preprocess::kernels::Rect,
+    Option<(u32, u32)>,
+) {
+    let rect = crate::detect::people::crop_rect(w, h, b);
+    let band = blur.and_then(|head| blur::head_rows(b, h, rect.y, rect.w, rect.h, spec, head));
+    let image = classifier_input(&rect.cut(rgb, w), rect.w, rect.h, spec, band);
+    (image, rect, band)
+}
+
 /// The classifier's input image of a packed RGB8 crop: resampled to the
 /// spec's size with its resize mode (the CPU preprocessor's own
 /// [`crate::preprocess::resample_rgb`]), rounded to 8 bits; letterbox
 /// padding is the mean colour (what normalisation maps to 0, as the model
-/// sees it). Then the head band is blurred when `blur` is given.
-pub fn classifier_input(crop: &[u8], w: u32, h: u32, spec: &Spec, blur: Option<f32>) -> Vec<u8> {
+/// sees it). Then rows `band` (`y0..y1` of the input) are blurred.
+pub fn classifier_input(
+    crop: &[u8],
+    w: u32,
+    h: u32,
+    spec: &Spec,
+    band: Option<(u32, u32)>,
+) -> Vec<u8> {
     let hwc = crate::preprocess::resample_rgb(crop, w, h, spec.width, spec.height, spec.resize);
     let pad = spec
         .mean
@@ -126,8 +158,8 @@ pub fn classifier_input(crop: &[u8], w: u32, h: u32, spec: &Spec, blur: Option<f
             }
         })
         .collect();
-    if let Some(fraction) = blur {
-        blur::blur_head(&mut out, spec.width, spec.height, fraction);
+    if let Some((y0, y1)) = band {
+        blur::blur_rows(&mut out, spec.width, spec.height, y0, y1);
     }
     out
 }

@@ -20,6 +20,11 @@ pub struct Sidecar {
     pub camera: String,
     /// The frame's capture time, RFC 3339 in UTC with milliseconds.
     pub captured_at: String,
+    /// The frame's sequence number from its camera (a files camera: the
+    /// file's index in play order, from 0), so a crop can be matched to
+    /// the frame it was cut from. Absent in older sidecars (read as 0).
+    #[serde(default)]
+    pub seq: u64,
     /// 16 hex digits, random per person per daemon run: never the
     /// tracker's id, never the same person across runs.
     pub person: String,
@@ -39,8 +44,13 @@ pub struct Sidecar {
     pub probs: Vec<f32>,
     /// The class ids the bundle's decision picks from `probs` alone.
     pub decided: Vec<String>,
-    /// Whether the top band was blurred (`collect.blur_head`).
+    /// Whether the head was blurred (`collect.blur_head`).
     pub head_blur: bool,
+    /// The rows `[y0, y1)` of the image blurred: the top `head_fraction`
+    /// of the person's box where it lands in the classifier's input;
+    /// absent when nothing was (blur off, or the crop cut the head away).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_rows: Option<[u32; 2]>,
 }
 
 impl Sidecar {
@@ -60,6 +70,7 @@ mod tests {
             image: "walkway-20261207T210000.123Z-0123456789abcdef-1.png".into(),
             camera: "walkway".into(),
             captured_at: "2026-12-07T21:00:00.123Z".into(),
+            seq: 412,
             person: "0123456789abcdef".into(),
             view: 1,
             bbox: [1, 2, 3, 4],
@@ -73,12 +84,14 @@ mod tests {
             probs: vec![0.1, 0.9],
             decided: vec!["b".into()],
             head_blur: true,
+            head_rows: Some([0, 40]),
         };
         let v: serde_json::Value = serde_json::to_value(&s).unwrap();
         for k in [
             "image",
             "camera",
             "captured_at",
+            "seq",
             "person",
             "view",
             "box",
@@ -89,10 +102,18 @@ mod tests {
             "probs",
             "decided",
             "head_blur",
+            "head_rows",
         ] {
             assert!(v.get(k).is_some(), "{k} missing: {v}");
         }
         assert_eq!(v["bundle"]["version"], "1");
+        assert_eq!(v["seq"], 412);
+        // An older sidecar (no seq, no head rows) still reads.
+        let mut old = v.clone();
+        old.as_object_mut().unwrap().remove("seq");
+        old.as_object_mut().unwrap().remove("head_rows");
+        let old: Sidecar = serde_json::from_value(old).unwrap();
+        assert_eq!((old.seq, old.head_rows), (0, None));
         let back: Sidecar = serde_json::from_value(v).unwrap();
         assert_eq!(back, s);
         assert!(back.captured().is_some());

@@ -42,6 +42,7 @@ pub(super) struct Ticket {
     pub(super) size: [u32; 2],
     pub(super) rgb: Vec<u8>,
     pub(super) head_blur: bool,
+    pub(super) head_rows: Option<[u32; 2]>,
 }
 
 pub(super) enum Msg {
@@ -145,7 +146,10 @@ impl Session {
                     spec: spec.clone(),
                     max_per_person: c.max_per_person,
                     min_interval: Duration::from_millis(c.min_interval_ms),
-                    blur: c.blur_head.then_some(c.head_fraction),
+                    blur: c.blur_head.then_some(super::blur::HeadBlur {
+                        fraction: c.head_fraction,
+                        margin: cfg.cameras[i].analysis.people.margin,
+                    }),
                     salt: salt.clone(),
                     people: Default::default(),
                     tx: tx.clone(),
@@ -293,6 +297,7 @@ impl Writer {
             image: format!("{stem}.png"),
             camera: self.names.get(t.camera).cloned().unwrap_or_default(),
             captured_at: humantime::format_rfc3339_millis(t.captured_at).to_string(),
+            seq: t.seq,
             person: t.person.clone(),
             view,
             bbox: t.bbox,
@@ -303,6 +308,7 @@ impl Writer {
             probs: probs.to_vec(),
             decided,
             head_blur: t.head_blur,
+            head_rows: t.head_rows,
         };
         let png = match encode_png(&t.rgb, t.size[0], t.size[1]) {
             Ok(p) => p,
