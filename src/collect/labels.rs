@@ -20,7 +20,7 @@
 //!   Crops without probabilities come last.
 //! - **Download** ([`tar`]): the labelled crops, their sidecars, labels.csv
 //!   and taxonomy.json. **Upload**: a labels CSV validated whole
-//!   ([`table::validate_upload`]) before anything is written.
+//!   ([`table::parse`]) before anything is written.
 
 pub mod table;
 pub mod tar;

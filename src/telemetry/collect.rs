@@ -1,4 +1,4 @@
-//! Crop collection's numbers ([collect] in the config): what the folder holds,
+//! Crop collection's numbers (`[collect]` in the config): what the folder holds,
 //! what was written and deleted (by reason), and whether a full disk has
 //! paused it. Set by the collector's thread; read by `/metrics` and the
 //! page's `/api/status`.

@@ -4,7 +4,7 @@
 //! runtime instead of pulling in an HTTP stack.
 //!
 //! The page's writes (`POST /api/labels…`, `/api/teach…`, `/api/bundles…`)
-//! pass [`write`]'s check (origin, anti-forgery token, rate) before they
+//! pass [`self::write`]'s check (origin, anti-forgery token, rate) before they
 //! are dispatched to [`labels`] or [`teach`]; nothing else changes the
 //! daemon's state but the login session. Bounded
 //! the way nginx and Caddy bound theirs ([`limits`]): connections held at
