@@ -35,6 +35,7 @@ mod status_page;
 mod styles_real;
 mod systemd;
 mod systemd_nspawn;
+mod teach_e2e;
 mod teach_page;
 mod teach_vtest;
 mod tensorrt;
