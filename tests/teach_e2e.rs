@@ -15,13 +15,13 @@
 
 use crate::common::*;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
-use stylecam::collect::Sidecar;
 use stylecam::detect::BoxF;
+use support::{browse, browser_dir, sidecars, tags_after, truth, wait_tagged};
+
+mod support;
 
 /// The classes written on the page: two of the vtest labels, each carried
 /// and not carried by several people in the first FRAMES frames.
@@ -29,134 +29,6 @@ const TAXONOMY: [&str; 2] = ["jeans", "carries"];
 /// vtest.avi's first frames, looped: the training people of vtest-people.
 const FRAMES: u32 = 250;
 const TOKEN: &str = "e2e-token-5d0a";
-const LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
-
-fn browser_dir() -> PathBuf {
-    repo().join("tests/browser")
-}
-
-/// One raw HTTP/1.1 request to ip:port: (status, body).
-fn request(ip: IpAddr, port: u16, head: &str, body: &str) -> (u16, String) {
-    let mut s = TcpStream::connect((ip, port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let host = match ip {
-        IpAddr::V6(v6) => format!("[{v6}]"),
-        v4 => v4.to_string(),
-    };
-    write!(
-        s,
-        "{head}Host: {host}:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut all = vec![];
-    let _ = s.read_to_end(&mut all);
-    let text = String::from_utf8_lossy(&all).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (code, body.to_string())
-}
-
-/// Runs the browser script's `phase`; its JSON result (panics on an error
-/// in the browser, with the daemon's log).
-fn browse(phase: &str, port: u16, env: &[(&str, &str)], daemon: &Daemon) -> serde_json::Value {
-    let out = Command::new("node")
-        .arg(browser_dir().join("teach_e2e.mjs"))
-        .current_dir(browser_dir())
-        .env("BASE", format!("http://127.0.0.1:{port}"))
-        .env("PHASE", phase)
-        .envs(env.iter().copied())
-        .output()
-        .expect("run node");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let last = stdout.lines().last().unwrap_or_default();
-    let r: serde_json::Value = serde_json::from_str(last).unwrap_or_else(|e| {
-        panic!("{phase}: the browser script printed no result ({e}): {last}\n{stderr}")
-    });
-    assert!(
-        r["error"].is_null(),
-        "{phase} in the browser: {}\n{stderr}\ndaemon: {}",
-        r["error"],
-        daemon.log_text()
-    );
-    assert!(r["page_errors"].is_null(), "{phase}: script errors: {r}");
-    eprintln!("{stderr}");
-    r
-}
-
-/// The complete crops in the collect folder: image name → sidecar.
-fn sidecars(dir: &Path) -> BTreeMap<String, Sidecar> {
-    let mut out = BTreeMap::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.extension().is_some_and(|x| x == "json") && p.with_extension("png").is_file() {
-            if let Ok(s) = serde_json::from_slice::<Sidecar>(&std::fs::read(&p).unwrap()) {
-                out.insert(s.image.clone(), s);
-            }
-        }
-    }
-    out
-}
-
-/// The TAXONOMY classes of a crop by its box: those of the labelled
-/// person whose view (in the first FRAMES frames) overlaps it most, by IoU
-/// 0.35 at least; None when no view does.
-fn truth(
-    s: &Sidecar,
-    people: &BTreeMap<String, Vec<String>>,
-    views: &[(String, BoxF)],
-) -> Option<Vec<String>> {
-    let [x, y, w, h] = s.bbox.map(|v| v as f32);
-    let b = BoxF::new(x, y, x + w, y + h);
-    views
-        .iter()
-        .map(|(p, v)| (v.iou(&b), p))
-        .filter(|(iou, _)| *iou >= 0.35)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, p)| people[p].clone())
-}
-
-/// Classes of `people` events from the `from`-th message on.
-fn tags_after(sub: &Collector, from: usize) -> Vec<Vec<String>> {
-    sub.all()[from..]
-        .iter()
-        .filter(|r| r.topic.ends_with("/walkway/people"))
-        .filter_map(|r| r.json["tags"].as_array().cloned())
-        .filter(|t| !t.is_empty())
-        .map(|t| {
-            t.iter()
-                .map(|c| c["id"].as_str().unwrap().to_string())
-                .collect()
-        })
-        .collect()
-}
-
-/// The index of the first people event after `from` tagged only by `ids`.
-fn wait_tagged(sub: &Collector, daemon: &Daemon, what: &str, from: usize, ids: &[String]) -> usize {
-    let t = Instant::now();
-    loop {
-        let all = sub.all();
-        if let Some(i) = all[from..].iter().position(|r| {
-            r.topic.ends_with("/walkway/people")
-                && r.json["tags"].as_array().is_some_and(|t| {
-                    !t.is_empty() && t.iter().all(|c| ids.iter().any(|i| c["id"] == i.as_str()))
-                })
-        }) {
-            return from + i;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(120),
-            "{what} did not come in 120 s; log:\n{}",
-            daemon.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 #[test]
 fn teach_e2e_collect_label_train_switch_rollback_in_chromium() {
@@ -485,61 +357,8 @@ features = "{lite0}"
     }
 
     // 7. Refused writes change nothing: labels.csv, the store's current.
-    let (code, status) = request(LOCAL, http, "GET /api/status HTTP/1.1\r\n", "");
-    assert_eq!(code, 200, "{status}");
-    let csrf = serde_json::from_str::<serde_json::Value>(&status).unwrap()["csrf"]
-        .as_str()
-        .unwrap()
-        .to_string();
     let image = done[0]["image"].as_str().unwrap();
-    let run = r#"{"run":"x"}"#.replace('x', new_id.file_name().unwrap().to_str().unwrap());
-    let writes = [
-        (
-            "/api/labels/save",
-            format!(r#"{{"image":"{image}","classes":["jeans","carries"]}}"#),
-        ),
-        (
-            "/api/labels/taxonomy",
-            r#"{"classes":["punk"]}"#.to_string(),
-        ),
-        ("/api/bundles/switch", run.clone()),
-    ];
-    let before = std::fs::read_to_string(&labels).unwrap();
-    for (path, body) in &writes {
-        let origin = format!(
-            "POST {path} HTTP/1.1\r\nX-Stylecam-Csrf: {csrf}\r\nOrigin: http://evil.example\r\n"
-        );
-        let (code, b) = request(LOCAL, http, &origin, body);
-        assert_eq!(code, 403, "{path} with a foreign Origin: {b}");
-        let (code, b) = request(
-            LOCAL,
-            http,
-            &format!("POST {path} HTTP/1.1\r\nOrigin: http://127.0.0.1:{http}\r\n"),
-            body,
-        );
-        assert_eq!(code, 403, "{path} without the anti-forgery token: {b}");
-        if let Some(ip) = non_loopback_ip() {
-            let (code, b) = request(
-                ip,
-                http,
-                &format!("POST {path} HTTP/1.1\r\nX-Stylecam-Csrf: {csrf}\r\n"),
-                body,
-            );
-            assert_eq!(code, 401, "{path} from {ip} without the token: {b}");
-        } else {
-            available("a non-loopback address on this machine", false);
-        }
-    }
-    assert_eq!(
-        std::fs::read_to_string(&labels).unwrap(),
-        before,
-        "a refused write changed labels.csv"
-    );
-    assert_eq!(
-        std::fs::read_link(&current).unwrap(),
-        demo_id,
-        "a refused write moved current"
-    );
+    support::refused_writes_change_nothing(http, image, &new_id, &labels, &current, &demo_id);
     assert!(
         !daemon.log_text().contains("reload failed"),
         "{}",
