@@ -3,7 +3,7 @@
 //! store's `current` link) collects crops; in Chromium
 //! (`tests/browser/teach_e2e.mjs`) a new taxonomy is written on the Labels
 //! view and crops are labelled by keyboard with the committed vtest labels
-//! (`tests/data/vtest-people`, matched by box), and labels.csv holds
+//! (`tests/data/vtest-people`, matched by frame and box), and labels.csv holds
 //! exactly what was clicked; a quick training from the Train view shows its
 //! progress and comparison (docs/images/teach-compare.png with
 //! `PAGE_SCREENSHOTS=docs/images`); after Switch the next `people` events
@@ -92,10 +92,10 @@ fn teach_e2e_collect_label_train_switch_rollback_in_chromium() {
             (p.id.clone(), on)
         })
         .collect();
-    let views: Vec<(String, BoxF)> = views
+    let views: Vec<(String, u32, BoxF)> = views
         .into_iter()
         .filter(|v| v.frame < FRAMES)
-        .map(|v| (v.person, v.bbox))
+        .map(|v| (v.person, v.frame, v.bbox))
         .collect();
 
     let broker = Mosquitto::start(free_port());
@@ -183,7 +183,9 @@ features = "{lite0}"
     let plan = loop {
         let plan: BTreeMap<String, (String, Vec<String>)> = sidecars(&collect)
             .into_iter()
-            .filter_map(|(image, s)| truth(&s, &people, &views).map(|t| (image, (s.person, t))))
+            .filter_map(|(image, s)| {
+                truth(&s, FRAMES, &people, &views).map(|t| (image, (s.person, t)))
+            })
             .collect();
         let persons = |c: &str, on: bool| {
             plan.values()
@@ -201,7 +203,7 @@ features = "{lite0}"
         }
         assert!(
             t.elapsed() < Duration::from_secs(90),
-            "collected {} crops, {} matched by box, in 90 s; log:\n{}",
+            "collected {} crops, {} matched by frame and box, in 90 s; log:\n{}",
             sidecars(&collect).len(),
             plan.len(),
             daemon.log_text()
@@ -272,7 +274,7 @@ features = "{lite0}"
         .map(|d| plan[d["image"].as_str().unwrap()].0.as_str())
         .collect();
     eprintln!(
-        "teach e2e: {} crops collected, {} matched by box, {} labelled ({} people, {} passed by) at {:.0} s",
+        "teach e2e: {} crops collected, {} matched by frame and box, {} labelled ({} people, {} passed by) at {:.0} s",
         sidecars(&collect).len(),
         plan.len(),
         done.len(),

@@ -82,9 +82,13 @@ async function label(page) {
   const seen = new Set();
   while (result.labelled.length < count) {
     const image = await currentImage();
-    if (!image || seen.has(image)) break;
+    if (!image) {
+      // Past the page's last crop (it was saved): the next page, if any.
+      if (!(await nextPage(image))) break;
+      continue;
+    }
+    const want = seen.has(image) ? null : plan[image];
     seen.add(image);
-    const want = plan[image];
     if (!want) {
       await page.keyboard.press("ArrowRight");
       const moved = await until("the next crop", 2_000, async () => (await currentImage()) !== image).catch(() => false);

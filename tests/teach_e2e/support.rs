@@ -91,20 +91,42 @@ pub(super) fn sidecars(dir: &Path) -> BTreeMap<String, Sidecar> {
     out
 }
 
-/// The TAXONOMY classes of a crop by its box: those of the labelled
-/// person whose view (in the first FRAMES frames) overlaps it most, by IoU
-/// 0.35 at least; None when no view does.
+/// The TAXONOMY classes of a crop (as scripts/vtest_labels.py matches
+/// them): the frame is the sidecar's `seq` modulo `frames` (the files
+/// camera loops over them in order); each labelled person's view nearest
+/// that frame, at most 5 frames away, grown by the people stage's margin
+/// (0.1) and clipped to the frame, is compared with the crop's box; the
+/// best IoU, at least 0.5, names the person. None when nobody matches.
 pub(super) fn truth(
     s: &Sidecar,
+    frames: u32,
     people: &BTreeMap<String, Vec<String>>,
-    views: &[(String, BoxF)],
+    views: &[(String, u32, BoxF)],
 ) -> Option<Vec<String>> {
+    let frame = (s.seq % u64::from(frames)) as u32;
     let [x, y, w, h] = s.bbox.map(|v| v as f32);
-    let b = BoxF::new(x, y, x + w, y + h);
-    views
-        .iter()
-        .map(|(p, v)| (v.iou(&b), p))
-        .filter(|(iou, _)| *iou >= 0.35)
+    let crop = BoxF::new(x, y, x + w, y + h);
+    let (fw, fh) = (s.frame[0] as f32, s.frame[1] as f32);
+    let mut nearest: BTreeMap<&str, (u32, &BoxF)> = BTreeMap::new();
+    for (p, f, b) in views {
+        let d = f.abs_diff(frame);
+        if d <= 5 && nearest.get(p.as_str()).is_none_or(|(n, _)| d < *n) {
+            nearest.insert(p, (d, b));
+        }
+    }
+    nearest
+        .into_iter()
+        .map(|(p, (_, v))| {
+            let (dx, dy) = (v.width() * 0.1, v.height() * 0.1);
+            let g = BoxF::new(
+                (v.x0 - dx).max(0.0),
+                (v.y0 - dy).max(0.0),
+                (v.x1 + dx).min(fw),
+                (v.y1 + dy).min(fh),
+            );
+            (g.iou(&crop), p)
+        })
+        .filter(|(iou, _)| *iou >= 0.5)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, p)| people[p].clone())
 }
