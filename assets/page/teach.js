@@ -83,6 +83,8 @@
     const key = run.id + " " + run.state;
     if (key === shown) return;
     shown = key;
+    // "…started." is stale once the run has ended.
+    if (run.state !== "running") say("", false);
     if (run.state === "finished") drawReport(run.id, run.report);
     else $("teach-result").hidden = true;
   }
