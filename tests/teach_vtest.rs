@@ -2,7 +2,7 @@
 //! show"): the people of vtest.avi labelled by eye
 //! (`tests/data/vtest-people`), their crops regenerated from the video the
 //! way the box makes them (the people stage's margin, `detect::people::crop`,
-//! the bundle's resize, the head band blurred), the quick trainer on the
+//! the bundle's resize, the person's head blurred), the quick trainer on the
 //! training people, and the new bundle judged on the test people (frames
 //! 400–794) per crop and per person (the daemon's median of views, then its
 //! decision) against scikit-learn's linear probe on the same frozen
