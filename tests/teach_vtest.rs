@@ -422,3 +422,62 @@ fn vtest_labels_are_consistent() {
             .all(|v| side.contains(&v.frame)));
     }
 }
+
+/// scripts/vtest_labels.py (teach-demo.sh's labelling step) on crops with
+/// the box's sidecars (`seq` = the frame, `box` = the person's box grown
+/// by the margin): every training person's crop gets its own person's
+/// labels, the same rows `regenerate` wrote; a crop whose frame is far
+/// from every view of its person, or whose box is elsewhere, is left out.
+#[test]
+fn vtest_labels_py_labels_collected_crops_by_frame_and_box() {
+    let Some(data) = crate::people::ssdlite_data() else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("collect");
+    let spec = stylecam::preprocess::Spec::imagenet(
+        224,
+        224,
+        stylecam::preprocess::ResizeMode::ShorterSideCrop,
+    );
+    let crops = regenerate(&data.join("video"), "train", &spec, Some(0.2), &dir);
+    let want = std::fs::read_to_string(dir.join("labels.csv")).unwrap();
+    std::fs::remove_file(dir.join("labels.csv")).unwrap();
+    // Two crops the script must leave out: one moved 50 frames away from
+    // its person's views, one whose box moved to an empty corner.
+    let edit = |c: &Crop, f: &dyn Fn(&mut serde_json::Value)| {
+        let path = dir.join(c.image.replace(".png", ".json"));
+        let mut v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        f(&mut v);
+        std::fs::write(&path, v.to_string()).unwrap();
+        c.image.clone()
+    };
+    let far = edit(&crops[0], &|v| {
+        v["seq"] = (v["seq"].as_u64().unwrap() + 50).into()
+    });
+    let moved = edit(&crops[crops.len() / 2], &|v| {
+        v["box"] = serde_json::json!([0, 0, 20, 40]);
+    });
+    let out = std::process::Command::new("python3")
+        .arg(repo().join("scripts/vtest_labels.py"))
+        .args(["apply", "--collect"])
+        .arg(&dir)
+        .arg("--labels")
+        .arg(repo().join("tests/data/vtest-people"))
+        .arg("--out")
+        .arg(work.path().join("labels.csv"))
+        .args(["--split", "train"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", output_text(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("2 crop(s) matched nobody"), "{text}");
+    let got = std::fs::read_to_string(work.path().join("labels.csv")).unwrap();
+    let rows =
+        |t: &str| -> std::collections::BTreeSet<String> { t.lines().map(str::to_string).collect() };
+    let mut expected = rows(&want);
+    expected.retain(|l| !l.starts_with(&format!("{far},")) && !l.starts_with(&format!("{moved},")));
+    assert_eq!(rows(&got), expected);
+    assert_eq!(rows(&got).len(), crops.len() - 2 + 1, "rows and the header");
+}
