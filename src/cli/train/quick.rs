@@ -89,7 +89,8 @@ pub fn run(a: &TrainArgs) -> Result<()> {
         cache: a.cache.clone(),
         val_fraction: a.val_fraction,
         seed: a.seed,
-        low_priority: false,
+        // Beside a running daemon: its threads keep their priority.
+        low_priority: true,
     };
     let bar = ProgressBar::new(1);
     bar.set_style(
