@@ -26,9 +26,10 @@ pub struct CollectConfig {
     pub min_interval_ms: u64,
     /// Crops older than this are deleted (at start and while running).
     pub retention_days: u32,
-    /// Blur the top band of each crop (the head) before it is written.
+    /// Blur the person's head (the top of the person's box, where it lands
+    /// in the crop) before the crop is written.
     pub blur_head: bool,
-    /// That band's height, a fraction of the crop's height.
+    /// The head's height, a fraction of the person's box's height.
     pub head_fraction: f32,
 }
 
