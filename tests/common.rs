@@ -593,3 +593,29 @@ pub fn metric(port: u16, series: &str) -> Option<f64> {
             .sum(),
     )
 }
+
+/// tests/browser: the page tests' scripts and their playwright-core.
+pub fn browser_dir() -> PathBuf {
+    repo().join("tests/browser")
+}
+
+/// Debian's chromium (or the older chromium-browser name).
+pub fn chromium() -> Option<PathBuf> {
+    ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+}
+
+/// A browser test can run: chromium, node, and tests/browser's
+/// playwright-core (`npm ci` there).
+pub fn browser_ready() -> bool {
+    chromium().is_some()
+        && std::process::Command::new("node")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+        && browser_dir()
+            .join("node_modules/playwright-core/package.json")
+            .exists()
+}

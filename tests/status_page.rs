@@ -18,27 +18,6 @@ const TOKEN: &str = "page-test-token-7f3a";
 /// The privacy mask on `door`, fractions of the frame.
 const MASK: [f32; 4] = [0.0, 0.0, 0.5, 0.5];
 
-fn browser_dir() -> PathBuf {
-    repo().join("tests/browser")
-}
-
-fn chromium() -> Option<PathBuf> {
-    ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-}
-
-fn node_ready() -> bool {
-    Command::new("node")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-        && browser_dir()
-            .join("node_modules/playwright-core/package.json")
-            .exists()
-}
-
 /// `n` YUYV frames of each photo in turn: the picture changes every `n`
 /// frames.
 fn alternating(dir: &Path, photos: &[&str], w: u32, h: u32, n: usize) -> Vec<PathBuf> {
@@ -61,7 +40,7 @@ fn alternating(dir: &Path, photos: &[&str], w: u32, h: u32, n: usize) -> Vec<Pat
 fn the_status_page_in_chromium_shows_cameras_tags_masks_and_refuses_strangers() {
     if !available(
         "chromium (Debian's package) and node with tests/browser's playwright-core (npm ci)",
-        chromium().is_some() && node_ready(),
+        browser_ready(),
     ) {
         return;
     }

@@ -15,11 +15,10 @@
 
 use crate::common::*;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use stylecam::detect::BoxF;
-use support::{browse, browser_dir, sidecars, tags_after, truth, wait_tagged};
+use support::{browse, sidecars, tags_after, truth, wait_tagged};
 
 mod support;
 
@@ -32,14 +31,7 @@ const TOKEN: &str = "e2e-token-5d0a";
 
 #[test]
 fn teach_e2e_collect_label_train_switch_rollback_in_chromium() {
-    let ready = Path::new("/usr/bin/chromium").exists()
-        && Command::new("node")
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-        && browser_dir()
-            .join("node_modules/playwright-core/package.json")
-            .exists();
+    let ready = browser_ready();
     if !available(
         "chromium and node with tests/browser's playwright-core (npm ci)",
         ready,

@@ -5,20 +5,9 @@
 
 use super::*;
 
-fn browser_dir() -> PathBuf {
-    repo().join("tests/browser")
-}
-
 #[test]
 fn twenty_crops_labelled_by_keyboard_in_chromium() {
-    let ready = Path::new("/usr/bin/chromium").exists()
-        && Command::new("node")
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-        && browser_dir()
-            .join("node_modules/playwright-core/package.json")
-            .exists();
+    let ready = browser_ready();
     if !available(
         "chromium and node with tests/browser's playwright-core (npm ci)",
         ready,

@@ -6,17 +6,13 @@ use crate::common::*;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 use stylecam::collect::Sidecar;
 use stylecam::detect::BoxF;
 
 const LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
-
-pub(super) fn browser_dir() -> PathBuf {
-    repo().join("tests/browser")
-}
 
 /// One raw HTTP/1.1 request to ip:port: (status, body).
 pub(super) fn request(ip: IpAddr, port: u16, head: &str, body: &str) -> (u16, String) {

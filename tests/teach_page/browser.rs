@@ -10,21 +10,10 @@
 use super::*;
 use std::process::Command;
 
-fn browser_dir() -> PathBuf {
-    repo().join("tests/browser")
-}
-
 #[cfg(feature = "train")]
 #[test]
 fn teach_page_train_check_switch_rollback_in_chromium() {
-    let ready = Path::new("/usr/bin/chromium").exists()
-        && Command::new("node")
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-        && browser_dir()
-            .join("node_modules/playwright-core/package.json")
-            .exists();
+    let ready = browser_ready();
     if !available(
         "chromium and node with tests/browser's playwright-core (npm ci)",
         ready,
