@@ -150,6 +150,10 @@ fn generate_config_prints_every_key() {
                 detect_every: 2,
                 ..PeopleConfig::default()
             },
+            motion: MotionConfig {
+                threshold: 20,
+                ..MotionConfig::default()
+            },
         };
     }
     let mut serialized = BTreeSet::new();

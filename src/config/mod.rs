@@ -266,6 +266,9 @@ pub struct Analysis {
     /// `people` mode's tracker and classification schedule.
     #[serde(default)]
     pub people: PeopleConfig,
+    /// `people` mode: where the detector looks.
+    #[serde(default)]
+    pub motion: MotionConfig,
 }
 
 /// `analyze`: what a camera tags.
@@ -339,6 +342,19 @@ pub struct PeopleConfig {
     pub min_crop_height: u32,
     /// The crop is the box grown by this fraction of its size per side.
     pub margin: f32,
+    /// The detector runs at most this often per second, whatever the
+    /// camera delivers (0 = on every `detect_every`-th frame).
+    pub detect_fps: f32,
+    /// A person who has not moved is re-detected this often (so that they
+    /// do not leave while standing still); one who moves, whenever the
+    /// detector runs.
+    pub stationary_interval_ms: u64,
+    /// At most this many regions go through the detector on one frame;
+    /// more wait for the next detector frame (counted as deferred).
+    pub max_regions: u32,
+    /// When the regions would cover more than this share of the frame,
+    /// the detector sees the whole frame once instead.
+    pub whole_frame_at: f32,
 }
 
 impl Default for PeopleConfig {
@@ -357,6 +373,49 @@ impl Default for PeopleConfig {
             max_crops_per_frame: 8,
             min_crop_height: 48,
             margin: 0.1,
+            detect_fps: 5.0,
+            stationary_interval_ms: 5000,
+            max_regions: 4,
+            whole_frame_at: 0.6,
+        }
+    }
+}
+
+/// `[cameras.motion]`: where something moves, on a small grey image of
+/// each frame (people mode: the detector looks only there and around the
+/// people already tracked; docs/people-mode.md "Motion").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MotionConfig {
+    /// Off: the detector sees the whole frame at `people.detect_fps`.
+    pub enabled: bool,
+    /// The grey image's height in pixels (its width keeps the frame's shape).
+    pub frame_height: u32,
+    /// A pixel moves when it differs from the running average by more than
+    /// this many grey levels (1..=255).
+    pub threshold: u8,
+    /// Moving areas smaller than this many pixels of the grey image are ignored.
+    pub contour_area: u32,
+    /// Stretch each grey image's contrast (dark scenes) before comparing.
+    pub improve_contrast: bool,
+    /// How fast the running average follows the scene (0..1 per frame):
+    /// slow lighting drift is absorbed, a person is not.
+    pub frame_alpha: f32,
+    /// When more than this share of the image moves at once (lights switched
+    /// on or off), the average is recalibrated instead of reporting motion.
+    pub lightning_threshold: f32,
+}
+
+impl Default for MotionConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            frame_height: 100,
+            threshold: 30,
+            contour_area: 10,
+            improve_contrast: true,
+            frame_alpha: 0.01,
+            lightning_threshold: 0.8,
         }
     }
 }
@@ -459,6 +518,8 @@ struct RawCameraTable {
     #[serde(default, skip_serializing_if = "is_default")]
     people: PeopleConfig,
     #[serde(default, skip_serializing_if = "is_default")]
+    motion: MotionConfig,
+    #[serde(default, skip_serializing_if = "is_default")]
     collect: bool,
     #[serde(flatten)]
     camera: RawCamera,
@@ -476,6 +537,7 @@ impl From<RawCameraTable> for CameraConfig {
             regions: t.regions,
             masks: t.masks,
             people: t.people,
+            motion: t.motion,
         };
         c.collect = t.collect;
         c
@@ -490,6 +552,7 @@ impl From<CameraConfig> for RawCameraTable {
             regions: a.regions,
             masks: a.masks,
             people: a.people,
+            motion: a.motion,
             collect: c.collect,
             camera: c.into(),
         }

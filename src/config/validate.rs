@@ -697,7 +697,7 @@ fn validate_analysis(i: usize, a: &super::Analysis) -> Result<(), ConfigError> {
         ));
     }
     let p = &a.people;
-    let checks: [(&str, bool, &str, &str); 10] = [
+    let checks: [(&str, bool, &str, &str); 14] = [
         (
             "people.detect_every",
             (1..=100).contains(&p.detect_every),
@@ -770,22 +770,92 @@ fn validate_analysis(i: usize, a: &super::Analysis) -> Result<(), ConfigError> {
             "must be in 100..=60000 (a lost person stays in view, and in every frame's matching, this long)",
             "set max_missed_ms = 1500",
         ),
+        (
+            "people.detect_fps",
+            p.detect_fps.is_finite() && (0.0..=60.0).contains(&p.detect_fps),
+            "must be in 0..=60 (detector runs per second; 0 = every detect_every-th frame)",
+            "set detect_fps = 5 (people walking are tracked between detector runs)",
+        ),
+        // Longer than a lost track may coast, a person who stood still
+        // would be dropped between two looks.
+        (
+            "people.stationary_interval_ms",
+            (100..=60_000).contains(&p.stationary_interval_ms),
+            "must be in 100..=60000",
+            "set stationary_interval_ms = 5000",
+        ),
+        // Each region is one detector run: the cost of a frame grows with it.
+        (
+            "people.max_regions",
+            (1..=16).contains(&p.max_regions),
+            "must be in 1..=16 (each region is one detector run)",
+            "set max_regions = 4",
+        ),
+        (
+            "people.whole_frame_at",
+            p.whole_frame_at > 0.0 && p.whole_frame_at <= 1.0,
+            "must be above 0 and at most 1 (a share of the frame)",
+            "set whole_frame_at = 0.6",
+        ),
     ];
     for (k, ok, problem, fix) in checks {
         if !ok {
-            let value = toml::to_string(p)
-                .ok()
-                .and_then(|t| {
-                    let field = k.trim_start_matches("people.");
-                    t.lines()
-                        .find(|l| l.starts_with(&format!("{field} =")))
-                        .map(|l| l.split_once('=').unwrap().1.trim().to_string())
-                })
-                .unwrap_or_default();
+            let value = toml_value(p, k.trim_start_matches("people."));
+            return Err(err(&key(k), value, problem, fix));
+        }
+    }
+    let m = &a.motion;
+    let checks: [(&str, bool, &str, &str); 5] = [
+        (
+            "motion.frame_height",
+            (24..=720).contains(&m.frame_height),
+            "must be in 24..=720 (pixels of the grey image motion is found on)",
+            "set frame_height = 100",
+        ),
+        (
+            "motion.threshold",
+            m.threshold >= 1,
+            "must be in 1..=255 (grey levels)",
+            "set threshold = 30",
+        ),
+        (
+            "motion.contour_area",
+            m.contour_area >= 1,
+            "must be at least 1 (pixels of the grey image)",
+            "set contour_area = 10",
+        ),
+        (
+            "motion.frame_alpha",
+            m.frame_alpha > 0.0 && m.frame_alpha < 1.0,
+            "must be between 0 and 1",
+            "set frame_alpha = 0.01",
+        ),
+        (
+            "motion.lightning_threshold",
+            m.lightning_threshold > 0.0 && m.lightning_threshold <= 1.0,
+            "must be above 0 and at most 1 (a share of the image)",
+            "set lightning_threshold = 0.8",
+        ),
+    ];
+    for (k, ok, problem, fix) in checks {
+        if !ok {
+            let value = toml_value(m, k.trim_start_matches("motion."));
             return Err(err(&key(k), value, problem, fix));
         }
     }
     Ok(())
+}
+
+/// `field`'s value in `table` as TOML writes it (for error messages).
+fn toml_value<T: serde::Serialize>(table: &T, field: &str) -> String {
+    toml::to_string(table)
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with(&format!("{field} =")))
+                .map(|l| l.split_once('=').unwrap().1.trim().to_string())
+        })
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

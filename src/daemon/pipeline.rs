@@ -477,6 +477,7 @@ fn outline(id: String, b: &BoxF, w: u32, h: u32) -> Outline {
             (b.x1 / w).clamp(0.0, 1.0),
             (b.y1 / h).clamp(0.0, 1.0),
         ],
+        kind: "subject",
     }
 }
 

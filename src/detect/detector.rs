@@ -64,4 +64,19 @@ impl Detector {
         let outputs = self.graph.run(&self.input)?;
         decode_down_to(&self.spec, &outputs, &g, min_score).map_err(InferError::Run)
     }
+
+    /// Detections in `regions` of the frame (squares in frame pixels, each
+    /// resized to the detector's input: one run each), mapped back to the
+    /// frame and de-duplicated where regions overlap; down to `min_score`.
+    pub fn detect_regions(
+        &mut self,
+        rgb: &[u8],
+        width: u32,
+        height: u32,
+        regions: &[super::BoxF],
+        min_score: f32,
+    ) -> Result<Vec<Detection>, InferError> {
+        let _ = (rgb, width, height, regions, min_score);
+        todo!("issue 36: regions helper")
+    }
 }

@@ -24,7 +24,9 @@ pub mod decode;
 pub mod detector;
 pub mod input;
 pub mod mask;
+pub mod motion;
 pub mod people;
+pub mod regions;
 pub mod track;
 
 pub use crate::bundle::detector as spec;

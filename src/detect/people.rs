@@ -16,12 +16,16 @@
 //! deferred), so a crowd spreads over the next frames instead of piling
 //! work on one.
 
+use super::motion::{Motion, Moved};
+use super::regions::{Plan, Planner};
 use super::track::{TrackId, Tracker, TrackerConfig};
 use super::{BoxF, Detection, Detector};
-use crate::config::PeopleConfig;
+use crate::capture::Frame;
+use crate::config::{MotionConfig, PeopleConfig, Shape};
 use crate::infer::InferError;
 use crate::preprocess::kernels::Rect;
 use std::collections::HashMap;
+use std::time::Duration;
 
 /// When a track was last classified.
 #[derive(Debug, Clone, Copy)]
@@ -111,11 +115,55 @@ pub struct Step {
     pub deferred: usize,
     /// Confirmed tracks in view after this frame.
     pub active: usize,
+    /// Motion on this frame (`None`: motion is off, or [`PeopleStage::step`]).
+    pub moved: Option<Moved>,
+    /// What motion cost on this frame, the grey image included.
+    pub motion_cost: Duration,
+    /// Where the detector looked on this frame (`None`: it did not run).
+    pub plan: Option<Plan>,
+    /// Regions left for a later detector frame (over `max_regions`).
+    pub regions_deferred: usize,
+}
+
+/// A frame's RGB8 pixels with the masks painted, made by
+/// [`PeopleStage::step_frame`] only when the detector or a crop needed it.
+#[derive(Debug, Clone)]
+pub struct Rgb {
+    pub data: Vec<u8>,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// Why a frame could not go through the people stage.
+#[derive(Debug)]
+pub enum StageError {
+    /// The frame does not convert (to grey or RGB).
+    Frame(crate::preprocess::PreprocessError),
+    Detector(InferError),
+}
+
+impl std::fmt::Display for StageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Frame(e) => write!(f, "{e}"),
+            Self::Detector(e) => write!(f, "person detector: {e}"),
+        }
+    }
 }
 
 pub struct PeopleStage {
     detector: Detector,
     schedule: Schedule,
+    /// Where the detector looks ([`step_frame`](Self::step_frame)).
+    looker: Looker,
+}
+
+/// Motion, the region planner and the detector's pace for one camera.
+struct Looker {
+    motion: Option<Motion>,
+    motion_config: MotionConfig,
+    planner: Planner,
+    masks: Vec<Shape>,
 }
 
 /// The tracker and the classification schedule (everything of the people
@@ -131,12 +179,60 @@ pub struct Schedule {
 }
 
 impl PeopleStage {
+    /// Whole-frame detection on every `detect_every`-th frame ([`step`](Self::step)).
     pub fn new(detector: Detector, config: PeopleConfig) -> Self {
+        let off = MotionConfig {
+            enabled: false,
+            ..MotionConfig::default()
+        };
+        Self::with_motion(detector, config, &off, vec![])
+    }
+
+    /// The daemon's stage ([`step_frame`](Self::step_frame)): motion (when
+    /// `motion.enabled`) decides where the detector looks; `masks` are
+    /// painted into every grey image and RGB frame it makes.
+    pub fn with_motion(
+        detector: Detector,
+        config: PeopleConfig,
+        motion: &MotionConfig,
+        masks: Vec<Shape>,
+    ) -> Self {
         let high = detector.spec().score_threshold;
+        let spec = detector.spec();
+        let planner = Planner::new(
+            (spec.width, spec.height),
+            config.max_regions,
+            config.whole_frame_at,
+        );
         Self {
             detector,
+            looker: Looker {
+                motion: motion.enabled.then(|| Motion::new(motion)),
+                motion_config: motion.clone(),
+                planner,
+                masks,
+            },
             schedule: Schedule::new(config, high),
         }
+    }
+
+    /// One frame as captured, `dt_ms` after the previous one: motion on
+    /// its grey image, then — only where needed — the detector on regions
+    /// of its (masked) RGB, which is returned when it was made (for crops).
+    pub fn step_frame(
+        &mut self,
+        frame: &Frame,
+        dt_ms: u64,
+    ) -> Result<(Step, Option<Rgb>), StageError> {
+        let _ = (
+            frame,
+            dt_ms,
+            &self.looker.motion,
+            &mut self.looker.planner,
+            &self.looker.masks,
+            &self.looker.motion_config,
+        );
+        todo!("issue 36: the lead")
     }
 
     pub fn detector(&self) -> &Detector {

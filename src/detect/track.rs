@@ -206,6 +206,20 @@ impl Tracker {
     }
 
     /// Advances every track by `dt_ms` and assigns this frame's detections.
+    /// [`update`](Self::update) after a detector run that looked only at
+    /// `looked` (squares in frame pixels; `None` = the whole frame): a
+    /// track the run did not look at is not missed by it — it coasts
+    /// without aging toward `max_missed_ms`.
+    pub fn update_looked(
+        &mut self,
+        detections: &[Detection],
+        dt_ms: u64,
+        looked: Option<&[BoxF]>,
+    ) -> Update {
+        let _ = (detections, dt_ms, looked);
+        todo!("issue 36: regions helper")
+    }
+
     pub fn update(&mut self, detections: &[Detection], dt_ms: u64) -> Update {
         let dt = dt_ms as f32 / 1000.0;
         let c = self.config;

@@ -4,6 +4,7 @@
 pub mod collect;
 mod histogram;
 pub mod listener;
+pub mod motion;
 pub mod prometheus;
 pub mod view;
 

@@ -50,6 +50,10 @@ pub struct Outline {
     /// The subject's id: a region's name, a person's track id.
     pub id: String,
     pub rect: [f32; 4],
+    /// What it is: `subject` (a region or a person: `id` names it),
+    /// `motion` (where something moved) or `look` (a square the detector
+    /// looked at).
+    pub kind: &'static str,
 }
 
 /// A subject's latest decision, as the page's chart shows it.
