@@ -255,6 +255,8 @@ pub struct CameraStats {
     reconnects: AtomicU64,
     connect_failures: AtomicU64,
     live: Mutex<Live>,
+    /// People mode: motion and the detector's runs ([`CameraStats::motion`]).
+    motion_stats: motion::MotionStats,
     /// The status page's picture and subjects.
     pub view: view::CameraView,
 }
@@ -353,6 +355,10 @@ pub struct CameraSnapshot {
     /// Frames per second over the last ~10 frames (0 before the second),
     /// to 0.01.
     pub fps: f64,
+    /// People mode: what motion found and what the detector did (absent
+    /// for a camera in another mode).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub motion: Option<motion::MotionSnapshot>,
 }
 
 /// What the running pipeline serves, and how its reloads (SIGHUP) went
@@ -814,6 +820,7 @@ impl Metrics {
                         } else {
                             0.0
                         },
+                        motion: c.motion_stats.snapshot(),
                     }
                 })
                 .collect(),
