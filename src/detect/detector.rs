@@ -1,7 +1,7 @@
 //! The detector stage: an RGB frame in, person detections out.
 
-use super::input::{fill, Geometry};
-use super::{decode::decode_down_to, Detection, DetectorSpec};
+use super::input::{fill, fill_region, Geometry};
+use super::{decode::decode_down_to, nms, regions, BoxF, Detection, DetectorSpec};
 use crate::bundle::Bundle;
 use crate::infer::graph::{self, Graph};
 use crate::infer::{InferError, Options};
@@ -68,15 +68,30 @@ impl Detector {
     /// Detections in `regions` of the frame (squares in frame pixels, each
     /// resized to the detector's input: one run each), mapped back to the
     /// frame and de-duplicated where regions overlap; down to `min_score`.
+    /// A detection a region's inner border cut is dropped when another
+    /// region holds it whole ([`regions::drop_cut`]), then NMS over all;
+    /// best score first, at most the spec's `max_detections`.
     pub fn detect_regions(
         &mut self,
         rgb: &[u8],
         width: u32,
         height: u32,
-        regions: &[super::BoxF],
+        regions: &[BoxF],
         min_score: f32,
     ) -> Result<Vec<Detection>, InferError> {
-        let _ = (rgb, width, height, regions, min_score);
-        todo!("issue 36: regions helper")
+        let mut found = Vec::new();
+        for (i, r) in regions.iter().enumerate() {
+            let g = fill_region(&self.spec, rgb, width, height, *r, &mut self.input);
+            let outputs = self.graph.run(&self.input)?;
+            let got =
+                decode_down_to(&self.spec, &outputs, &g, min_score).map_err(InferError::Run)?;
+            found.extend(got.into_iter().map(|d| (d, i)));
+        }
+        let mut kept = nms(
+            regions::drop_cut(found, regions, width, height),
+            self.spec.nms_iou,
+        );
+        kept.truncate(self.spec.max_detections);
+        Ok(kept)
     }
 }

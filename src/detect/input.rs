@@ -91,14 +91,58 @@ pub fn fill(
     frame_h: u32,
     out: &mut Vec<f32>,
 ) -> Geometry {
-    let g = Geometry::new(spec, frame_w, frame_h);
+    fill_crop(spec, rgb, frame_w, (0, 0, frame_w, frame_h), out)
+}
+
+/// [`fill`] from one region of the frame (frame pixels; rounded outwards
+/// to whole pixels and clipped to the frame), resized to the detector's
+/// input as if it were the whole frame: the same as cropping it first.
+/// The returned geometry maps the input back to frame pixels.
+pub fn fill_region(
+    spec: &DetectorSpec,
+    rgb: &[u8],
+    frame_w: u32,
+    frame_h: u32,
+    region: BoxF,
+    out: &mut Vec<f32>,
+) -> Geometry {
+    let r = region.clip(frame_w as f32, frame_h as f32);
+    let x0 = (r.x0.floor() as u32).min(frame_w.saturating_sub(1));
+    let y0 = (r.y0.floor() as u32).min(frame_h.saturating_sub(1));
+    let w = (r.x1.ceil() as u32)
+        .saturating_sub(x0)
+        .clamp(1, frame_w - x0);
+    let h = (r.y1.ceil() as u32)
+        .saturating_sub(y0)
+        .clamp(1, frame_h - y0);
+    let g = fill_crop(spec, rgb, frame_w, (x0, y0, w, h), out);
+    // Input px = (frame px − origin)·scale + pad.
+    Geometry {
+        pad_x: g.pad_x - x0 as f32 * g.scale_x,
+        pad_y: g.pad_y - y0 as f32 * g.scale_y,
+        frame_w,
+        frame_h,
+        ..g
+    }
+}
+
+/// Fills `out` from the `(x0, y0, w, h)` crop of a packed RGB8 frame
+/// `frame_w` wide; the geometry is the crop's own (crop pixels).
+fn fill_crop(
+    spec: &DetectorSpec,
+    rgb: &[u8],
+    frame_w: u32,
+    (cx, cy, cw, ch): (u32, u32, u32, u32),
+    out: &mut Vec<f32>,
+) -> Geometry {
+    let g = Geometry::new(spec, cw, ch);
     let (iw, ih) = (spec.width as usize, spec.height as usize);
     let (rw, rh) = g.resized();
     let (rw, rh) = (rw.clamp(1, iw), rh.clamp(1, ih));
     let (px, py) = (g.pad_x as usize, g.pad_y as usize);
-    let (fw, fh) = (frame_w as usize, frame_h as usize);
-    let xs = taps(fw, rw);
-    let ys = taps(fh, rh);
+    let (fw, cw, cx, cy) = (frame_w as usize, cw as usize, cx as usize, cy as usize);
+    let xs = taps(cw, rw);
+    let ys = taps(ch as usize, rh);
     let order: [usize; 3] = match spec.channels {
         Channels::Rgb => [0, 1, 2],
         Channels::Bgr => [2, 1, 0],
@@ -107,12 +151,13 @@ pub fn fill(
     out.clear();
     out.resize(3 * iw * ih, pad);
     let plane = iw * ih;
-    let mut row = vec![0f32; fw * 3];
+    let mut row = vec![0f32; cw * 3];
+    let line = |y: usize| {
+        let at = ((cy + y) * fw + cx) * 3;
+        &rgb[at..at + cw * 3]
+    };
     for (oy, &(y0, y1, wy)) in ys.iter().enumerate() {
-        let (r0, r1) = (
-            &rgb[y0 * fw * 3..(y0 + 1) * fw * 3],
-            &rgb[y1 * fw * 3..(y1 + 1) * fw * 3],
-        );
+        let (r0, r1) = (line(y0), line(y1));
         for ((v, &a), &b) in row.iter_mut().zip(r0).zip(r1) {
             *v = a as f32 + (b as f32 - a as f32) * wy;
         }
@@ -200,5 +245,36 @@ mod tests {
         let mut out = vec![];
         fill(&spec, &rgb, 4, 1, &mut out);
         assert_eq!((out[0], out[3]), (20.0, 100.0));
+    }
+
+    #[test]
+    fn a_region_fills_like_its_crop_and_maps_back_to_the_frame() {
+        let mut spec = DetectorSpec::ssdlite("d", "0");
+        spec.width = 5;
+        spec.height = 5;
+        let (w, h) = (23u32, 17u32);
+        let rgb: Vec<u8> = (0..w * h * 3).map(|i| (i * 37 % 251) as u8).collect();
+        // The crop (4, 3) 10×10, cut out by hand.
+        let (x0, y0, side) = (4usize, 3usize, 10usize);
+        let mut crop = Vec::new();
+        for y in y0..y0 + side {
+            let at = (y * w as usize + x0) * 3;
+            crop.extend_from_slice(&rgb[at..at + side * 3]);
+        }
+        let (mut a, mut b) = (vec![], vec![]);
+        fill(&spec, &crop, side as u32, side as u32, &mut a);
+        let region = BoxF::new(4.0, 3.0, 14.0, 13.0);
+        let g = fill_region(&spec, &rgb, w, h, region, &mut b);
+        assert_eq!(a, b);
+        // The input's corners land on the region's corners.
+        let back = g.to_frame(BoxF::new(0.0, 0.0, 5.0, 5.0));
+        assert!(
+            (back.x0 - 4.0).abs() < 1e-4 && (back.y1 - 13.0).abs() < 1e-4,
+            "{back:?}"
+        );
+        // A region past the frame is clipped to it.
+        let g = fill_region(&spec, &rgb, w, h, BoxF::new(15.0, 10.0, 40.0, 30.0), &mut b);
+        let back = g.to_frame(BoxF::new(0.0, 0.0, 5.0, 5.0));
+        assert_eq!(back, BoxF::new(15.0, 10.0, 23.0, 17.0));
     }
 }

@@ -93,6 +93,10 @@ const NEAR: f32 = 0.5;
 /// ...and whose heights are within this ratio.
 const NEAR_HEIGHTS: (f32, f32) = (0.67, 1.5);
 
+/// A region run looked at a track when at least this share of its
+/// predicted box lay in the run's squares.
+const LOOKED: f32 = 0.5;
+
 /// A per-run random track id (16 hex digits on the wire).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TrackId(pub u64);
@@ -216,17 +220,31 @@ impl Tracker {
         dt_ms: u64,
         looked: Option<&[BoxF]>,
     ) -> Update {
-        let _ = (detections, dt_ms, looked);
-        todo!("issue 36: regions helper")
+        self.advance(detections, dt_ms, looked)
     }
 
     pub fn update(&mut self, detections: &[Detection], dt_ms: u64) -> Update {
+        self.advance(detections, dt_ms, None)
+    }
+
+    /// [`update_looked`](Self::update_looked): a track counts as looked at
+    /// when at least [`LOOKED`] of its predicted box lies in the squares.
+    fn advance(&mut self, detections: &[Detection], dt_ms: u64, looked: Option<&[BoxF]>) -> Update {
         let dt = dt_ms as f32 / 1000.0;
         let c = self.config;
         let predicted: Vec<[f32; 4]> = self.tracks.iter().map(|t| t.predicted(dt)).collect();
         let boxes: Vec<BoxF> = predicted.iter().map(|&p| Track::from_state(p)).collect();
+        let seen: Vec<bool> = match looked {
+            None => vec![true; boxes.len()],
+            Some(sq) => boxes
+                .iter()
+                .map(|b| super::regions::covered(b, sq) >= LOOKED)
+                .collect(),
+        };
         let high = |d: &Detection| d.score >= c.high_score;
         let mut m = Matching::new(&boxes, detections);
+        // A track the run did not look at takes no detection.
+        m.free_t = seen.clone();
         let iou = |b: &BoxF, d: &Detection| {
             let iou = b.iou(&d.bbox);
             (iou >= c.min_iou).then_some(1.0 - iou)
@@ -288,7 +306,10 @@ impl Tracker {
                 t.velocity.iter_mut().for_each(|v| *v *= fade);
                 t.bbox = Track::from_state(t.state);
                 t.detected = None;
-                t.missed_ms += dt_ms;
+                // Not looked at, not missed.
+                if seen[i] {
+                    t.missed_ms += dt_ms;
+                }
                 t.age_ms += dt_ms;
                 // A tentative track must be seen on consecutive frames.
                 let gone = t.missed_ms > c.max_missed_ms || (!t.confirmed && t.missed_ms > 0);
