@@ -136,14 +136,29 @@ fn open_people(cfg: &Validated, bundle: &Bundle) -> Result<Vec<Option<PeopleStag
                 kind: cfg.model.backend.as_str(),
                 error,
             })?;
+            let p = &c.analysis.people;
+            let pace = if p.detect_fps > 0.0 {
+                format!("at most {} times a second", p.detect_fps)
+            } else {
+                format!("every {} frame(s)", p.detect_every)
+            };
+            let look = if c.analysis.motion.enabled {
+                format!("where something moves and around the people tracked (squares of up to {} per frame; the whole frame past {:.0}% of it), people standing still every {} ms", p.max_regions, p.whole_frame_at * 100.0, p.stationary_interval_ms)
+            } else {
+                "on the whole frame ([cameras.motion] enabled = false)".to_string()
+            };
             log::info!(
-                "camera {}: people mode — detector {} on {}, every {} frame(s); each tracked person classified when due",
+                "camera {}: people mode — detector {} on {}, {pace}, {look}; each tracked person classified when due",
                 c.name,
                 bundle.manifest.detector.as_ref().map_or("", |d| d.onnx.as_str()),
                 detector.backend(),
-                c.analysis.people.detect_every
             );
-            Ok(Some(PeopleStage::new(detector, c.analysis.people.clone())))
+            Ok(Some(PeopleStage::with_motion(
+                detector,
+                c.analysis.people.clone(),
+                &c.analysis.motion,
+                c.analysis.masks.clone(),
+            )))
         })
         .collect()
 }
@@ -466,6 +481,43 @@ pub(super) fn model_name(bundle: &Bundle) -> String {
     format!("{} {}", bundle.manifest.name, bundle.manifest.version)
 }
 
+/// One frame's motion and detector plan for the camera's statistics.
+fn motion_sample(step: &crate::detect::people::Step) -> crate::telemetry::motion::MotionSample {
+    use crate::detect::regions::Plan;
+    let m = step.moved.as_ref();
+    crate::telemetry::motion::MotionSample {
+        measured: m.is_some(),
+        boxes: m.map_or(0, |m| m.boxes.len() as u32),
+        fraction: m.map_or(0.0, |m| m.fraction),
+        calibrating: m.is_some_and(|m| m.calibrating),
+        recalibrated: m.is_some_and(|m| m.recalibrated),
+        cost: step.motion_cost,
+        detector_runs: match &step.plan {
+            None => 0,
+            Some(Plan::Whole) => 1,
+            Some(Plan::Regions(r)) => r.len() as u32,
+        },
+        whole: matches!(step.plan, Some(Plan::Whole)),
+        regions_deferred: step.regions_deferred as u32,
+    }
+}
+
+/// The frame as RGB8 with the masks painted (for the page's picture of a
+/// frame the detector did not need), or `None` when it does not convert.
+fn masked_rgb(
+    frame: &crate::capture::Frame,
+    masks: &[crate::config::Shape],
+) -> Option<crate::detect::people::Rgb> {
+    let (rgb, width, height) = crate::preprocess::to_rgb8(frame).ok()?;
+    let mut data = rgb.into_owned();
+    crate::detect::mask::paint(&mut data, width, height, masks);
+    Some(crate::detect::people::Rgb {
+        data,
+        width,
+        height,
+    })
+}
+
 /// A box in frame pixels as fractions of the frame.
 fn outline(id: String, b: &BoxF, w: u32, h: u32) -> Outline {
     let (w, h) = (w as f32, h as f32);
@@ -581,6 +633,12 @@ impl CaptureLoop {
     /// in `people` mode the crops of the people due for classification.
     fn prepare(&mut self, frame: crate::capture::Frame, received: Instant) -> Vec<Prepared> {
         let t0 = Instant::now();
+        // People mode paints its masks itself: into the grey image motion
+        // sees, and into the RGB frame only when the detector or a crop
+        // needs one (an idle frame is never converted).
+        if self.mode == AnalyzeMode::People {
+            return self.prepare_people(frame, received);
+        }
         // Masks first: the gate's thumbnail, the model's tensor, a raw
         // frame handed on and every crop are made from the painted frame.
         let frame = match crate::detect::mask::apply(frame, &self.masks) {
@@ -600,7 +658,7 @@ impl CaptureLoop {
                 self.prepare_frame(frame, t0).into_iter().collect()
             }
             AnalyzeMode::Regions => self.prepare_regions(frame),
-            AnalyzeMode::People => self.prepare_people(frame, received),
+            AnalyzeMode::People => unreachable!("people mode returned above"),
         }
     }
 
@@ -661,16 +719,10 @@ impl CaptureLoop {
         self.crops(&frame, &rgb, w, h, &crops)
     }
 
-    /// Detect, track, and the crops of the people due for classification.
+    /// Motion, detect where needed, track, and the crops of the people due
+    /// for classification.
     fn prepare_people(&mut self, frame: crate::capture::Frame, received: Instant) -> Vec<Prepared> {
         let t0 = Instant::now();
-        let (rgb, w, h) = match crate::preprocess::to_rgb8(&frame) {
-            Ok(x) => x,
-            Err(e) => {
-                self.skipped(&e);
-                return vec![];
-            }
-        };
         let dt_ms = self.clock.tick(received);
         self.last_at = Some((frame.captured_at, frame.seq));
         let Some(people) = self.people.as_mut() else {
@@ -679,13 +731,10 @@ impl CaptureLoop {
         for id in self.settled.try_iter() {
             people.settled(id);
         }
-        let step = match people.step(&rgb, w, h, dt_ms) {
+        let (step, rgb) = match people.step_frame(&frame, dt_ms) {
             Ok(s) => s,
             Err(e) => {
-                let e = format!(
-                    "camera #{} frame {}: person detector: {e}",
-                    self.index, frame.seq
-                );
+                let e = format!("camera #{} frame {}: {e}", self.index, frame.seq);
                 self.skipped(&e);
                 return vec![];
             }
@@ -699,13 +748,14 @@ impl CaptureLoop {
         if step.detected {
             self.metrics.time(Stage::Detect, t0.elapsed(), 1);
         }
-        for id in step.entered {
+        self.stats.motion(&motion_sample(&step));
+        for &id in &step.entered {
             let _ = self.notices.send(Notice::Entered {
                 id,
                 at: frame.captured_at,
             });
         }
-        for (id, dwell_ms) in step.left {
+        for &(id, dwell_ms) in &step.left {
             let _ = self.notices.send(Notice::Left {
                 id,
                 at: frame.captured_at,
@@ -715,22 +765,48 @@ impl CaptureLoop {
         }
         let crops: Vec<(Subject, BoxF)> = step
             .crops
-            .into_iter()
-            .map(|(id, b)| (Subject::Person(id), b))
+            .iter()
+            .map(|&(id, b)| (Subject::Person(id), b))
             .collect();
         if crops.is_empty() {
             // Analysed, nothing due: progress all the same.
             self.metrics.frame_analysed();
         }
-        if self.stats.view.snapshot_due() {
-            let outlines = people
-                .in_view()
-                .into_iter()
-                .map(|(id, b)| outline(id.to_string(), &b, w, h))
-                .collect();
-            self.snapshot(&frame, rgb.to_vec(), w, h, outlines);
+        let rgb = if self.stats.view.snapshot_due() {
+            // The page's picture: the masked frame, its people, where
+            // something moved and where the detector looked.
+            let rgb = match rgb {
+                Some(rgb) => Some(rgb),
+                None => masked_rgb(&frame, &self.masks),
+            };
+            if let Some(rgb) = &rgb {
+                let (w, h) = (rgb.width, rgb.height);
+                let mut outlines: Vec<Outline> = people
+                    .in_view()
+                    .into_iter()
+                    .map(|(id, b)| outline(id.to_string(), &b, w, h))
+                    .collect();
+                let moved = step.moved.iter().flat_map(|m| &m.boxes);
+                outlines.extend(moved.map(|b| Outline {
+                    kind: "motion",
+                    ..outline(String::new(), b, w, h)
+                }));
+                if let Some(crate::detect::regions::Plan::Regions(r)) = &step.plan {
+                    outlines.extend(r.iter().map(|b| Outline {
+                        kind: "look",
+                        ..outline(String::new(), b, w, h)
+                    }));
+                }
+                self.snapshot(&frame, rgb.data.clone(), w, h, outlines);
+            }
+            rgb
+        } else {
+            rgb
+        };
+        match rgb {
+            Some(rgb) => self.crops(&frame, &rgb.data, rgb.width, rgb.height, &crops),
+            None => vec![],
         }
-        self.crops(&frame, &rgb, w, h, &crops)
     }
 
     /// Each box of the (masked) RGB frame, prepared like a frame: cut out

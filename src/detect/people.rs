@@ -16,8 +16,8 @@
 //! deferred), so a crowd spreads over the next frames instead of piling
 //! work on one.
 
-use super::motion::{Motion, Moved};
-use super::regions::{Plan, Planner};
+use super::motion::{Luma, Motion, Moved};
+use super::regions::{Plan, Planned, Planner};
 use super::track::{TrackId, Tracker, TrackerConfig};
 use super::{BoxF, Detection, Detector};
 use crate::capture::Frame;
@@ -25,7 +25,7 @@ use crate::config::{MotionConfig, PeopleConfig, Shape};
 use crate::infer::InferError;
 use crate::preprocess::kernels::Rect;
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// When a track was last classified.
 #[derive(Debug, Clone, Copy)]
@@ -158,12 +158,30 @@ pub struct PeopleStage {
     looker: Looker,
 }
 
-/// Motion, the region planner and the detector's pace for one camera.
+/// Motion, the region planner and who stands still, for one camera.
 struct Looker {
     motion: Option<Motion>,
-    motion_config: MotionConfig,
     planner: Planner,
     masks: Vec<Shape>,
+    /// Per track: where its box settled, since when, when last looked at.
+    still: HashMap<TrackId, Still>,
+    /// Look at the whole frame on the next detector frame (the first, and
+    /// after motion recalibrated: somebody may stand still in view).
+    whole_next: bool,
+    clock_ms: u64,
+}
+
+/// A person's box overlapping where it settled by this much...
+const STILL_IOU: f32 = 0.7;
+/// ...for this long stands still: looked at only every
+/// `stationary_interval_ms` (or where motion is).
+const STILL_AFTER_MS: u64 = 3000;
+
+#[derive(Debug, Clone, Copy)]
+struct Still {
+    anchor: BoxF,
+    since_ms: u64,
+    looked_ms: u64,
 }
 
 /// The tracker and the classification schedule (everything of the people
@@ -208,9 +226,11 @@ impl PeopleStage {
             detector,
             looker: Looker {
                 motion: motion.enabled.then(|| Motion::new(motion)),
-                motion_config: motion.clone(),
                 planner,
                 masks,
+                still: HashMap::new(),
+                whole_next: true,
+                clock_ms: 0,
             },
             schedule: Schedule::new(config, high),
         }
@@ -224,19 +244,71 @@ impl PeopleStage {
         frame: &Frame,
         dt_ms: u64,
     ) -> Result<(Step, Option<Rgb>), StageError> {
-        let _ = (
-            frame,
-            dt_ms,
-            &self.looker.motion,
-            &mut self.looker.planner,
-            &self.looker.masks,
-            &self.looker.motion_config,
-        );
-        todo!("issue 36: the lead")
-    }
-
-    pub fn detector(&self) -> &Detector {
-        &self.detector
+        let t0 = Instant::now();
+        let looker = &mut self.looker;
+        let moved = match &mut looker.motion {
+            Some(m) => {
+                let luma = Luma::of(frame, m.config().frame_height, &looker.masks)
+                    .map_err(StageError::Frame)?;
+                Some(m.update(&luma))
+            }
+            None => None,
+        };
+        let motion_cost = t0.elapsed();
+        looker.clock_ms += dt_ms;
+        if moved.as_ref().is_some_and(|m| m.recalibrated) {
+            looker.whole_next = true;
+        }
+        let finish = |mut step: Step, plan, deferred| {
+            step.moved = moved.clone();
+            step.motion_cost = motion_cost;
+            step.plan = plan;
+            step.regions_deferred = deferred;
+            step
+        };
+        let wanted = if self.schedule.detector_due(dt_ms) {
+            self.looker.wanted(
+                moved.as_ref(),
+                self.schedule.tracker.tracks(),
+                &self.schedule.config,
+            )
+        } else {
+            None
+        };
+        let Some(wanted) = wanted else {
+            let step = self
+                .schedule
+                .step_looked(None, None, frame.width, frame.height, dt_ms);
+            return Ok((finish(step, None, 0), None));
+        };
+        let (rgb, w, h) = crate::preprocess::to_rgb8(frame).map_err(StageError::Frame)?;
+        let mut rgb = rgb.into_owned();
+        super::mask::paint(&mut rgb, w, h, &self.looker.masks);
+        let Planned { plan, deferred } = match wanted {
+            Wanted::Whole => Planned {
+                plan: Plan::Whole,
+                deferred: 0,
+            },
+            Wanted::Boxes(b) => self.looker.planner.plan(&b, w, h),
+        };
+        let low = self.schedule.low_score();
+        let found = match &plan {
+            Plan::Whole => self.detector.detect_down_to(&rgb, w, h, low),
+            Plan::Regions(r) => self.detector.detect_regions(&rgb, w, h, r, low),
+        }
+        .map_err(StageError::Detector)?;
+        let looked = match &plan {
+            Plan::Whole => None,
+            Plan::Regions(r) => Some(r.as_slice()),
+        };
+        let step = self.schedule.step_looked(Some(&found), looked, w, h, dt_ms);
+        self.looker.looked(self.schedule.tracker.tracks(), looked);
+        let rgb = Rgb {
+            data: rgb,
+            width: w,
+            height: h,
+        };
+        Ok((finish(step, Some(plan), deferred), Some(rgb)))
     }
 
     /// One RGB8 frame (masks painted), `dt_ms` after the previous one.
@@ -282,6 +354,70 @@ impl PeopleStage {
     }
 }
 
+/// What the detector should look at on a frame it may run on.
+enum Wanted {
+    Whole,
+    /// Boxes (frame pixels) to plan regions around; never empty.
+    Boxes(Vec<BoxF>),
+}
+
+impl Looker {
+    /// What needs looking at: the whole frame with motion off (or once
+    /// after a start or a recalibration); else motion's boxes, the people
+    /// who move, and those standing still whose `stationary_interval_ms`
+    /// is up. `None`: nothing (the detector does not run).
+    fn wanted(
+        &mut self,
+        moved: Option<&Moved>,
+        tracks: &[super::track::Track],
+        config: &PeopleConfig,
+    ) -> Option<Wanted> {
+        let Some(moved) = moved else {
+            return Some(Wanted::Whole);
+        };
+        if std::mem::take(&mut self.whole_next) {
+            return Some(Wanted::Whole);
+        }
+        let now = self.clock_ms;
+        let mut boxes = if moved.calibrating {
+            vec![]
+        } else {
+            moved.boxes.clone()
+        };
+        for t in tracks {
+            let still = self.still.get(&t.id);
+            let standing = still.is_some_and(|s| now - s.since_ms >= STILL_AFTER_MS);
+            let due = still.is_none_or(|s| now - s.looked_ms >= config.stationary_interval_ms);
+            if !standing || due {
+                boxes.push(t.bbox);
+            }
+        }
+        (!boxes.is_empty()).then_some(Wanted::Boxes(boxes))
+    }
+
+    /// After a detector run that looked at `looked` (`None`: everything):
+    /// who moved, who was looked at; tracks gone are forgotten.
+    fn looked(&mut self, tracks: &[super::track::Track], looked: Option<&[BoxF]>) {
+        let now = self.clock_ms;
+        self.still
+            .retain(|id, _| tracks.iter().any(|t| t.id == *id));
+        for t in tracks {
+            let s = self.still.entry(t.id).or_insert(Still {
+                anchor: t.bbox,
+                since_ms: now,
+                looked_ms: now,
+            });
+            if t.bbox.iou(&s.anchor) < STILL_IOU {
+                s.anchor = t.bbox;
+                s.since_ms = now;
+            }
+            if looked.is_none_or(|l| inside(&t.bbox, l)) {
+                s.looked_ms = now;
+            }
+        }
+    }
+}
+
 impl Schedule {
     /// `high_score`: the detector's `score_threshold` — detections below
     /// it only continue tracks, and give no crop.
@@ -313,10 +449,39 @@ impl Schedule {
     }
 
     /// One frame `dt_ms` after the previous one, with the detector's
-    /// findings when it ran on it.
+    /// findings when it ran on it (on the whole frame).
     pub fn step(
         &mut self,
         found: Option<&[Detection]>,
+        width: u32,
+        height: u32,
+        dt_ms: u64,
+    ) -> Step {
+        self.step_looked(found, None, width, height, dt_ms)
+    }
+
+    /// Whether the detector may run on a frame `dt_ms` after the previous
+    /// one: every `detect_every`-th frame, and at most `detect_fps` times a
+    /// second (within half a frame: a camera's jitter does not halve it).
+    pub fn detector_due(&self, dt_ms: u64) -> bool {
+        if !self.detects_next() {
+            return false;
+        }
+        let fps = self.config.detect_fps;
+        if fps <= 0.0 || self.frames == 0 {
+            return true;
+        }
+        let since = (self.since_detect_ms + dt_ms) as f32;
+        since + dt_ms as f32 / 2.0 >= 1000.0 / fps
+    }
+
+    /// [`step`](Self::step) after a detector run that looked only at
+    /// `looked` (squares in frame pixels; `None`: the whole frame): the
+    /// people it did not look at are neither missed nor classified.
+    pub fn step_looked(
+        &mut self,
+        found: Option<&[Detection]>,
+        looked: Option<&[BoxF]>,
         width: u32,
         height: u32,
         dt_ms: u64,
@@ -332,9 +497,9 @@ impl Schedule {
         step.detected = true;
         let high = self.tracker.config().high_score;
         step.detections = found.iter().filter(|d| d.score >= high).count();
-        let update = self
-            .tracker
-            .update(found, std::mem::take(&mut self.since_detect_ms));
+        let update =
+            self.tracker
+                .update_looked(found, std::mem::take(&mut self.since_detect_ms), looked);
         step.entered = update.confirmed;
         for t in update.ended {
             self.classified.remove(&t.id);
@@ -352,6 +517,9 @@ impl Schedule {
                 continue;
             };
             let b = d.bbox;
+            if looked.is_some_and(|l| !inside(&b, l)) {
+                continue;
+            }
             let wait = match self.classified.get(&t.id) {
                 None => u64::MAX,
                 Some(p) => {
@@ -435,6 +603,16 @@ impl Schedule {
             .map(|t| (t.id, t.age_ms))
             .collect()
     }
+}
+
+/// Whether `b` lies mostly (half its area or more) inside one of `squares`.
+pub fn inside(b: &BoxF, squares: &[BoxF]) -> bool {
+    let area = b.area();
+    squares.iter().any(|r| {
+        let w = (b.x1.min(r.x1) - b.x0.max(r.x0)).max(0.0);
+        let h = (b.y1.min(r.y1) - b.y0.max(r.y0)).max(0.0);
+        w * h >= 0.5 * area
+    })
 }
 
 /// The whole pixels `b` covers in a `width × height` frame: clipped,
