@@ -12,6 +12,8 @@ use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
 
+mod motion;
+
 type Labels = Vec<(String, String)>;
 
 /// Every camera state a source reports (one series each, 1 for the current).
@@ -109,6 +111,8 @@ pub fn render(metrics: &Metrics) -> String {
         "Failed attempts to open or re-open the device",
         connect_failures,
     );
+
+    motion::series(&mut r, &s.cameras);
 
     let queued = Family::<Labels, Gauge>::default();
     for (camera, n) in metrics.queue_depths() {
