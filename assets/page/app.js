@@ -78,6 +78,31 @@ function tagText(tags) {
   return tags.length ? tags.join(", ") : "no tag";
 }
 
+// Outline kinds other than a subject's (a region, a person), as the
+// legend names them.
+const OUTLINE_KINDS = {
+  subject: "",
+  motion: "something moved",
+  look: "detector looked here",
+};
+
+// People mode: what motion sees now and what it cost.
+function motionText(m) {
+  if (!m.enabled) return "off (the detector sees every frame detect_fps allows)";
+  const now = m.calibrating ? "relearning the background" :
+    m.moving ? "moving: " + m.boxes + (m.boxes === 1 ? " area, " : " areas, ") + (m.fraction * 100).toFixed(1) + "% of the frame" :
+    "still";
+  return now + " · " + m.mean_ms.toFixed(2) + " ms a frame · " + m.recalibrations + " recalibration" + (m.recalibrations === 1 ? "" : "s");
+}
+
+// People mode: the detector's runs per second now, and since start.
+function detectorText(m) {
+  const d = m.detector;
+  let s = d.runs_per_s.toFixed(1) + " runs/s · " + d.whole + " whole, " + d.regions + " regions, " + d.skipped_frames + " frames skipped";
+  if (m.regions_deferred) s += ", " + m.regions_deferred + " regions deferred";
+  return s;
+}
+
 // One camera's tile: picture with outlines, state, tags, counters.
 function tile(cam) {
   let t = tiles.get(cam.name);
@@ -95,12 +120,15 @@ function tile(cam) {
     img.height = 360;
     const boxes = el("div", "boxes");
     pic.append(img, boxes);
+    // What the motion and look outlines mean (shown only when drawn).
+    const legend = el("ul", "legend");
+    legend.setAttribute("aria-label", "Outlines on camera " + cam.name);
     const state = el("p", "state");
     const tags = el("ul", "tags");
     tags.setAttribute("aria-label", "Tags of camera " + cam.name);
     const facts = el("dl", "facts");
-    li.append(h, pic, state, tags, facts);
-    t = { li, img, boxes, state, tags, facts, pic };
+    li.append(h, pic, legend, state, tags, facts);
+    t = { li, img, boxes, legend, state, tags, facts, pic };
     tiles.set(cam.name, t);
   }
   t.li.dataset.state = cam.state;
@@ -122,18 +150,36 @@ function tile(cam) {
   }
   const subjects = new Map(cam.subjects.map((s) => [s.id, s]));
   t.boxes.replaceChildren();
-  for (const o of cam.outlines) {
-    const b = el("div", "box");
+  // Where something moved and the squares the detector looked at go
+  // under the people (subjects), unlabelled; the legend names them.
+  const kinds = new Set();
+  const order = { motion: 0, look: 1 };
+  const outlines = [...cam.outlines].sort((a, b) => (order[a.kind] ?? 2) - (order[b.kind] ?? 2));
+  for (const o of outlines) {
+    const kind = OUTLINE_KINDS[o.kind] ? o.kind : "subject";
+    kinds.add(kind);
+    const b = el("div", kind === "subject" ? "box" : "box " + kind);
+    b.dataset.kind = kind;
     b.style.left = (o.rect[0] * 100) + "%";
     b.style.top = (o.rect[1] * 100) + "%";
     b.style.width = ((o.rect[2] - o.rect[0]) * 100) + "%";
     b.style.height = ((o.rect[3] - o.rect[1]) * 100) + "%";
-    const s = subjects.get(o.id);
-    const label = (cam.mode === "people" ? "person " + o.id.slice(0, 4) : o.id) +
-      (s ? ": " + tagText(s.tags) : "");
-    b.append(el("span", "", label));
+    if (kind === "subject") {
+      const s = subjects.get(o.id);
+      const label = (cam.mode === "people" ? "person " + o.id.slice(0, 4) : o.id) +
+        (s ? ": " + tagText(s.tags) : "");
+      b.append(el("span", "", label));
+    }
     t.boxes.append(b);
   }
+  t.legend.replaceChildren();
+  for (const k of ["motion", "look"]) {
+    if (!kinds.has(k)) continue;
+    const li = el("li", "legend-" + k);
+    li.append(el("span", "swatch " + k), document.createTextNode(OUTLINE_KINDS[k]));
+    t.legend.append(li);
+  }
+  t.legend.hidden = t.legend.childElementCount === 0;
   t.tags.replaceChildren();
   if (cam.subjects.length === 0) {
     t.tags.append(el("li", "none", cam.mode === "people" ? "nobody tagged in view" : "no decision yet"));
@@ -144,12 +190,16 @@ function tile(cam) {
     li.dataset.subject = s.id;
     t.tags.append(li);
   }
-  dl(t.facts, [
+  const facts = [
     ["mode", cam.mode + " (" + cam.source + ")"],
     ["frames/s", cam.fps.toFixed(1)],
+  ];
+  if (cam.motion) facts.push(["motion", motionText(cam.motion)], ["detector", detectorText(cam.motion)]);
+  facts.push(
     ["reconnects", String(cam.reconnects)],
     ["last error", cam.last_error || "none"],
-  ]);
+  );
+  dl(t.facts, facts);
   return t.li;
 }
 

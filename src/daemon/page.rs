@@ -209,6 +209,8 @@ pub fn status(metrics: &Metrics, access: &Access) -> serde_json::Value {
                 "reconnects": c.map_or(0, |c| c.reconnects),
                 "connect_failures": c.map_or(0, |c| c.connect_failures),
                 "last_error": c.and_then(|c| c.last_error.clone()),
+                // People mode: motion and the detector (as in the health message).
+                "motion": c.and_then(|c| c.motion.clone()),
                 "subjects": subjects,
                 "outlines": picture.as_ref().map(|p| p.outlines.clone()).unwrap_or_default(),
                 "picture_at": picture.as_ref().map(|p| crate::publish::payload::timestamp(p.captured_at)),
