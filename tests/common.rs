@@ -619,3 +619,44 @@ pub fn browser_ready() -> bool {
             .join("node_modules/playwright-core/package.json")
             .exists()
 }
+
+/// The store-day streams (issue 36, docs/store-day.md): `day/`, `short/`,
+/// `light/`, `screen/` (JPEG frames a `files` camera plays in order), a
+/// manifest `<name>.json` for each and `walkway.json` (vtest.avi itself:
+/// `../ssdlite-v1/video`, which [`crate::people::ssdlite_data`] makes), made
+/// from vtest.avi by tests/ref/store_day.py once per machine (about a
+/// minute; `.ci/run` makes them) and reused; None (skipped) where vtest.avi
+/// or Python's cv2 and numpy are missing.
+pub fn store_day() -> Option<PathBuf> {
+    let dir = crate::people::cache_root().join("storeday-v1");
+    if dir.join(".complete").exists() {
+        return Some(dir);
+    }
+    let vtest = std::env::var("VTEST_AVI")
+        .unwrap_or_else(|_| "/usr/share/doc/opencv-doc/examples/data/vtest.avi".into());
+    let ok = Path::new(&vtest).exists() && python_has("cv2, numpy");
+    if !available(
+        "the store-day streams' inputs: vtest.avi and Python's cv2 and numpy (apt install opencv-doc python3-opencv python3-numpy)",
+        ok,
+    ) {
+        return None;
+    }
+    // Made beside the final place and renamed in whole, so a test running
+    // at the same time never sees half of it; a folder left without its
+    // marker (made by hand) is made again.
+    let tmp = dir.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::remove_dir_all(&tmp).ok();
+    python("store_day.py", &[tmp.to_str().unwrap()]);
+    if dir.exists() && !dir.join(".complete").exists() {
+        std::fs::remove_dir_all(&dir).ok();
+    }
+    if std::fs::rename(&tmp, &dir).is_err() {
+        std::fs::remove_dir_all(&tmp).ok();
+    }
+    assert!(
+        dir.join(".complete").exists(),
+        "{}: tests/ref/store_day.py did not complete it",
+        dir.display()
+    );
+    Some(dir)
+}
