@@ -639,6 +639,9 @@ pub fn crop(rgb: &[u8], width: u32, height: u32, b: &BoxF) -> (Vec<u8>, u32, u32
 }
 
 #[cfg(test)]
+mod looker_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
