@@ -22,6 +22,7 @@ mod label_files;
 mod labels_page;
 mod listener;
 mod loss_paths;
+mod motion_peer;
 mod mqtt_daemon;
 mod outbox_delivery;
 mod package;
