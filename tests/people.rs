@@ -456,7 +456,7 @@ fn video_frames(data: &Path, dir: &Path, n: usize, paint: impl Fn(&mut image::Rg
 /// A one-camera people-mode config in `work` against the broker on
 /// `port`: `model` lines go under [model], `camera` lines under the
 /// camera (its source), `metrics` lines under [metrics].
-fn people_config(
+pub(crate) fn people_config(
     work: &Path,
     device: &str,
     bundle: &Path,
@@ -494,7 +494,7 @@ path = "{outbox}"
 /// `stylecam run` with one people-mode camera over `frames` (10 fps, once),
 /// a real mosquitto and a subscriber: everything published, and the exit
 /// summary (the last health message).
-fn run_people(
+pub(crate) fn run_people(
     bundle: &Path,
     frames: &Path,
     (masks, model): (&str, &str),
@@ -533,7 +533,7 @@ fn run_people(
 /// The bundle whose tags the people get: EfficientNet-Lite0 with its
 /// ImageNet weights over its garment classes (a `train` build makes it),
 /// else the demo bundle (plumbing only); with the SSDLite detector.
-fn people_bundle(data: &Path, work: &Path) -> PathBuf {
+pub(crate) fn people_bundle(data: &Path, work: &Path) -> PathBuf {
     #[cfg(feature = "train")]
     if stylecam::train::import::lite0_package_weights().is_some() {
         let dir = work.join("lite0");
