@@ -23,6 +23,7 @@ mod labels_page;
 mod listener;
 mod loss_paths;
 mod motion_peer;
+mod motion_telemetry;
 mod mqtt_daemon;
 mod outbox_delivery;
 mod package;
