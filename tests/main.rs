@@ -31,6 +31,7 @@ mod people;
 mod privacy;
 mod reference;
 mod regions;
+mod regions_detect;
 mod reload;
 mod soak;
 mod status_page;

@@ -268,3 +268,16 @@ fn looked_none_is_update() {
         assert_eq!(strip(a.tracks()), strip(b.tracks()), "frame {f}");
     }
 }
+
+#[test]
+fn a_smaller_minimum_side_gives_smaller_squares_still_over_the_box() {
+    let mut p = Planner::new(INPUT, 4, 0.6).with_min_side(150);
+    let b = person(700.0, 100.0, 30.0, 60.0);
+    let s = regions(&p.plan(&[b], 768, 576))[0];
+    assert_eq!((s.width(), s.height()), (150.0, 150.0));
+    assert!(contains(&s, &b) && inside_frame(&s, 768.0, 576.0), "{s:?}");
+    // A tall box still gets the margin over its longer side.
+    let b = person(300.0, 100.0, 60.0, 200.0);
+    let s = regions(&p.plan(&[b], 768, 576))[0];
+    assert_eq!(s.width(), (200.0 * MARGIN).ceil());
+}
