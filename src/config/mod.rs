@@ -355,6 +355,10 @@ pub struct PeopleConfig {
     /// When the regions would cover more than this share of the frame,
     /// the detector sees the whole frame once instead.
     pub whole_frame_at: f32,
+    /// The smallest square the detector looks at, in frame pixels (a
+    /// smaller one is enlarged to the detector's input); 0 = the
+    /// detector's input size.
+    pub region_side: u32,
 }
 
 impl Default for PeopleConfig {
@@ -377,6 +381,7 @@ impl Default for PeopleConfig {
             stationary_interval_ms: 5000,
             max_regions: 4,
             whole_frame_at: 0.6,
+            region_side: 0,
         }
     }
 }

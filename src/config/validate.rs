@@ -697,7 +697,7 @@ fn validate_analysis(i: usize, a: &super::Analysis) -> Result<(), ConfigError> {
         ));
     }
     let p = &a.people;
-    let checks: [(&str, bool, &str, &str); 14] = [
+    let checks: [(&str, bool, &str, &str); 15] = [
         (
             "people.detect_every",
             (1..=100).contains(&p.detect_every),
@@ -796,6 +796,12 @@ fn validate_analysis(i: usize, a: &super::Analysis) -> Result<(), ConfigError> {
             p.whole_frame_at > 0.0 && p.whole_frame_at <= 1.0,
             "must be above 0 and at most 1 (a share of the frame)",
             "set whole_frame_at = 0.6",
+        ),
+        (
+            "people.region_side",
+            p.region_side == 0 || (32..=4096).contains(&p.region_side),
+            "must be 0 (the detector's input size) or in 32..=4096 pixels",
+            "set region_side = 0",
         ),
     ];
     for (k, ok, problem, fix) in checks {

@@ -217,11 +217,14 @@ impl PeopleStage {
     ) -> Self {
         let high = detector.spec().score_threshold;
         let spec = detector.spec();
-        let planner = Planner::new(
+        let mut planner = Planner::new(
             (spec.width, spec.height),
             config.max_regions,
             config.whole_frame_at,
         );
+        if config.region_side > 0 {
+            planner = planner.with_min_side(config.region_side);
+        }
         Self {
             detector,
             looker: Looker {
