@@ -199,3 +199,52 @@ fn regions_on_all_of_vtest() {
     };
     assert_eq!(t[0].frames, 795);
 }
+
+/// A walker cut in two by one square's inner border and held whole by
+/// another: one detection comes back, where the whole frame has him.
+#[test]
+fn a_person_cut_by_one_square_and_held_by_another_is_found_once() {
+    let Some(data) = ssdlite_data() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let bundle = Bundle::load(&bundle_with_detector(&data, tmp.path())).unwrap();
+    let mut detector = Detector::open(&bundle, &Options::new(BackendKind::Cpu)).unwrap();
+    let threshold = detector.spec().score_threshold;
+    let (rgb, w, h) = frame(&data, 0);
+    // The walker right of centre in frame 0 (about x 500..529, y 161..233).
+    let whole = detector.detect(&rgb, w, h).unwrap();
+    let him = whole
+        .iter()
+        .find(|d| (480.0..550.0).contains(&d.bbox.centre().0) && d.bbox.centre().1 < 250.0)
+        .expect("the whole frame finds the walker")
+        .bbox;
+    let cut_at = (him.x0 + him.width() * 0.6).round();
+    let cutting = BoxF::new(cut_at - 300.0, 20.0, cut_at, 320.0);
+    let holding = BoxF::new(him.x0 - 150.0, 40.0, him.x0 + 150.0, 340.0);
+    let near = |found: &[Detection]| -> Vec<BoxF> {
+        found
+            .iter()
+            .map(|d| d.bbox)
+            .filter(|b| b.iou(&him) > 0.0)
+            .collect()
+    };
+    // The cutting square alone sees part of him, against its border.
+    let part = near(
+        &detector
+            .detect_regions(&rgb, w, h, &[cutting], threshold)
+            .unwrap(),
+    );
+    println!("him {him:?}; the cutting square finds {part:?}");
+    assert!(
+        part.iter()
+            .any(|b| b.x1 >= cut_at - 6.0 && b.iou(&him) < 0.8),
+        "the part: {part:?}"
+    );
+    let both = near(
+        &detector
+            .detect_regions(&rgb, w, h, &[cutting, holding], threshold)
+            .unwrap(),
+    );
+    println!("both squares: {both:?}");
+    assert_eq!(both.len(), 1, "{both:?}");
+    assert!(both[0].iou(&him) >= 0.7, "{both:?} vs {him:?}");
+}
