@@ -35,6 +35,7 @@ mod regions_detect;
 mod reload;
 mod soak;
 mod status_page;
+mod store_day;
 mod styles_real;
 mod systemd;
 mod systemd_nspawn;
