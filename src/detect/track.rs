@@ -209,11 +209,12 @@ impl Tracker {
             .collect()
     }
 
-    /// Advances every track by `dt_ms` and assigns this frame's detections.
     /// [`update`](Self::update) after a detector run that looked only at
     /// `looked` (squares in frame pixels; `None` = the whole frame): a
     /// track the run did not look at is not missed by it — it coasts
-    /// without aging toward `max_missed_ms`.
+    /// without aging toward `max_missed_ms`. It may still take a detection
+    /// the run made at a square's edge (a person partly inside), so that no
+    /// second track starts on the same person.
     pub fn update_looked(
         &mut self,
         detections: &[Detection],
@@ -223,6 +224,8 @@ impl Tracker {
         self.advance(detections, dt_ms, looked)
     }
 
+    /// Advances every track by `dt_ms` and assigns this frame's detections
+    /// (a detector run over the whole frame).
     pub fn update(&mut self, detections: &[Detection], dt_ms: u64) -> Update {
         self.advance(detections, dt_ms, None)
     }
@@ -243,8 +246,6 @@ impl Tracker {
         };
         let high = |d: &Detection| d.score >= c.high_score;
         let mut m = Matching::new(&boxes, detections);
-        // A track the run did not look at takes no detection.
-        m.free_t = seen.clone();
         let iou = |b: &BoxF, d: &Detection| {
             let iou = b.iou(&d.bbox);
             (iou >= c.min_iou).then_some(1.0 - iou)

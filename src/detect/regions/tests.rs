@@ -281,3 +281,17 @@ fn a_smaller_minimum_side_gives_smaller_squares_still_over_the_box() {
     let s = regions(&p.plan(&[b], 768, 576))[0];
     assert_eq!(s.width(), (200.0 * MARGIN).ceil());
 }
+
+#[test]
+fn a_track_partly_in_a_looked_square_takes_its_detection_instead_of_a_second_track() {
+    let mut t = Tracker::new(TrackerConfig::default());
+    for _ in 0..4 {
+        t.update_looked(&[walker(280.0)], 100, None);
+    }
+    assert_eq!(t.tracks().len(), 1);
+    // The square holds 9 of the track's 20 px width: less than half.
+    let looked = [BoxF::new(0.0, 0.0, 289.0, 300.0)];
+    let u = t.update_looked(&[walker(281.0)], 100, Some(&looked));
+    assert_eq!(t.tracks().len(), 1, "{:?}", t.tracks());
+    assert_eq!(u.assigned, [Some(t.tracks()[0].id)]);
+}
