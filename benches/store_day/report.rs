@@ -120,18 +120,6 @@ pub fn stream(
             compare::far_tracks(&compare::people(a), s.height),
             far_other,
         );
-        if std::env::var("STORE_DAY_DEBUG").is_ok() {
-            for (p, x) in people.iter().zip(&m) {
-                if x.frames >= MUST_FRAMES && !x.found() {
-                    for (i, b) in p.frames.iter().step_by(3) {
-                        eprintln!(
-                            "DEBUG {} frame {i}: a {:?} other {:?}",
-                            p.id, b, r.in_view[*i]
-                        );
-                    }
-                }
-            }
-        }
         for (first, frames, covered, height) in &rec.missed {
             println!("  - missed: from frame {first}, {frames} frames in view, overlapped on {covered}, median height {height:.0} px");
         }
@@ -197,9 +185,32 @@ fn extras(s: &Stream, a: &Run, c: &Run, row: &mut Row) {
             2000.0 / ic
         );
         row.idle = Some((ia, ic));
+        let stretches: Vec<String> = s
+            .segments
+            .iter()
+            .filter(|g| !g.busy && g.start < n)
+            .map(|g| {
+                let runs: Vec<usize> = (g.start..g.end.min(n))
+                    .filter(|i| c.look[*i] != Look::None)
+                    .collect();
+                let cpu = c.ms_per_camera_second(s.fps, |i| (g.start..g.end).contains(&i));
+                let moving = runs.iter().filter(|i| c.motion_boxes[**i] > 0).count();
+                let boxes_until = (g.start..g.end.min(n))
+                    .rfind(|i| c.motion_boxes[*i] > 0)
+                    .map_or(0.0, |l| (l - g.start) as f64 / s.fps);
+                format!(
+                    "{}–{}: {} runs ({moving} with motion boxes; motion boxes until {boxes_until:.1} s in), the last {:.1} s in, {cpu:.1} ms per camera-second",
+                    g.start,
+                    g.end - 1,
+                    runs.len(),
+                    runs.last().map_or(0.0, |l| (l - g.start) as f64 / s.fps)
+                )
+            })
+            .collect();
+        println!("  - (c) per idle stretch: {}", stretches.join("; "));
     }
     println!(
-        "Motion in (c): {:.2} ms a frame (grey image included), {} recalibrations, calibrating on {} frames",
+        "Motion in (c): {:.2} ms a frame (wall time, the grey image included), {} recalibrations, calibrating on {} frames",
         c.motion_ns as f64 / 1e6 / n as f64,
         c.recalibrated.iter().filter(|x| **x).count(),
         c.calibrating.iter().filter(|x| **x).count()
@@ -218,12 +229,24 @@ fn extras(s: &Stream, a: &Run, c: &Run, row: &mut Row) {
             .collect();
         let mut distinct = seconds.clone();
         distinct.dedup();
+        // Slow drift only: idle frames at least 10 s into their idle
+        // stretch (after the start's first look and what the last busy
+        // stretch left in the running average) and outside the 10 s after
+        // the change.
         let settle = at + 10 * fps;
+        let quiet = |i: usize| {
+            s.segments
+                .iter()
+                .any(|g| !g.busy && (g.start + 10 * fps..g.end).contains(&i))
+        };
         let drift = (0..n)
-            .filter(|i| idle(*i) && !(at..settle).contains(i) && c.look[*i] != Look::None)
+            .filter(|i| quiet(*i) && !(at..settle).contains(i) && c.look[*i] != Look::None)
+            .count();
+        let quiet_frames = (0..n)
+            .filter(|i| quiet(*i) && !(at..settle).contains(i))
             .count();
         println!(
-            "Lights at frame {at}: (c) ran the detector on {} frames in the {} s after it, in {} distinct seconds ({:?}); recalibrated at {:?}; on idle frames outside the 10 s after the change (slow drift only) {drift} runs",
+            "Lights at frame {at}: (c) ran the detector on {} frames in the {} s after it, in {} distinct seconds ({:?}); recalibrated at {:?}; slow drift only (idle frames ≥ 10 s into their idle stretch, outside the 10 s after the change: {quiet_frames} frames) {drift} runs",
             seconds.len(),
             (end - at) / fps,
             distinct.len(),

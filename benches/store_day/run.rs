@@ -129,6 +129,9 @@ impl Run {
     }
 }
 
+/// A frame's RGB8 pixels, width, height.
+type Pixels<'a> = (std::borrow::Cow<'a, [u8]>, u32, u32);
+
 /// Runs `mode` over every frame of `stream`.
 pub fn run(
     stream: &Stream,
@@ -147,8 +150,16 @@ pub fn run(
                 ..defaults.clone()
             },
         ),
+        // STORE_DAY_PEOPLE / STORE_DAY_MOTION: `[cameras.people]` /
+        // `[cameras.motion]` keys (TOML) for the gated run, to try settings.
         Mode::Gated => {
-            PeopleStage::with_motion(detector, defaults.clone(), &MotionConfig::default(), vec![])
+            let people: PeopleConfig = std::env::var("STORE_DAY_PEOPLE")
+                .map(|t| toml::from_str(&t.replace(';', "\n")).expect("STORE_DAY_PEOPLE"))
+                .unwrap_or(defaults.clone());
+            let motion: MotionConfig = std::env::var("STORE_DAY_MOTION")
+                .map(|t| toml::from_str(&t.replace(';', "\n")).expect("STORE_DAY_MOTION"))
+                .unwrap_or_default();
+            PeopleStage::with_motion(detector, people, &motion, vec![])
         }
     };
     let spec = &bundle.manifest.input;
@@ -159,7 +170,7 @@ pub fn run(
     let dt = stream.dt_ms();
     for frame in &stream.frames {
         let t0 = thread_cpu_ns();
-        let (step, rgb): (Step, Option<(std::borrow::Cow<[u8]>, u32, u32)>) = match mode {
+        let (step, rgb): (Step, Option<Pixels>) = match mode {
             Mode::Every | Mode::EverySecond => {
                 let (rgb, w, h) = stylecam::preprocess::to_rgb8(frame).unwrap();
                 let step = stage.step(&rgb, w, h, dt).unwrap();
