@@ -365,8 +365,8 @@ enum Wanted {
 }
 
 impl Looker {
-    /// What needs looking at: the whole frame with motion off (or once
-    /// after a start or a recalibration); else motion's boxes, the people
+    /// What needs looking at: the whole frame with motion off (and while
+    /// motion calibrates, and once after it did); else motion's boxes, the people
     /// who move, and those standing still whose `stationary_interval_ms`
     /// is up. `None`: nothing (the detector does not run).
     fn wanted(
@@ -378,15 +378,14 @@ impl Looker {
         let Some(moved) = moved else {
             return Some(Wanted::Whole);
         };
-        if std::mem::take(&mut self.whole_next) {
+        // Blind while motion relearns the scene (at start, after the lights
+        // changed: a few frames, at most motion's give-up time): the whole
+        // frame at detect_fps meanwhile.
+        if std::mem::take(&mut self.whole_next) || moved.calibrating {
             return Some(Wanted::Whole);
         }
         let now = self.clock_ms;
-        let mut boxes = if moved.calibrating {
-            vec![]
-        } else {
-            moved.boxes.clone()
-        };
+        let mut boxes = moved.boxes.clone();
         for t in tracks {
             let still = self.still.get(&t.id);
             let standing = still.is_some_and(|s| now - s.since_ms >= STILL_AFTER_MS);

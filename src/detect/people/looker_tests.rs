@@ -55,7 +55,7 @@ fn with_motion_off_the_detector_always_sees_the_whole_frame() {
 }
 
 #[test]
-fn idle_means_no_detector_run_after_a_first_look_at_everything() {
+fn idle_means_no_detector_run_after_a_first_look_at_everything_and_calibrating_means_whole() {
     let mut l = looker(true);
     let config = PeopleConfig::default();
     let still = moved(vec![], false);
@@ -76,10 +76,12 @@ fn idle_means_no_detector_run_after_a_first_look_at_everything() {
         boxes(l.wanted(Some(&moved(vec![b], false)), &[], &config)),
         Some(vec![b])
     );
-    // While motion recalibrates (the lights went on) its boxes are not.
-    assert!(l
-        .wanted(Some(&moved(vec![b], true)), &[], &config)
-        .is_none());
+    // While motion recalibrates (the lights went on) it is blind: the
+    // whole frame (at detect_fps), not its boxes.
+    assert!(matches!(
+        l.wanted(Some(&moved(vec![b], true)), &[], &config),
+        Some(Wanted::Whole)
+    ));
 }
 
 #[test]
