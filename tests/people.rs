@@ -805,8 +805,10 @@ fn an_empty_scene_in_people_mode_is_progress_not_a_stall() {
         "{summary}"
     );
     assert_eq!(summary["people"]["detections"], 0, "{summary}");
+    // The synthetic pattern moves everywhere: the detector sees the whole
+    // frame at detect_fps (5 a second, not on each of the 10 frames).
     assert!(
-        summary["latency_ms"]["detect"]["count"].as_u64().unwrap() >= 20,
+        summary["latency_ms"]["detect"]["count"].as_u64().unwrap() >= 10,
         "the detect stage's latency in the health message: {summary}"
     );
     assert!(kind(&sub.all(), "person").is_empty());
