@@ -6,8 +6,9 @@
 //! The rules, in order ([`Planner::plan`]):
 //!
 //! 1. Each wanted box gets a square centred on it, its side the larger of
-//!    the detector's input side and [`MARGIN`] × the box's longer side,
-//!    rounded to whole pixels and shifted (not cut) to lie in the frame.
+//!    the detector's input side (or [`Planner::with_min_side`]'s) and
+//!    [`MARGIN`] × the box's longer side, rounded to whole pixels and
+//!    shifted (not cut) to lie in the frame.
 //! 2. Two squares merge into the square over both (shifted in likewise)
 //!    when that square has no more pixels than the two together — one run
 //!    then reads no more of the frame than two would, and sees both at no
@@ -229,7 +230,7 @@ pub fn cut_by(b: &BoxF, region: &BoxF, fw: f32, fh: f32) -> bool {
 
 /// A cut box whose area lies at least this much inside another region's
 /// whole box of its class is that box's part.
-const PART_OF: f32 = 0.6;
+pub const PART_OF: f32 = 0.6;
 
 /// Detections of several regions (each with its region's index) → those
 /// worth keeping: a detection cut by its region's inner border is dropped
