@@ -47,6 +47,14 @@ pub const SETTLE_FRAMES: u32 = 3;
 /// (5 s at 10 fps): an always-moving scene is never stuck without boxes.
 pub const GIVE_UP_FRAMES: u32 = 50;
 
+/// `v` (0..=255) rounded to the nearest level, ties to even, without a
+/// library call: adding 2^23 leaves no fraction bits in an f32.
+#[inline]
+fn round_even(v: f32) -> u8 {
+    const SHIFT: f32 = 8_388_608.0;
+    ((v + SHIFT) - SHIFT) as u8
+}
+
 /// Below this share of moving pixels a frame is calm.
 pub fn calm_fraction(config: &MotionConfig) -> f32 {
     (config.lightning_threshold / 2.0).min(0.1)
@@ -110,10 +118,6 @@ impl Luma {
         );
         BoxF::new(b.x0 * sx, b.y0 * sy, b.x1 * sx, b.y1 * sy)
     }
-
-    fn is_masked(&self, i: usize) -> bool {
-        self.masked.get(i).copied().unwrap_or(false)
-    }
 }
 
 /// What one frame's motion is.
@@ -136,6 +140,8 @@ pub struct Motion {
     config: MotionConfig,
     size: Option<(usize, usize)>,
     avg: Vec<f32>,
+    /// The average rounded half to even (OpenCV's `convertScaleAbs`).
+    level: Vec<u8>,
     stretched: Vec<u8>,
     blurred: Vec<u8>,
     tmp16: Vec<u16>,
@@ -160,6 +166,7 @@ impl Motion {
             config: config.clone(),
             size: None,
             avg: vec![],
+            level: vec![],
             stretched: vec![],
             blurred: vec![],
             tmp16: vec![],
@@ -209,22 +216,26 @@ impl Motion {
                 ..Moved::default()
             };
         }
-        let threshold = self.config.threshold as f32;
-        let mut unmasked = 0usize;
-        for i in 0..w * h {
-            let masked = luma.is_masked(i);
-            unmasked += !masked as usize;
-            let d = (self.blurred[i] as f32 - self.avg[i].round_ties_even()).abs();
-            self.moving[i] = (!masked && d > threshold) as u8;
+        let threshold = self.config.threshold;
+        let pixels = self.moving.iter_mut().zip(&self.blurred).zip(&self.level);
+        for ((m, &b), &a) in pixels {
+            *m = (b.abs_diff(a) > threshold) as u8;
         }
-        steps::dilate3(&self.moving, &mut self.dilated, &mut self.tmp8, w, h);
-        let mut count = 0usize;
-        for i in 0..w * h {
-            if luma.is_masked(i) {
-                self.dilated[i] = 0;
+        let unmasked = if luma.masked.is_empty() {
+            w * h
+        } else {
+            for (m, &masked) in self.moving.iter_mut().zip(&luma.masked) {
+                *m &= !masked as u8;
             }
-            count += self.dilated[i] as usize;
+            luma.masked.iter().filter(|&&m| !m).count()
+        };
+        steps::dilate3(&self.moving, &mut self.dilated, &mut self.tmp8, w, h);
+        if !luma.masked.is_empty() {
+            for (d, &masked) in self.dilated.iter_mut().zip(&luma.masked) {
+                *d &= !masked as u8;
+            }
         }
+        let count: usize = self.dilated.iter().map(|&d| d as usize).sum();
         let fraction = if unmasked == 0 {
             0.0
         } else {
@@ -271,8 +282,10 @@ impl Motion {
         } else {
             self.config.frame_alpha
         };
-        for (a, &b) in self.avg.iter_mut().zip(&self.blurred) {
+        let pixels = self.avg.iter_mut().zip(&self.blurred).zip(&mut self.level);
+        for ((a, &b), l) in pixels {
             *a += (b as f32 - *a) * alpha;
+            *l = round_even(*a);
         }
         steps::components(
             &self.dilated,
@@ -294,6 +307,7 @@ impl Motion {
         let n = w * h;
         self.size = Some((w, h));
         self.avg = vec![0.0; n];
+        self.level = vec![0; n];
         self.stretched = vec![0; n];
         self.blurred = vec![0; n];
         self.tmp16 = vec![0; n];
@@ -328,12 +342,18 @@ impl Motion {
                 Some((lo, hi)) => steps::stretch_lut(lo, hi),
                 None => steps::stretch_lut(0.0, 0.0),
             };
-            for (i, (s, &v)) in self.stretched.iter_mut().zip(&luma.data).enumerate() {
-                *s = if luma.is_masked(i) {
-                    0
-                } else {
-                    lut[v as usize]
-                };
+            for (s, &v) in self.stretched.iter_mut().zip(&luma.data) {
+                *s = lut[v as usize];
+            }
+            // Masked pixels stay 0 (the stretch maps 0 to 0 only when the
+            // range starts at 0).
+            for (s, _) in self
+                .stretched
+                .iter_mut()
+                .zip(&luma.masked)
+                .filter(|(_, &m)| m)
+            {
+                *s = 0;
             }
         } else {
             self.stretched.copy_from_slice(&luma.data);
@@ -342,8 +362,9 @@ impl Motion {
     }
 
     fn reset_average(&mut self) {
-        for (a, &b) in self.avg.iter_mut().zip(&self.blurred) {
+        for ((a, &b), l) in self.avg.iter_mut().zip(&self.blurred).zip(&mut self.level) {
             *a = b as f32;
+            *l = b;
         }
     }
 

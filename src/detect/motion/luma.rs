@@ -31,50 +31,131 @@ pub(super) fn size(fw: u32, fh: u32, height: u32) -> (u32, u32) {
 /// Fixed-point bits of one axis's weights (they sum to `1 << BITS`).
 const BITS: u32 = 12;
 
-/// Each of `n` output pixels' source pixels: `(first, weights)`, the
-/// share of each source pixel the output pixel covers (area weights, as
-/// OpenCV's `INTER_AREA`), normalised to sum to `1 << BITS`.
-fn taps(src: u32, n: u32) -> Vec<(usize, Vec<u64>)> {
+/// Each of `n` output pixels' source pixels, area-weighted (the share of
+/// each source pixel the output pixel covers, as OpenCV's `INTER_AREA`),
+/// the weights summing to `1 << BITS`: the first and last source pixel
+/// partly covered, those between wholly (one weight for all of them).
+#[derive(Clone, Copy)]
+struct Tap {
+    first: usize,
+    /// Source pixels under it (at least 1).
+    n: usize,
+    w_first: u32,
+    w_inner: u32,
+    w_last: u32,
+}
+
+fn taps(src: u32, n: u32) -> Vec<Tap> {
     let scale = src as f64 / n as f64;
+    let unit = (1u32 << BITS) as f64;
     (0..n)
         .map(|i| {
             let (a, b) = (i as f64 * scale, ((i + 1) as f64 * scale).min(src as f64));
             let first = a.floor() as usize;
             let last = (b.ceil() as usize).clamp(first + 1, src as usize);
-            let mut w: Vec<u64> = (first..last)
-                .map(|k| {
-                    let cover = b.min(k as f64 + 1.0) - a.max(k as f64);
-                    (cover / (b - a) * (1u64 << BITS) as f64).round() as u64
-                })
-                .collect();
-            let sum: u64 = w.iter().sum();
-            let big = (0..w.len()).max_by_key(|&k| w[k]).unwrap_or(0);
-            w[big] = (w[big] + (1u64 << BITS)).saturating_sub(sum);
-            (first, w)
+            let n = last - first;
+            let share = |k: usize| {
+                let cover = b.min(k as f64 + 1.0) - a.max(k as f64);
+                (cover / (b - a) * unit).round() as u32
+            };
+            let (w_inner, w_last) = match n {
+                1 => (0, 0),
+                2 => (0, share(last - 1)),
+                _ => (share(first + 1), share(last - 1)),
+            };
+            // The first weight takes the rounding: the sum is exactly 1 << BITS.
+            let rest = w_inner * n.saturating_sub(2) as u32 + w_last;
+            let w_first = (1u32 << BITS).saturating_sub(rest);
+            Tap {
+                first,
+                n,
+                w_first,
+                w_inner,
+                w_last,
+            }
         })
         .collect()
 }
 
-/// Area-averages `sample(x, y)` onto `out` pixels; `finish` turns the
-/// weighted sum (the average × `1 << 2·BITS`) into the grey level.
-fn area(
+/// How one source row is read: one pixel's sample, and the sum of the
+/// samples of pixels `from..to` (samples below 2^16).
+trait Sampler {
+    fn one(&self, row: &[u8], x: usize) -> u32;
+    fn sum(&self, row: &[u8], from: usize, to: usize) -> u32;
+}
+
+/// Every `step`-th byte of the row (Y of YUYV: 2; a plane: 1).
+struct Plane(usize);
+
+impl Sampler for Plane {
+    #[inline]
+    fn one(&self, row: &[u8], x: usize) -> u32 {
+        row[x * self.0] as u32
+    }
+    #[inline]
+    fn sum(&self, row: &[u8], from: usize, to: usize) -> u32 {
+        row[from * self.0..to * self.0]
+            .iter()
+            .step_by(self.0)
+            .map(|&v| v as u32)
+            .sum()
+    }
+}
+
+/// BT.601 luma ×256 of packed RGB (`bgr`: the bytes in BGR order).
+struct Colour {
+    bgr: bool,
+}
+
+impl Sampler for Colour {
+    #[inline]
+    fn one(&self, row: &[u8], x: usize) -> u32 {
+        let p = &row[x * 3..x * 3 + 3];
+        let (r, b) = if self.bgr { (p[2], p[0]) } else { (p[0], p[2]) };
+        77 * r as u32 + 150 * p[1] as u32 + 29 * b as u32
+    }
+    #[inline]
+    fn sum(&self, row: &[u8], from: usize, to: usize) -> u32 {
+        (from..to).map(|x| self.one(row, x)).sum()
+    }
+}
+
+/// Area-averages the source rows (`row(y)`) read by `sampler` onto `out`
+/// pixels; `finish` turns the weighted sum (the average × `1 << 2·BITS`)
+/// into the grey level.
+fn area<'a>(
     src: (u32, u32),
     out: (u32, u32),
-    sample: impl Fn(usize, usize) -> u32,
+    row: impl Fn(usize) -> &'a [u8],
+    sampler: impl Sampler,
     finish: impl Fn(u64) -> u8,
 ) -> Vec<u8> {
     let (xs, ys) = (taps(src.0, out.0), taps(src.1, out.1));
     let mut data = Vec::with_capacity(out.0 as usize * out.1 as usize);
-    let mut acc = vec![0u64; xs.len()];
-    for (y0, wy) in &ys {
+    let (mut acc, mut line) = (vec![0u64; xs.len()], vec![0u32; xs.len()]);
+    for t in &ys {
         acc.iter_mut().for_each(|a| *a = 0);
-        for (y, &ky) in (*y0..).zip(wy) {
-            for (a, (x0, wx)) in acc.iter_mut().zip(&xs) {
-                let mut s = 0u64;
-                for (x, &kx) in (*x0..).zip(wx) {
-                    s += kx * sample(x, y) as u64;
+        for k in 0..t.n {
+            let r = row(t.first + k);
+            // Weights sum to 2^12 and samples are below 2^16: fits u32.
+            for (l, x) in line.iter_mut().zip(&xs) {
+                let last = x.first + x.n - 1;
+                let mut s = x.w_first * sampler.one(r, x.first);
+                if x.n > 1 {
+                    s += x.w_last * sampler.one(r, last);
                 }
-                *a += ky * s;
+                if x.n > 2 {
+                    s += x.w_inner * sampler.sum(r, x.first + 1, last);
+                }
+                *l = s;
+            }
+            let ky = match k {
+                0 => t.w_first,
+                k if k + 1 == t.n => t.w_last,
+                _ => t.w_inner,
+            } as u64;
+            for (a, &l) in acc.iter_mut().zip(&line) {
+                *a += ky * l as u64;
             }
         }
         data.extend(acc.iter().map(|&a| finish(a)));
@@ -100,11 +181,6 @@ fn weighted(sum: u64) -> u8 {
     ((sum + ONE * 128) / (ONE * 256)).min(255) as u8
 }
 
-#[inline]
-fn luma_rgb(r: u8, g: u8, b: u8) -> u32 {
-    77 * r as u32 + 150 * g as u32 + 29 * b as u32
-}
-
 pub(super) fn of(frame: &Frame, height: u32, masks: &[Shape]) -> Result<Luma, PreprocessError> {
     if frame.format == PixelFormat::Mjpeg {
         let info = mjpeg::info(&frame.data).ok_or_else(|| {
@@ -128,10 +204,8 @@ pub(super) fn of(frame: &Frame, height: u32, masks: &[Shape]) -> Result<Luma, Pr
         let data = area(
             (dw, dh),
             (w, h),
-            |x, y| {
-                let p = y * stride + x * 3;
-                luma_rgb(rgb[p], rgb[p + 1], rgb[p + 2])
-            },
+            |y| &rgb[y * stride..(y + 1) * stride],
+            Colour { bgr: false },
             weighted,
         );
         return Ok(masked(data, w, h, info.width, info.height, masks));
@@ -141,33 +215,13 @@ pub(super) fn of(frame: &Frame, height: u32, masks: &[Shape]) -> Result<Luma, Pr
     let (w, h) = size(fw, fh, height);
     let stride = frame.row_bytes();
     let d = &frame.data[..];
+    let row = |y: usize| &d[y * stride..y * stride + stride.min(d.len() - y * stride)];
     let data = match frame.format {
-        PixelFormat::Yuyv => area(
-            (fw, fh),
-            (w, h),
-            |x, y| d[y * stride + x * 2] as u32,
-            limited,
-        ),
-        PixelFormat::Nv12 => area((fw, fh), (w, h), |x, y| d[y * stride + x] as u32, limited),
-        PixelFormat::Gray8 => area((fw, fh), (w, h), |x, y| d[y * stride + x] as u32, plain),
-        PixelFormat::Rgb8 => area(
-            (fw, fh),
-            (w, h),
-            |x, y| {
-                let p = y * stride + x * 3;
-                luma_rgb(d[p], d[p + 1], d[p + 2])
-            },
-            weighted,
-        ),
-        PixelFormat::Bgr8 => area(
-            (fw, fh),
-            (w, h),
-            |x, y| {
-                let p = y * stride + x * 3;
-                luma_rgb(d[p + 2], d[p + 1], d[p])
-            },
-            weighted,
-        ),
+        PixelFormat::Yuyv => area((fw, fh), (w, h), row, Plane(2), limited),
+        PixelFormat::Nv12 => area((fw, fh), (w, h), row, Plane(1), limited),
+        PixelFormat::Gray8 => area((fw, fh), (w, h), row, Plane(1), plain),
+        PixelFormat::Rgb8 => area((fw, fh), (w, h), row, Colour { bgr: false }, weighted),
+        PixelFormat::Bgr8 => area((fw, fh), (w, h), row, Colour { bgr: true }, weighted),
         PixelFormat::Mjpeg => unreachable!("handled above"),
     };
     Ok(masked(data, w, h, fw, fh, masks))
