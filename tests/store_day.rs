@@ -146,7 +146,31 @@ fn store_day_gated_detection_finds_the_people_of_every_frame_detection() {
     // such matching, so the order people are tried in does not matter).
     let second = fps as u64;
     let wanted: Vec<&Person> = today.iter().filter(|p| p.span() >= second).collect();
-    let found = matching(&wanted, &gated);
+    let mut found = matching(&wanted, &gated);
+    // A track the every-frame run split in two (a walker lost for a moment
+    // and found again as a new person) is one gated person's span: such a
+    // part may share its gated person with the other parts, if they were
+    // in view one after the other (overlapping by less than half of the
+    // shorter: the first part's coasting before its `left`).
+    for i in 0..wanted.len() {
+        if found[i].is_some() {
+            continue;
+        }
+        let p = wanted[i];
+        found[i] = (0..gated.len()).find(|&k| {
+            2 * gated[k].overlap(p) > p.span()
+                && wanted
+                    .iter()
+                    .zip(&found)
+                    .all(|(q, m)| *m != Some(k) || 2 * q.overlap(p) < q.span().min(p.span()))
+        });
+        if let Some(k) = found[i] {
+            println!(
+                "  {} frames {}..{}: a split part of gated {}",
+                p.id, p.entered, p.left, gated[k].id
+            );
+        }
+    }
     let mut same_tags = 0;
     for (p, k) in wanted.iter().zip(&found) {
         let Some(k) = k else { continue };
