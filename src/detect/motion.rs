@@ -9,7 +9,7 @@
 //! frames, so one person entering does not re-grade the whole image), a
 //! 3×3 Gaussian blur, `|grey − average| > threshold`, a 3×3 dilation, and
 //! the 8-connected groups of at least `contour_area` pixels as boxes in
-//! frame pixels. The average follows the scene by `frame_alpha` a frame, so
+//! frame pixels (a box lying inside another is left out). The average follows the scene by `frame_alpha` a frame, so
 //! slow lighting drift is absorbed and a passing person is not.
 //!
 //! A sudden global change (more than `lightning_threshold` of the image at
@@ -19,6 +19,12 @@
 //! [`calm_fraction`] moving). A scene that never calms (a screen, a fan)
 //! gives up calibrating after [`GIVE_UP_FRAMES`] frames and reports its
 //! motion, the lightning check off until the scene has been calm again.
+//! The first frame (or one of a new size) starts the average: calibrating.
+//!
+//! Known limit: a person who stood still long enough to enter the average
+//! (`frame_alpha` 0.01: about 10 s at 10 fps) leaves a ghost where they
+//! stood when they go, reported as motion until the average forgets it
+//! (a few seconds), as Frigate's detector does.
 //!
 //! tests/ref/motion_peer.py does the same steps with OpenCV (the
 //! agreement test and the cost bench run it).
