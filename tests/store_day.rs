@@ -9,8 +9,10 @@
 //! same `entered`/`left` pairs, and run the detector on far fewer frames.
 
 use crate::common::*;
-use crate::people::{people_bundle, run_people, ssdlite_data};
+use crate::people::{people_bundle, people_config, ssdlite_data};
 use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
 
 /// One person as a subscriber sees them: the frames of their `entered`
 /// and `left` events (the camera's frame numbers: the stream's file index)
@@ -88,6 +90,61 @@ fn detector_frames(summary: &serde_json::Value, run: &str) -> (u64, serde_json::
     (captured - skipped, motion)
 }
 
+/// One run: everything published, the exit summary, the daemon's log, and
+/// `/metrics` sampled while the stream plays: (frames captured, frames the
+/// detector skipped) as they went.
+type Run = (Vec<Received>, serde_json::Value, String, Vec<(u64, u64)>);
+
+/// `stylecam run` with one people-mode camera playing `frames` once at
+/// 10 fps (`extra` lines under the camera), a real mosquitto and a
+/// subscriber, `/metrics` polled every 20 ms until the daemon exits.
+fn run_sampled(bundle: &Path, frames: &Path, extra: &str, work: &Path, device: &str) -> Run {
+    let broker = Mosquitto::start(free_port());
+    let http = free_port();
+    let camera = format!(
+        "name = \"walkway\"\nsource = \"files\"\npath = \"{}\"\nloop = false\nrepeat = 1\nfps = 10.0\n{extra}",
+        frames.display()
+    );
+    let metrics = format!("listen = \"127.0.0.1:{http}\"");
+    let cfg = people_config(work, device, bundle, broker.port, ("", &camera, &metrics));
+    let check = stylecam().arg("check-config").arg(&cfg).output().unwrap();
+    assert!(check.status.success(), "{}", output_text(&check));
+    let sub = Collector::start(
+        broker.port,
+        &format!("stylecam/{device}/#"),
+        &format!("{device}-sub"),
+    );
+    let mut daemon = run_daemon(&cfg, &[]);
+    let mut samples = vec![];
+    let t = std::time::Instant::now();
+    while daemon.child.try_wait().unwrap().is_none() && t.elapsed() < Duration::from_secs(120) {
+        // One /metrics answer: both counters of the same moment.
+        if let Some((200, text)) = http_get(http, "/metrics") {
+            let value = |name: &str| {
+                text.lines()
+                    .find(|l| l.starts_with(name))
+                    .and_then(|l| l.rsplit_once(' '))
+                    .and_then(|(_, v)| v.parse::<f64>().ok())
+                    .map(|v| v as u64)
+            };
+            if let (Some(c), Some(s)) = (
+                value("stylecam_camera_frames_total{camera=\"walkway\",outcome=\"captured\"}"),
+                value("stylecam_people_detector_skipped_frames_total{camera=\"walkway\"}"),
+            ) {
+                samples.push((c, s));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let summary = exit_summary(&sub, 1);
+    assert!(
+        daemon.wait(Duration::from_secs(60)).success(),
+        "{}",
+        daemon.log_text()
+    );
+    (sub.all(), summary, daemon.log_text(), samples)
+}
+
 #[test]
 fn store_day_gated_detection_finds_the_people_of_every_frame_detection() {
     if !available("mosquitto", mosquitto_path().is_some()) {
@@ -101,16 +158,16 @@ fn store_day_gated_detection_finds_the_people_of_every_frame_detection() {
     let n = manifest["frames"].as_u64().unwrap();
     assert_eq!(std::fs::read_dir(&frames).unwrap().count() as u64, n);
     let fps = manifest["fps"].as_f64().unwrap();
-    assert_eq!(fps, 10.0, "run_people plays at 10 fps");
+    assert_eq!(fps, 10.0, "run_sampled plays at 10 fps");
     let work = tempfile::tempdir().unwrap();
     let bundle = people_bundle(&data, work.path());
 
     // (1) The defaults: motion on, detect_fps = 5, regions.
-    let (all1, summary1, log1) = run_people(&bundle, &frames, ("", ""), work.path(), "day-gated");
+    let (all1, summary1, log1, samples) =
+        run_sampled(&bundle, &frames, "", work.path(), "day-gated");
     // (2) As before issue 36: no motion, every frame, the whole frame.
     let every = "motion = { enabled = false }\npeople = { detect_fps = 0.0 }";
-    let (all2, summary2, log2) =
-        run_people(&bundle, &frames, (every, ""), work.path(), "day-every");
+    let (all2, summary2, log2, _) = run_sampled(&bundle, &frames, every, work.path(), "day-every");
     let validator = schema();
     for r in all1.iter().chain(&all2) {
         assert_valid(&validator, r);
@@ -150,8 +207,9 @@ fn store_day_gated_detection_finds_the_people_of_every_frame_detection() {
     // A track the every-frame run split in two (a walker lost for a moment
     // and found again as a new person) is one gated person's span: such a
     // part may share its gated person with the other parts, if they were
-    // in view one after the other (overlapping by less than half of the
-    // shorter: the first part's coasting before its `left`).
+    // in view one after the other — overlapping by no more than the first
+    // part's coasting before its `left` (`max_missed_ms`).
+    let coast = stylecam::config::PeopleConfig::default().max_missed_ms * fps as u64 / 1000;
     for i in 0..wanted.len() {
         if found[i].is_some() {
             continue;
@@ -162,7 +220,7 @@ fn store_day_gated_detection_finds_the_people_of_every_frame_detection() {
                 && wanted
                     .iter()
                     .zip(&found)
-                    .all(|(q, m)| *m != Some(k) || 2 * q.overlap(p) < q.span().min(p.span()))
+                    .all(|(q, m)| *m != Some(k) || q.overlap(p) <= coast)
         });
         if let Some(k) = found[i] {
             println!(
@@ -214,15 +272,41 @@ fn store_day_gated_detection_finds_the_people_of_every_frame_detection() {
         gated.len(),
         today.len()
     );
+    // Idle is cheap: on the leading idle stretch (the empty scene with its
+    // noise and drift) the detector looks once at the start and then not
+    // again. The last sample within it: the frames the detector ran on so
+    // far, at most one of them still in flight (captured is counted before
+    // the frame's motion and detector).
+    let idle_end = manifest["segments"][0]["end"].as_u64().unwrap();
+    let (c, s) = samples
+        .iter()
+        .copied()
+        .filter(|&(c, _)| c <= idle_end)
+        .last()
+        .unwrap_or_default();
+    println!(
+        "  leading idle stretch ({idle_end} frames): detector on {} of the first {c} frames",
+        c - s
+    );
+    assert!(
+        c + 10 >= idle_end,
+        "no /metrics sample late in the leading idle stretch: {samples:?}"
+    );
+    assert!(
+        c - s <= 3,
+        "the detector ran on {} of the first {c} (idle) frames: {samples:?}",
+        c - s
+    );
     // The every-frame run looked at every frame; the gated one at most at
-    // detect_fps = 5: half the frames of a camera keeping its 10 fps, up to
-    // 5/8.5 on this loaded 2-core machine, where the files camera slows to
-    // ~8.5 fps (the detector runs on its thread); the idle frames add
-    // little. 60% leaves that margin and still fails a gate that lets the
-    // detector run on every frame that moved (182 of 232 here).
+    // detect_fps = 5, which is half the frames of a camera keeping its
+    // 10 fps, more where the camera slows (the detector runs on its thread;
+    // a late frame counts as due within half a frame): measured 114-143 of
+    // 232 on this 2-core machine while other benches ran. Three quarters
+    // leaves that margin and still fails a gate that runs the detector on
+    // every frame that moved (182 of 232 here).
     assert_eq!(runs2, n, "every frame: {motion2}");
     assert!(
-        runs1 * 5 <= runs2 * 3,
+        runs1 * 4 <= runs2 * 3,
         "detector frames: gated {runs1}, every frame {runs2} of {n}: {motion1}"
     );
 }
