@@ -23,7 +23,9 @@
 //! busy), `light`, `screen`. Without that cache only the walkway runs.
 //! `STORE_DAY_ONLY=walkway,day` picks streams, `STORE_DAY_FRAMES=N` cuts
 //! each to its first N frames, `STORE_DAY_MODES=a,c` picks modes (quick
-//! checks; not for the figures).
+//! checks; not for the figures); `STORE_DAY_BACKEND=cpu` runs both models
+//! on tract (the backend of the earlier people-mode figures) instead of
+//! the faster.
 //!
 //! `cargo bench --profile dev --features train,cuda --bench store_day`
 
@@ -42,6 +44,7 @@ use run::Mode;
 use setup::*;
 use std::path::PathBuf;
 use stylecam::bundle::Bundle;
+use stylecam::config::BackendKind;
 use stylecam::detect::Detector;
 
 fn main() {
@@ -99,7 +102,18 @@ fn main() {
         .find(|s| s.name == "walkway")
         .unwrap_or(&streams[0])
         .frames[0];
-    let backends = pick_backends(&bundle, probe_frame);
+    let mut backends = pick_backends(&bundle, probe_frame);
+    // `STORE_DAY_BACKEND=cpu` (or `onnxruntime`): both models on it, not the faster.
+    match std::env::var("STORE_DAY_BACKEND").as_deref() {
+        Ok("cpu") => {
+            (backends.detector, backends.classifier) = (BackendKind::Cpu, BackendKind::Cpu)
+        }
+        Ok("onnxruntime") => {
+            (backends.detector, backends.classifier) =
+                (BackendKind::Onnxruntime, BackendKind::Onnxruntime)
+        }
+        _ => {}
+    }
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     report::header(&bundle, &backends, cores, &load_before);
     let mut classifier = stylecam::infer::open(&options(backends.classifier), &bundle).unwrap();
