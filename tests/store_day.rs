@@ -211,6 +211,7 @@ fn store_day_gated_detection_finds_the_people_of_every_frame_detection() {
     // in view one after the other — overlapping by no more than the first
     // part's coasting before its `left` (`max_missed_ms`).
     let coast = stylecam::config::PeopleConfig::default().max_missed_ms * fps as u64 / 1000;
+    let mut splits = 0;
     for i in 0..wanted.len() {
         if found[i].is_some() {
             continue;
@@ -224,6 +225,7 @@ fn store_day_gated_detection_finds_the_people_of_every_frame_detection() {
                     .all(|(q, m)| *m != Some(k) || q.overlap(p) <= coast)
         });
         if let Some(k) = found[i] {
+            splits += 1;
             println!(
                 "  {} frames {}..{}: a split part of gated {}",
                 p.id, p.entered, p.left, gated[k].id
@@ -262,11 +264,12 @@ fn store_day_gated_detection_finds_the_people_of_every_frame_detection() {
         missed.is_empty(),
         "people of the every-frame run (frames entered..left) with no gated person in view for most of their frames: {missed:#?}\ngated: {gated:#?}\nevery frame: {today:#?}\ngated log:\n{log1}"
     );
-    // About as many pairs. Tracks split and merge differently at another
-    // rate even on the whole frame: measured on this stream, motion off at
-    // detect_fps 5 gave 11 people where every frame gave 12, motion on at
-    // every frame 14; more apart than 2 (or a fifth) is not a split.
-    let tolerance = (today.len() / 5).max(2);
+    // About as many pairs: the every-frame run's split tracks (each one
+    // more person there) and 2 more either way. A person gets `entered`
+    // only once a classification lands, which depends on timing: the
+    // every-frame run alone published 10, 11, 12 and 13 people in runs of
+    // this same stream; the gated one 9 to 11.
+    let tolerance = 2 + splits;
     assert!(
         gated.len().abs_diff(today.len()) <= tolerance,
         "gated {} people, every frame {} (tolerance {tolerance}):\n{gated:#?}\n{today:#?}\nlog:\n{log2}",
