@@ -352,8 +352,11 @@ pub struct PeopleConfig {
     /// At most this many regions go through the detector on one frame;
     /// more wait for the next detector frame (counted as deferred).
     pub max_regions: u32,
-    /// When the regions would cover more than this share of the frame,
-    /// the detector sees the whole frame once instead.
+    /// When the squares around motion and the people tracked would cover
+    /// more than this share of the frame, the detector sees the whole
+    /// frame once instead. 0 (the default): always the whole frame, only
+    /// when and as often as motion and the people tracked ask for it
+    /// (measured best with SSDLite on vtest.avi: docs/benchmarks.md).
     pub whole_frame_at: f32,
     /// The smallest square the detector looks at, in frame pixels (a
     /// smaller one is enlarged to the detector's input); 0 = the
@@ -380,7 +383,7 @@ impl Default for PeopleConfig {
             detect_fps: 5.0,
             stationary_interval_ms: 5000,
             max_regions: 4,
-            whole_frame_at: 0.6,
+            whole_frame_at: 0.0,
             region_side: 0,
         }
     }

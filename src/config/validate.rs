@@ -793,9 +793,9 @@ fn validate_analysis(i: usize, a: &super::Analysis) -> Result<(), ConfigError> {
         ),
         (
             "people.whole_frame_at",
-            p.whole_frame_at > 0.0 && p.whole_frame_at <= 1.0,
-            "must be above 0 and at most 1 (a share of the frame)",
-            "set whole_frame_at = 0.6",
+            (0.0..=1.0).contains(&p.whole_frame_at),
+            "must be in 0..=1 (a share of the frame; 0 = always the whole frame)",
+            "set whole_frame_at = 0 (the whole frame), or 0.6 to look at squares until they cover 60% of it",
         ),
         (
             "people.region_side",

@@ -142,7 +142,9 @@ fn open_people(cfg: &Validated, bundle: &Bundle) -> Result<Vec<Option<PeopleStag
             } else {
                 format!("every {} frame(s)", p.detect_every)
             };
-            let look = if c.analysis.motion.enabled {
+            let look = if c.analysis.motion.enabled && p.whole_frame_at <= 0.0 {
+                format!("on the whole frame when something moves or somebody tracked needs it, people standing still every {} ms", p.stationary_interval_ms)
+            } else if c.analysis.motion.enabled {
                 format!("where something moves and around the people tracked (squares of up to {} per frame; the whole frame past {:.0}% of it), people standing still every {} ms", p.max_regions, p.whole_frame_at * 100.0, p.stationary_interval_ms)
             } else {
                 "on the whole frame ([cameras.motion] enabled = false)".to_string()

@@ -95,6 +95,10 @@ impl Planner {
         if wanted.is_empty() {
             return regions(vec![], 0);
         }
+        // `whole_frame_at = 0`: never squares.
+        if self.whole_frame_at <= 0.0 {
+            return whole;
+        }
         let (fw, fh) = (width as f32, height as f32);
         let min_side = self.min_side;
         let mut squares = Vec::with_capacity(wanted.len());

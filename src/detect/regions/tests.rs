@@ -295,3 +295,14 @@ fn a_track_partly_in_a_looked_square_takes_its_detection_instead_of_a_second_tra
     assert_eq!(t.tracks().len(), 1, "{:?}", t.tracks());
     assert_eq!(u.assigned, [Some(t.tracks()[0].id)]);
 }
+
+/// `whole_frame_at = 0` (the default): whatever needs looking at, the
+/// detector sees the whole frame; nothing wanted, nothing.
+#[test]
+fn whole_frame_at_zero_always_plans_the_whole_frame() {
+    let mut p = Planner::new((300, 300), 4, 0.0);
+    let small = [BoxF::new(10.0, 10.0, 30.0, 60.0)];
+    assert_eq!(p.plan(&small, 1280, 720).plan, Plan::Whole);
+    let none = p.plan(&[], 1280, 720);
+    assert_eq!((none.plan, none.deferred), (Plan::Regions(vec![]), 0));
+}
