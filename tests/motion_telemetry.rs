@@ -36,7 +36,7 @@ repeat = 1
 fps = 10.0
 analyze = "people"
 # Squares (not the default whole frame), so that the page draws them.
-people = { whole_frame_at = 0.6 }
+people = {{ whole_frame_at = 0.6 }}
 # Keeps the daemon serving once the store-day camera has ended.
 [[cameras]]
 name = "{KEEPER}"
