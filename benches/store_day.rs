@@ -1,8 +1,10 @@
 //! A store day on one box (issue 36's "must show"): how many cameras this
 //! machine serves in people mode when the detector runs (a) on every
 //! whole frame (today), (b) on every 2nd frame (`detect_every = 2`), or
-//! (c) only where motion is, in squares at its own resolution, at most
-//! `detect_fps` = 5 times a second (the new default); and what (b) and (c)
+//! (c) only when motion or a tracked person asks for it, at most
+//! `detect_fps` = 5 times a second (the new default: the whole frame;
+//! squares at the detector's resolution with
+//! `STORE_DAY_PEOPLE='whole_frame_at = 0.6'`); and what (b) and (c)
 //! miss against (a): people, their final tags, the far small ones; what an
 //! idle camera costs; how the lights and an all-motion scene are handled;
 //! how a crowd's regions are spread.

@@ -26,9 +26,11 @@ pub enum Mode {
     /// (b) The same with `detect_every = 2`.
     EverySecond,
     /// (c) The new default: motion on the grey image, the detector at
-    /// most `detect_fps` (5) times a second and only on regions around
-    /// motion and tracked people (`PeopleStage::with_motion` +
-    /// `step_frame`).
+    /// most `detect_fps` (5) times a second and only when something moves
+    /// or a tracked person needs it — on the whole frame by default, on
+    /// squares around them with `whole_frame_at` > 0
+    /// (`STORE_DAY_PEOPLE='whole_frame_at = 0.6'`) — through
+    /// `PeopleStage::with_motion` + `step_frame`.
     Gated,
 }
 
@@ -37,7 +39,7 @@ impl Mode {
         match self {
             Mode::Every => "(a) every frame, whole frame",
             Mode::EverySecond => "(b) detect_every = 2",
-            Mode::Gated => "(c) motion-gated regions, detect_fps 5",
+            Mode::Gated => "(c) motion-gated (the defaults), detect_fps 5",
         }
     }
 
