@@ -276,8 +276,14 @@ fn beyond_loopback_tokens_sessions_hosts_and_rotation_hold() {
     let (code, _, body) = get(ip, http_port, "/healthz", "");
     assert!(code == 200 || code == 503, "{body}");
     assert!(!body.contains("entrance"), "{body}");
+    // The daemon's log is written as it goes: wait for the line.
+    wait_log(
+        &daemon,
+        &format!("a wrong token from {ip}"),
+        1,
+        Duration::from_secs(10),
+    );
     let log = daemon.log_text();
-    assert!(log.contains(&format!("a wrong token from {ip}")), "{log}");
     for secret in ["first-token-0123456789", "second-token-9876543210"] {
         assert!(!log.contains(secret), "{secret} logged:\n{log}");
     }
