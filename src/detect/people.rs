@@ -612,14 +612,10 @@ impl Schedule {
     }
 }
 
-/// Whether `b` lies mostly (half its area or more) inside one of `squares`.
+/// Whether `b` lies mostly (half its area or more) inside `squares`: the
+/// planner's own measure ([`super::regions::covered`]), as the tracker uses.
 pub fn inside(b: &BoxF, squares: &[BoxF]) -> bool {
-    let area = b.area();
-    squares.iter().any(|r| {
-        let w = (b.x1.min(r.x1) - b.x0.max(r.x0)).max(0.0);
-        let h = (b.y1.min(r.y1) - b.y0.max(r.y0)).max(0.0);
-        w * h >= 0.5 * area
-    })
+    super::regions::covered(b, squares) >= 0.5
 }
 
 /// The whole pixels `b` covers in a `width × height` frame: clipped,
